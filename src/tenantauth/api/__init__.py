@@ -1,0 +1,1 @@
+"""HTTP layer: one blueprint per module (each exposes ``bp``), problems, schemas."""

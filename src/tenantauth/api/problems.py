@@ -1,0 +1,143 @@
+"""RFC 9457 problem details: the only table from error class to HTTP status.
+
+Every error response of the service, ours or werkzeug's, leaves through ``problem_response``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, Response, current_app, g, json, request
+from werkzeug.exceptions import HTTPException
+
+from tenantauth import errors
+from tenantauth.api.context import EXTENSION
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON = "application/problem+json"
+
+#: Error class -> HTTP status, resolved through the MRO (most specific class wins).
+STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
+    errors.InvalidRequestError: 422,
+    errors.AuthenticationError: 401,
+    errors.PermissionDeniedError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.RateLimitedError: 429,
+    errors.DependencyUnavailableError: 503,
+    errors.TenantAuthError: 500,
+}
+_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def status_for(exc: errors.TenantAuthError) -> int:
+    """Return the HTTP status of an error (first match along its MRO)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """Build an ``application/problem+json`` response (RFC 9457 §3.1 members + ours)."""
+    body = {
+        "type": problem_type(code),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+        "code": code,
+        "request_id": request_id(),
+        **extra,
+    }
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    response.headers.update(headers or {})
+    return response
+
+
+def problem_type(code: str) -> str:
+    """Return the problem type URI: under the configured issuer, never the client's Host."""
+    issuer = current_app.extensions[EXTENSION]["settings"].issuer
+    return f"{issuer.rstrip('/')}/problems/{code}"
+
+
+def request_id() -> str:
+    """Return this request's id: a sane incoming ``X-Request-Id`` or a fresh UUID."""
+    rid: str | None = g.get("request_id")
+    if rid is None:
+        incoming = request.headers.get("X-Request-Id", "")
+        rid = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        g.request_id = rid
+    return rid
+
+
+def register(app: Flask) -> None:
+    """Install the handlers that turn every error into a problem response."""
+    app.register_error_handler(errors.TenantAuthError, _from_domain)
+    app.register_error_handler(HTTPException, _from_http)
+    app.register_error_handler(RecursionError, _from_recursion)
+    app.register_error_handler(Exception, _from_bug)
+
+
+def _from_domain(exc: errors.TenantAuthError) -> Response:
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, errors.InvalidTokenError):
+        # RFC 6750 §3; the reason goes to the log only (uniform failures, RFC 8725).
+        log.info("token rejected: %s", exc.reason)
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    elif isinstance(exc, errors.AuthenticationError):
+        headers["WWW-Authenticate"] = 'Bearer realm="tenantauth"'
+    elif isinstance(exc, errors.RateLimitedError):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, errors.InvalidRequestError) and exc.errors is not None:
+        extra["errors"] = exc.errors
+    if status >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc.detail)
+    return problem_response(status, exc.code, exc.title, exc.detail, headers, **extra)
+
+
+def _from_http(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if messages is not None:  # webargs validation errors, via flask-smorest's abort()
+        return problem_response(
+            status,
+            "invalid_request",
+            "Invalid request",
+            "The request did not match the schema; see errors.",
+            headers,
+            errors=messages,
+        )
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return problem_response(status, code, exc.name or "Error", exc.description or "", headers)
+
+
+def _from_recursion(exc: RecursionError) -> Response:
+    # json.loads recurses per nesting level; a deeply nested body must be a 400, not a 500.
+    return problem_response(
+        400, "invalid_request", "Invalid request", "The JSON body is nested too deeply."
+    )
+
+
+def _from_bug(exc: Exception) -> Response:
+    log.exception("unhandled error (request %s)", request_id())
+    return problem_response(
+        500,
+        "internal_error",
+        "Internal server error",
+        "An unexpected error occurred; it has been logged with this request id.",
+    )

@@ -1,0 +1,182 @@
+"""Marshmallow schemas: strict input (``unknown = RAISE``, bounded sizes), explicit output.
+
+Schemas check types and sizes; the domain checks meaning (TTL bounds, reserved claims).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH, TENANT_ID_RE
+from tenantauth.domain import tenants, tokens
+
+
+class StrictInt(fields.Integer):
+    """A JSON integer: no strings, floats or booleans (bool is an int in Python)."""
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Like ``fields.Integer(strict=True)``."""
+        super().__init__(strict=True, **kwargs)
+
+
+class Audience(fields.Field):  # type: ignore[type-arg]
+    """``aud``: one string or a list of strings (RFC 7519 §4.1.3)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ma.ValidationError("must be a string or a list of strings")
+
+
+class StrictSchema(ma.Schema):
+    """Base for request schemas: unknown fields are an error."""
+
+    class Meta:
+        """Refuse unknown fields (STYLE: strict input schemas)."""
+
+        unknown = ma.RAISE
+
+
+TENANT_ID = validate.Regexp(
+    TENANT_ID_RE.pattern + r"\Z", error="must match ^[a-z0-9][a-z0-9-]{1,62}$"
+)
+TTL = validate.Range(min=1, max=10 * 365 * 86_400)
+SECRET = validate.Length(min=1, max=1024)
+
+
+class TenantCreateRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants."""
+
+    id = fields.String(required=True, validate=TENANT_ID)
+    name = fields.String(required=True, validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
+    secret = fields.String(
+        validate=SECRET,
+        metadata={"description": "Import an existing secret: base64url, ≥ 32 bytes."},
+    )
+    access_token_ttl = StrictInt(validate=TTL)
+    max_token_ttl = StrictInt(validate=TTL)
+
+
+class TenantUpdateRequestSchema(StrictSchema):
+    """PATCH /v1/admin/tenants/{id}."""
+
+    name = fields.String(validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
+    status = fields.String(validate=validate.OneOf(["active", "suspended"]))
+    access_token_ttl = StrictInt(validate=TTL)
+    max_token_ttl = StrictInt(validate=TTL)
+
+
+class TenantResponseSchema(ma.Schema):
+    """A tenant as the API shows it: never its secret."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    status = fields.String(required=True)
+    key_version = fields.Integer(required=True)
+    access_token_ttl = fields.Integer(required=True)
+    max_token_ttl = fields.Integer(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    rotated_at = fields.DateTime(required=True)
+
+
+class TenantListQuerySchema(StrictSchema):
+    """GET /v1/admin/tenants query."""
+
+    limit = fields.Integer(
+        load_default=tenants.DEFAULT_PAGE_SIZE, validate=validate.Range(1, tenants.MAX_PAGE_SIZE)
+    )
+    cursor = fields.String(validate=validate.Length(1, 200))
+
+
+class TenantListResponseSchema(ma.Schema):
+    """One page of tenants."""
+
+    items = fields.List(fields.Nested(TenantResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class RotateRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/rotate."""
+
+    secret = fields.String(
+        validate=SECRET, metadata={"description": "Import this secret instead of generating one."}
+    )
+
+
+class RotateResponseSchema(ma.Schema):
+    """The result of a rotation."""
+
+    id = fields.String(required=True)
+    key_version = fields.Integer(required=True)
+    rotated_at = fields.DateTime(required=True)
+
+
+class TokenIssueRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/tokens."""
+
+    sub = fields.String(required=True, validate=validate.Length(1, tokens.MAX_SUBJECT_LENGTH))
+    ttl = StrictInt(validate=TTL)
+    aud = Audience(
+        metadata={"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    )
+    scope = fields.String(validate=validate.Length(1, tokens.MAX_SCOPE_LENGTH))
+    claims = fields.Dict(keys=fields.String(validate=validate.Length(1, 100)))
+
+
+class TokenResponseSchema(ma.Schema):
+    """RFC 6749 §5.1 shaped token response."""
+
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+
+
+class VerifyQuerySchema(StrictSchema):
+    """GET /v1/verify query."""
+
+    audience = fields.String(validate=validate.Length(1, tokens.MAX_AUDIENCE_LENGTH))
+
+
+class VerifyRequestSchema(StrictSchema):
+    """POST /v1/verify body."""
+
+    token = fields.String(required=True, validate=validate.Length(1, MAX_TOKEN_LENGTH + 1))
+    audience = fields.String(validate=validate.Length(1, tokens.MAX_AUDIENCE_LENGTH))
+
+
+class VerifyResponseSchema(ma.Schema):
+    """A successful verification."""
+
+    active = fields.Boolean(required=True)
+    claims = fields.Dict(required=True)
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, plus ``code`` and ``request_id``."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String(required=True)
+    code = fields.String(required=True)
+    request_id = fields.String(required=True)
+    errors = fields.Dict()
+
+
+class HealthResponseSchema(ma.Schema):
+    """Liveness/readiness report."""
+
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String())

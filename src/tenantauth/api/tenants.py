@@ -1,0 +1,90 @@
+"""Admin API for tenants: /v1/admin/tenants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from tenantauth.api import schemas
+from tenantauth.api.auth import require_admin
+from tenantauth.api.context import services
+from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
+from tenantauth.domain import tenants as use
+from tenantauth.domain.models import Page, Tenant, TenantStatus
+
+bp = Blueprint("tenants", __name__, url_prefix="/v1/admin/tenants", description="Manage tenants.")
+bp.before_request(require_admin)
+
+
+@bp.post("")
+@bp.arguments(schemas.TenantCreateRequestSchema)
+@bp.response(201, schemas.TenantResponseSchema)
+@errors_doc(bp, 401, 409, 422)
+@bp.doc(security=ADMIN_SECURITY)
+def create(body: dict[str, Any]) -> Tenant:
+    """Create a tenant with a new (or imported) signing secret. The secret is never returned."""
+    return use.create_tenant(
+        services(),
+        body["id"],
+        body["name"],
+        secret=body.get("secret"),
+        access_token_ttl=body.get("access_token_ttl"),
+        max_token_ttl=body.get("max_token_ttl"),
+    )
+
+
+@bp.get("")
+@bp.arguments(schemas.TenantListQuerySchema, location="query", unknown="raise")
+@bp.response(200, schemas.TenantListResponseSchema)
+@errors_doc(bp, 401, 422)
+@bp.doc(security=ADMIN_SECURITY)
+def list_(query: dict[str, Any]) -> Page:
+    """List tenants ordered by id; follow ``next_cursor`` for the next page."""
+    return use.list_tenants(services(), query.get("cursor"), query["limit"])
+
+
+@bp.get("/<tenant_id>")
+@bp.response(200, schemas.TenantResponseSchema)
+@errors_doc(bp, 401, 404)
+@bp.doc(security=ADMIN_SECURITY)
+def show(tenant_id: str) -> Tenant:
+    """Show one tenant."""
+    return use.get_tenant(services(), tenant_id)
+
+
+@bp.patch("/<tenant_id>")
+@bp.arguments(schemas.TenantUpdateRequestSchema)
+@bp.response(200, schemas.TenantResponseSchema)
+@errors_doc(bp, 401, 404, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def update(body: dict[str, Any], tenant_id: str) -> Tenant:
+    """Rename, suspend/resume or change token TTLs. Suspension applies at once everywhere."""
+    status = TenantStatus(body["status"]) if "status" in body else None
+    changes = use.TenantChanges(
+        name=body.get("name"),
+        status=status,
+        access_token_ttl=body.get("access_token_ttl"),
+        max_token_ttl=body.get("max_token_ttl"),
+    )
+    return use.update_tenant(services(), tenant_id, changes)
+
+
+@bp.delete("/<tenant_id>")
+@bp.response(204)
+@errors_doc(bp, 401, 404, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def delete(tenant_id: str) -> None:
+    """Delete a tenant: its secret is erased and its tokens stop verifying at once."""
+    use.delete_tenant(services(), tenant_id)
+
+
+@bp.post("/<tenant_id>/rotate")
+@bp.arguments(schemas.RotateRequestSchema, required=False)
+@bp.response(200, schemas.RotateResponseSchema)
+@errors_doc(bp, 401, 404, 409, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def rotate(body: dict[str, Any], tenant_id: str) -> Tenant:
+    """Rotate the signing secret. When this returns, every token signed with the old secret is
+    rejected by every verifier process and replica."""
+    return use.rotate_tenant(services(), tenant_id, (body or {}).get("secret"))

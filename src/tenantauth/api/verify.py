@@ -1,0 +1,78 @@
+"""Token verification for other services: /v1/verify (JSON, nginx auth_request, ForwardAuth).
+
+This is the hot path: the GET view parses its single query parameter by hand and builds its
+response directly, skipping schema (de)serialisation; the schemas still document it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json, request
+from flask_smorest import Blueprint
+
+from tenantauth.api import schemas
+from tenantauth.api.auth import bearer_token
+from tenantauth.api.context import services
+from tenantauth.api.docs import errors_doc
+from tenantauth.errors import AuthenticationError, InvalidRequestError, InvalidTokenError
+
+bp = Blueprint("verify", __name__, url_prefix="/v1/verify", description="Verify tokens.")
+
+_AUDIENCE_PARAM = {
+    "in": "query",
+    "name": "audience",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "If given, must be one of the token's `aud` values.",
+}
+_HEADERS = {
+    name: {"description": text, "schema": {"type": "string"}}
+    for name, text in (
+        ("X-Tenant-Id", "The verified tenant (header `kid` = claim `tid`)."),
+        ("X-Subject", "The verified `sub`."),
+        ("X-Scope", "The verified `scope`, when present."),
+    )
+}
+
+
+@bp.get("")
+@bp.doc(parameters=[_AUDIENCE_PARAM], security=[{"bearerToken": []}])
+@bp.response(200, schemas.VerifyResponseSchema, headers=_HEADERS)
+@errors_doc(bp, 400, 401, 503)
+def verify_header() -> Response:
+    """Verify the bearer token of this request (for nginx ``auth_request``, ForwardAuth)."""
+    if request.args.keys() - {"audience"}:
+        raise InvalidRequestError("The only query parameter is 'audience'.")
+    token = bearer_token()
+    if token is None:
+        raise AuthenticationError("Send the token as 'Authorization: Bearer <token>'.")
+    verdict = services().verifier.verify(token, request.args.get("audience"))
+    response = _ok(verdict.claims)
+    response.headers["X-Tenant-Id"] = verdict.tenant_id
+    response.headers["X-Subject"] = verdict.subject
+    if verdict.scope is not None:
+        response.headers["X-Scope"] = verdict.scope
+    return response
+
+
+@bp.post("")
+@bp.arguments(schemas.VerifyRequestSchema)
+@bp.response(200, schemas.VerifyResponseSchema)
+@errors_doc(bp, 400, 401, 422, 503)
+def verify_body(body: dict[str, Any]) -> Response:
+    """Verify a token given in the JSON body."""
+    if request.headers.get("Authorization"):
+        raise InvalidRequestError("Send the token in the body or the header, not both.")
+    token = body["token"]
+    if len(token) > 4096:
+        raise InvalidTokenError("token too long")
+    verdict = services().verifier.verify(token, body.get("audience"))
+    return _ok(verdict.claims)
+
+
+def _ok(claims: dict[str, Any]) -> Response:
+    body = json.dumps({"active": True, "claims": claims})
+    response = Response(body, status=200, mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,104 @@
+"""The composition root: ``create_app`` is the one place where adapters meet the domain."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response
+from flask_smorest import Api
+
+from tenantauth import __version__
+from tenantauth.api import health, issue, problems, tenants, verify
+from tenantauth.api.context import EXTENSION
+from tenantauth.api.problems import request_id
+from tenantauth.cache.null import NullCache
+from tenantauth.cache.redis import RedisCache
+from tenantauth.crypto.envelope import MasterKeyring
+from tenantauth.domain.policy import CachePolicy, TokenPolicy
+from tenantauth.domain.ports import Cache, Clock
+from tenantauth.domain.services import Services, SystemClock
+from tenantauth.settings import Settings
+from tenantauth.storage import MigratableStorage, open_storage
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
+    """Build the Flask app for ``settings`` (default: from the environment).
+
+    Opens no connection: pools open lazily in each (forked) worker. Applies migrations first
+    when ``settings.auto_migrate``. Raises ``ConfigurationError`` listing every bad setting.
+    """
+    settings = settings or Settings.from_env()
+    _configure_logging(settings.log_level)
+    services = build_services(settings, clock=clock)
+    if settings.auto_migrate:
+        services.storage.migrate()  # type: ignore[attr-defined]
+    app = Flask("tenantauth")
+    app.config.update(
+        API_TITLE="tenantauth",
+        API_VERSION=__version__,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_SPEC_OPTIONS={
+            "info": {"description": "Multi-tenant JWT issuing and verification."},
+            "components": {
+                "securitySchemes": {
+                    "adminToken": {"type": "http", "scheme": "bearer"},
+                    "bearerToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                }
+            },
+        },
+    )
+    app.extensions[EXTENSION] = {"services": services, "settings": settings}
+    api = Api(app)
+    for blueprint in (health.bp, tenants.bp, issue.bp, verify.bp):
+        api.register_blueprint(blueprint)
+    problems.register(app)  # after Api(): ours replace flask-smorest's error handler
+    app.after_request(_common_headers)
+    return app
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Build the adapters and the domain bundle for ``settings`` (nothing is opened yet)."""
+    storage: MigratableStorage = open_storage(
+        settings.database_url,
+        pool_min=settings.db_pool_min_size,
+        pool_max=settings.db_pool_max_size,
+        timeout=settings.db_timeout,
+    )
+    cache: Cache = (
+        RedisCache(settings.redis_url, timeout=settings.redis_timeout)
+        if settings.redis_url
+        else NullCache()
+    )
+    return Services.build(
+        storage=storage,
+        cache=cache,
+        clock=clock or SystemClock(),
+        keyring=MasterKeyring(settings.master_key),
+        tokens=TokenPolicy(
+            issuer=settings.issuer,
+            default_audience=settings.default_audience,
+            default_ttl=settings.access_token_ttl,
+            max_lifetime=settings.max_token_ttl,
+            leeway=settings.clock_leeway,
+        ),
+        caching=CachePolicy(ttl=settings.cache_ttl, negative_ttl=settings.negative_cache_ttl),
+        admin_token=settings.admin_token,
+    )
+
+
+def _common_headers(response: Response) -> Response:
+    response.headers["X-Request-Id"] = request_id()
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _configure_logging(level: str) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("tenantauth").setLevel(level)

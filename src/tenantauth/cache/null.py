@@ -1,0 +1,28 @@
+"""NullCache: no shared cache (embedded mode). Every lookup reads storage, which is correct
+by construction; fences still hand out increasing generations."""
+
+from __future__ import annotations
+
+from tenantauth.domain.models import KeyRecord
+
+
+class NullCache:
+    """A cache that never holds anything."""
+
+    def get(self, tenant_id: str) -> KeyRecord | None:
+        """Always a miss."""
+        return None
+
+    def fill(self, record: KeyRecord, ttl_seconds: float) -> bool:
+        """Store nothing; return False."""
+        return False
+
+    def fence(self, tenant_id: str, stored_generation: int) -> int:
+        """Return ``stored_generation + 1``: nothing is cached, so nothing needs barring."""
+        return stored_generation + 1
+
+    def ping(self) -> None:
+        """Nothing to reach."""
+
+    def close(self) -> None:
+        """Nothing to release."""

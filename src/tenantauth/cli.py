@@ -1,0 +1,438 @@
+"""The ``tenantauth`` command: serve, migrate, and admin tasks against the same stores.
+
+Admin commands act on the database and cache directly (same fences as the HTTP API), so they
+work before the server is started and need only the service's own environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from tenantauth import __version__, embedded
+from tenantauth.app import build_services
+from tenantauth.domain import tenants as use
+from tenantauth.domain.models import Page, Tenant, TenantStatus
+from tenantauth.domain.services import Services
+from tenantauth.domain.tokens import TokenRequest, issue_token
+from tenantauth.errors import ConfigurationError, InvalidTokenError, TenantAuthError
+from tenantauth.settings import PREFIX, SETTINGS, Settings, default_state_dir, is_embedded
+
+TENANT_COLUMNS = ("id", "name", "status", "key_version", "rotated_at")
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="tenantauth")
+def main() -> None:
+    """tenantauth: multi-tenant JWT issuing and verification.
+
+    With no TENANTAUTH_DATABASE_URL everything runs in embedded mode (SQLite in the state
+    directory, secrets generated on first use). Run `tenantauth settings` to see every setting.
+    """
+
+
+# --------------------------------------------------------------------------- serve / migrate
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+    show_default="$WEB_CONCURRENCY or 2",
+    help="gunicorn worker processes.",
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Start the HTTP service under gunicorn.
+
+    Embedded mode prints the generated admin token once, on first start. Production mode
+    refuses to start while migrations are pending.
+    """
+    settings = _settings(announce=True)
+    with _services(settings) as svc:  # applies migrations first when auto_migrate is on
+        pending = svc.storage.pending_migrations()  # type: ignore[attr-defined]
+    if pending:
+        _fail(f"migrations {pending} are pending: run `tenantauth migrate` first")
+    click.echo(
+        f"tenantauth {__version__}: {_mode(settings)}; http://{host}:{port} ({workers} workers)"
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:tenantauth.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "tenantauth.wsgi:app",
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations (safe to run from several replicas at once)."""
+    settings = _settings()
+    with _services(settings) as svc:
+        applied = svc.storage.migrate()  # type: ignore[attr-defined]
+    if applied:
+        click.echo(f"applied migrations {', '.join(map(str, applied))} to {_mode(settings)}")
+    else:
+        click.echo(f"{_mode(settings)}: schema is up to date")
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """List every TENANTAUTH_* setting with its default and meaning (values are not shown)."""
+    rows = [(PREFIX + s.name, s.default or "-", s.help) for s in SETTINGS]
+    _table(("setting", "default", "meaning"), rows)
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+@main.group()
+def tenant() -> None:
+    """Create, inspect, rotate, suspend, resume and delete tenants."""
+
+
+@tenant.command("create")
+@click.argument("tenant_id")
+@click.option("--name", required=True, help="Human-readable name.")
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="Import an existing base64url secret (≥ 32 bytes) read from standard input.",
+)
+@click.option("--access-token-ttl", type=click.IntRange(1), help="Default token lifetime (s).")
+@click.option("--max-token-ttl", type=click.IntRange(1), help="Longest token lifetime (s).")
+@_json_option
+def tenant_create(
+    *,
+    tenant_id: str,
+    name: str,
+    secret_stdin: bool,
+    access_token_ttl: int | None,
+    max_token_ttl: int | None,
+    as_json: bool,
+) -> None:
+    """Create TENANT_ID with a new signing secret (the secret is never printed)."""
+    secret = _read_secret() if secret_stdin else None
+    with _services() as svc:
+        created = _run(
+            lambda: use.create_tenant(
+                svc,
+                tenant_id,
+                name,
+                secret=secret,
+                access_token_ttl=access_token_ttl,
+                max_token_ttl=max_token_ttl,
+            )
+        )
+    _show_tenant(created, as_json, f"created tenant {tenant_id}")
+
+
+@tenant.command("list")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, use.MAX_PAGE_SIZE),
+    default=use.DEFAULT_PAGE_SIZE,
+    show_default=True,
+)
+@click.option("--cursor", help="Continue from a previous listing's next cursor.")
+@click.option("--all", "fetch_all", is_flag=True, help="Follow cursors to list every tenant.")
+@_json_option
+def tenant_list(limit: int, cursor: str | None, fetch_all: bool, as_json: bool) -> None:
+    """List tenants ordered by id."""
+    items: list[Tenant] = []
+    with _services() as svc:
+        while True:
+            page: Page = _run(partial(use.list_tenants, svc, cursor, limit))
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not (fetch_all and cursor):
+                break
+    if as_json:
+        click.echo(json.dumps({"items": [_tenant_dict(t) for t in items], "next_cursor": cursor}))
+        return
+    _table(TENANT_COLUMNS, [_tenant_row(t) for t in items])
+    summary = f"{len(items)} tenant(s)"
+    click.echo(summary + (f"; more with --cursor {cursor}" if cursor else ""), err=True)
+
+
+@tenant.command("show")
+@click.argument("tenant_id")
+@_json_option
+def tenant_show(tenant_id: str, as_json: bool) -> None:
+    """Show one tenant."""
+    with _services() as svc:
+        found = _run(lambda: use.get_tenant(svc, tenant_id))
+    _show_tenant(found, as_json)
+
+
+@tenant.command("rotate")
+@click.argument("tenant_id")
+@click.option("--secret-stdin", is_flag=True, help="Import the new base64url secret from stdin.")
+@_json_option
+def tenant_rotate(tenant_id: str, secret_stdin: bool, as_json: bool) -> None:
+    """Rotate the signing secret: every token of the tenant stops verifying when this returns."""
+    secret = _read_secret() if secret_stdin else None
+    with _services() as svc:
+        rotated = _run(lambda: use.rotate_tenant(svc, tenant_id, secret))
+    _show_tenant(
+        rotated,
+        as_json,
+        f"rotated {tenant_id}: key version {rotated.key_version}; "
+        "all earlier tokens are now rejected",
+    )
+
+
+def _status_command(name: str, status: TenantStatus, verb: str) -> None:
+    @tenant.command(
+        name, help=f"{verb.capitalize()} TENANT_ID (takes effect on every verifier at once)."
+    )
+    @click.argument("tenant_id")
+    @_json_option
+    def command(tenant_id: str, as_json: bool) -> None:
+        with _services() as svc:
+            changed = _run(
+                lambda: use.update_tenant(svc, tenant_id, use.TenantChanges(status=status))
+            )
+        _show_tenant(changed, as_json, f"{verb} {tenant_id}")
+
+
+_status_command("suspend", TenantStatus.SUSPENDED, "suspended")
+_status_command("resume", TenantStatus.ACTIVE, "resumed")
+
+
+@tenant.command("delete")
+@click.argument("tenant_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def tenant_delete(tenant_id: str, yes: bool) -> None:
+    """Delete TENANT_ID: its secret is erased and its tokens stop verifying at once."""
+    if not yes:
+        click.confirm(f"Delete tenant {tenant_id} and invalidate all its tokens?", abort=True)
+    with _services() as svc:
+        _run(lambda: use.delete_tenant(svc, tenant_id))
+    click.echo(f"deleted tenant {tenant_id}")
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@main.group()
+def token() -> None:
+    """Issue and verify tokens."""
+
+
+@token.command("issue")
+@click.argument("tenant_id")
+@click.option("--sub", required=True, help="Subject (user or service id).")
+@click.option("--ttl", type=click.IntRange(1), help="Lifetime in seconds (default: tenant's).")
+@click.option("--aud", multiple=True, help="Audience; repeat for several.")
+@click.option("--scope", help="Space-separated scopes.")
+@click.option(
+    "--claim", "claims", multiple=True, metavar="NAME=JSON", help="Custom claim; repeatable."
+)
+@_json_option
+def token_issue(
+    *,
+    tenant_id: str,
+    sub: str,
+    ttl: int | None,
+    aud: Sequence[str],
+    scope: str | None,
+    claims: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Mint an access token for SUB of TENANT_ID and print it."""
+    extra = dict(_parse_claim(c) for c in claims)
+    audience: str | list[str] | None = (aud[0] if len(aud) == 1 else list(aud)) if aud else None
+    with _services() as svc:
+        issued = _run(
+            lambda: issue_token(
+                svc.storage,
+                svc.keyring,
+                svc.tokens,
+                svc.clock,
+                TokenRequest(tenant_id, sub, ttl=ttl, audience=audience, scope=scope, claims=extra),
+            )
+        )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "access_token": issued.access_token,
+                    "token_type": "Bearer",
+                    "expires_in": issued.expires_in,
+                }
+            )
+        )
+    else:
+        click.echo(issued.access_token)
+        click.echo(f"expires in {issued.expires_in} s", err=True)
+
+
+@token.command("verify")
+@click.argument("token_text", metavar="TOKEN")
+@click.option("--audience", help="Require this audience.")
+@_json_option
+def token_verify(token_text: str, audience: str | None, as_json: bool) -> None:
+    """Verify TOKEN ('-' reads it from stdin). Exit status 0 if valid, 1 if not."""
+    if token_text == "-":  # noqa: S105 - "-" means stdin, not a password
+        token_text = sys.stdin.readline().strip()
+    with _services() as svc:
+        try:
+            verdict = svc.verifier.verify(token_text, audience)
+        except InvalidTokenError as exc:
+            if as_json:
+                click.echo(json.dumps({"active": False}))
+            else:
+                click.echo(f"INVALID: {exc.reason}")
+            sys.exit(1)
+        except TenantAuthError as exc:
+            _fail(exc.detail)
+    if as_json:
+        click.echo(json.dumps({"active": True, "claims": verdict.claims}))
+        return
+    click.echo(f"VALID: tenant {verdict.tenant_id}, subject {verdict.subject}")
+    _table(("claim", "value"), [(k, json.dumps(v)) for k, v in verdict.claims.items()])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _settings(*, announce: bool = False) -> Settings:
+    """Load settings; in embedded mode create the state directory and secrets first."""
+    env = os.environ
+    if is_embedded(env):
+        path = Path(env.get(PREFIX + "STATE_DIR") or default_state_dir(env))
+        made = embedded.ensure_state(
+            path,
+            admin_token_given=bool(env.get(PREFIX + "ADMIN_TOKEN")),
+            master_key_given=bool(env.get(PREFIX + "MASTER_KEY")),
+        )
+        if announce and embedded.ADMIN_TOKEN_FILE in made:
+            _announce_admin_token(embedded.read_admin_token(path), path)
+    try:
+        return Settings.from_env(env)
+    except ConfigurationError as exc:
+        _fail("invalid configuration:\n  - " + "\n  - ".join(exc.problems))
+
+
+def _announce_admin_token(admin_token: str, state_dir: Path) -> None:
+    line = "=" * 72
+    click.echo(line)
+    click.echo("Embedded mode: a new admin token was generated. It is shown only this once")
+    click.echo(f"(kept, mode 0600, in {state_dir}/admin.token):\n")
+    click.echo(f"  {admin_token}\n")
+    click.echo("Try it:")
+    click.echo(
+        f"  curl -s -H 'Authorization: Bearer {admin_token}' http://127.0.0.1:8000/v1/admin/tenants"
+    )
+    click.echo(line)
+
+
+@contextmanager
+def _services(settings: Settings | None = None) -> Iterator[Services]:
+    settings = settings or _settings()
+    svc = build_services(settings)
+    try:
+        if settings.auto_migrate:
+            _run(svc.storage.migrate)  # type: ignore[attr-defined]
+        yield svc
+    finally:
+        svc.close()
+
+
+def _run(action: Callable[[], Any]) -> Any:
+    """Run a use case, turning domain errors into a clear message and exit status 1."""
+    try:
+        return action()
+    except TenantAuthError as exc:
+        _fail(exc.detail)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _read_secret() -> str:
+    secret = sys.stdin.readline().strip()
+    if not secret:
+        _fail("expected a base64url secret on standard input")
+    return secret
+
+
+def _parse_claim(text: str) -> tuple[str, Any]:
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        _fail(f"--claim must be NAME=JSON, got {text!r}")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw  # a bare word is a string claim
+
+
+def _mode(settings: Settings) -> str:
+    if settings.embedded:
+        return f"embedded mode (SQLite in {settings.state_dir}, no Redis)"
+    cache = "Redis" if settings.redis_url else "no Redis"
+    return f"production mode (PostgreSQL, {cache})"
+
+
+def _tenant_dict(t: Tenant) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "status": t.status.value,
+        "key_version": t.key_version,
+        "access_token_ttl": t.access_token_ttl,
+        "max_token_ttl": t.max_token_ttl,
+        "created_at": t.created_at.isoformat(),
+        "updated_at": t.updated_at.isoformat(),
+        "rotated_at": t.rotated_at.isoformat(),
+    }
+
+
+def _tenant_row(t: Tenant) -> tuple[str, ...]:
+    d = _tenant_dict(t)
+    return tuple(_fmt(d[c]) for c in TENANT_COLUMNS)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str) and value[:4].isdigit() and "T" in value:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _show_tenant(t: Tenant, as_json: bool, summary: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(_tenant_dict(t)))
+        return
+    _table(("field", "value"), [(k, _fmt(v)) for k, v in _tenant_dict(t).items()])
+    if summary:
+        click.echo(summary, err=True)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print rows as aligned columns under a header."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    for row in [headers, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

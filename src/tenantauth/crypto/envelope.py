@@ -1,0 +1,81 @@
+"""Envelope encryption of tenant secrets under a master key (AES-256-GCM).
+
+Each sealed secret records the id of the master key that sealed it, so the master key can be
+rotated later: a keyring holds the current key plus older ones that are still readable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from tenantauth.errors import ConfigurationError, DependencyUnavailableError
+
+MASTER_KEY_BYTES = 32
+_NONCE_BYTES = 12  # NIST SP 800-38D §8.2: 96-bit random nonces
+_AAD_PREFIX = b"tenantauth/tenant-secret/v1:"
+
+
+class SecretDecryptionError(DependencyUnavailableError):
+    """A sealed secret could not be opened (wrong master key, tampered row, unknown key id).
+
+    A 503, not a 401: the fault is ours (configuration or storage), and we fail closed.
+    """
+
+    code = "secret_decryption_failed"
+    title = "Stored secret could not be decrypted"
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecret:
+    """A tenant secret encrypted at rest: ``blob`` is nonce || ciphertext || tag."""
+
+    key_id: str
+    blob: bytes = field(repr=False)
+
+
+def master_key_id(key: bytes) -> str:
+    """Return a short, stable, non-secret id for a master key (a domain-separated hash)."""
+    return hashlib.sha256(b"tenantauth/master-key-id:" + key).hexdigest()[:12]
+
+
+class MasterKeyring:
+    """Seals with the current master key; opens with any key it holds."""
+
+    def __init__(self, current: bytes, older: Mapping[str, bytes] | None = None) -> None:
+        """Build a keyring. Raises ``ConfigurationError`` if a key is not 32 bytes."""
+        keys = [current, *(older or {}).values()]
+        if any(len(k) != MASTER_KEY_BYTES for k in keys):
+            raise ConfigurationError([f"master keys must be exactly {MASTER_KEY_BYTES} bytes"])
+        self.current_id = master_key_id(current)
+        self._aeads = {master_key_id(k): AESGCM(k) for k in keys}
+
+    def seal(self, tenant_id: str, secret: bytes) -> SealedSecret:
+        """Encrypt ``secret`` bound to ``tenant_id`` (associated data) with the current key."""
+        nonce = os.urandom(_NONCE_BYTES)
+        ciphertext = self._aeads[self.current_id].encrypt(nonce, secret, _aad(tenant_id))
+        return SealedSecret(self.current_id, nonce + ciphertext)
+
+    def open(self, tenant_id: str, sealed: SealedSecret) -> bytes:
+        """Decrypt a sealed secret of ``tenant_id``.
+
+        Raises ``SecretDecryptionError`` for an unknown key id, a tampered blob, or a blob
+        sealed for another tenant (the tenant id is authenticated as associated data).
+        """
+        aead = self._aeads.get(sealed.key_id)
+        if aead is None:
+            raise SecretDecryptionError(f"no master key with id {sealed.key_id!r} is configured")
+        nonce, ciphertext = sealed.blob[:_NONCE_BYTES], sealed.blob[_NONCE_BYTES:]
+        try:
+            return aead.decrypt(nonce, ciphertext, _aad(tenant_id))
+        except InvalidTag as exc:
+            raise SecretDecryptionError("sealed secret failed authentication") from exc
+
+
+def _aad(tenant_id: str) -> bytes:
+    return _AAD_PREFIX + tenant_id.encode()

@@ -1,0 +1,101 @@
+"""Frozen value objects of the domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from tenantauth.crypto.envelope import SealedSecret
+
+__all__ = [
+    "IssuedToken",
+    "KeyRecord",
+    "Page",
+    "SealedSecret",
+    "Tenant",
+    "TenantStatus",
+    "VerifiedToken",
+]
+
+
+class TenantStatus(StrEnum):
+    """Lifecycle of a tenant. ``DELETED`` rows are tombstones; ``ABSENT`` never existed."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant as stored. ``generation`` orders every change that affects verification.
+
+    ``key_version`` counts secret rotations (what operators see); ``generation`` is the cache
+    generation, bumped by every rotate, suspend, resume, delete and re-create, and is what the
+    cache protocol compares (docs/design.md).
+    """
+
+    id: str
+    name: str
+    status: TenantStatus
+    key_version: int
+    generation: int
+    access_token_ttl: int
+    max_token_ttl: int
+    created_at: datetime
+    updated_at: datetime
+    rotated_at: datetime
+    sealed_secret: SealedSecret | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """What the verifier needs to know about a tenant: the cacheable unit.
+
+    ``status`` is ``ABSENT`` for a tenant id that was never created (a negative entry).
+    """
+
+    tenant_id: str
+    generation: int
+    status: TenantStatus
+    sealed_secret: SealedSecret | None = field(default=None, repr=False)
+
+    @classmethod
+    def absent(cls, tenant_id: str) -> KeyRecord:
+        """Return the negative record for a tenant id that does not exist."""
+        return cls(tenant_id, 0, TenantStatus.ABSENT, None)
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> KeyRecord:
+        """Return the key record of a stored tenant (tombstones included)."""
+        return cls(tenant.id, tenant.generation, tenant.status, tenant.sealed_secret)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """An access token just minted (RFC 6749 §5.1 field names)."""
+
+    access_token: str
+    expires_in: int
+    token_type: str = "Bearer"  # noqa: S105 - RFC 6749 §7.1 token type, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """The verdict for a token that passed every check."""
+
+    tenant_id: str
+    subject: str
+    scope: str | None
+    claims: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a cursor-paginated listing; ``next_cursor`` is None on the last page."""
+
+    items: list[Tenant]
+    next_cursor: str | None

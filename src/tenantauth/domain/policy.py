@@ -1,0 +1,25 @@
+"""Policies the composition root builds from settings and hands to the domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """What every token must satisfy (RFC 7519 §4.1, RFC 8725 §3.8–3.10)."""
+
+    issuer: str
+    default_audience: str
+    default_ttl: int = 900
+    max_lifetime: int = 86_400
+    leeway: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """How long cache entries live; jitter spreads expiries so tenants don't expire together."""
+
+    ttl: float = 300.0
+    negative_ttl: float = 10.0
+    jitter: float = 0.1

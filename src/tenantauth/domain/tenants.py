@@ -1,0 +1,214 @@
+"""Tenant use cases: create, list, show, update, rotate, delete.
+
+Every change that affects verification goes through ``_apply``, which runs the fence protocol
+of docs/design.md: lock the row, fence the cache (obtaining the new generation), write, commit,
+then publish the new entry. A change whose fence fails is rolled back (503), so no change can
+commit that the cache might not honour.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from tenantauth.crypto.secrets import decode_imported_secret, generate_secret
+from tenantauth.domain.models import KeyRecord, Page, Tenant, TenantStatus
+from tenantauth.domain.services import Services
+from tenantauth.errors import ConflictError, InvalidRequestError, NotFoundError
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 50
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class TenantChanges:
+    """The fields a PATCH may change; None leaves a field as it is."""
+
+    name: str | None = None
+    status: TenantStatus | None = None
+    access_token_ttl: int | None = None
+    max_token_ttl: int | None = None
+
+
+def create_tenant(
+    svc: Services,
+    tenant_id: str,
+    name: str,
+    *,
+    secret: str | None = None,
+    access_token_ttl: int | None = None,
+    max_token_ttl: int | None = None,
+) -> Tenant:
+    """Create a tenant with a fresh (or imported base64url) signing secret.
+
+    Returns the tenant. Raises ``ConflictError`` if the id exists, ``InvalidRequestError`` for a
+    bad secret or TTLs. A deleted id may be created again; its old tokens stay invalid because
+    the generation keeps rising and the secret is new (unless the operator re-imports it).
+    """
+    raw = decode_imported_secret(secret) if secret is not None else generate_secret()
+    ttls = _ttls(svc, access_token_ttl, max_token_ttl)
+
+    def build(current: Tenant | None, now: datetime) -> Tenant:
+        if current is not None and current.status is not TenantStatus.DELETED:
+            raise ConflictError(f"tenant {tenant_id!r} already exists")
+        return Tenant(
+            id=tenant_id,
+            name=_name(name),
+            status=TenantStatus.ACTIVE,
+            key_version=1,
+            generation=0,
+            access_token_ttl=ttls[0],
+            max_token_ttl=ttls[1],
+            created_at=now,
+            updated_at=now,
+            rotated_at=now,
+            sealed_secret=svc.keyring.seal(tenant_id, raw),
+        )
+
+    return _apply(svc, tenant_id, build)
+
+
+def get_tenant(svc: Services, tenant_id: str) -> Tenant:
+    """Return a live tenant. Raises ``NotFoundError`` for unknown or deleted ids."""
+    with svc.storage.transaction() as tx:
+        return _live(tx.get_tenant(tenant_id), tenant_id)
+
+
+def list_tenants(svc: Services, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE) -> Page:
+    """Return one page of live tenants ordered by id.
+
+    Raises ``InvalidRequestError`` for a malformed cursor or a limit outside 1..500.
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    after = _decode_cursor(cursor) if cursor else None
+    with svc.storage.transaction() as tx:
+        rows = tx.list_tenants(after, limit + 1)
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items, _encode_cursor(items[-1].id) if more else None)
+
+
+def update_tenant(svc: Services, tenant_id: str, changes: TenantChanges) -> Tenant:
+    """Apply a PATCH. Suspending takes effect on every verifier when this returns.
+
+    Raises ``NotFoundError``, ``InvalidRequestError`` (bad name, TTLs or status).
+    """
+    if changes.status not in (None, TenantStatus.ACTIVE, TenantStatus.SUSPENDED):
+        raise InvalidRequestError("status must be 'active' or 'suspended'")
+
+    def build(current: Tenant | None, now: datetime) -> Tenant:
+        tenant = _live(current, tenant_id)
+        access, maximum = _ttls(
+            svc,
+            changes.access_token_ttl or tenant.access_token_ttl,
+            changes.max_token_ttl or tenant.max_token_ttl,
+        )
+        return replace(
+            tenant,
+            name=_name(changes.name) if changes.name is not None else tenant.name,
+            status=changes.status or tenant.status,
+            access_token_ttl=access,
+            max_token_ttl=maximum,
+            updated_at=now,
+        )
+
+    return _apply(svc, tenant_id, build)
+
+
+def rotate_tenant(svc: Services, tenant_id: str, secret: str | None = None) -> Tenant:
+    """Replace the tenant's secret: every token signed with the old one is rejected by every
+    verifier once this returns.
+
+    Raises ``NotFoundError``; ``ConflictError`` if an imported secret equals the current one
+    (that rotation would revoke nothing); ``DependencyUnavailableError`` (nothing changed).
+    """
+    raw = decode_imported_secret(secret) if secret is not None else generate_secret()
+
+    def build(current: Tenant | None, now: datetime) -> Tenant:
+        tenant = _live(current, tenant_id)
+        assert tenant.sealed_secret is not None  # live tenants always have one  # noqa: S101
+        old = svc.keyring.open(tenant_id, tenant.sealed_secret)
+        if hmac.compare_digest(old, raw):
+            raise ConflictError("the new secret equals the current one; it would revoke nothing")
+        return replace(
+            tenant,
+            key_version=tenant.key_version + 1,
+            sealed_secret=svc.keyring.seal(tenant_id, raw),
+            rotated_at=now,
+            updated_at=now,
+        )
+
+    return _apply(svc, tenant_id, build)
+
+
+def delete_tenant(svc: Services, tenant_id: str) -> None:
+    """Delete a tenant: its secret is erased and a tombstone keeps its generation.
+
+    Raises ``NotFoundError`` for unknown or already deleted ids.
+    """
+
+    def build(current: Tenant | None, now: datetime) -> Tenant:
+        tenant = _live(current, tenant_id)
+        return replace(tenant, status=TenantStatus.DELETED, sealed_secret=None, updated_at=now)
+
+    _apply(svc, tenant_id, build)
+
+
+def _apply(
+    svc: Services, tenant_id: str, build: Callable[[Tenant | None, datetime], Tenant]
+) -> Tenant:
+    """Run one verification-affecting change under the fence protocol (docs/design.md)."""
+    now = datetime.fromtimestamp(svc.clock.now(), UTC)
+    with svc.storage.transaction() as tx:
+        current = tx.get_tenant(tenant_id, for_update=True)
+        draft = build(current, now)
+        # Fence before commit: from here on no cache entry older than `generation` can be read
+        # or written, whoever filled it and whenever (docs/design.md, "Why the race is gone").
+        generation = svc.cache.fence(tenant_id, current.generation if current else 0)
+        tenant = replace(draft, generation=generation)
+        if current is None:
+            tx.insert_tenant(tenant)
+        else:
+            tx.update_tenant(tenant)
+    svc.keys.fill(KeyRecord.of(tenant))  # warm the cache; refused if someone is newer
+    return tenant
+
+
+def _live(tenant: Tenant | None, tenant_id: str) -> Tenant:
+    if tenant is None or tenant.status is TenantStatus.DELETED:
+        raise NotFoundError(f"tenant {tenant_id!r} does not exist")
+    return tenant
+
+
+def _name(name: str) -> str:
+    if not name.strip() or len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequestError(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def _ttls(svc: Services, access: int | None, maximum: int | None) -> tuple[int, int]:
+    cap = svc.tokens.max_lifetime
+    maximum = maximum or cap
+    access = access or min(svc.tokens.default_ttl, maximum)
+    if not 1 <= maximum <= cap:
+        raise InvalidRequestError(f"max_token_ttl must be between 1 and {cap} seconds")
+    if not 1 <= access <= maximum:
+        raise InvalidRequestError("access_token_ttl must be between 1 and max_token_ttl")
+    return access, maximum
+
+
+def _encode_cursor(tenant_id: str) -> str:
+    return base64.urlsafe_b64encode(tenant_id.encode()).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidRequestError("cursor is malformed; use next_cursor from a listing") from exc

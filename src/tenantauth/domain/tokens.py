@@ -1,0 +1,190 @@
+"""Issuing and verifying access tokens (the hot path is ``TokenVerifier.verify``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from typing import Any
+
+from tenantauth.crypto import jwt
+from tenantauth.crypto.envelope import MasterKeyring
+from tenantauth.domain.keys import KeyResolver
+from tenantauth.domain.models import IssuedToken, TenantStatus, VerifiedToken
+from tenantauth.domain.policy import TokenPolicy
+from tenantauth.domain.ports import Clock, Storage
+from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, NotFoundError
+
+#: Claims the service sets itself; ``claims`` in an issue request may not override them.
+RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "tid", "scope"})
+MAX_CUSTOM_CLAIMS_BYTES = 2048
+MAX_SUBJECT_LENGTH = 255
+MAX_SCOPE_LENGTH = 1024
+MAX_AUDIENCES = 10
+MAX_AUDIENCE_LENGTH = 255
+
+
+class TokenVerifier:
+    """Verifies tenantauth access tokens strictly (VERIFIER-CHECKLIST, RFC 8725)."""
+
+    def __init__(self, keys: KeyResolver, policy: TokenPolicy, clock: Clock) -> None:
+        """Wire the verifier. A random dummy key stands in for unknown tenants."""
+        self._keys = keys
+        self._policy = policy
+        self._clock = clock
+        self._dummy_key = secrets.token_bytes(32)
+
+    def verify(self, token: str, audience: str | None = None) -> VerifiedToken:
+        """Return the verdict for a valid token.
+
+        Raises ``InvalidTokenError`` (uniform, reason for logs only) for any bad, expired,
+        revoked, unknown-tenant or wrong-audience token; ``DependencyUnavailableError`` when the
+        answer cannot be known safely.
+        """
+        parsed = jwt.parse_compact(token)
+        key = self._keys.signing_key(parsed.kid)
+        if key is None:
+            # Same work as a wrong signature, so unknown tenants are not distinguishable by
+            # status, body or latency (VERIFIER-CHECKLIST #6).
+            hmac.compare_digest(
+                hmac.new(self._dummy_key, parsed.signing_input, hashlib.sha256).digest(),
+                parsed.signature,
+            )
+            raise InvalidTokenError("unknown or inactive tenant")
+        jwt.check_signature(parsed, key)
+        claims = jwt.payload_of(parsed)
+        self._check_claims(claims, parsed.kid, audience)
+        scope = claims.get("scope")
+        return VerifiedToken(parsed.kid, claims["sub"], scope, claims)
+
+    def _check_claims(self, claims: dict[str, Any], tenant_id: str, audience: str | None) -> None:
+        """Apply RFC 7519 §4.1 and VERIFIER-CHECKLIST #7–#8 to verified claims."""
+        now = int(self._clock.now())
+        leeway = self._policy.leeway
+        exp, iat = _int_claim(claims, "exp"), _int_claim(claims, "iat")
+        nbf = _int_claim(claims, "nbf") if "nbf" in claims else None
+        if now >= exp + leeway:  # RFC 7519 §4.1.4
+            raise InvalidTokenError("expired")
+        if nbf is not None and nbf > now + leeway:  # RFC 7519 §4.1.5
+            raise InvalidTokenError("not yet valid")
+        if iat > now + leeway:  # RFC 7519 §4.1.6: issued in the future
+            raise InvalidTokenError("iat in the future")
+        if exp - iat > self._policy.max_lifetime or exp <= iat:
+            raise InvalidTokenError("lifetime out of bounds")
+        if claims.get("iss") != self._policy.issuer:  # exact, RFC 7519 §4.1.1
+            raise InvalidTokenError("wrong issuer")
+        if claims.get("tid") != tenant_id:
+            raise InvalidTokenError("tid differs from kid")
+        for name in ("sub", "jti"):
+            if not _nonempty_str(claims.get(name)):
+                raise InvalidTokenError(f"{name} missing")
+        if "scope" in claims and not isinstance(claims["scope"], str):
+            raise InvalidTokenError("scope not a string")
+        audiences = _audiences(claims.get("aud"))
+        if audience is not None and audience not in audiences:  # RFC 7519 §4.1.3
+            raise InvalidTokenError("audience mismatch")
+
+
+def issue_token(
+    storage: Storage,
+    keyring: MasterKeyring,
+    policy: TokenPolicy,
+    clock: Clock,
+    request: TokenRequest,
+) -> IssuedToken:
+    """Mint an access token for ``request.tenant_id``.
+
+    Returns the token and its lifetime. Raises ``NotFoundError`` for an unknown or deleted
+    tenant, ``ConflictError`` for a suspended one, ``InvalidRequestError`` for a bad TTL,
+    reserved or oversized custom claims, or a token that would exceed the verifier's size cap.
+    """
+    with storage.transaction() as tx:
+        tenant = tx.get_tenant(request.tenant_id)
+    if tenant is None or tenant.status is TenantStatus.DELETED or tenant.sealed_secret is None:
+        raise NotFoundError(f"tenant {request.tenant_id!r} does not exist")
+    if tenant.status is TenantStatus.SUSPENDED:
+        raise ConflictError(f"tenant {request.tenant_id!r} is suspended; resume it first")
+    ttl = request.ttl or tenant.access_token_ttl
+    limit = min(tenant.max_token_ttl, policy.max_lifetime)
+    if not 1 <= ttl <= limit:
+        raise InvalidRequestError(f"ttl must be between 1 and {limit} seconds for this tenant")
+    now = int(clock.now())
+    claims: dict[str, Any] = {
+        "iss": policy.issuer,
+        "sub": request.subject,
+        "aud": request.audience or policy.default_audience,
+        "exp": now + ttl,
+        "iat": now,
+        "nbf": now,
+        "jti": secrets.token_urlsafe(16),
+        "tid": tenant.id,
+    }
+    if request.scope:
+        claims["scope"] = request.scope
+    claims.update(request.claims)
+    token = jwt.encode(claims, tenant.id, keyring.open(tenant.id, tenant.sealed_secret))
+    if len(token) > jwt.MAX_TOKEN_LENGTH:
+        raise InvalidRequestError(f"the token would exceed {jwt.MAX_TOKEN_LENGTH} characters")
+    return IssuedToken(token, ttl)
+
+
+class TokenRequest:
+    """A validated request to mint a token (bounds checked on construction)."""
+
+    __slots__ = ("audience", "claims", "scope", "subject", "tenant_id", "ttl")
+
+    def __init__(
+        self,
+        tenant_id: str,
+        subject: str,
+        *,
+        ttl: int | None = None,
+        audience: str | list[str] | None = None,
+        scope: str | None = None,
+        claims: dict[str, Any] | None = None,
+    ) -> None:
+        """Validate the request. Raises ``InvalidRequestError`` saying what is wrong."""
+        if not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
+            raise InvalidRequestError(f"sub must be 1 to {MAX_SUBJECT_LENGTH} characters")
+        if scope is not None and len(scope) > MAX_SCOPE_LENGTH:
+            raise InvalidRequestError(f"scope must be at most {MAX_SCOPE_LENGTH} characters")
+        _check_audience(audience)
+        extra = dict(claims or {})
+        clash = sorted(RESERVED_CLAIMS & extra.keys())
+        if clash:
+            raise InvalidRequestError(f"claims may not set reserved claims: {', '.join(clash)}")
+        if len(json.dumps(extra, separators=(",", ":"))) > MAX_CUSTOM_CLAIMS_BYTES:
+            raise InvalidRequestError(
+                f"claims must serialise to at most {MAX_CUSTOM_CLAIMS_BYTES} bytes"
+            )
+        self.tenant_id, self.subject, self.ttl = tenant_id, subject, ttl
+        self.audience, self.scope, self.claims = audience, scope, extra
+
+
+def _check_audience(audience: str | list[str] | None) -> None:
+    values = [audience] if isinstance(audience, str) else (audience or [])
+    if isinstance(audience, list) and not 1 <= len(values) <= MAX_AUDIENCES:
+        raise InvalidRequestError(f"aud must list 1 to {MAX_AUDIENCES} audiences")
+    if any(not 1 <= len(v) <= MAX_AUDIENCE_LENGTH for v in values):
+        raise InvalidRequestError(f"each audience must be 1 to {MAX_AUDIENCE_LENGTH} characters")
+
+
+def _int_claim(claims: dict[str, Any], name: str) -> int:
+    value = claims.get(name)
+    # JSON integers only: bool is an int subclass, floats/strings are refused (CHECKLIST #7).
+    if type(value) is not int:
+        raise InvalidTokenError(f"{name} missing or not an integer")
+    return value
+
+
+def _nonempty_str(value: object) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _audiences(aud: object) -> list[str]:
+    if isinstance(aud, str) and aud:
+        return [aud]
+    if isinstance(aud, list) and aud and all(_nonempty_str(a) for a in aud):
+        return aud
+    raise InvalidTokenError("aud missing or malformed")

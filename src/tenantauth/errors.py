@@ -1,0 +1,117 @@
+"""The one error hierarchy of tenantauth (stdlib only).
+
+Every error carries a stable ``code`` slug and a human ``title``; ``api/problems.py`` maps the
+classes to HTTP statuses exactly once (resolved through the MRO), so nothing else in the code
+base knows about status codes.
+"""
+
+from __future__ import annotations
+
+
+class TenantAuthError(Exception):
+    """Base of every error tenantauth raises on purpose."""
+
+    code = "error"
+    title = "Error"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+
+class InvalidRequestError(TenantAuthError):
+    """The request is malformed or fails validation."""
+
+    code = "invalid_request"
+    title = "Invalid request"
+
+    def __init__(self, detail: str | None = None, errors: object = None) -> None:
+        super().__init__(detail)
+        self.errors = errors
+
+
+class AuthenticationError(TenantAuthError):
+    """The caller could not be authenticated."""
+
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class InvalidTokenError(AuthenticationError):
+    """A bearer token failed verification.
+
+    ``reason`` is for logs only: responses are uniform whatever check failed (RFC 8725 §2,
+    VERIFIER-CHECKLIST #13), so an attacker learns nothing about which part was wrong.
+    """
+
+    code = "invalid_token"
+    title = "Invalid token"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("The access token is invalid, expired or revoked.")
+        self.reason = reason
+
+
+class PermissionDeniedError(TenantAuthError):
+    """The caller is authenticated but may not do this."""
+
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFoundError(TenantAuthError):
+    """The addressed resource does not exist."""
+
+    code = "not_found"
+    title = "Not found"
+
+
+class ConflictError(TenantAuthError):
+    """The request conflicts with the current state (e.g. the id already exists)."""
+
+    code = "conflict"
+    title = "Conflict"
+
+
+class RateLimitedError(TenantAuthError):
+    """Too many requests; ``retry_after`` says how many seconds to wait."""
+
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class DependencyUnavailableError(TenantAuthError):
+    """A dependency (database, cache) failed, so the answer cannot be known safely.
+
+    The service fails closed: this is a 503, never an allow.
+    """
+
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+class StorageUnavailableError(DependencyUnavailableError):
+    """The database could not be reached or failed mid-operation."""
+
+    code = "storage_unavailable"
+
+
+class CacheUnavailableError(DependencyUnavailableError):
+    """The cache could not be reached; callers fall back to storage where that is safe."""
+
+    code = "cache_unavailable"
+
+
+class ConfigurationError(TenantAuthError):
+    """Settings are missing or invalid; ``problems`` lists every one at once."""
+
+    code = "configuration"
+    title = "Invalid configuration"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems

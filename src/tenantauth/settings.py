@@ -1,0 +1,284 @@
+"""Settings from ``TENANTAUTH_*`` environment variables; every problem reported at once.
+
+With no ``TENANTAUTH_DATABASE_URL`` the service runs in *embedded mode*: SQLite in the state
+directory, no Redis, and a master key and admin token generated there on first start (see
+``tenantauth.embedded``). With a database URL it runs in *production mode*, where missing
+secrets are a startup error and nothing is generated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tenantauth.errors import ConfigurationError
+
+PREFIX = "TENANTAUTH_"
+MIN_ADMIN_TOKEN_LENGTH = 32
+MAX_LEEWAY = 60  # VERIFIER-CHECKLIST #7
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One documented environment variable."""
+
+    name: str
+    default: str | None
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _master_key(text: str) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("must be base64 (e.g. `openssl rand -base64 32`)") from exc
+    if len(raw) != 32:
+        raise ValueError(f"must decode to exactly 32 bytes (got {len(raw)})")
+    return raw
+
+
+def _admin_token(text: str) -> str:
+    if len(text) < MIN_ADMIN_TOKEN_LENGTH:
+        raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
+    return text
+
+
+def _leeway(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_LEEWAY:
+        raise ValueError(f"must be between 0 and {MAX_LEEWAY} seconds")
+    return value
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+    return parse
+
+
+#: The one table of settings: parsing, defaults and the README all come from here.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL",
+        None,
+        "`postgresql://user:pass@host/db` (production) or "
+        "`sqlite:///path`. Unset: embedded mode, SQLite in the state directory.",
+    ),
+    Setting(
+        "REDIS_URL",
+        None,
+        "`redis://host:6379/0`. Unset: no shared cache (every verification reads the database).",
+    ),
+    Setting(
+        "MASTER_KEY",
+        None,
+        "Base64 of 32 random bytes; encrypts tenant secrets at rest. "
+        "Required in production; generated into the state directory in embedded mode.",
+        _master_key,
+    ),
+    Setting(
+        "ADMIN_TOKEN",
+        None,
+        f"Bearer token for `/v1/admin/*` (≥ {MIN_ADMIN_TOKEN_LENGTH} "
+        "characters). Required in production; generated in embedded mode.",
+        _admin_token,
+    ),
+    Setting(
+        "ISSUER",
+        None,
+        "The `iss` of every token, compared exactly. Required in "
+        "production; embedded default `http://127.0.0.1:8000`.",
+    ),
+    Setting("DEFAULT_AUDIENCE", "tenantauth", "`aud` of tokens issued without one."),
+    Setting(
+        "ACCESS_TOKEN_TTL",
+        "900",
+        "Default token lifetime in seconds for new tenants.",
+        _positive(int),
+    ),
+    Setting(
+        "MAX_TOKEN_TTL",
+        "86400",
+        "Longest lifetime any token may have (`exp - iat`), enforced when issuing and verifying.",
+        _positive(int),
+    ),
+    Setting(
+        "CLOCK_LEEWAY",
+        "30",
+        f"Seconds of clock skew tolerated on `exp`/`nbf`/`iat` (0–{MAX_LEEWAY}).",
+        _leeway,
+    ),
+    Setting(
+        "CACHE_TTL",
+        "300",
+        "Seconds a tenant stays in Redis (±10% jitter). Revocation does not depend on it.",
+        _positive(float),
+    ),
+    Setting(
+        "NEGATIVE_CACHE_TTL",
+        "10",
+        "Seconds an unknown tenant id stays negative-cached.",
+        _positive(float),
+    ),
+    Setting(
+        "REDIS_TIMEOUT",
+        "0.25",
+        "Seconds before a Redis call counts as failed (then the database answers).",
+        _positive(float),
+    ),
+    Setting("DB_POOL_MIN_SIZE", "1", "PostgreSQL connections kept open per process.", int),
+    Setting("DB_POOL_MAX_SIZE", "10", "Most PostgreSQL connections per process.", _positive(int)),
+    Setting(
+        "DB_TIMEOUT",
+        "5",
+        "Seconds to wait for a database connection or statement.",
+        _positive(float),
+    ),
+    Setting(
+        "STATE_DIR",
+        None,
+        "Embedded mode's directory (SQLite file, generated secrets, "
+        "mode 0700/0600). Default `$XDG_STATE_HOME/tenantauth` or "
+        "`~/.local/state/tenantauth`.",
+    ),
+    Setting(
+        "AUTO_MIGRATE",
+        None,
+        "Apply migrations at startup. Default true in embedded mode, "
+        "false in production (run `tenantauth migrate`).",
+        _bool,
+    ),
+    Setting("LOG_LEVEL", "INFO", "Python log level."),
+)
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Secrets are hidden from ``repr``."""
+
+    database_url: str
+    redis_url: str | None
+    master_key: bytes = field(repr=False)
+    admin_token: str = field(repr=False)
+    issuer: str
+    embedded: bool
+    state_dir: Path
+    default_audience: str = "tenantauth"
+    access_token_ttl: int = 900
+    max_token_ttl: int = 86_400
+    clock_leeway: int = 30
+    cache_ttl: float = 300.0
+    negative_cache_ttl: float = 10.0
+    redis_timeout: float = 0.25
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    db_timeout: float = 5.0
+    auto_migrate: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every setting.
+
+        In embedded mode, secrets not given are read from the state directory (create them
+        first with ``tenantauth.embedded.ensure_state``). Raises ``ConfigurationError`` listing
+        every problem at once.
+        """
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+        values = {s.name: _read(s, env, problems) for s in SETTINGS}
+        embedded = values["DATABASE_URL"] is None
+        state_dir = Path(values["STATE_DIR"] or default_state_dir(env))
+        if embedded:
+            _fill_embedded(values, state_dir, problems)
+        for name in ("MASTER_KEY", "ADMIN_TOKEN", "ISSUER"):
+            if values[name] is None and not any(p.startswith(PREFIX + name) for p in problems):
+                problems.append(f"{PREFIX}{name} is required in production mode")
+        if (
+            values["ACCESS_TOKEN_TTL"]
+            and values["MAX_TOKEN_TTL"]
+            and (values["ACCESS_TOKEN_TTL"] > values["MAX_TOKEN_TTL"])
+        ):
+            problems.append(f"{PREFIX}ACCESS_TOKEN_TTL must not exceed {PREFIX}MAX_TOKEN_TTL")
+        if problems:
+            raise ConfigurationError(problems)
+        auto = values["AUTO_MIGRATE"]
+        return cls(
+            database_url=values["DATABASE_URL"],
+            redis_url=values["REDIS_URL"],
+            master_key=values["MASTER_KEY"],
+            admin_token=values["ADMIN_TOKEN"],
+            issuer=values["ISSUER"],
+            embedded=embedded,
+            state_dir=state_dir,
+            default_audience=values["DEFAULT_AUDIENCE"],
+            access_token_ttl=values["ACCESS_TOKEN_TTL"],
+            max_token_ttl=values["MAX_TOKEN_TTL"],
+            clock_leeway=values["CLOCK_LEEWAY"],
+            cache_ttl=values["CACHE_TTL"],
+            negative_cache_ttl=values["NEGATIVE_CACHE_TTL"],
+            redis_timeout=values["REDIS_TIMEOUT"],
+            db_pool_min_size=values["DB_POOL_MIN_SIZE"],
+            db_pool_max_size=values["DB_POOL_MAX_SIZE"],
+            db_timeout=values["DB_TIMEOUT"],
+            auto_migrate=embedded if auto is None else auto,
+            log_level=values["LOG_LEVEL"].upper(),
+        )
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    """Return ``$XDG_STATE_HOME/tenantauth`` or ``~/.local/state/tenantauth``."""
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "tenantauth"
+
+
+def is_embedded(environ: Mapping[str, str]) -> bool:
+    """Return whether ``environ`` selects embedded mode (no database URL)."""
+    return not environ.get(PREFIX + "DATABASE_URL")
+
+
+def _read(setting: Setting, env: Mapping[str, str], problems: list[str]) -> Any:
+    text = env.get(PREFIX + setting.name) or setting.default
+    if text is None:
+        return None
+    try:
+        return setting.parse(text)
+    except ValueError as exc:
+        problems.append(f"{PREFIX}{setting.name} {exc}")
+        return None
+
+
+def _fill_embedded(values: dict[str, Any], state_dir: Path, problems: list[str]) -> None:
+    """Embedded mode: SQLite in the state dir, secrets from its files unless given."""
+    values["DATABASE_URL"] = f"sqlite:///{state_dir / 'tenantauth.db'}"
+    values["ISSUER"] = values["ISSUER"] or "http://127.0.0.1:8000"
+    for name, filename in (("MASTER_KEY", "master.key"), ("ADMIN_TOKEN", "admin.token")):
+        if values[name] is not None or any(p.startswith(PREFIX + name) for p in problems):
+            continue
+        path = state_dir / filename
+        if not path.exists():
+            problems.append(f"{path} is missing: run `tenantauth serve` once to create it")
+            continue
+        try:
+            values[name] = _BY_NAME[name].parse(path.read_text(encoding="ascii").strip())
+        except ValueError as exc:
+            problems.append(f"{path} {exc}")

@@ -1,0 +1,185 @@
+"""PostgresStorage: psycopg 3 with a psycopg_pool connection pool.
+
+The pool is created closed and opened on first use in each process, so gunicorn workers never
+share sockets inherited across ``fork``. Connections run in autocommit; ``transaction()`` opens
+an explicit transaction, and the hot-path read is a single statement with no BEGIN/COMMIT.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tenantauth.domain.models import KeyRecord, Tenant
+from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
+from tenantauth.storage import migrations
+from tenantauth.storage.rows import (
+    KEY_COLUMNS,
+    TENANT_COLUMNS,
+    key_record_from_row,
+    tenant_from_row,
+    tenant_params,
+)
+
+log = logging.getLogger(__name__)
+
+_UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
+SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = %s"  # noqa: S608 - constants only
+SELECT_TENANT_FOR_UPDATE = SELECT_TENANT + " FOR UPDATE"
+SELECT_KEY = f"SELECT {KEY_COLUMNS} FROM tenants WHERE id = %s"  # noqa: S608
+LIST_TENANTS = (
+    f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
+    "WHERE status <> 'deleted' AND id > %s ORDER BY id LIMIT %s"
+)
+INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"  # noqa: S608
+UPDATE_TENANT = f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join(['%s'] * 11)}) WHERE id = %s"  # noqa: S608
+CREATE_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+)
+# Any constant works; it only has to be the same in every process that migrates.
+_MIGRATION_LOCK = 0x7E7A47A0
+
+
+class PostgresTx:
+    """A transaction on one pooled connection."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        """Wrap a connection that is inside ``conn.transaction()``."""
+        self._conn = conn
+
+    def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
+        """See ``Tx.get_tenant``; ``for_update`` takes the row lock (SELECT ... FOR UPDATE)."""
+        sql = SELECT_TENANT_FOR_UPDATE if for_update else SELECT_TENANT
+        row = self._conn.execute(sql, (tenant_id,)).fetchone()
+        return tenant_from_row(row) if row else None
+
+    def insert_tenant(self, tenant: Tenant) -> None:
+        """See ``Tx.insert_tenant``."""
+        try:
+            with self._conn.transaction():  # a savepoint, so the outer tx survives a conflict
+                self._conn.execute(INSERT_TENANT, tenant_params(tenant, iso_times=False))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ConflictError(f"tenant {tenant.id!r} already exists") from exc
+
+    def update_tenant(self, tenant: Tenant) -> None:
+        """See ``Tx.update_tenant``."""
+        params = tenant_params(tenant, iso_times=False)
+        cur = self._conn.execute(UPDATE_TENANT, (*params[1:], params[0]))
+        if cur.rowcount != 1:
+            raise NotFoundError(f"tenant {tenant.id!r} does not exist")
+
+    def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
+        """See ``Tx.list_tenants``."""
+        rows = self._conn.execute(LIST_TENANTS, (after or "", limit)).fetchall()
+        return [tenant_from_row(r) for r in rows]
+
+
+class PostgresStorage:
+    """Storage on PostgreSQL (``postgresql://...``)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 5.0,
+        statement_timeout_ms: int = 5000,
+    ) -> None:
+        """Create the (closed) pool; it opens on first use in this process."""
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": max(1, int(timeout)),
+                "options": f"-c statement_timeout={statement_timeout_ms}",
+                "application_name": "tenantauth",
+            },
+            name="tenantauth",
+        )
+        self._open_lock = threading.Lock()
+        self._opened = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresTx]:
+        """See ``Storage.transaction``."""
+        with self._guard(), self._connection() as conn, conn.transaction():
+            yield PostgresTx(conn)
+
+    def load_key_record(self, tenant_id: str) -> KeyRecord | None:
+        """See ``Storage.load_key_record``."""
+        with self._guard(), self._connection() as conn:
+            row = conn.execute(SELECT_KEY, (tenant_id,)).fetchone()
+        return key_record_from_row(row) if row else None
+
+    def ping(self) -> None:
+        """See ``Storage.ping``."""
+        with self._guard(), self._connection() as conn:
+            conn.execute("SELECT 1")
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations under an advisory lock; return the versions applied."""
+        applied = []
+        with self.transaction() as tx:
+            conn = tx._conn
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(CREATE_MIGRATIONS)
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            for m in migrations.load("postgres"):
+                if m.version in done:
+                    continue
+                conn.execute(m.sql.encode())
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s, now())", (m.version, m.name)
+                )
+                applied.append(m.version)
+        return applied
+
+    def pending_migrations(self) -> list[int]:
+        """Return versions not yet applied."""
+        with self._guard(), self._connection() as conn:
+            conn.execute(CREATE_MIGRATIONS)
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        return [m.version for m in migrations.load("postgres") if m.version not in done]
+
+    def close(self) -> None:
+        """Close the pool."""
+        if self._opened:
+            self._pool.close()
+            self._opened = False
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    self._pool.open(wait=False)
+                    self._opened = True
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn driver and pool failures into ``StorageUnavailableError``."""
+        try:
+            yield
+        except PoolTimeout as exc:
+            raise StorageUnavailableError("no database connection available in time") from exc
+        except (psycopg.errors.UniqueViolation, psycopg.errors.IntegrityError) as exc:
+            raise ConflictError("the change conflicts with existing data") from exc
+        except psycopg.Error as exc:
+            log.warning("database error: %s", type(exc).__name__)
+            raise StorageUnavailableError("the database is unavailable") from exc

@@ -1,0 +1,163 @@
+"""SqliteStorage: the embedded default (stdlib sqlite3, one file, WAL mode).
+
+One connection per thread (sqlite3 connections must not be shared across threads); write
+transactions use ``BEGIN IMMEDIATE`` so concurrent rotations serialise on SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tenantauth.domain.models import KeyRecord, Tenant
+from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
+from tenantauth.storage import migrations
+from tenantauth.storage.rows import (
+    KEY_COLUMNS,
+    TENANT_COLUMNS,
+    key_record_from_row,
+    tenant_from_row,
+    tenant_params,
+)
+
+_UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
+SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"  # noqa: S608 - constants only
+SELECT_KEY = f"SELECT {KEY_COLUMNS} FROM tenants WHERE id = ?"  # noqa: S608
+LIST_TENANTS = (
+    f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
+    "WHERE status <> 'deleted' AND id > ? ORDER BY id LIMIT ?"
+)
+INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
+UPDATE_TENANT = f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join('?' * 11)}) WHERE id = ?"  # noqa: S608
+CREATE_MIGRATIONS = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations "
+    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
+
+
+class SqliteTx:
+    """A transaction on one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        """Wrap an open connection inside ``BEGIN IMMEDIATE``."""
+        self._conn = conn
+
+    def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
+        """See ``Tx.get_tenant``; BEGIN IMMEDIATE already holds the write lock."""
+        row = self._conn.execute(SELECT_TENANT, (tenant_id,)).fetchone()
+        return tenant_from_row(row) if row else None
+
+    def insert_tenant(self, tenant: Tenant) -> None:
+        """See ``Tx.insert_tenant``."""
+        try:
+            self._conn.execute(INSERT_TENANT, tenant_params(tenant, iso_times=True))
+        except sqlite3.IntegrityError as exc:
+            raise ConflictError(f"tenant {tenant.id!r} already exists") from exc
+
+    def update_tenant(self, tenant: Tenant) -> None:
+        """See ``Tx.update_tenant``."""
+        params = tenant_params(tenant, iso_times=True)
+        if self._conn.execute(UPDATE_TENANT, (*params[1:], params[0])).rowcount != 1:
+            raise NotFoundError(f"tenant {tenant.id!r} does not exist")
+
+    def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
+        """See ``Tx.list_tenants``."""
+        rows = self._conn.execute(LIST_TENANTS, (after or "", limit)).fetchall()
+        return [tenant_from_row(r) for r in rows]
+
+
+class SqliteStorage:
+    """Storage on a SQLite file (``sqlite:///path``); the embedded default."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 5.0) -> None:
+        """Remember the file; connections open lazily, one per thread."""
+        self._path = str(path)
+        self._timeout = timeout
+        self._local = threading.local()
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqliteTx]:
+        """See ``Storage.transaction``."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        try:
+            yield SqliteTx(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            conn.commit()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite commit failed: {exc}") from exc
+
+    def load_key_record(self, tenant_id: str) -> KeyRecord | None:
+        """See ``Storage.load_key_record``."""
+        try:
+            row = self._conn().execute(SELECT_KEY, (tenant_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return key_record_from_row(row) if row else None
+
+    def ping(self) -> None:
+        """See ``Storage.ping``."""
+        try:
+            self._conn().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied."""
+        conn = self._conn()
+        with self.transaction():
+            conn.execute(CREATE_MIGRATIONS)
+            done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            applied = []
+            for m in migrations.load("sqlite"):
+                if m.version in done:
+                    continue
+                for statement in _statements(m.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, datetime('now'))",
+                    (m.version, m.name),
+                )
+                applied.append(m.version)
+        return applied
+
+    def pending_migrations(self) -> list[int]:
+        """Return versions not yet applied."""
+        conn = self._conn()
+        conn.execute(CREATE_MIGRATIONS)
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+        return [m.version for m in migrations.load("sqlite") if m.version not in done]
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their threads end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(self._path, timeout=self._timeout, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise StorageUnavailableError(f"cannot open SQLite {self._path}: {exc}") from exc
+            self._local.conn = conn
+        return conn
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (our migrations hold no ';' inside literals)."""
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [s.strip() for s in body.split(";") if s.strip()]
