@@ -1,0 +1,153 @@
+"""Fixtures shared by every suite.
+
+Real PostgreSQL: one fresh database per test run, built by the migrations and dropped at the
+end. Real Redis: our own DB number (``TENANTAUTH_TEST_REDIS_DB``, default 13), flushed before
+each test that uses it — never FLUSHALL, never another DB. Unreachable servers fail the run
+with the exact fix; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from psycopg import sql
+
+from tenantauth.app import build_services, create_app
+from tenantauth.domain.services import Services
+from tests.support import (
+    DATABASE_URL,
+    REDIS_DB,
+    Backend,
+    FixedClock,
+    make_settings,
+    redis_db_url,
+)
+
+HOW_TO_FIX = "run `make services` (scripts/ensure-test-services.sh) or set {var}"
+
+
+@pytest.fixture(autouse=True)
+def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no TENANTAUTH_* variables (as Flask's own conftest does)."""
+    for name in list(os.environ):
+        if name.startswith("TENANTAUTH_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def pg_database(worker_id: str) -> Iterator[str]:
+    """Create a throwaway PostgreSQL database for this run (per xdist worker); drop it after."""
+    name = f"tenantauth_test_{worker_id}_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(DATABASE_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL test server unreachable at {DATABASE_URL}: {exc}\n"
+            + HOW_TO_FIX.format(var="TENANTAUTH_TEST_DATABASE_URL"),
+            pytrace=False,
+        )
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield urlunsplit(urlsplit(DATABASE_URL)._replace(path=f"/{name}"))
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture(scope="session")
+def worker_id() -> str:
+    """The xdist worker id, or 'main' without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> Iterator[str]:
+    """The run's PostgreSQL database, emptied before the test."""
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        exists = conn.execute("SELECT to_regclass('tenants')").fetchone()
+        if exists and exists[0]:
+            conn.execute("TRUNCATE tenants")
+    return pg_database
+
+
+@pytest.fixture
+def redis_url(worker_id: str) -> str:
+    """Our own Redis DB, flushed before the test (FLUSHDB on that DB only)."""
+    offset = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
+    url = redis_db_url(REDIS_DB - offset)
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError as exc:
+        pytest.fail(
+            f"Redis test server unreachable at {url}: {exc}\n"
+            + HOW_TO_FIX.format(var="TENANTAUTH_TEST_REDIS_URL"),
+            pytrace=False,
+        )
+    finally:
+        client.close()
+    return url
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    """A fixed clock at tests.support.NOW."""
+    return FixedClock()
+
+
+@pytest.fixture
+def sqlite_backend(tmp_path: Path) -> Backend:
+    """Embedded-style backend: a SQLite file, no Redis."""
+    return Backend("sqlite", f"sqlite:///{tmp_path / 'tenantauth.db'}", None)
+
+
+@pytest.fixture
+def postgres_backend(pg_url: str, redis_url: str) -> Backend:
+    """Production backend: real PostgreSQL and real Redis."""
+    return Backend("postgres", pg_url, redis_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each test using this runs once per backend (same API in both modes)."""
+    return request.getfixturevalue(f"{request.param}_backend")  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def app(backend: Backend, tmp_path: Path, clock: FixedClock) -> Iterator[Flask]:
+    """An app on ``backend`` with a fixed clock."""
+    application = create_app(make_settings(backend, tmp_path), clock=clock)
+    yield application
+    application.extensions["tenantauth"]["services"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """The Flask test client of ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def services(app: Flask) -> Services:
+    """The Services bundle of ``app``."""
+    return app.extensions["tenantauth"]["services"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def pg_services(postgres_backend: Backend, tmp_path: Path, clock: FixedClock) -> Iterator[Services]:
+    """Services on real PostgreSQL + Redis (migrated), without an app."""
+    svc = build_services(make_settings(postgres_backend, tmp_path), clock=clock)
+    svc.storage.migrate()  # type: ignore[attr-defined]
+    yield svc
+    svc.close()

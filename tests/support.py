@@ -1,0 +1,79 @@
+"""Helpers shared by the test suites (no fixtures here; see conftest.py)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from tenantauth.settings import Settings
+
+#: Read once at import, before any test scrubs TENANTAUTH_* from the environment.
+DATABASE_URL = os.environ.get(
+    "TENANTAUTH_TEST_DATABASE_URL",
+    "postgresql://tenantauth_test:tenantauth_test@127.0.0.1:5432/postgres",
+)
+REDIS_URL = os.environ.get("TENANTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+#: Our own Redis DB number on the shared server; only this DB is ever flushed.
+REDIS_DB = int(os.environ.get("TENANTAUTH_TEST_REDIS_DB", "13"))
+
+MASTER_KEY = bytes(range(32))
+MASTER_KEY_B64 = base64.b64encode(MASTER_KEY).decode()
+ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
+ISSUER = "https://auth.test"
+NOW = 1_800_000_000.0
+
+
+@dataclass
+class FixedClock:
+    """A clock that only moves when told to."""
+
+    current: float = NOW
+
+    def now(self) -> float:
+        """Return the fixed time."""
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward (or back, with a negative number)."""
+        self.current += seconds
+
+
+@dataclass
+class Backend:
+    """Where a test's app keeps its data: a database URL and maybe a Redis URL."""
+
+    name: str
+    database_url: str
+    redis_url: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def redis_db_url(db: int = REDIS_DB) -> str:
+    """Return the test Redis URL pointing at our own DB number."""
+    return urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{db}"))
+
+
+def make_settings(backend: Backend, state_dir: Path, **overrides: Any) -> Settings:
+    """Return Settings for ``backend`` with test secrets; ``overrides`` replace fields."""
+    values: dict[str, Any] = {
+        "database_url": backend.database_url,
+        "redis_url": backend.redis_url,
+        "master_key": MASTER_KEY,
+        "admin_token": ADMIN_TOKEN,
+        "issuer": ISSUER,
+        "embedded": False,
+        "state_dir": state_dir,
+        "auto_migrate": True,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def admin_headers() -> dict[str, str]:
+    """Return the Authorization header of the test admin."""
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
