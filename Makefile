@@ -1,0 +1,68 @@
+# tenantauth developer tasks. `make` (or `make help`) lists them.
+# GNU make; recipes use bash. Everything runs from the project virtualenv in .venv.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SERVICES_ENV := $(VENV)/test-services.env
+
+# Extra arguments: `make run ARGS='--port 9000'`, `make test PYTEST_ARGS='-k rotate -x'`.
+ARGS ?=
+PYTEST_ARGS ?=
+
+# Lint only the trees that exist (a fresh clone has no empty directories).
+LINT_PATHS := $(wildcard src tests bench)
+
+.PHONY: help venv run lint services test bench fmt clean
+
+help: ## Show this list of targets
+	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
+	@echo
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+# The interpreter is order-only, so recreating it never forces a reinstall by itself;
+# the stamp is newer than pyproject.toml exactly when the last install succeeded.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## Create .venv and install the package with [dev] extras (only when pyproject.toml changed)
+
+run: venv ## Serve the API with gunicorn (tenantauth serve $(ARGS))
+	$(BIN)/tenantauth serve $(ARGS)
+
+lint: venv ## ruff check, ruff format --check, mypy and import-linter
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+services: ## Make sure the test PostgreSQL and Redis are up; writes .venv/test-services.env
+	scripts/ensure-test-services.sh
+
+test: venv ## lint, then services, then the pytest suite ($(PYTEST_ARGS))
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory services
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)
+
+fmt: venv ## Format and auto-fix: ruff format, ruff check --fix
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+clean: ## Remove .venv and caches (keeps the .tenantauth/ state dir)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage build dist
+	find . -path ./.git -prune -o -path ./.tenantauth -prune -o \
+		\( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +
