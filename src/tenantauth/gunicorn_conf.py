@@ -22,3 +22,6 @@ loglevel = os.environ.get("TENANTAUTH_LOG_LEVEL", "info").lower()
 limit_request_line = 8190
 limit_request_fields = 50
 limit_request_field_size = 8190
+# gunicorn 27's control socket lives under $HOME, which is read-only in our containers, and
+# nothing here uses it.
+control_socket_disable = True

@@ -1,0 +1,32 @@
+"""Contract fixtures: every storage adapter, every cache adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tenantauth.cache.redis import RedisCache
+from tenantauth.storage import MigratableStorage, open_storage
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MigratableStorage]:
+    """Each storage adapter, migrated and empty."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    adapter = open_storage(url)
+    adapter.migrate()
+    yield adapter
+    adapter.close()
+
+
+@pytest.fixture
+def redis_cache(redis_url: str) -> Iterator[RedisCache]:
+    """RedisCache on our own (flushed) DB of the real Redis server."""
+    cache = RedisCache(redis_url, timeout=2.0)
+    yield cache
+    cache.close()
