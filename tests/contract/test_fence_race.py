@@ -189,60 +189,72 @@ def test_filler_paused_before_reading_sees_the_new_row(
         svc.verifier.verify(old)
 
 
+def apply_change(svc: Services, tenant_id: str, change: str) -> None:
+    """Revoke every token of tenant_id in one of the three ways."""
+    if change == "rotate":
+        tenants.rotate_tenant(svc, tenant_id)
+    elif change == "suspend":
+        status = tenants.TenantStatus.SUSPENDED
+        tenants.update_tenant(svc, tenant_id, tenants.TenantChanges(status=status))
+    else:
+        tenants.delete_tenant(svc, tenant_id)
+
+
+def race_round(
+    svc: Services, redis_url: str, rng: random.Random, tenant_id: str, change: str
+) -> tuple[list[str], int]:
+    """One round: 4 verifier threads hammer a token while `change` revokes it.
+
+    Returns (violations, acceptances that started before the change returned).
+    """
+    tenants.create_tenant(svc, tenant_id, "Race")
+    token = mint(svc, tenant_id)
+    returned_at = float("inf")
+    stop = threading.Event()
+    violations: list[str] = []
+    before: list[int] = []
+
+    def hammer(seed: float) -> None:
+        local = random.Random(seed)
+        verifier = verifier_on(svc)
+        while not stop.is_set():
+            if local.random() < 0.3:
+                drop_entry(redis_url, tenant_id)
+            started = time.monotonic()
+            try:
+                verifier.verify(token)
+            except InvalidTokenError:
+                continue
+            if started > returned_at:
+                violations.append(f"{tenant_id}: accepted {started - returned_at:.6f}s after")
+            else:
+                before.append(1)
+
+    threads = [threading.Thread(target=hammer, args=(rng.random(),)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(rng.uniform(0.01, 0.05))  # let them race a little before the change
+    apply_change(svc, tenant_id, change)
+    returned_at = time.monotonic()
+    time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join(WAIT)
+    return violations, len(before)
+
+
 @pytest.mark.parametrize("change", ["rotate", "suspend", "delete"])
 def test_randomised_interleavings_never_accept_after_return(
     pg_services: Services, redis_url: str, change: str
 ) -> None:
     """Verifier threads with their own memos race changes with random evictions: zero
     acceptances of a revoked token by a verification that started after the call returned."""
-    svc = pg_services
     rng = random.Random(20261128)
-    rounds = 15
     violations: list[str] = []
     accepted_before = 0
-    for round_no in range(rounds):
-        tenant_id = f"race-{round_no}"
-        tenants.create_tenant(svc, tenant_id, "Race")
-        token = mint(svc, tenant_id)
-        returned_at = [float("inf")]
-        stop = threading.Event()
-        counts = {"before": 0}
-
-        def hammer(
-            seed: int, tid: str = tenant_id, tok: str = token, ret: list[float] = returned_at
-        ) -> None:
-            local = random.Random(seed)
-            verifier = verifier_on(svc)
-            while not stop.is_set():
-                if local.random() < 0.3:
-                    drop_entry(redis_url, tid)
-                started = time.monotonic()
-                try:
-                    verifier.verify(tok)
-                except InvalidTokenError:
-                    continue
-                if started > ret[0]:
-                    violations.append(f"{tid}: accepted {started - ret[0]:.6f}s after return")
-                else:
-                    counts["before"] += 1
-
-        threads = [threading.Thread(target=hammer, args=(rng.random(),)) for _ in range(4)]
-        for t in threads:
-            t.start()
-        time.sleep(rng.uniform(0.01, 0.05))  # let them race a little before the change
-        if change == "rotate":
-            tenants.rotate_tenant(svc, tenant_id)
-        elif change == "suspend":
-            tenants.update_tenant(
-                svc, tenant_id, tenants.TenantChanges(status=tenants.TenantStatus.SUSPENDED)
-            )
-        else:
-            tenants.delete_tenant(svc, tenant_id)
-        returned_at[0] = time.monotonic()
-        time.sleep(0.1)
-        stop.set()
-        for t in threads:
-            t.join(WAIT)
-        accepted_before += counts["before"]
+    for round_no in range(15):
+        found, before = race_round(pg_services, redis_url, rng, f"race-{round_no}", change)
+        violations += found
+        accepted_before += before
     assert violations == []
     assert accepted_before > 0  # the old tokens really were accepted before: the test can fail
