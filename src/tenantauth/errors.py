@@ -30,6 +30,13 @@ class InvalidRequestError(TenantAuthError):
         self.errors = errors
 
 
+class MalformedRequestError(InvalidRequestError):
+    """The request is ambiguous or unparsable as sent (HTTP 400), e.g. two credentials.
+
+    Validation failures of a well-formed request stay ``InvalidRequestError`` (422).
+    """
+
+
 class AuthenticationError(TenantAuthError):
     """The caller could not be authenticated."""
 

@@ -13,10 +13,12 @@ from tenantauth.api.schemas import ProblemSchema
 F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
 _DESCRIPTIONS = {
-    400: "Malformed request (bad JSON, several Authorization headers).",
+    400: "Malformed request (bad or too deeply nested JSON, several Authorization headers, "
+    "a token sent both in the header and the body).",
     401: "Missing or invalid credentials or token.",
     404: "No such tenant.",
     409: "Conflicts with the current state.",
+    413: "The body exceeds 64 KiB.",
     422: "The body or query failed validation; `errors` says where.",
     503: "A dependency is unavailable; nothing was changed (fail closed).",
 }

@@ -22,7 +22,7 @@ bp.before_request(require_admin)
 @bp.response(
     201, schemas.TokenResponseSchema, headers={"Cache-Control": {"schema": {"type": "string"}}}
 )
-@errors_doc(bp, 401, 404, 409, 422, 503)
+@errors_doc(bp, 400, 401, 404, 409, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def issue(body: dict[str, Any], tenant_id: str) -> tuple[IssuedToken, int, dict[str, str]]:
     """Mint an access token for a subject of the tenant (header ``kid`` = tenant id)."""

@@ -21,6 +21,7 @@ PROBLEM_JSON = "application/problem+json"
 
 #: Error class -> HTTP status, resolved through the MRO (most specific class wins).
 STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
+    errors.MalformedRequestError: 400,
     errors.InvalidRequestError: 422,
     errors.AuthenticationError: 401,
     errors.PermissionDeniedError: 403,

@@ -47,8 +47,9 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
+# marshmallow passes ``error`` through str.format(): the quantifier's braces are doubled.
 TENANT_ID = validate.Regexp(
-    TENANT_ID_RE.pattern + r"\Z", error="must match ^[a-z0-9][a-z0-9-]{1,62}$"
+    TENANT_ID_RE.pattern + r"\Z", error="must match ^[a-z0-9][a-z0-9-]{{1,62}}$"
 )
 TTL = validate.Range(min=1, max=10 * 365 * 86_400)
 SECRET = validate.Length(min=1, max=1024)

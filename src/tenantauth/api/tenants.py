@@ -20,7 +20,7 @@ bp.before_request(require_admin)
 @bp.post("")
 @bp.arguments(schemas.TenantCreateRequestSchema)
 @bp.response(201, schemas.TenantResponseSchema)
-@errors_doc(bp, 401, 409, 422)
+@errors_doc(bp, 400, 401, 409, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any]) -> Tenant:
     """Create a tenant with a new (or imported) signing secret. The secret is never returned."""
@@ -37,7 +37,7 @@ def create(body: dict[str, Any]) -> Tenant:
 @bp.get("")
 @bp.arguments(schemas.TenantListQuerySchema, location="query", unknown="raise")
 @bp.response(200, schemas.TenantListResponseSchema)
-@errors_doc(bp, 401, 422)
+@errors_doc(bp, 400, 401, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def list_(query: dict[str, Any]) -> Page:
     """List tenants ordered by id; follow ``next_cursor`` for the next page."""
@@ -46,7 +46,7 @@ def list_(query: dict[str, Any]) -> Page:
 
 @bp.get("/<tenant_id>")
 @bp.response(200, schemas.TenantResponseSchema)
-@errors_doc(bp, 401, 404)
+@errors_doc(bp, 400, 401, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def show(tenant_id: str) -> Tenant:
     """Show one tenant."""
@@ -56,7 +56,7 @@ def show(tenant_id: str) -> Tenant:
 @bp.patch("/<tenant_id>")
 @bp.arguments(schemas.TenantUpdateRequestSchema)
 @bp.response(200, schemas.TenantResponseSchema)
-@errors_doc(bp, 401, 404, 422, 503)
+@errors_doc(bp, 400, 401, 404, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str) -> Tenant:
     """Rename, suspend/resume or change token TTLs. Suspension applies at once everywhere."""
@@ -72,7 +72,7 @@ def update(body: dict[str, Any], tenant_id: str) -> Tenant:
 
 @bp.delete("/<tenant_id>")
 @bp.response(204)
-@errors_doc(bp, 401, 404, 503)
+@errors_doc(bp, 400, 401, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def delete(tenant_id: str) -> None:
     """Delete a tenant: its secret is erased and its tokens stop verifying at once."""
@@ -82,7 +82,7 @@ def delete(tenant_id: str) -> None:
 @bp.post("/<tenant_id>/rotate")
 @bp.arguments(schemas.RotateRequestSchema, required=False)
 @bp.response(200, schemas.RotateResponseSchema)
-@errors_doc(bp, 401, 404, 409, 422, 503)
+@errors_doc(bp, 400, 401, 404, 409, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def rotate(body: dict[str, Any], tenant_id: str) -> Tenant:
     """Rotate the signing secret. When this returns, every token signed with the old secret is

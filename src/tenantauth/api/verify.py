@@ -15,7 +15,12 @@ from tenantauth.api import schemas
 from tenantauth.api.auth import bearer_token
 from tenantauth.api.context import services
 from tenantauth.api.docs import errors_doc
-from tenantauth.errors import AuthenticationError, InvalidRequestError, InvalidTokenError
+from tenantauth.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    InvalidTokenError,
+    MalformedRequestError,
+)
 
 bp = Blueprint("verify", __name__, url_prefix="/v1/verify", description="Verify tokens.")
 
@@ -39,7 +44,7 @@ _HEADERS = {
 @bp.get("")
 @bp.doc(parameters=[_AUDIENCE_PARAM], security=[{"bearerToken": []}])
 @bp.response(200, schemas.VerifyResponseSchema, headers=_HEADERS)
-@errors_doc(bp, 400, 401, 503)
+@errors_doc(bp, 400, 401, 422, 503)
 def verify_header() -> Response:
     """Verify the bearer token of this request (for nginx ``auth_request``, ForwardAuth)."""
     if request.args.keys() - {"audience"}:
@@ -59,11 +64,12 @@ def verify_header() -> Response:
 @bp.post("")
 @bp.arguments(schemas.VerifyRequestSchema)
 @bp.response(200, schemas.VerifyResponseSchema)
-@errors_doc(bp, 400, 401, 422, 503)
+@errors_doc(bp, 400, 401, 413, 422, 503)
 def verify_body(body: dict[str, Any]) -> Response:
     """Verify a token given in the JSON body."""
     if request.headers.get("Authorization"):
-        raise InvalidRequestError("Send the token in the body or the header, not both.")
+        # RFC 6750 §2: one method per request; more is an invalid_request (400, §3.1).
+        raise MalformedRequestError("Send the token in the body or the header, not both.")
     token = body["token"]
     if len(token) > 4096:
         raise InvalidTokenError("token too long")

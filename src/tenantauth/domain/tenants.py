@@ -208,7 +208,13 @@ def _encode_cursor(tenant_id: str) -> str:
 
 
 def _decode_cursor(cursor: str) -> str:
+    error = InvalidRequestError("cursor is malformed; use next_cursor from a listing")
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRequestError("cursor is malformed; use next_cursor from a listing") from exc
+        raise error from exc
+    # urlsafe_b64decode skips characters outside the alphabet ("!!!" decodes to ""), so only
+    # a cursor we could have produced is accepted.
+    if not after or _encode_cursor(after) != cursor:
+        raise error
+    return after
