@@ -47,10 +47,17 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
-# marshmallow passes ``error`` through str.format(): the quantifier's braces are doubled.
-TENANT_ID = validate.Regexp(
-    TENANT_ID_RE.pattern + r"\Z", error="must match ^[a-z0-9][a-z0-9-]{{1,62}}$"
-)
+#: The id pattern as OpenAPI (ECMA-262) reads it; Python's ``$`` would also accept a trailing
+#: newline, so the check itself uses ``fullmatch``.
+TENANT_ID_PATTERN = f"^{TENANT_ID_RE.pattern}$"
+
+
+def validate_tenant_id(value: str) -> None:
+    """Accept exactly ``^[a-z0-9][a-z0-9-]{1,62}$``; raise ``ValidationError`` otherwise."""
+    if TENANT_ID_RE.fullmatch(value) is None:
+        raise ma.ValidationError(f"must match {TENANT_ID_PATTERN}")
+
+
 TTL = validate.Range(min=1, max=10 * 365 * 86_400)
 SECRET = validate.Length(min=1, max=1024)
 
@@ -58,7 +65,9 @@ SECRET = validate.Length(min=1, max=1024)
 class TenantCreateRequestSchema(StrictSchema):
     """POST /v1/admin/tenants."""
 
-    id = fields.String(required=True, validate=TENANT_ID)
+    id = fields.String(
+        required=True, validate=validate_tenant_id, metadata={"pattern": TENANT_ID_PATTERN}
+    )
     name = fields.String(required=True, validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
     secret = fields.String(
         validate=SECRET,
