@@ -32,6 +32,8 @@ from tests.support import (
     redis_db_url,
 )
 
+RUN_LOCK = "tenantauth-test:run-lock"  # outside the tenantauth: key space on purpose
+LOCK_SECONDS = 3600
 HOW_TO_FIX = "run `make services` (scripts/ensure-test-services.sh) or set {var}"
 
 
@@ -81,20 +83,46 @@ def pg_url(pg_database: str) -> Iterator[str]:
     return pg_database
 
 
+@pytest.fixture(scope="session")
+def redis_db(worker_id: str) -> Iterator[int]:
+    """Claim a Redis DB number of our own for this run (per xdist worker) and release it.
+
+    Claiming is one atomic ``SET NX`` of a lock key inside the candidate DB, so concurrent
+    test runs on one machine never share (or flush) each other's DB. DB 0 is never used.
+    """
+    run_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+    for db in range(REDIS_DB, 0, -1):
+        client = redis.Redis.from_url(redis_db_url(db), socket_timeout=5)
+        try:
+            claimed = client.set(RUN_LOCK, run_id, nx=True, ex=LOCK_SECONDS)
+        except redis.exceptions.ConnectionError as exc:
+            client.close()
+            pytest.fail(
+                f"Redis test server unreachable at {redis_db_url(db)}: {exc}\n"
+                + HOW_TO_FIX.format(var="TENANTAUTH_TEST_REDIS_URL"),
+                pytrace=False,
+            )
+        if claimed:
+            try:
+                yield db
+            finally:
+                if client.get(RUN_LOCK) == run_id.encode():
+                    client.flushdb()
+                client.close()
+            return
+        client.close()
+    pytest.fail(f"no free Redis DB among 1..{REDIS_DB}: other test runs hold them all")
+
+
 @pytest.fixture
-def redis_url(worker_id: str) -> str:
-    """Our own Redis DB, flushed before the test (FLUSHDB on that DB only)."""
-    offset = int(worker_id.removeprefix("gw")) if worker_id.startswith("gw") else 0
-    url = redis_db_url(REDIS_DB - offset)
+def redis_url(redis_db: int) -> str:
+    """Our own Redis DB, emptied of tenantauth keys before the test (the run lock stays)."""
+    url = redis_db_url(redis_db)
     client = redis.Redis.from_url(url, socket_timeout=5)
     try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError as exc:
-        pytest.fail(
-            f"Redis test server unreachable at {url}: {exc}\n"
-            + HOW_TO_FIX.format(var="TENANTAUTH_TEST_REDIS_URL"),
-            pytrace=False,
-        )
+        stale = list(client.scan_iter(match="tenantauth:*", count=1000))
+        if stale:
+            client.delete(*stale)
     finally:
         client.close()
     return url

@@ -17,8 +17,9 @@ DATABASE_URL = os.environ.get(
     "postgresql://tenantauth_test:tenantauth_test@127.0.0.1:5432/postgres",
 )
 REDIS_URL = os.environ.get("TENANTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-#: Our own Redis DB number on the shared server; only this DB is ever flushed.
-REDIS_DB = int(os.environ.get("TENANTAUTH_TEST_REDIS_DB", "13"))
+#: Highest Redis DB number a test run may claim (it claims the first free one from here
+#: down to 1); only a claimed DB is ever flushed, DB 0 never.
+REDIS_DB = int(os.environ.get("TENANTAUTH_TEST_REDIS_DB", "15"))
 
 MASTER_KEY = bytes(range(32))
 MASTER_KEY_B64 = base64.b64encode(MASTER_KEY).decode()

