@@ -26,13 +26,13 @@ from tenantauth.domain.services import Services
 from tests.support import (
     DATABASE_URL,
     REDIS_DB,
+    RUN_LOCK,
     Backend,
     FixedClock,
     make_settings,
     redis_db_url,
 )
 
-RUN_LOCK = "tenantauth-test:run-lock"  # outside the tenantauth: key space on purpose
 LOCK_SECONDS = 3600
 HOW_TO_FIX = "run `make services` (scripts/ensure-test-services.sh) or set {var}"
 

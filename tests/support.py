@@ -20,6 +20,8 @@ REDIS_URL = os.environ.get("TENANTAUTH_TEST_REDIS_URL", "redis://127.0.0.1:6379"
 #: Highest Redis DB number a test run may claim (it claims the first free one from here
 #: down to 1); only a claimed DB is ever flushed, DB 0 never.
 REDIS_DB = int(os.environ.get("TENANTAUTH_TEST_REDIS_DB", "15"))
+#: The key a run holds in its claimed DB; outside the tenantauth: key space on purpose.
+RUN_LOCK = "tenantauth-test:run-lock"
 
 MASTER_KEY = bytes(range(32))
 MASTER_KEY_B64 = base64.b64encode(MASTER_KEY).decode()

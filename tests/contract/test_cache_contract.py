@@ -13,6 +13,7 @@ from tenantauth.cache.redis import RedisCache
 from tenantauth.domain.models import KeyRecord, TenantStatus
 from tenantauth.errors import CacheUnavailableError
 from tests.contract.factories import KEYRING
+from tests.support import RUN_LOCK
 
 
 def record(tenant_id: str = "acme", generation: int = 1) -> KeyRecord:
@@ -89,7 +90,7 @@ def test_keys_have_one_prefix_and_no_plaintext(redis_cache: RedisCache, redis_ur
     redis_cache.fence("beta", 0)
     client = redis.Redis.from_url(redis_url)
     try:
-        keys = sorted(k.decode() for k in client.keys("tenantauth:*"))
+        keys = sorted(k.decode() for k in client.keys("*") if k.decode() != RUN_LOCK)
         values = [client.get(k) or b"" for k in keys]
     finally:
         client.close()
