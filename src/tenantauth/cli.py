@@ -46,7 +46,13 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on.",
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -153,6 +159,7 @@ def tenant_create(
     type=click.IntRange(1, use.MAX_PAGE_SIZE),
     default=use.DEFAULT_PAGE_SIZE,
     show_default=True,
+    help=f"Tenants per page (at most {use.MAX_PAGE_SIZE}).",
 )
 @click.option("--cursor", help="Continue from a previous listing's next cursor.")
 @click.option("--all", "fetch_all", is_flag=True, help="Follow cursors to list every tenant.")
