@@ -1,0 +1,310 @@
+"""Probes, failing closed when a dependency is down, and the OpenAPI document's truthfulness."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+from werkzeug.test import TestResponse
+
+from tenantauth.app import create_app
+from tests.integration.helpers import (
+    ADMIN,
+    TENANTS,
+    assert_json,
+    assert_problem,
+    bearer,
+    claims_for,
+    create_tenant,
+    issue,
+    sign,
+)
+from tests.support import ADMIN_TOKEN, NOW, Backend, FixedClock, make_settings
+
+#: Port 1 refuses connections at once, so "storage down" costs no network timeout.
+DEAD_DATABASE = "postgresql://nobody@127.0.0.1:1/none"
+DEAD_REDIS = "redis://127.0.0.1:1/0"
+ACME = f"{TENANTS}/acme"
+TWO_ADMIN_HEADERS = [("Authorization", f"Bearer {ADMIN_TOKEN}")] * 2
+BAD_JSON = {"data": '{"oops": ', "content_type": "application/json"}
+HUGE_JSON = {"data": '{"pad": "' + "x" * (64 * 1024) + '"}', "content_type": "application/json"}
+#: An imported secret (35 bytes, base64url) for the "rotate to the same secret" conflict.
+IMPORTED = "aW1wb3J0ZWQtc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmctISE"
+#: A well-formed token for "acme" signed with a key no tenant has.
+FORGED = sign(secrets.token_bytes(32), claims_for("acme", NOW), "acme")
+
+Send = Callable[[FlaskClient], TestResponse]
+ONE = f"{TENANTS}/{{tenant_id}}"
+ROTATE = f"{ONE}/rotate"
+TOKENS = f"{ONE}/tokens"
+
+
+def call(method: str, path: str, headers: Any = ADMIN, **kwargs: Any) -> Send:
+    """Return a sender of one request (as the admin unless ``headers`` says otherwise)."""
+    return lambda c: c.open(path, method=method, headers=headers, **kwargs)
+
+
+def verify_issued(method: str) -> Send:
+    """Return a sender that verifies a freshly issued token of "acme"."""
+    if method == "GET":
+        return lambda c: c.get("/v1/verify", headers=bearer(issue(c, "acme")))
+    return lambda c: c.post("/v1/verify", json={"token": issue(c, "acme")})
+
+
+NEW_TENANT = {"id": "b2", "name": "B"}
+# (method, OpenAPI path, status, how to provoke it); tenants acme, imported, paused exist.
+OBSERVED: list[tuple[str, str, int, Send]] = [
+    ("get", "/healthz", 200, call("GET", "/healthz", None)),
+    ("get", "/readyz", 200, call("GET", "/readyz", None)),
+    ("post", TENANTS, 201, call("POST", TENANTS, json=NEW_TENANT)),
+    ("post", TENANTS, 400, call("POST", TENANTS, **BAD_JSON)),
+    ("post", TENANTS, 401, call("POST", TENANTS, None, json=NEW_TENANT)),
+    ("post", TENANTS, 409, call("POST", TENANTS, json={"id": "acme", "name": "A"})),
+    ("post", TENANTS, 413, call("POST", TENANTS, **HUGE_JSON)),
+    ("post", TENANTS, 422, call("POST", TENANTS, json={"id": "B!", "name": "B"})),
+    ("get", TENANTS, 200, call("GET", TENANTS)),
+    ("get", TENANTS, 400, call("GET", TENANTS, TWO_ADMIN_HEADERS)),
+    ("get", TENANTS, 401, call("GET", TENANTS, None)),
+    ("get", TENANTS, 422, call("GET", TENANTS, query_string={"limit": 0})),
+    ("get", ONE, 200, call("GET", ACME)),
+    ("get", ONE, 400, call("GET", ACME, TWO_ADMIN_HEADERS)),
+    ("get", ONE, 401, call("GET", ACME, None)),
+    ("get", ONE, 404, call("GET", f"{TENANTS}/zz")),
+    ("patch", ONE, 200, call("PATCH", ACME, json={})),
+    ("patch", ONE, 400, call("PATCH", ACME, **BAD_JSON)),
+    ("patch", ONE, 401, call("PATCH", ACME, None, json={})),
+    ("patch", ONE, 404, call("PATCH", f"{TENANTS}/zz", json={})),
+    ("patch", ONE, 413, call("PATCH", ACME, **HUGE_JSON)),
+    ("patch", ONE, 422, call("PATCH", ACME, json={"status": "deleted"})),
+    ("delete", ONE, 204, call("DELETE", ACME)),
+    ("delete", ONE, 400, call("DELETE", ACME, TWO_ADMIN_HEADERS)),
+    ("delete", ONE, 401, call("DELETE", ACME, None)),
+    ("delete", ONE, 404, call("DELETE", f"{TENANTS}/zz")),
+    ("post", ROTATE, 200, call("POST", f"{ACME}/rotate")),
+    ("post", ROTATE, 400, call("POST", f"{ACME}/rotate", **BAD_JSON)),
+    ("post", ROTATE, 401, call("POST", f"{ACME}/rotate", None)),
+    ("post", ROTATE, 404, call("POST", f"{TENANTS}/zz/rotate")),
+    ("post", ROTATE, 409, call("POST", f"{TENANTS}/imported/rotate", json={"secret": IMPORTED})),
+    ("post", ROTATE, 413, call("POST", f"{ACME}/rotate", **HUGE_JSON)),
+    ("post", ROTATE, 422, call("POST", f"{ACME}/rotate", json={"secret": "c2hvcnQ"})),
+    ("post", TOKENS, 201, call("POST", f"{ACME}/tokens", json={"sub": "u"})),
+    ("post", TOKENS, 400, call("POST", f"{ACME}/tokens", **BAD_JSON)),
+    ("post", TOKENS, 401, call("POST", f"{ACME}/tokens", None, json={"sub": "u"})),
+    ("post", TOKENS, 404, call("POST", f"{TENANTS}/zz/tokens", json={"sub": "u"})),
+    ("post", TOKENS, 409, call("POST", f"{TENANTS}/paused/tokens", json={"sub": "u"})),
+    ("post", TOKENS, 413, call("POST", f"{ACME}/tokens", **HUGE_JSON)),
+    ("post", TOKENS, 422, call("POST", f"{ACME}/tokens", json={"sub": "u", "ttl": "9"})),
+    ("get", "/v1/verify", 200, verify_issued("GET")),
+    ("get", "/v1/verify", 400, call("GET", "/v1/verify", [("Authorization", "Bearer a")] * 2)),
+    ("get", "/v1/verify", 401, call("GET", "/v1/verify", bearer(FORGED))),
+    ("get", "/v1/verify", 422, call("GET", "/v1/verify?aud=x", bearer(FORGED))),
+    ("post", "/v1/verify", 200, verify_issued("POST")),
+    ("post", "/v1/verify", 400, call("POST", "/v1/verify", None, **BAD_JSON)),
+    ("post", "/v1/verify", 401, call("POST", "/v1/verify", None, json={"token": FORGED})),
+    ("post", "/v1/verify", 413, call("POST", "/v1/verify", None, **HUGE_JSON)),
+    ("post", "/v1/verify", 422, call("POST", "/v1/verify", None, json={})),
+]
+#: (method, OpenAPI path, how to call it) for what only a dead database provokes: 503.
+UNAVAILABLE: list[tuple[str, str, Send]] = [
+    ("get", "/readyz", call("GET", "/readyz", None)),
+    ("post", TENANTS, call("POST", TENANTS, json=NEW_TENANT)),
+    ("get", TENANTS, call("GET", TENANTS)),
+    ("get", ONE, call("GET", ACME)),
+    ("patch", ONE, call("PATCH", ACME, json={})),
+    ("delete", ONE, call("DELETE", ACME)),
+    ("post", ROTATE, call("POST", f"{ACME}/rotate")),
+    ("post", TOKENS, call("POST", f"{ACME}/tokens", json={"sub": "u"})),
+    ("get", "/v1/verify", call("GET", "/v1/verify", bearer(FORGED))),
+    ("post", "/v1/verify", call("POST", "/v1/verify", None, json={"token": FORGED})),
+]
+
+
+@pytest.fixture
+def dead_storage_app(backend: Backend, tmp_path: Path, clock: FixedClock) -> Iterator[Flask]:
+    """An app whose database refuses connections; the cache is the backend's (none or Redis)."""
+    settings = make_settings(
+        backend, tmp_path, database_url=DEAD_DATABASE, auto_migrate=False, db_timeout=0.2
+    )
+    app = create_app(settings, clock=clock)
+    yield app
+    app.extensions["tenantauth"]["services"].close()
+
+
+@pytest.fixture
+def spec(client: FlaskClient) -> dict[str, Any]:
+    """The served OpenAPI document."""
+    return assert_json(client.get("/openapi.json"), 200)  # type: ignore[no-any-return]
+
+
+def _documented(spec: dict[str, Any], method: str, path: str) -> set[int]:
+    responses = spec["paths"][path][method]["responses"]
+    return {int(code) for code in responses if code != "default"}
+
+
+# --------------------------------------------------------------------------- probes
+
+
+def test_healthz_answers_ok(client: FlaskClient) -> None:
+    """/healthz is 200 {"status": "ok"} with no-store."""
+    r = client.get("/healthz")
+    assert assert_json(r, 200) == {"status": "ok"}
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+def test_readyz_checks_storage_and_cache(client: FlaskClient) -> None:
+    """/readyz is 200 with both checks ok on each backend."""
+    body = assert_json(client.get("/readyz"), 200)
+    assert body == {"status": "ok", "checks": {"storage": "ok", "cache": "ok"}}
+
+
+def test_healthz_touches_no_dependency(dead_storage_app: Flask) -> None:
+    """/healthz stays 200 while the database is down: it touches nothing."""
+    client = dead_storage_app.test_client()
+    assert assert_json(client.get("/healthz"), 200) == {"status": "ok"}
+
+
+def test_readyz_is_503_when_storage_is_down(dead_storage_app: Flask) -> None:
+    """/readyz is a 503 problem naming the failed check while the database is down."""
+    problem = assert_problem(dead_storage_app.test_client().get("/readyz"), 503, "not_ready")
+    assert problem["checks"]["cache"] == "ok"
+    assert problem["checks"]["storage"] != "ok"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_verify_fails_closed_when_storage_is_down(dead_storage_app: Flask, method: str) -> None:
+    """With the database down and nothing cached, verify is 503 — never 200, 401 or 500."""
+    client = dead_storage_app.test_client()
+    token = FORGED
+    if method == "GET":
+        r = client.get("/v1/verify", headers=bearer(token))
+    else:
+        r = client.post("/v1/verify", json={"token": token})
+    assert_problem(r, 503, "storage_unavailable")
+    assert "WWW-Authenticate" not in r.headers
+
+
+def test_admin_writes_fail_closed_when_storage_is_down(dead_storage_app: Flask) -> None:
+    """With the database down, creating and rotating are 503 problems."""
+    client = dead_storage_app.test_client()
+    r = client.post(TENANTS, json={"id": "acme", "name": "A"}, headers=ADMIN)
+    assert_problem(r, 503, "storage_unavailable")
+    assert_problem(client.post(f"{ACME}/rotate", headers=ADMIN), 503, "storage_unavailable")
+
+
+def test_readyz_is_503_when_redis_is_down(
+    postgres_backend: Backend, tmp_path: Path, clock: FixedClock
+) -> None:
+    """With Redis unreachable, /readyz is a 503 problem whose checks blame the cache only.
+
+    (What verify and rotate do meanwhile is covered in test_dependency_outage.py.)
+    """
+    settings = make_settings(postgres_backend, tmp_path, redis_url=DEAD_REDIS, redis_timeout=0.1)
+    app = create_app(settings, clock=clock)
+    try:
+        problem = assert_problem(app.test_client().get("/readyz"), 503, "not_ready")
+        assert problem["checks"]["storage"] == "ok"
+        assert problem["checks"]["cache"] != "ok"
+        assert assert_json(app.test_client().get("/healthz"), 200) == {"status": "ok"}
+    finally:
+        app.extensions["tenantauth"]["services"].close()
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def test_openapi_document_is_valid(spec: dict[str, Any]) -> None:
+    """/openapi.json is a valid OpenAPI 3.1 document."""
+    assert spec["openapi"] == "3.1.0"
+    validate(spec)
+
+
+def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, Any]) -> None:
+    """Every URL rule (but static and the spec itself) is in the spec with its methods, and
+    the spec documents no operation the app lacks."""
+    routed: set[tuple[str, str]] = set()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in {"static", "api-docs.openapi_json"}:
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        routed |= {(m.lower(), path) for m in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
+    documented = {
+        (method, path)
+        for path, operations in spec["paths"].items()
+        for method in operations
+        if method != "parameters"
+    }
+    assert routed == documented
+    assert len(routed) == 11
+
+
+@pytest.mark.parametrize("case", OBSERVED, ids=[f"{m.upper()} {p} {s}" for m, p, s, _ in OBSERVED])
+def test_observed_status_is_documented(
+    client: FlaskClient, spec: dict[str, Any], case: tuple[str, str, int, Send]
+) -> None:
+    """The route answers this status, and the spec documents it for that operation."""
+    method, path, status, send = case
+    create_tenant(client, "acme")
+    create_tenant(client, "imported", secret=IMPORTED)
+    create_tenant(client, "paused")
+    client.patch(f"{TENANTS}/paused", json={"status": "suspended"}, headers=ADMIN)
+    r = send(client)
+    assert r.status_code == status, r.get_data(as_text=True)
+    if status >= 400:
+        assert_problem(r, status)
+    assert status in _documented(spec, method, path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "send"),
+    UNAVAILABLE,
+    ids=[f"{m.upper()} {p} 503" for m, p, _ in UNAVAILABLE],
+)
+def test_unavailable_status_is_documented(
+    dead_storage_app: Flask, spec: dict[str, Any], method: str, path: str, send: Send
+) -> None:
+    """With the database down the route answers a 503 problem, and the spec documents 503."""
+    r = send(dead_storage_app.test_client())
+    assert_problem(r, 503)
+    assert 503 in _documented(spec, method, path)
+
+
+def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
+    """Every documented request body is an object schema with additionalProperties false."""
+    schemas = spec["components"]["schemas"]
+    bodies = 0
+    for operations in spec["paths"].values():
+        for method, operation in operations.items():
+            if method == "parameters" or "requestBody" not in operation:
+                continue
+            ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            schema = schemas[ref.rsplit("/", 1)[-1]]
+            assert schema["type"] == "object"
+            assert schema["additionalProperties"] is False, ref
+            bodies += 1
+    assert bodies == 5
+
+
+def test_spec_states_the_tenant_id_pattern_portably(spec: dict[str, Any]) -> None:
+    """The id pattern is the issue's ECMA-262 regex, anchored, with no Python-only escapes."""
+    create = spec["components"]["schemas"]["TenantCreateRequest"]
+    assert create["properties"]["id"]["pattern"] == "^[a-z0-9][a-z0-9-]{1,62}$"
+    assert create["required"] == ["id", "name"]
+
+
+def test_spec_documents_verify_headers_and_security(spec: dict[str, Any]) -> None:
+    """GET /v1/verify documents its identity headers; admin operations require the admin token."""
+    ok = spec["paths"]["/v1/verify"]["get"]["responses"]["200"]
+    assert {"X-Tenant-Id", "X-Subject", "X-Scope"} <= ok["headers"].keys()
+    params = spec["paths"]["/v1/verify"]["get"]["parameters"]
+    assert [(p["in"], p["name"]) for p in params] == [("query", "audience")]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if path.startswith(TENANTS) and method != "parameters":
+                assert operation["security"] == [{"adminToken": []}], (method, path)
