@@ -209,10 +209,12 @@ class Settings:
         embedded = values["DATABASE_URL"] is None
         state_dir = Path(values["STATE_DIR"] or default_state_dir(env))
         if embedded:
+            # Reports a missing or bad state file itself; "required in production" would mislead.
             _fill_embedded(values, state_dir, problems)
-        for name in ("MASTER_KEY", "ADMIN_TOKEN", "ISSUER"):
-            if values[name] is None and not any(p.startswith(PREFIX + name) for p in problems):
-                problems.append(f"{PREFIX}{name} is required in production mode")
+        else:
+            for name in ("MASTER_KEY", "ADMIN_TOKEN", "ISSUER"):
+                if values[name] is None and not any(p.startswith(PREFIX + name) for p in problems):
+                    problems.append(f"{PREFIX}{name} is required in production mode")
         if (
             values["ACCESS_TOKEN_TTL"]
             and values["MAX_TOKEN_TTL"]

@@ -54,14 +54,29 @@ class RedisCache:
     instead of every request paying a timeout. Fences always try Redis: a rotation must know.
     """
 
-    def __init__(self, url: str, *, timeout: float = 0.25, breaker_seconds: float = 1.0) -> None:
-        """Create the client; redis-py connects lazily and re-creates its pool after fork."""
-        self._client: redis.Redis = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            health_check_interval=30,
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.25,
+        breaker_seconds: float = 1.0,
+        client: redis.Redis | None = None,
+    ) -> None:
+        """Create the client; redis-py connects lazily and re-creates its pool after fork.
+
+        ``client``, if given, is used as is instead of one built from ``url`` (then ``url``
+        and ``timeout`` are ignored); the unit tests pass a fakeredis client this way.
+        """
+        self._client: redis.Redis = (
+            client
+            if client is not None
+            else redis.Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry_on_timeout=False,
+                health_check_interval=30,
+            )
         )
         self._fill = self._client.register_script(FILL_LUA)
         self._fence = self._client.register_script(FENCE_LUA)

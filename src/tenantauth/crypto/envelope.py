@@ -73,7 +73,7 @@ class MasterKeyring:
         nonce, ciphertext = sealed.blob[:_NONCE_BYTES], sealed.blob[_NONCE_BYTES:]
         try:
             return aead.decrypt(nonce, ciphertext, _aad(tenant_id))
-        except InvalidTag as exc:
+        except (InvalidTag, ValueError) as exc:  # ValueError: blob too short to hold a nonce
             raise SecretDecryptionError("sealed secret failed authentication") from exc
 
 
