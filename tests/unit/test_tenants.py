@@ -411,3 +411,17 @@ def test_issue_request_bounds(kwargs: dict[str, Any]) -> None:
     subject = kwargs.pop("subject", "user-1")
     with pytest.raises(InvalidRequestError):
         TokenRequest("acme", subject, **kwargs)
+
+
+@pytest.mark.parametrize("field", ["access_token_ttl", "max_token_ttl"])
+def test_zero_ttl_is_refused_not_defaulted(svc: Services, field: str) -> None:
+    """A TTL of 0 is an error, never a silent "use the default"."""
+    with pytest.raises(InvalidRequestError):
+        create_tenant(svc, "zero-ttl", "Zero", **{field: 0})
+
+
+def test_zero_token_ttl_is_refused(svc: Services, acme: Tenant) -> None:
+    """Issuing with ttl=0 is an error, never the tenant's default lifetime."""
+    request = TokenRequest(acme.id, "user-1", ttl=0)
+    with pytest.raises(InvalidRequestError):
+        issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request)

@@ -106,8 +106,8 @@ def update_tenant(svc: Services, tenant_id: str, changes: TenantChanges) -> Tena
         tenant = _live(current, tenant_id)
         access, maximum = _ttls(
             svc,
-            changes.access_token_ttl or tenant.access_token_ttl,
-            changes.max_token_ttl or tenant.max_token_ttl,
+            _given(changes.access_token_ttl, tenant.access_token_ttl),
+            _given(changes.max_token_ttl, tenant.max_token_ttl),
         )
         return replace(
             tenant,
@@ -194,13 +194,18 @@ def _name(name: str) -> str:
 
 def _ttls(svc: Services, access: int | None, maximum: int | None) -> tuple[int, int]:
     cap = svc.tokens.max_lifetime
-    maximum = maximum or cap
-    access = access or min(svc.tokens.default_ttl, maximum)
+    maximum = _given(maximum, cap)
+    access = _given(access, min(svc.tokens.default_ttl, maximum))
     if not 1 <= maximum <= cap:
         raise InvalidRequestError(f"max_token_ttl must be between 1 and {cap} seconds")
     if not 1 <= access <= maximum:
         raise InvalidRequestError("access_token_ttl must be between 1 and max_token_ttl")
     return access, maximum
+
+
+def _given(value: int | None, default: int) -> int:
+    """Return value unless it is None (0 is a value, and an invalid one, not a default)."""
+    return default if value is None else value
 
 
 def _encode_cursor(tenant_id: str) -> str:

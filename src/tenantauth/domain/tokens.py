@@ -105,7 +105,7 @@ def issue_token(
         raise NotFoundError(f"tenant {request.tenant_id!r} does not exist")
     if tenant.status is TenantStatus.SUSPENDED:
         raise ConflictError(f"tenant {request.tenant_id!r} is suspended; resume it first")
-    ttl = request.ttl or tenant.access_token_ttl
+    ttl = tenant.access_token_ttl if request.ttl is None else request.ttl
     limit = min(tenant.max_token_ttl, policy.max_lifetime)
     if not 1 <= ttl <= limit:
         raise InvalidRequestError(f"ttl must be between 1 and {limit} seconds for this tenant")
