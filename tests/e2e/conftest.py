@@ -1,0 +1,82 @@
+"""Fixtures that run the real service: `tenantauth serve` (gunicorn, several workers) on
+loopback against the run's PostgreSQL database and Redis DB.
+
+Servers are stopped in teardown whatever happened (SIGTERM, then SIGKILL after a timeout);
+when a test fails, everything the servers printed is attached to the failure report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Launch, Server, production_environ, start_server, wait_ready
+
+WORKERS = 3
+_SERVERS = pytest.StashKey[list[Server]]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the output of the test's servers to a failed test's report."""
+    report = yield
+    if report.failed:
+        for server in item.stash.get(_SERVERS, []):
+            report.sections.append((f"{server.name} output", server.output()))
+    return report
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
+    """Return ``launch(name, env, workers=3, port=None, ready=True)``: start a server and
+    (unless ``ready=False``) wait until it is ready. Every server started is stopped at
+    teardown."""
+    started: list[Server] = []
+    request.node.stash[_SERVERS] = started
+
+    def start(
+        name: str,
+        env: Mapping[str, str],
+        workers: int = WORKERS,
+        port: int | None = None,
+        *,
+        ready: bool = True,
+    ) -> Server:
+        server = start_server(tmp_path, name, env, workers=workers, port=port)
+        started.append(server)
+        if ready:
+            wait_ready(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+def _production(tmp_path: Path, pg_url: str, redis_url: str, name: str) -> dict[str, str]:
+    return production_environ(pg_url, redis_url, tmp_path / f"{name}.access.log")
+
+
+@pytest.fixture
+def server(launch: Launch, tmp_path: Path, pg_url: str, redis_url: str) -> Server:
+    """One production-mode server with 3 gunicorn workers."""
+    return launch("server", _production(tmp_path, pg_url, redis_url, "server"))
+
+
+@pytest.fixture
+def replicas(launch: Launch, tmp_path: Path, pg_url: str, redis_url: str) -> list[Server]:
+    """Two production-mode servers ("replicas", 3 workers each) on different ports, sharing
+    one PostgreSQL database and one Redis DB."""
+    servers = [
+        launch(name, _production(tmp_path, pg_url, redis_url, name), ready=False)
+        for name in ("replica0", "replica1")
+    ]
+    for server in servers:  # started together: both migrate at once, as replicas would
+        wait_ready(server)
+    return servers
