@@ -66,7 +66,7 @@ def serve(host: str, port: int, workers: int) -> None:
     Embedded mode prints the generated admin token once, on first start. Production mode
     refuses to start while migrations are pending.
     """
-    settings = _settings(announce=f"http://{host}:{port}")
+    settings = _settings(serving=f"http://{host}:{port}")
     with _services(settings) as svc:  # applies migrations first when auto_migrate is on
         pending = svc.storage.pending_migrations()  # type: ignore[attr-defined]
     if pending:
@@ -324,10 +324,12 @@ def token_verify(token_text: str, audience: str | None, as_json: bool) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _settings(*, announce: str | None = None) -> Settings:
+def _settings(*, serving: str | None = None) -> Settings:
     """Load settings; in embedded mode create the state directory and secrets first.
 
-    ``announce`` is the base URL to show in the curl example when a new admin token is made.
+    A newly generated admin token is shown once, by whichever command generated it: on stdout
+    with the served base URL for ``serve`` (``serving``), on stderr for other commands (their
+    stdout stays clean for scripts and ``--json``).
     """
     env = os.environ
     if is_embedded(env):
@@ -337,23 +339,28 @@ def _settings(*, announce: str | None = None) -> Settings:
             admin_token_given=bool(env.get(PREFIX + "ADMIN_TOKEN")),
             master_key_given=bool(env.get(PREFIX + "MASTER_KEY")),
         )
-        if announce and embedded.ADMIN_TOKEN_FILE in made:
-            _announce_admin_token(embedded.read_admin_token(path), path, announce)
+        if embedded.ADMIN_TOKEN_FILE in made:
+            token = embedded.read_admin_token(path)
+            _announce_admin_token(token, path, serving or "http://127.0.0.1:8000", serving is None)
     try:
         return Settings.from_env(env)
     except ConfigurationError as exc:
         _fail("invalid configuration:\n  - " + "\n  - ".join(exc.problems))
 
 
-def _announce_admin_token(admin_token: str, state_dir: Path, base_url: str) -> None:
+def _announce_admin_token(admin_token: str, state_dir: Path, base_url: str, err: bool) -> None:
     line = "=" * 72
-    click.echo(line)
-    click.echo("Embedded mode: a new admin token was generated. It is shown only this once")
-    click.echo(f"(kept, mode 0600, in {state_dir}/admin.token):\n")
-    click.echo(f"  {admin_token}\n")
-    click.echo("Try it:")
-    click.echo(f"  curl -s -H 'Authorization: Bearer {admin_token}' {base_url}/v1/admin/tenants")
-    click.echo(line)
+    lines = [
+        line,
+        "Embedded mode: a new admin token was generated. It is shown only this once",
+        f"(kept, mode 0600, in {state_dir}/admin.token):\n",
+        f"  {admin_token}\n",
+        "Try it (with `tenantauth serve` running):",
+        f"  curl -s -H 'Authorization: Bearer {admin_token}' {base_url}/v1/admin/tenants",
+        line,
+    ]
+    for text in lines:
+        click.echo(text, err=err)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from tenantauth import __version__
 from tenantauth.cli import main
+from tenantauth.embedded import ensure_state
 from tenantauth.settings import PREFIX, SETTINGS
 from tests.integration.helpers import new_secret
 from tests.support import ADMIN_TOKEN, ISSUER, MASTER_KEY_B64
@@ -62,9 +63,11 @@ def assert_clean_error(result: Result, *fragments: str) -> None:
 
 @pytest.fixture
 def embedded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Embedded mode: no database URL, state in a fresh directory."""
+    """Embedded mode: no database URL, state in a fresh directory (secrets already made, so
+    the one-time admin token banner does not mix into the output under test)."""
     state = tmp_path / "state"
     monkeypatch.setenv("TENANTAUTH_STATE_DIR", str(state))
+    ensure_state(state, admin_token_given=False, master_key_given=False)
     return state
 
 
@@ -224,8 +227,26 @@ def test_delete_asks_first() -> None:
     assert_clean_error(run("tenant", "show", "acme"), "does not exist")
 
 
-def test_embedded_state_is_private(embedded: Path) -> None:
+def test_first_command_shows_the_generated_admin_token_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Whichever command generates the admin token shows it once, on stderr (stdout stays
+    clean for --json); later commands do not show it again."""
+    embedded = tmp_path / "fresh-state"
+    monkeypatch.setenv("TENANTAUTH_STATE_DIR", str(embedded))
+    first = ok("tenant", "list", "--json")
+    token = (embedded / "admin.token").read_text().strip()
+    assert token in first.stderr
+    assert token not in first.stdout
+    json.loads(first.stdout)
+    second = ok("tenant", "list", "--json")
+    assert token not in second.stderr + second.stdout
+
+
+def test_embedded_state_is_private(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The first command creates the state dir 0700 with secret files 0600."""
+    embedded = tmp_path / "fresh-state"
+    monkeypatch.setenv("TENANTAUTH_STATE_DIR", str(embedded))
     ok("tenant", "list")
     assert embedded.stat().st_mode & 0o777 == 0o700
     for name in ("master.key", "admin.token", "tenantauth.db"):
