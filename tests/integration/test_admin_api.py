@@ -198,6 +198,7 @@ def test_delete_revokes_and_recreate_issues_a_new_secret(
     r = client.delete(ACME, headers=ADMIN)
     assert r.status_code == 204
     assert r.get_data() == b""
+    assert "Content-Type" not in r.headers
     assert verify_status(client, old) == 401
     assert_problem(_show(client, "acme"), 404, "not_found")
     again = create_tenant(client, "acme", name="Acme again")

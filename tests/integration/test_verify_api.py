@@ -160,7 +160,9 @@ def test_post_accepts_a_valid_token(client: FlaskClient, acme: dict[str, Any]) -
 
 
 @pytest.mark.parametrize(
-    "token", ["abc", "a.b.c", "x" * 4096, "x" * 4097], ids=["word", "dots", "4096", "4097"]
+    "token",
+    ["abc", "a.b.c", "x" * 4096, "x" * 4097, "x" * 60_000],
+    ids=["word", "dots", "4096", "4097", "60000"],
 )
 def test_post_rejects_a_bad_token(client: FlaskClient, token: str) -> None:
     """POST with a bad token is a 401 invalid_token problem with the challenge header."""
@@ -186,7 +188,6 @@ def test_post_with_token_in_header_and_body_is_a_bad_request(
         {"token": None},
         {"token": 42},
         {"token": ""},
-        {"token": "x" * 4098},
         {"token": "a.b.c", "extra": True},
         {"token": "a.b.c", "aud": "orders"},
         ["a.b.c"],

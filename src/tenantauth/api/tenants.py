@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
@@ -74,9 +75,12 @@ def update(body: dict[str, Any], tenant_id: str) -> Tenant:
 @bp.response(204)
 @errors_doc(bp, 400, 401, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
-def delete(tenant_id: str) -> None:
+def delete(tenant_id: str) -> Response:
     """Delete a tenant: its secret is erased and its tokens stop verifying at once."""
     use.delete_tenant(services(), tenant_id)
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no content, so no content type (RFC 9110 §15.3.5)
+    return response
 
 
 @bp.post("/<tenant_id>/rotate")
