@@ -213,6 +213,12 @@ def _mutate(token: str, how: str, segment: int, key: bytes) -> str:
     return ".".join(parts)
 
 
+# What issuance accepts: no control characters in sub (Unicode category Cc), and RFC 6749
+# §3.3 scope syntax.
+SUBJECTS = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20)
+SCOPES = st.from_regex(r"[!#-\[\]-~]{1,6}( [!#-\[\]-~]{1,6}){0,2}", fullmatch=True)
+
+
 @st.composite
 def tokens(draw: st.DrawFn, svc: Services, *, hand_built_only: bool = False) -> tuple[str, str]:
     """Draw ``(token, audience)``: issued by us, or hand-built; then maybe mutated."""
@@ -220,10 +226,10 @@ def tokens(draw: st.DrawFn, svc: Services, *, hand_built_only: bool = False) -> 
         aud = draw(st.one_of(st.none(), st.sampled_from(AUDIENCES), st.just(["api", "web"])))
         request = TokenRequest(
             draw(st.sampled_from(list(KEYS))),
-            draw(st.text(min_size=1, max_size=20)),
+            draw(SUBJECTS),
             ttl=draw(st.one_of(st.none(), st.integers(1, 86_400))),
             audience=aud,
-            scope=draw(st.one_of(st.none(), st.text(max_size=10))),
+            scope=draw(st.one_of(st.none(), SCOPES)),
             claims=draw(st.dictionaries(st.sampled_from(["role", "org", "n"]), JSON_VALUES)),
         )
         token = issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request).access_token

@@ -6,7 +6,9 @@ response directly, skipping schema (de)serialisation; the schemas still document
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, json, request
 from flask_smorest import Blueprint
@@ -20,6 +22,9 @@ from tenantauth.errors import (
     InvalidRequestError,
     MalformedRequestError,
 )
+
+_HEADER_SAFE_RE = re.compile(r"[\x20-\x24\x26-\x7e]*")  # printable ASCII but "%"
+_UNRESERVED_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
 bp = Blueprint("verify", __name__, url_prefix="/v1/verify", description="Verify tokens.")
 
@@ -54,10 +59,23 @@ def verify_header() -> Response:
     verdict = services().verifier.verify(token, request.args.get("audience"))
     response = _ok(verdict.claims)
     response.headers["X-Tenant-Id"] = verdict.tenant_id
-    response.headers["X-Subject"] = verdict.subject
+    response.headers["X-Subject"] = header_safe(verdict.subject)
     if verdict.scope is not None:
-        response.headers["X-Scope"] = verdict.scope
+        response.headers["X-Scope"] = header_safe(verdict.scope)
     return response
+
+
+def header_safe(value: str) -> str:
+    """Return ``value`` for an HTTP header: as is when it is printable ASCII without ``%``,
+    else percent-encoded UTF-8 (RFC 3986 §2.1).
+
+    Percent-decoding the header therefore always yields the exact claim. Tokens we issue never
+    need encoding of ``scope``; a ``sub`` may (non-ASCII names), and tokens signed elsewhere
+    with an imported secret may carry anything — a newline must never reach the header.
+    """
+    if _HEADER_SAFE_RE.fullmatch(value):
+        return value
+    return quote(value, safe=_UNRESERVED_PRINTABLE)
 
 
 @bp.post("")

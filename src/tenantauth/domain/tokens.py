@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from typing import Any
 
@@ -23,6 +24,10 @@ MAX_SUBJECT_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
 MAX_AUDIENCES = 10
 MAX_AUDIENCE_LENGTH = 255
+# RFC 6749 §3.3: scope = scope-token *( SP scope-token ), scope-token = 1*NQCHAR.
+_SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
+# C0 controls, DEL and C1 controls: never part of an identifier, and unsafe in logs/headers.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class TokenVerifier:
@@ -147,8 +152,15 @@ class TokenRequest:
         """Validate the request. Raises ``InvalidRequestError`` saying what is wrong."""
         if not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
             raise InvalidRequestError(f"sub must be 1 to {MAX_SUBJECT_LENGTH} characters")
+        if _CONTROL_RE.search(subject):
+            raise InvalidRequestError("sub must not contain control characters")
         if scope is not None and len(scope) > MAX_SCOPE_LENGTH:
             raise InvalidRequestError(f"scope must be at most {MAX_SCOPE_LENGTH} characters")
+        if scope is not None and not _SCOPE_RE.fullmatch(scope):
+            raise InvalidRequestError(
+                "scope must be space-separated tokens of printable ASCII without '\"' or '\\' "
+                "(RFC 6749 §3.3)"
+            )
         _check_audience(audience)
         extra = dict(claims or {})
         clash = sorted(RESERVED_CLAIMS & extra.keys())
