@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from tenantauth.crypto.envelope import SealedSecret
+from tenantauth.crypto.jwt import TENANT_ID_RE
 
 __all__ = [
     "IssuedToken",
@@ -17,7 +18,17 @@ __all__ = [
     "Tenant",
     "TenantStatus",
     "VerifiedToken",
+    "is_tenant_id",
 ]
+
+
+def is_tenant_id(text: str) -> bool:
+    """Return whether ``text`` can be a tenant id (``^[a-z0-9][a-z0-9-]{1,62}$``).
+
+    Checked before any lookup, so ids that cannot exist never reach storage (a NUL byte, say,
+    which PostgreSQL refuses in text).
+    """
+    return TENANT_ID_RE.fullmatch(text) is not None
 
 
 class TenantStatus(StrEnum):

@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tenantauth.crypto.secrets import decode_imported_secret, generate_secret
-from tenantauth.domain.models import KeyRecord, Page, Tenant, TenantStatus
+from tenantauth.domain.models import KeyRecord, Page, Tenant, TenantStatus, is_tenant_id
 from tenantauth.domain.services import Services
+from tenantauth.domain.tokens import CONTROL_CHARACTERS
 from tenantauth.errors import ConflictError, InvalidRequestError, NotFoundError
 
 MAX_PAGE_SIZE = 500
@@ -50,6 +51,8 @@ def create_tenant(
     bad secret or TTLs. A deleted id may be created again; its old tokens stay invalid because
     the generation keeps rising and the secret is new (unless the operator re-imports it).
     """
+    if not is_tenant_id(tenant_id):
+        raise InvalidRequestError("id must match ^[a-z0-9][a-z0-9-]{1,62}$")
     raw = decode_imported_secret(secret) if secret is not None else generate_secret()
     ttls = _ttls(svc, access_token_ttl, max_token_ttl)
 
@@ -75,6 +78,7 @@ def create_tenant(
 
 def get_tenant(svc: Services, tenant_id: str) -> Tenant:
     """Return a live tenant. Raises ``NotFoundError`` for unknown or deleted ids."""
+    _existing_id(tenant_id)
     with svc.storage.transaction() as tx:
         return _live(tx.get_tenant(tenant_id), tenant_id)
 
@@ -164,6 +168,7 @@ def _apply(
     svc: Services, tenant_id: str, build: Callable[[Tenant | None, datetime], Tenant]
 ) -> Tenant:
     """Run one verification-affecting change under the fence protocol (docs/design.md)."""
+    _existing_id(tenant_id)  # create_tenant checked the shape already, with a clearer error
     now = datetime.fromtimestamp(svc.clock.now(), UTC)
     with svc.storage.transaction() as tx:
         current = tx.get_tenant(tenant_id, for_update=True)
@@ -180,6 +185,12 @@ def _apply(
     return tenant
 
 
+def _existing_id(tenant_id: str) -> None:
+    """Raise ``NotFoundError`` for ids that cannot name a tenant, before any lookup."""
+    if not is_tenant_id(tenant_id):
+        raise NotFoundError("no tenant has that id")
+
+
 def _live(tenant: Tenant | None, tenant_id: str) -> Tenant:
     if tenant is None or tenant.status is TenantStatus.DELETED:
         raise NotFoundError(f"tenant {tenant_id!r} does not exist")
@@ -189,6 +200,8 @@ def _live(tenant: Tenant | None, tenant_id: str) -> Tenant:
 def _name(name: str) -> str:
     if not name.strip() or len(name) > MAX_NAME_LENGTH:
         raise InvalidRequestError(f"name must be 1 to {MAX_NAME_LENGTH} characters")
+    if CONTROL_CHARACTERS.search(name):
+        raise InvalidRequestError("name must not contain control characters")
     return name
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from tenantauth.crypto import jwt
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.models import IssuedToken, TenantStatus, VerifiedToken
+from tenantauth.domain.models import IssuedToken, TenantStatus, VerifiedToken, is_tenant_id
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.ports import Clock, Storage
 from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, NotFoundError
@@ -27,7 +27,7 @@ MAX_AUDIENCE_LENGTH = 255
 # RFC 6749 §3.3: scope = scope-token *( SP scope-token ), scope-token = 1*NQCHAR.
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
 # C0 controls, DEL and C1 controls: never part of an identifier, and unsafe in logs/headers.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class TokenVerifier:
@@ -104,6 +104,8 @@ def issue_token(
     tenant, ``ConflictError`` for a suspended one, ``InvalidRequestError`` for a bad TTL,
     reserved or oversized custom claims, or a token that would exceed the verifier's size cap.
     """
+    if not is_tenant_id(request.tenant_id):
+        raise NotFoundError("no tenant has that id")
     with storage.transaction() as tx:
         tenant = tx.get_tenant(request.tenant_id)
     if tenant is None or tenant.status is TenantStatus.DELETED or tenant.sealed_secret is None:
@@ -152,7 +154,7 @@ class TokenRequest:
         """Validate the request. Raises ``InvalidRequestError`` saying what is wrong."""
         if not 1 <= len(subject) <= MAX_SUBJECT_LENGTH:
             raise InvalidRequestError(f"sub must be 1 to {MAX_SUBJECT_LENGTH} characters")
-        if _CONTROL_RE.search(subject):
+        if CONTROL_CHARACTERS.search(subject):
             raise InvalidRequestError("sub must not contain control characters")
         if scope is not None and len(scope) > MAX_SCOPE_LENGTH:
             raise InvalidRequestError(f"scope must be at most {MAX_SCOPE_LENGTH} characters")

@@ -18,7 +18,12 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tenantauth.domain.models import KeyRecord, Tenant
-from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
+from tenantauth.errors import (
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    StorageUnavailableError,
+)
 from tenantauth.storage import migrations
 from tenantauth.storage.rows import (
     KEY_COLUMNS,
@@ -180,6 +185,9 @@ class PostgresStorage:
             raise StorageUnavailableError("no database connection available in time") from exc
         except (psycopg.errors.UniqueViolation, psycopg.errors.IntegrityError) as exc:
             raise ConflictError("the change conflicts with existing data") from exc
+        except psycopg.DataError as exc:
+            # A value PostgreSQL cannot store (e.g. NUL in text) is bad input, not an outage.
+            raise InvalidRequestError("a value cannot be stored as given") from exc
         except psycopg.Error as exc:
             log.warning("database error: %s", type(exc).__name__)
             raise StorageUnavailableError("the database is unavailable") from exc
