@@ -21,6 +21,7 @@ from tenantauth.errors import ConfigurationError
 PREFIX = "TENANTAUTH_"
 MIN_ADMIN_TOKEN_LENGTH = 32
 MAX_LEEWAY = 60  # VERIFIER-CHECKLIST #7
+MAX_REUSE_GRACE = 60  # a refresh retry grace longer than this would weaken reuse detection
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,13 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
         return value
 
     return parse
+
+
+def _reuse_grace(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_REUSE_GRACE:
+        raise ValueError(f"must be between 0 and {MAX_REUSE_GRACE} seconds")
+    return value
 
 
 #: The one table of settings: parsing, defaults and the README all come from here.
@@ -139,6 +147,55 @@ SETTINGS: tuple[Setting, ...] = (
         _positive(float),
     ),
     Setting(
+        "ARGON2_TIME_COST",
+        "3",
+        "argon2id passes over memory for user passwords (RFC 9106 §4; OWASP minimum 2).",
+        _positive(int),
+    ),
+    Setting(
+        "ARGON2_MEMORY_KIB",
+        "65536",
+        "argon2id memory per hash in KiB (64 MiB; OWASP minimum 19456). "
+        "Stored hashes are upgraded at the next login when the parameters change.",
+        _positive(int),
+    ),
+    Setting("ARGON2_PARALLELISM", "1", "argon2id lanes (threads) per hash.", _positive(int)),
+    Setting(
+        "PASSWORD_MIN_LENGTH", "12", "Fewest characters a user password may have.", _positive(int)
+    ),
+    Setting(
+        "PASSWORD_MAX_LENGTH", "256", "Most characters a user password may have.", _positive(int)
+    ),
+    Setting(
+        "LOGIN_MAX_FAILURES",
+        "5",
+        "Failed password or client-secret attempts per tenant+username and per client IP "
+        "that lock further attempts (429 with `Retry-After`).",
+        _positive(int),
+    ),
+    Setting(
+        "LOGIN_WINDOW",
+        "300",
+        "Seconds over which failed attempts are counted, from the first failure.",
+        _positive(int),
+    ),
+    Setting(
+        "LOGIN_LOCKOUT", "300", "Seconds a locked username or IP stays locked.", _positive(int)
+    ),
+    Setting(
+        "REFRESH_TOKEN_TTL",
+        "2592000",
+        "Refresh token lifetime in seconds (30 days); each use rotates the token.",
+        _positive(int),
+    ),
+    Setting(
+        "REFRESH_REUSE_GRACE",
+        "10",
+        f"Seconds a just-rotated refresh token may be presented again (a client's network "
+        f"retry) before reuse revokes its whole family (0–{MAX_REUSE_GRACE}).",
+        _reuse_grace,
+    ),
+    Setting(
         "REDIS_TIMEOUT",
         "0.25",
         "Seconds before a Redis call counts as failed (then the database answers).",
@@ -188,6 +245,16 @@ class Settings:
     clock_leeway: int = 30
     cache_ttl: float = 300.0
     negative_cache_ttl: float = 10.0
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65_536
+    argon2_parallelism: int = 1
+    password_min_length: int = 12
+    password_max_length: int = 256
+    login_max_failures: int = 5
+    login_window: int = 300
+    login_lockout: int = 300
+    refresh_token_ttl: int = 2_592_000
+    refresh_reuse_grace: int = 10
     redis_timeout: float = 0.25
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
@@ -221,6 +288,7 @@ class Settings:
             and (values["ACCESS_TOKEN_TTL"] > values["MAX_TOKEN_TTL"])
         ):
             problems.append(f"{PREFIX}ACCESS_TOKEN_TTL must not exceed {PREFIX}MAX_TOKEN_TTL")
+        problems.extend(_auth_problems(values))
         if problems:
             raise ConfigurationError(problems)
         auto = values["AUTO_MIGRATE"]
@@ -238,6 +306,16 @@ class Settings:
             clock_leeway=values["CLOCK_LEEWAY"],
             cache_ttl=values["CACHE_TTL"],
             negative_cache_ttl=values["NEGATIVE_CACHE_TTL"],
+            argon2_time_cost=values["ARGON2_TIME_COST"],
+            argon2_memory_kib=values["ARGON2_MEMORY_KIB"],
+            argon2_parallelism=values["ARGON2_PARALLELISM"],
+            password_min_length=values["PASSWORD_MIN_LENGTH"],
+            password_max_length=values["PASSWORD_MAX_LENGTH"],
+            login_max_failures=values["LOGIN_MAX_FAILURES"],
+            login_window=values["LOGIN_WINDOW"],
+            login_lockout=values["LOGIN_LOCKOUT"],
+            refresh_token_ttl=values["REFRESH_TOKEN_TTL"],
+            refresh_reuse_grace=values["REFRESH_REUSE_GRACE"],
             redis_timeout=values["REDIS_TIMEOUT"],
             db_pool_min_size=values["DB_POOL_MIN_SIZE"],
             db_pool_max_size=values["DB_POOL_MAX_SIZE"],
@@ -256,6 +334,20 @@ def default_state_dir(env: Mapping[str, str]) -> Path:
 def is_embedded(environ: Mapping[str, str]) -> bool:
     """Return whether ``environ`` selects embedded mode (no database URL)."""
     return not environ.get(PREFIX + "DATABASE_URL")
+
+
+def _auth_problems(values: dict[str, Any]) -> list[str]:
+    """Cross-checks of the password settings (each value itself is already parsed)."""
+    problems = []
+    low, high = values["PASSWORD_MIN_LENGTH"], values["PASSWORD_MAX_LENGTH"]
+    if low and high and low > high:
+        problems.append(f"{PREFIX}PASSWORD_MIN_LENGTH must not exceed {PREFIX}PASSWORD_MAX_LENGTH")
+    memory, lanes = values["ARGON2_MEMORY_KIB"], values["ARGON2_PARALLELISM"]
+    if memory and lanes and memory < 8 * lanes:  # RFC 9106 §3.1
+        problems.append(
+            f"{PREFIX}ARGON2_MEMORY_KIB must be at least 8 × {PREFIX}ARGON2_PARALLELISM"
+        )
+    return problems
 
 
 def _read(setting: Setting, env: Mapping[str, str], problems: list[str]) -> Any:
