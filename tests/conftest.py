@@ -77,9 +77,16 @@ def worker_id() -> str:
 def pg_url(pg_database: str) -> Iterator[str]:
     """The run's PostgreSQL database, emptied before the test."""
     with psycopg.connect(pg_database, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass('tenants')").fetchone()
-        if exists and exists[0]:
-            conn.execute("TRUNCATE tenants")
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_migrations'"
+            )
+        ]
+        if tables:
+            names = sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(names))
     return pg_database
 
 

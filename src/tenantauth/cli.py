@@ -20,6 +20,7 @@ import click
 
 from tenantauth import __version__, embedded
 from tenantauth.app import build_services
+from tenantauth.domain import revocations
 from tenantauth.domain import tenants as use
 from tenantauth.domain.models import Page, Tenant, TenantStatus
 from tenantauth.domain.services import Services
@@ -293,6 +294,61 @@ def token_issue(
     else:
         click.echo(issued.access_token)
         click.echo(f"expires in {issued.expires_in} s", err=True)
+
+
+@token.command("revoke")
+@click.argument("token_text", metavar="TOKEN")
+@_json_option
+def token_revoke(token_text: str, as_json: bool) -> None:
+    """Revoke one access token (by its jti, until it expires). '-' reads it from stdin.
+
+    Exit status 0 if it was revoked, 1 if it was not a valid token (nothing to revoke).
+    """
+    if token_text == "-":  # noqa: S105 - "-" means stdin, not a password
+        token_text = sys.stdin.readline().strip()
+    with _services() as svc:
+        revoked = _run(lambda: revocations.revoke_token(svc, token_text))
+    if as_json:
+        click.echo(json.dumps({"revoked": revoked}))
+    else:
+        click.echo(
+            "revoked: every verifier now rejects this token"
+            if revoked
+            else "not revoked: the token is not valid (nothing to revoke)"
+        )
+    sys.exit(0 if revoked else 1)
+
+
+@main.group()
+def user() -> None:
+    """Act on the users (token subjects) of a tenant."""
+
+
+@user.command("revoke")
+@click.argument("tenant_id")
+@click.argument("username")
+@_json_option
+def user_revoke(tenant_id: str, username: str, as_json: bool) -> None:
+    """Log USERNAME out everywhere: every token of that subject issued until now is rejected
+    by every verifier when this returns; tokens issued afterwards verify."""
+    with _services() as svc:
+        done = _run(lambda: revocations.revoke_subject(svc, tenant_id, username))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "tenant_id": done.tenant_id,
+                    "subject": done.subject,
+                    "version": done.version,
+                    "revoked_at": done.revoked_at,
+                }
+            )
+        )
+    else:
+        click.echo(
+            f"revoked every token of {username!r} in {tenant_id} "
+            f"(revocation version {done.version})"
+        )
 
 
 @token.command("verify")

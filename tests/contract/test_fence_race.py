@@ -19,7 +19,6 @@ import redis
 from tenantauth.cache import cache_key
 from tenantauth.domain import tenants
 from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.models import KeyRecord
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
 from tenantauth.errors import InvalidTokenError
@@ -37,14 +36,14 @@ class PausingStorage:
         self.paused = threading.Event()
         self.resume = threading.Event()
 
-    def load_key_record(self, tenant_id: str) -> KeyRecord | None:
-        """Read (before or after pausing) and hand back what was read."""
+    def load_verification_state(self, tenant_id: str, subject: str, jti: str) -> Any:
+        """The verifier's miss read: read (before or after pausing) and hand back what was read."""
         if self.pause_before_read:
             self._pause()
-        found = self.inner.load_key_record(tenant_id)
+        found = self.inner.load_verification_state(tenant_id, subject, jti)
         if not self.pause_before_read:
             self._pause()
-        return found  # type: ignore[no-any-return]
+        return found
 
     def _pause(self) -> None:
         self.paused.set()

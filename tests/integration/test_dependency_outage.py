@@ -13,6 +13,12 @@ from tests.support import Backend, FixedClock, admin_headers, make_settings
 
 DEAD_REDIS = "redis://127.0.0.1:1/0"  # port 1: connection refused at once
 DEAD_POSTGRES = "postgresql://nobody@127.0.0.1:1/none"
+# kid "acme", payload {"sub": "u1", "jti": "j1"}, a made-up signature: well-formed enough that
+# the verifier has to look the tenant up before it can reject it.
+FORGED = (
+    "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFjbWUiLCJ0eXAiOiJKV1QifQ."
+    "eyJzdWIiOiJ1MSIsImp0aSI6ImoxIn0." + "A" * 43
+)
 
 
 def app_on(backend: Backend, tmp_path: Path, clock: FixedClock, **overrides: object) -> Flask:
@@ -135,7 +141,7 @@ def test_both_down_is_503_and_healthz_stays_up(
         redis_timeout=0.2,
     )
     client = broken.test_client()
-    token = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFjbWUiLCJ0eXAiOiJKV1QifQ.e30." + "A" * 43
+    token = FORGED
     assert client.get("/v1/verify", headers=bearer(token)).status_code == 503
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200
@@ -144,7 +150,7 @@ def test_both_down_is_503_and_healthz_stays_up(
 def test_creating_a_tenant_clears_its_negative_cache_entry(healthy: Flask) -> None:
     """An unknown id is negative-cached, yet its first token verifies as soon as it exists."""
     client = healthy.test_client()
-    ghost = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImFjbWUiLCJ0eXAiOiJKV1QifQ.e30." + "A" * 43
+    ghost = FORGED
     assert client.get("/v1/verify", headers=bearer(ghost)).status_code == 401  # caches "absent"
     cache = healthy.extensions["tenantauth"]["services"].cache
     assert cache.get("acme").status.value == "absent"

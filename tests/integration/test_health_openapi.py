@@ -44,6 +44,8 @@ Send = Callable[[FlaskClient], TestResponse]
 ONE = f"{TENANTS}/{{tenant_id}}"
 ROTATE = f"{ONE}/rotate"
 TOKENS = f"{ONE}/tokens"
+USER_REVOKE = f"{ONE}/users/{{username}}/revoke"
+TOKEN_REVOKE = f"{ONE}/tokens/revoke"
 
 
 def call(method: str, path: str, headers: Any = ADMIN, **kwargs: Any) -> Send:
@@ -101,6 +103,16 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", TOKENS, 409, call("POST", f"{TENANTS}/paused/tokens", json={"sub": "u"})),
     ("post", TOKENS, 413, call("POST", f"{ACME}/tokens", **HUGE_JSON)),
     ("post", TOKENS, 422, call("POST", f"{ACME}/tokens", json={"sub": "u", "ttl": "9"})),
+    ("post", USER_REVOKE, 200, call("POST", f"{ACME}/users/u/revoke")),
+    ("post", USER_REVOKE, 400, call("POST", f"{ACME}/users/u/revoke", TWO_ADMIN_HEADERS)),
+    ("post", USER_REVOKE, 401, call("POST", f"{ACME}/users/u/revoke", None)),
+    ("post", USER_REVOKE, 404, call("POST", f"{TENANTS}/zz/users/u/revoke")),
+    ("post", USER_REVOKE, 422, call("POST", f"{ACME}/users/a%0Ab/revoke")),
+    ("post", TOKEN_REVOKE, 200, call("POST", f"{ACME}/tokens/revoke", json={"token": FORGED})),
+    ("post", TOKEN_REVOKE, 400, call("POST", f"{ACME}/tokens/revoke", **BAD_JSON)),
+    ("post", TOKEN_REVOKE, 401, call("POST", f"{ACME}/tokens/revoke", None, json={})),
+    ("post", TOKEN_REVOKE, 413, call("POST", f"{ACME}/tokens/revoke", **HUGE_JSON)),
+    ("post", TOKEN_REVOKE, 422, call("POST", f"{ACME}/tokens/revoke", json={"x": 1})),
     ("get", "/v1/verify", 200, verify_issued("GET")),
     ("get", "/v1/verify", 400, call("GET", "/v1/verify", [("Authorization", "Bearer a")] * 2)),
     ("get", "/v1/verify", 401, call("GET", "/v1/verify", bearer(FORGED))),
@@ -121,6 +133,8 @@ UNAVAILABLE: list[tuple[str, str, Send]] = [
     ("delete", ONE, call("DELETE", ACME)),
     ("post", ROTATE, call("POST", f"{ACME}/rotate")),
     ("post", TOKENS, call("POST", f"{ACME}/tokens", json={"sub": "u"})),
+    ("post", USER_REVOKE, call("POST", f"{ACME}/users/u/revoke")),
+    ("post", TOKEN_REVOKE, call("POST", f"{ACME}/tokens/revoke", json={"token": FORGED})),
     ("get", "/v1/verify", call("GET", "/v1/verify", bearer(FORGED))),
     ("post", "/v1/verify", call("POST", "/v1/verify", None, json={"token": FORGED})),
 ]
@@ -241,7 +255,7 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 11
+    assert len(routed) == 13
 
 
 @pytest.mark.parametrize("case", OBSERVED, ids=[f"{m.upper()} {p} {s}" for m, p, s, _ in OBSERVED])
@@ -288,7 +302,7 @@ def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
             assert schema["type"] == "object"
             assert schema["additionalProperties"] is False, ref
             bodies += 1
-    assert bodies == 5
+    assert bodies == 6
 
 
 def test_spec_states_the_tenant_id_pattern_portably(spec: dict[str, Any]) -> None:

@@ -13,7 +13,13 @@ from tenantauth.cache import cache_key
 from tenantauth.cache.redis import RedisCache, decode_entry, encode_entry
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.models import KeyRecord, SealedSecret, Tenant, TenantStatus
+from tenantauth.domain.models import (
+    KeyRecord,
+    SealedSecret,
+    Tenant,
+    TenantStatus,
+    VerificationState,
+)
 from tenantauth.domain.policy import CachePolicy
 from tenantauth.domain.ports import Storage, Tx
 from tenantauth.domain.services import Services
@@ -189,6 +195,21 @@ class CountingStorage:
         """Count, then delegate."""
         self.key_reads.append(tenant_id)
         return self.inner.load_key_record(tenant_id)
+
+    def load_verification_state(
+        self, tenant_id: str, subject: str, jti: str
+    ) -> VerificationState | None:
+        """Count, then delegate."""
+        self.key_reads.append(tenant_id)
+        return self.inner.load_verification_state(tenant_id, subject, jti)
+
+    def load_revocations(
+        self, tenant_id: str, *, revoked_since: int, expiring_after: int
+    ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+        """Delegate (not a key read: it only accompanies a fill)."""
+        return self.inner.load_revocations(
+            tenant_id, revoked_since=revoked_since, expiring_after=expiring_after
+        )
 
     def ping(self) -> None:
         """Delegate."""

@@ -174,6 +174,29 @@ class VerifyResponseSchema(ma.Schema):
     claims = fields.Dict(required=True)
 
 
+class SubjectRevocationResponseSchema(ma.Schema):
+    """The result of revoking every token of one subject."""
+
+    tenant_id = fields.String(required=True)
+    subject = fields.String(required=True)
+    version = fields.Integer(
+        required=True, metadata={"description": "Tokens with a lower `uv` claim are revoked."}
+    )
+    revoked_at = fields.DateTime(required=True)
+
+
+class TokenRevokeRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/tokens/revoke."""
+
+    token = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class TokenRevokeResponseSchema(ma.Schema):
+    """Whether a token was revoked (False: it was not a valid token of this tenant)."""
+
+    revoked = fields.Boolean(required=True)
+
+
 class ProblemSchema(ma.Schema):
     """RFC 9457 problem details, plus ``code`` and ``request_id``."""
 

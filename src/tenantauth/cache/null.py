@@ -3,7 +3,7 @@ by construction; fences still hand out increasing generations."""
 
 from __future__ import annotations
 
-from tenantauth.domain.models import KeyRecord
+from tenantauth.domain.models import KeyRecord, Revocations, VerificationState
 
 
 class NullCache:
@@ -13,9 +13,21 @@ class NullCache:
         """Always a miss."""
         return None
 
-    def fill(self, record: KeyRecord, ttl_seconds: float) -> bool:
+    def get_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState | None:
+        """Always a miss."""
+        return None
+
+    def fill(
+        self, record: KeyRecord, ttl_seconds: float, revocations: Revocations | None = None
+    ) -> bool:
         """Store nothing; return False."""
         return False
+
+    def revoke_subject(self, tenant_id: str, subject: str, version: int, expires_at: int) -> None:
+        """Nothing cached, so storage alone answers."""
+
+    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int) -> None:
+        """Nothing cached, so storage alone answers."""
 
     def fence(self, tenant_id: str, stored_generation: int) -> int:
         """Return ``stored_generation + 1``: nothing is cached, so nothing needs barring."""

@@ -8,6 +8,7 @@ holds the lowest generation any entry may have. Both scripts run atomically in R
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import time
 from typing import Any
@@ -16,14 +17,24 @@ import redis
 import redis.exceptions
 
 from tenantauth.cache import cache_key
-from tenantauth.domain.models import KeyRecord, SealedSecret, TenantStatus
+from tenantauth.domain.models import (
+    KeyRecord,
+    Revocations,
+    SealedSecret,
+    TenantStatus,
+    VerificationState,
+)
 from tenantauth.errors import CacheUnavailableError
 
 log = logging.getLogger(__name__)
 
-# KEYS: entry, fence. ARGV: generation, encoded entry, ttl in ms. Returns 1 if stored.
+# KEYS: entry, fence, then the subject keys, then the jti keys.
+# ARGV: generation, encoded entry, ttl in ms, number of subject keys, then (version, exat) per
+# subject key, then exat per jti key. Returns 1 if stored.
 # Refuses entries older than the fence or than what is cached, so a filler that read storage
-# before a rotation committed can never put the old secret back.
+# before a rotation committed can never put the old secret back. The tenant's revocations go in
+# with the entry, atomically: an entry that is present implies its revocations are present.
+# Subject versions only rise (a stale filler cannot lower one); jti marks are only added.
 FILL_LUA = """
 local g = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -33,7 +44,28 @@ if cur then
   local cg = tonumber(string.match(cur, '^(%d+)|'))
   if cg and cg > g then return 0 end
 end
+local nsub = tonumber(ARGV[4])
+local a = 5
+for i = 3, 2 + nsub do
+  local v = tonumber(ARGV[a])
+  if v > tonumber(redis.call('GET', KEYS[i]) or '0') then
+    redis.call('SET', KEYS[i], ARGV[a], 'EXAT', ARGV[a + 1])
+  end
+  a = a + 2
+end
+for i = 3 + nsub, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EXAT', ARGV[a])
+  a = a + 1
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# KEYS: subject key. ARGV: version, exat. Raises the version, never lowers it.
+REVOKE_SUBJECT_LUA = """
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+end
 return 1
 """
 
@@ -80,6 +112,7 @@ class RedisCache:
         )
         self._fill = self._client.register_script(FILL_LUA)
         self._fence = self._client.register_script(FENCE_LUA)
+        self._revoke_subject = self._client.register_script(REVOKE_SUBJECT_LUA)
         self._breaker_seconds = breaker_seconds
         self._open_until = 0.0
 
@@ -90,11 +123,45 @@ class RedisCache:
         raw = self._call(self._client.get, cache_key(tenant_id, "entry"))
         return decode_entry(tenant_id, raw) if raw is not None else None
 
-    def fill(self, record: KeyRecord, ttl_seconds: float) -> bool:
+    def get_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState | None:
+        """See ``Cache.get_state``: one MGET of entry, subject key and jti key."""
+        if self._open_until and time.monotonic() < self._open_until:
+            raise CacheUnavailableError("cache circuit open")
+        keys = (
+            cache_key(tenant_id, "entry"),
+            subject_key(tenant_id, subject),
+            jti_key(tenant_id, jti),
+        )
+        raw, version, revoked = self._call(self._client.mget, keys)
+        record = decode_entry(tenant_id, raw) if raw is not None else None
+        if record is None:
+            return None
+        return VerificationState(record, int(version or 0), revoked is not None)
+
+    def fill(
+        self, record: KeyRecord, ttl_seconds: float, revocations: Revocations | None = None
+    ) -> bool:
         """See ``Cache.fill``."""
-        keys = [cache_key(record.tenant_id, "entry"), cache_key(record.tenant_id, "fence")]
-        args = [record.generation, encode_entry(record), max(1, int(ttl_seconds * 1000))]
+        tid = record.tenant_id
+        found = revocations or Revocations()
+        keys = [cache_key(tid, "entry"), cache_key(tid, "fence")]
+        keys += [subject_key(tid, s) for s, _, _ in found.subjects]
+        keys += [jti_key(tid, j) for j, _ in found.jtis]
+        args: list[Any] = [record.generation, encode_entry(record)]
+        args += [max(1, int(ttl_seconds * 1000)), len(found.subjects)]
+        for _, version, expires_at in found.subjects:
+            args += [version, expires_at]
+        args += [expires_at for _, expires_at in found.jtis]
         return bool(self._call(self._fill, keys=keys, args=args))
+
+    def revoke_subject(self, tenant_id: str, subject: str, version: int, expires_at: int) -> None:
+        """See ``Cache.revoke_subject``."""
+        keys = [subject_key(tenant_id, subject)]
+        self._call(self._revoke_subject, keys=keys, args=[version, expires_at])
+
+    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int) -> None:
+        """See ``Cache.revoke_jti``."""
+        self._call(self._client.set, jti_key(tenant_id, jti), b"1", exat=expires_at)
 
     def fence(self, tenant_id: str, stored_generation: int) -> int:
         """See ``Cache.fence``."""
@@ -118,6 +185,21 @@ class RedisCache:
             raise CacheUnavailableError("the cache is unavailable") from exc
         self._open_until = 0.0
         return result
+
+
+def subject_key(tenant_id: str, subject: str) -> str:
+    """The key of a subject's revocation version (hashed: subjects are arbitrary text)."""
+    return cache_key(tenant_id, "sub:" + _digest(subject))
+
+
+def jti_key(tenant_id: str, jti: str) -> str:
+    """The key of a denylisted token id (hashed: foreign jtis are arbitrary text)."""
+    return cache_key(tenant_id, "jti:" + _digest(jti))
+
+
+def _digest(text: str) -> str:
+    raw = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()[:18]
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def encode_entry(record: KeyRecord) -> str:

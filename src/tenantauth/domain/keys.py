@@ -1,57 +1,79 @@
-"""Finding a tenant's signing key: cache first, storage on a miss, fills fenced.
+"""Finding what verification needs: cache first, storage on a miss, fills fenced.
 
-This is the verifier's only I/O. A warm request costs one cache round trip; decrypted keys
-are memoised per process by their sealed blob, which is immutable (a new secret or generation
-is a new blob), so the memo can never answer "which key is current" — only the shared cache
-or storage does, on every request.
+This is the verifier's only I/O. A warm request costs one cache round trip (the tenant's
+entry, the subject's revocation version and the jti mark, in one MGET); decrypted keys are
+memoised per process by their sealed blob, which is immutable (a new secret or generation is
+a new blob), so the memo can never answer "which key is current" — only the shared cache or
+storage does, on every request.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 
 from tenantauth.crypto.envelope import MasterKeyring
-from tenantauth.domain.models import KeyRecord, TenantStatus
-from tenantauth.domain.policy import CachePolicy
-from tenantauth.domain.ports import Cache, Storage
+from tenantauth.domain.models import KeyRecord, Revocations, TenantStatus, VerificationState
+from tenantauth.domain.policy import CachePolicy, TokenPolicy
+from tenantauth.domain.ports import Cache, Clock, Storage
 from tenantauth.errors import CacheUnavailableError
 
 log = logging.getLogger(__name__)
 _MEMO_MAX = 10_000
 
 
+class _WallClock:
+    def now(self) -> float:
+        return time.time()
+
+
 class KeyResolver:
-    """Resolves tenant ids to HMAC keys through the cache protocol of docs/design.md."""
+    """Resolves tenant ids to HMAC keys and revocation state (docs/design.md, "Cache")."""
 
     def __init__(
-        self, storage: Storage, cache: Cache, keyring: MasterKeyring, policy: CachePolicy
+        self,
+        storage: Storage,
+        cache: Cache,
+        keyring: MasterKeyring,
+        policy: CachePolicy,
+        *,
+        clock: Clock | None = None,
+        tokens: TokenPolicy | None = None,
     ) -> None:
-        """Wire the resolver; it owns a per-process memo of decrypted keys."""
+        """Wire the resolver; it owns a per-process memo of decrypted keys.
+
+        ``tokens`` gives the horizon of revocations worth caching (max lifetime + leeway).
+        """
         self._storage = storage
         self._cache = cache
         self._keyring = keyring
         self._policy = policy
+        self._clock = clock or _WallClock()
+        self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], bytes] = {}
 
-    def signing_key(self, tenant_id: str) -> bytes | None:
-        """Return the current HMAC key of an active tenant, or None for any other tenant.
+    def resolve(
+        self, tenant_id: str, subject: str, jti: str
+    ) -> tuple[bytes | None, VerificationState]:
+        """Return the tenant's HMAC key (None unless the tenant is active) and the state.
 
         Raises ``StorageUnavailableError`` when the cache cannot answer and storage is down
         (fail closed), ``SecretDecryptionError`` if the master key does not fit.
         """
-        record = self.lookup(tenant_id)
-        sealed = record.sealed_secret
-        if record.status is not TenantStatus.ACTIVE or sealed is None:
-            return None
-        memo_key = (tenant_id, sealed.key_id, sealed.blob)
-        key = self._memo.get(memo_key)
-        if key is None:
-            key = self._keyring.open(tenant_id, sealed)
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[memo_key] = key
-        return key
+        try:
+            state = self._cache.get_state(tenant_id, subject, jti)
+        except CacheUnavailableError:
+            log.debug("cache unavailable; reading tenant %s from storage", tenant_id)
+            return self._key_of(self._load_state(tenant_id, subject, jti))
+        if state is None:
+            state = self._load_state(tenant_id, subject, jti)
+            self.fill(state.record)
+        return self._key_of(state)
+
+    def signing_key(self, tenant_id: str) -> bytes | None:
+        """Return the current HMAC key of an active tenant, or None for any other tenant."""
+        return self._open(self.lookup(tenant_id))
 
     def lookup(self, tenant_id: str) -> KeyRecord:
         """Return the tenant's key record: from the cache, else storage (then fill the cache).
@@ -61,24 +83,56 @@ class KeyResolver:
         try:
             record = self._cache.get(tenant_id)
         except CacheUnavailableError:
-            log.debug("cache unavailable; reading tenant %s from storage", tenant_id)
-            return self._load(tenant_id)
-        if record is not None:
-            return record
-        record = self._load(tenant_id)
-        self.fill(record)
+            return self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
+        if record is None:
+            record = self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
+            self.fill(record)
         return record
 
     def fill(self, record: KeyRecord) -> None:
-        """Offer ``record`` to the cache (fenced there); a cache outage is ignored."""
+        """Offer ``record`` (with the tenant's live revocations) to the cache, which fences it;
+        a cache outage is ignored."""
         # Unknown ids are negative-cached briefly; creation fences them away at once anyway.
         absent = record.status is TenantStatus.ABSENT
         ttl = self._policy.negative_ttl if absent else self._policy.ttl
         ttl *= 1 + random.uniform(-self._policy.jitter, self._policy.jitter)  # noqa: S311
+        revocations = self._revocations(record) if record.status is TenantStatus.ACTIVE else None
         try:
-            self._cache.fill(record, ttl)
+            self._cache.fill(record, ttl, revocations)
         except CacheUnavailableError:
             log.debug("cache unavailable; not filling tenant %s", record.tenant_id)
 
-    def _load(self, tenant_id: str) -> KeyRecord:
-        return self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
+    def revocation_horizon(self) -> int:
+        """Seconds a revocation can matter: the longest token lifetime plus leeway."""
+        return self._tokens.max_lifetime + self._tokens.leeway
+
+    def _revocations(self, record: KeyRecord) -> Revocations:
+        now = int(self._clock.now())
+        horizon = self.revocation_horizon()
+        subjects, jtis = self._storage.load_revocations(
+            record.tenant_id, revoked_since=now - horizon, expiring_after=now - self._tokens.leeway
+        )
+        return Revocations(
+            subjects=tuple((s, v, at + horizon) for s, v, at in subjects),
+            jtis=tuple((j, exp + self._tokens.leeway) for j, exp in jtis),
+        )
+
+    def _load_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState:
+        state = self._storage.load_verification_state(tenant_id, subject, jti)
+        return state or VerificationState(KeyRecord.absent(tenant_id))
+
+    def _key_of(self, state: VerificationState) -> tuple[bytes | None, VerificationState]:
+        return self._open(state.record), state
+
+    def _open(self, record: KeyRecord) -> bytes | None:
+        sealed = record.sealed_secret
+        if record.status is not TenantStatus.ACTIVE or sealed is None:
+            return None
+        memo_key = (record.tenant_id, sealed.key_id, sealed.blob)
+        key = self._memo.get(memo_key)
+        if key is None:
+            key = self._keyring.open(record.tenant_id, sealed)
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[memo_key] = key
+        return key

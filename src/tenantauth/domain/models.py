@@ -14,9 +14,12 @@ __all__ = [
     "IssuedToken",
     "KeyRecord",
     "Page",
+    "Revocations",
     "SealedSecret",
+    "SubjectRevocation",
     "Tenant",
     "TenantStatus",
+    "VerificationState",
     "VerifiedToken",
     "is_tenant_id",
 ]
@@ -83,6 +86,44 @@ class KeyRecord:
     def of(cls, tenant: Tenant) -> KeyRecord:
         """Return the key record of a stored tenant (tombstones included)."""
         return cls(tenant.id, tenant.generation, tenant.status, tenant.sealed_secret)
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    """Revocations of one tenant that can still matter to an access token.
+
+    ``subjects``: (subject, version, expires_at) — a revocation point matters until every
+    token issued before it has expired (revoked_at + max lifetime + leeway).
+    ``jtis``: (jti, expires_at) — until the revoked token's own ``exp`` (+ leeway).
+    The cache stores these together with the tenant's entry, so an entry that is present
+    implies its revocations are present (docs/design.md, "Revocation of subjects and jtis").
+    """
+
+    subjects: tuple[tuple[str, int, int], ...] = ()
+    jtis: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationState:
+    """Everything verification needs to know, read in one round trip.
+
+    ``record`` is the tenant's key record; ``subject_version`` the subject's revocation
+    version (0 if never revoked); ``jti_revoked`` whether the token id is denylisted.
+    """
+
+    record: KeyRecord
+    subject_version: int = 0
+    jti_revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRevocation:
+    """The result of revoking every token of one subject."""
+
+    tenant_id: str
+    subject: str
+    version: int
+    revoked_at: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from tenantauth.domain.models import KeyRecord, Tenant
+from tenantauth.domain.models import KeyRecord, Revocations, Tenant, VerificationState
 
 
 class Clock(Protocol):
@@ -41,6 +41,21 @@ class Tx(Protocol):
         """Return up to ``limit`` non-deleted tenants with id > ``after``, ordered by id."""
         ...
 
+    def get_subject_version(self, tenant_id: str, subject: str) -> int:
+        """Return the subject's revocation version (0 if it was never revoked)."""
+        ...
+
+    def bump_subject_version(self, tenant_id: str, subject: str, revoked_at: int) -> int:
+        """Raise the subject's revocation version by one (creating it at 1); return it.
+
+        Concurrent bumps of one subject serialise on its row.
+        """
+        ...
+
+    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int, revoked_at: int) -> None:
+        """Denylist ``jti`` until ``expires_at`` (idempotent)."""
+        ...
+
 
 class Storage(Protocol):
     """The system of record (PostgreSQL in production, SQLite embedded)."""
@@ -56,6 +71,21 @@ class Storage(Protocol):
     def load_key_record(self, tenant_id: str) -> KeyRecord | None:
         """Return the committed key record of a tenant (tombstones too), or None if the id
         was never created. The verifier's cache-miss path; one indexed read."""
+        ...
+
+    def load_verification_state(
+        self, tenant_id: str, subject: str, jti: str
+    ) -> VerificationState | None:
+        """Return the tenant's key record, the subject's revocation version and whether the
+        jti is denylisted, in one round trip; None if the tenant id was never created."""
+        ...
+
+    def load_revocations(
+        self, tenant_id: str, *, revoked_since: int, expiring_after: int
+    ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+        """Return the tenant's subject revocations made at or after ``revoked_since`` as
+        (subject, version, revoked_at), and its denylisted jtis whose token expires after
+        ``expiring_after`` as (jti, expires_at)."""
         ...
 
     def ping(self) -> None:
@@ -82,10 +112,35 @@ class Cache(Protocol):
         """
         ...
 
-    def fill(self, record: KeyRecord, ttl_seconds: float) -> bool:
-        """Store ``record`` unless the tenant's fence or a newer entry forbids it.
+    def get_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState | None:
+        """Return the tenant's record with the subject's version and the jti's denylisting,
+        in one round trip; None when the tenant entry is missing (then storage must answer
+        all three, since revocations are only trusted next to their tenant's entry).
 
-        Returns whether it was stored. Raises ``CacheUnavailableError``.
+        Raises ``CacheUnavailableError``.
+        """
+        ...
+
+    def fill(
+        self, record: KeyRecord, ttl_seconds: float, revocations: Revocations | None = None
+    ) -> bool:
+        """Store ``record`` — with ``revocations``, atomically — unless the tenant's fence or a
+        newer entry forbids it. Subject versions never decrease; jti marks are only added.
+
+        Returns whether the entry was stored. Raises ``CacheUnavailableError``.
+        """
+        ...
+
+    def revoke_subject(self, tenant_id: str, subject: str, version: int, expires_at: int) -> None:
+        """Record that tokens of ``subject`` with ``uv`` below ``version`` are revoked, until
+        ``expires_at`` (Unix seconds). Never lowers a version. Raises ``CacheUnavailableError``.
+        """
+        ...
+
+    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int) -> None:
+        """Denylist ``jti`` until ``expires_at`` (Unix seconds).
+
+        Raises ``CacheUnavailableError``.
         """
         ...
 

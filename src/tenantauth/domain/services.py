@@ -40,7 +40,7 @@ class Services:
         admin_token: str,
     ) -> Services:
         """Wire the resolver and verifier around the given adapters and policies."""
-        keys = KeyResolver(storage, cache, keyring, caching)
+        keys = KeyResolver(storage, cache, keyring, caching, clock=clock, tokens=tokens)
         verifier = TokenVerifier(keys, tokens, clock)
         return cls(
             storage,

@@ -78,9 +78,9 @@ def create_tenant(
 
 def get_tenant(svc: Services, tenant_id: str) -> Tenant:
     """Return a live tenant. Raises ``NotFoundError`` for unknown or deleted ids."""
-    _existing_id(tenant_id)
+    require_tenant_id(tenant_id)
     with svc.storage.transaction() as tx:
-        return _live(tx.get_tenant(tenant_id), tenant_id)
+        return require_live(tx.get_tenant(tenant_id), tenant_id)
 
 
 def list_tenants(svc: Services, cursor: str | None = None, limit: int = DEFAULT_PAGE_SIZE) -> Page:
@@ -107,7 +107,7 @@ def update_tenant(svc: Services, tenant_id: str, changes: TenantChanges) -> Tena
         raise InvalidRequestError("status must be 'active' or 'suspended'")
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
-        tenant = _live(current, tenant_id)
+        tenant = require_live(current, tenant_id)
         access, maximum = _ttls(
             svc,
             _given(changes.access_token_ttl, tenant.access_token_ttl),
@@ -135,7 +135,7 @@ def rotate_tenant(svc: Services, tenant_id: str, secret: str | None = None) -> T
     raw = decode_imported_secret(secret) if secret is not None else generate_secret()
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
-        tenant = _live(current, tenant_id)
+        tenant = require_live(current, tenant_id)
         assert tenant.sealed_secret is not None  # live tenants always have one  # noqa: S101
         old = svc.keyring.open(tenant_id, tenant.sealed_secret)
         if hmac.compare_digest(old, raw):
@@ -158,7 +158,7 @@ def delete_tenant(svc: Services, tenant_id: str) -> None:
     """
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
-        tenant = _live(current, tenant_id)
+        tenant = require_live(current, tenant_id)
         return replace(tenant, status=TenantStatus.DELETED, sealed_secret=None, updated_at=now)
 
     _apply(svc, tenant_id, build)
@@ -168,7 +168,7 @@ def _apply(
     svc: Services, tenant_id: str, build: Callable[[Tenant | None, datetime], Tenant]
 ) -> Tenant:
     """Run one verification-affecting change under the fence protocol (docs/design.md)."""
-    _existing_id(tenant_id)  # create_tenant checked the shape already, with a clearer error
+    require_tenant_id(tenant_id)  # create_tenant checked the shape already, with a clearer error
     now = datetime.fromtimestamp(svc.clock.now(), UTC)
     with svc.storage.transaction() as tx:
         current = tx.get_tenant(tenant_id, for_update=True)
@@ -185,13 +185,13 @@ def _apply(
     return tenant
 
 
-def _existing_id(tenant_id: str) -> None:
+def require_tenant_id(tenant_id: str) -> None:
     """Raise ``NotFoundError`` for ids that cannot name a tenant, before any lookup."""
     if not is_tenant_id(tenant_id):
         raise NotFoundError("no tenant has that id")
 
 
-def _live(tenant: Tenant | None, tenant_id: str) -> Tenant:
+def require_live(tenant: Tenant | None, tenant_id: str) -> Tenant:
     if tenant is None or tenant.status is TenantStatus.DELETED:
         raise NotFoundError(f"tenant {tenant_id!r} does not exist")
     return tenant

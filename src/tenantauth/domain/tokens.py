@@ -7,7 +7,7 @@ import hmac
 import json
 import re
 import secrets
-from typing import Any
+from typing import Any, TypeGuard
 
 from tenantauth.crypto import jwt
 from tenantauth.crypto.envelope import MasterKeyring
@@ -18,7 +18,7 @@ from tenantauth.domain.ports import Clock, Storage
 from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, NotFoundError
 
 #: Claims the service sets itself; ``claims`` in an issue request may not override them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "tid", "scope"})
+RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "tid", "scope", "uv"})
 MAX_CUSTOM_CLAIMS_BYTES = 2048
 MAX_SUBJECT_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
@@ -48,7 +48,15 @@ class TokenVerifier:
         answer cannot be known safely.
         """
         parsed = jwt.parse_compact(token)
-        key = self._keys.signing_key(parsed.kid)
+        # The payload is decoded before the signature check only to name the cache keys of
+        # its subject and jti (hashed, fixed prefix), so that one round trip fetches the
+        # tenant and both revocation marks. Nothing is decided from it until the signature
+        # over these very bytes has been checked (docs/design.md, "Verification order").
+        claims = jwt.payload_of(parsed)
+        subject, jti = claims.get("sub"), claims.get("jti")
+        if not (_nonempty_str(subject) and _nonempty_str(jti)):
+            raise InvalidTokenError("sub or jti missing")
+        key, state = self._keys.resolve(parsed.kid, subject, jti)
         if key is None:
             # Same work as a wrong signature, so unknown tenants are not distinguishable by
             # status, body or latency (VERIFIER-CHECKLIST #6).
@@ -58,10 +66,12 @@ class TokenVerifier:
             )
             raise InvalidTokenError("unknown or inactive tenant")
         jwt.check_signature(parsed, key)
-        claims = jwt.payload_of(parsed)
         self._check_claims(claims, parsed.kid, audience)
-        scope = claims.get("scope")
-        return VerifiedToken(parsed.kid, claims["sub"], scope, claims)
+        if state.jti_revoked:
+            raise InvalidTokenError("jti revoked")
+        if _uv(claims) < state.subject_version:
+            raise InvalidTokenError("subject revoked")
+        return VerifiedToken(parsed.kid, subject, claims.get("scope"), claims)
 
     def _check_claims(self, claims: dict[str, Any], tenant_id: str, audience: str | None) -> None:
         """Apply RFC 7519 §4.1 and VERIFIER-CHECKLIST #7–#8 to verified claims."""
@@ -108,6 +118,7 @@ def issue_token(
         raise NotFoundError("no tenant has that id")
     with storage.transaction() as tx:
         tenant = tx.get_tenant(request.tenant_id)
+        revoked_version = tx.get_subject_version(request.tenant_id, request.subject)
     if tenant is None or tenant.status is TenantStatus.DELETED or tenant.sealed_secret is None:
         raise NotFoundError(f"tenant {request.tenant_id!r} does not exist")
     if tenant.status is TenantStatus.SUSPENDED:
@@ -129,6 +140,8 @@ def issue_token(
     }
     if request.scope:
         claims["scope"] = request.scope
+    if revoked_version:
+        claims["uv"] = revoked_version  # tokens of earlier versions are revoked
     claims.update(request.claims)
     token = jwt.encode(claims, tenant.id, keyring.open(tenant.id, tenant.sealed_secret))
     if len(token) > jwt.MAX_TOKEN_LENGTH:
@@ -192,7 +205,17 @@ def _int_claim(claims: dict[str, Any], name: str) -> int:
     return value
 
 
-def _nonempty_str(value: object) -> bool:
+def _uv(claims: dict[str, Any]) -> int:
+    """The subject revocation version the token was issued under (absent = 0)."""
+    if "uv" not in claims:
+        return 0
+    value = claims["uv"]
+    if type(value) is not int or value < 0:
+        raise InvalidTokenError("uv not a non-negative integer")
+    return value
+
+
+def _nonempty_str(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value != ""
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tenantauth.domain.models import KeyRecord, SealedSecret, Tenant, TenantStatus
+from tenantauth.domain.models import (
+    KeyRecord,
+    SealedSecret,
+    Tenant,
+    TenantStatus,
+    VerificationState,
+)
 
 TENANT_COLUMNS = (
     "id, name, status, key_version, generation, access_token_ttl, max_token_ttl, "
@@ -38,6 +44,12 @@ def key_record_from_row(row: tuple[Any, ...]) -> KeyRecord:
     tid, generation, status, key_id, blob = row
     sealed = SealedSecret(key_id, bytes(blob)) if blob is not None else None
     return KeyRecord(tid, generation, TenantStatus(status), sealed)
+
+
+def state_from_row(row: tuple[Any, ...]) -> VerificationState:
+    """Build a VerificationState from a row of ``KEY_COLUMNS`` + subject version + jti flag."""
+    *key, version, jti_revoked = row
+    return VerificationState(key_record_from_row(tuple(key)), int(version or 0), bool(jti_revoked))
 
 
 def tenant_params(t: Tenant, *, iso_times: bool) -> tuple[Any, ...]:

@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tenantauth.domain.models import KeyRecord, Tenant
+from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
 from tenantauth.storage import migrations
 from tenantauth.storage.rows import (
     KEY_COLUMNS,
     TENANT_COLUMNS,
     key_record_from_row,
+    state_from_row,
     tenant_from_row,
     tenant_params,
 )
@@ -32,6 +33,29 @@ LIST_TENANTS = (
 )
 INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
 UPDATE_TENANT = f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join('?' * 11)}) WHERE id = ?"  # noqa: S608
+# The verifier's miss path: tenant, subject version and jti mark in one round trip.
+LOAD_STATE = (
+    f"SELECT {KEY_COLUMNS}, "  # noqa: S608 - constants only
+    "(SELECT version FROM subject_revocations s WHERE s.tenant_id = t.id AND s.subject = ?), "
+    "EXISTS (SELECT 1 FROM revoked_jtis j WHERE j.tenant_id = t.id AND j.jti = ?) "
+    "FROM tenants t WHERE t.id = ?"
+)
+LOAD_SUBJECTS = (
+    "SELECT subject, version, revoked_at FROM subject_revocations "
+    "WHERE tenant_id = ? AND revoked_at >= ?"
+)
+LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = ? AND expires_at > ?"
+GET_SUBJECT_VERSION = "SELECT version FROM subject_revocations WHERE tenant_id = ? AND subject = ?"
+BUMP_SUBJECT_VERSION = (
+    "INSERT INTO subject_revocations (tenant_id, subject, version, revoked_at) "
+    "VALUES (?, ?, 1, ?) ON CONFLICT (tenant_id, subject) DO UPDATE "
+    "SET version = subject_revocations.version + 1, revoked_at = excluded.revoked_at "
+    "RETURNING version"
+)
+REVOKE_JTI = (
+    "INSERT INTO revoked_jtis (tenant_id, jti, expires_at, revoked_at) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (tenant_id, jti) DO NOTHING"
+)
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -68,6 +92,20 @@ class SqliteTx:
         rows = self._conn.execute(LIST_TENANTS, (after or "", limit)).fetchall()
         return [tenant_from_row(r) for r in rows]
 
+    def get_subject_version(self, tenant_id: str, subject: str) -> int:
+        """See ``Tx.get_subject_version``."""
+        row = self._conn.execute(GET_SUBJECT_VERSION, (tenant_id, subject)).fetchone()
+        return int(row[0]) if row else 0
+
+    def bump_subject_version(self, tenant_id: str, subject: str, revoked_at: int) -> int:
+        """See ``Tx.bump_subject_version``."""
+        row = self._conn.execute(BUMP_SUBJECT_VERSION, (tenant_id, subject, revoked_at)).fetchone()
+        return int(row[0])
+
+    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int, revoked_at: int) -> None:
+        """See ``Tx.revoke_jti``."""
+        self._conn.execute(REVOKE_JTI, (tenant_id, jti, expires_at, revoked_at))
+
 
 class SqliteStorage:
     """Storage on a SQLite file (``sqlite:///path``); the embedded default."""
@@ -103,6 +141,28 @@ class SqliteStorage:
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
         return key_record_from_row(row) if row else None
+
+    def load_verification_state(
+        self, tenant_id: str, subject: str, jti: str
+    ) -> VerificationState | None:
+        """See ``Storage.load_verification_state``."""
+        try:
+            row = self._conn().execute(LOAD_STATE, (subject, jti, tenant_id)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return state_from_row(row) if row else None
+
+    def load_revocations(
+        self, tenant_id: str, *, revoked_since: int, expiring_after: int
+    ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int]]]:
+        """See ``Storage.load_revocations``."""
+        conn = self._conn()
+        try:
+            subjects = conn.execute(LOAD_SUBJECTS, (tenant_id, revoked_since)).fetchall()
+            jtis = conn.execute(LOAD_JTIS, (tenant_id, expiring_after)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return [tuple(r) for r in subjects], [tuple(r) for r in jtis]
 
     def ping(self) -> None:
         """See ``Storage.ping``."""

@@ -1,0 +1,46 @@
+"""Admin API for revoking one user's tokens or one token."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from tenantauth.api import schemas
+from tenantauth.api.auth import require_admin
+from tenantauth.api.context import services
+from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
+from tenantauth.domain import revocations as use
+
+bp = Blueprint(
+    "revocations", __name__, url_prefix="/v1/admin/tenants", description="Revoke tokens."
+)
+bp.before_request(require_admin)
+
+
+@bp.post("/<tenant_id>/users/<username>/revoke")
+@bp.response(200, schemas.SubjectRevocationResponseSchema)
+@errors_doc(bp, 400, 401, 404, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def revoke_user(tenant_id: str, username: str) -> dict[str, Any]:
+    """Log a user out everywhere: every access token of this subject issued until now is
+    rejected by every verifier once this returns; tokens issued later verify."""
+    done = use.revoke_subject(services(), tenant_id, username)
+    return {
+        "tenant_id": done.tenant_id,
+        "subject": done.subject,
+        "version": done.version,
+        "revoked_at": datetime.fromtimestamp(done.revoked_at, UTC),
+    }
+
+
+@bp.post("/<tenant_id>/tokens/revoke")
+@bp.arguments(schemas.TokenRevokeRequestSchema)
+@bp.response(200, schemas.TokenRevokeResponseSchema)
+@errors_doc(bp, 400, 401, 413, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def revoke_token(body: dict[str, Any], tenant_id: str) -> dict[str, bool]:
+    """Revoke one access token of this tenant (by its jti, until it expires). A token that is
+    not valid for this tenant is reported as not revoked, not as an error (RFC 7009 §2.2)."""
+    return {"revoked": use.revoke_token(services(), body["token"], tenant_id)}

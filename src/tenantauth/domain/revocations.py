@@ -1,0 +1,58 @@
+"""Revoking one subject's tokens ("log out everywhere") or one token (by its jti).
+
+Both follow one rule: write the database row, then the cache mark, then commit. Once the call
+returns, every verifier sees the mark (warm cache) or the committed row (miss, or cache down).
+If the cache write fails nothing commits (503); if the commit fails after the cache write, the
+mark over-revokes until a retry — the safe direction. Marks only ever grow (versions rise, jtis
+are only added), so a filler holding an older snapshot cannot undo one (docs/design.md).
+"""
+
+from __future__ import annotations
+
+from tenantauth.domain.models import SubjectRevocation
+from tenantauth.domain.services import Services
+from tenantauth.domain.tenants import require_live, require_tenant_id
+from tenantauth.domain.tokens import CONTROL_CHARACTERS, MAX_SUBJECT_LENGTH
+from tenantauth.errors import InvalidRequestError, InvalidTokenError
+
+
+def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevocation:
+    """Revoke every access token of ``subject`` in the tenant, issued until now.
+
+    Tokens minted afterwards carry the new version (claim ``uv``) and verify. Returns the
+    revocation. Raises ``NotFoundError`` for an unknown tenant, ``InvalidRequestError`` for a
+    malformed subject, ``DependencyUnavailableError`` (nothing changed, or retry to be sure).
+    """
+    require_tenant_id(tenant_id)
+    if not 1 <= len(subject) <= MAX_SUBJECT_LENGTH or CONTROL_CHARACTERS.search(subject):
+        raise InvalidRequestError(
+            f"the subject must be 1 to {MAX_SUBJECT_LENGTH} printable characters"
+        )
+    now = int(svc.clock.now())
+    with svc.storage.transaction() as tx:
+        require_live(tx.get_tenant(tenant_id), tenant_id)
+        version = tx.bump_subject_version(tenant_id, subject, now)
+        until = now + svc.keys.revocation_horizon()
+        svc.cache.revoke_subject(tenant_id, subject, version, until)
+    return SubjectRevocation(tenant_id, subject, version, now)
+
+
+def revoke_token(svc: Services, token: str, tenant_id: str | None = None) -> bool:
+    """Denylist a valid access token's ``jti`` until its ``exp``.
+
+    Returns False when the token does not verify, or belongs to another tenant than
+    ``tenant_id`` (RFC 7009 §2.2: nothing to revoke, and no error either), True once it is
+    revoked. Raises ``DependencyUnavailableError``.
+    """
+    try:
+        verdict = svc.verifier.verify(token)
+    except InvalidTokenError:
+        return False
+    if tenant_id is not None and verdict.tenant_id != tenant_id:
+        return False
+    claims = verdict.claims
+    exp, jti = int(claims["exp"]), str(claims["jti"])
+    with svc.storage.transaction() as tx:
+        tx.revoke_jti(verdict.tenant_id, jti, exp, int(svc.clock.now()))
+        svc.cache.revoke_jti(verdict.tenant_id, jti, exp + svc.tokens.leeway)
+    return True
