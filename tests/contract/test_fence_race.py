@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from tenantauth.cache import cache_key
-from tenantauth.domain import tenants
+from tenantauth.domain import revocations, tenants
 from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
@@ -188,9 +188,13 @@ def test_filler_paused_before_reading_sees_the_new_row(
         svc.verifier.verify(old)
 
 
-def apply_change(svc: Services, tenant_id: str, change: str) -> None:
-    """Revoke every token of tenant_id in one of the three ways."""
-    if change == "rotate":
+def apply_change(svc: Services, tenant_id: str, change: str, token: str) -> None:
+    """Revoke ``token`` in one of five ways (three revoke every token of the tenant)."""
+    if change == "revoke-user":
+        revocations.revoke_subject(svc, tenant_id, "user-1")
+    elif change == "revoke-jti":
+        assert revocations.revoke_token(svc, token)
+    elif change == "rotate":
         tenants.rotate_tenant(svc, tenant_id)
     elif change == "suspend":
         status = tenants.TenantStatus.SUSPENDED
@@ -233,7 +237,7 @@ def race_round(
     for t in threads:
         t.start()
     time.sleep(rng.uniform(0.01, 0.05))  # let them race a little before the change
-    apply_change(svc, tenant_id, change)
+    apply_change(svc, tenant_id, change, token)
     returned_at = time.monotonic()
     time.sleep(0.1)
     stop.set()
@@ -242,7 +246,7 @@ def race_round(
     return violations, len(before)
 
 
-@pytest.mark.parametrize("change", ["rotate", "suspend", "delete"])
+@pytest.mark.parametrize("change", ["rotate", "suspend", "delete", "revoke-user", "revoke-jti"])
 def test_randomised_interleavings_never_accept_after_return(
     pg_services: Services, redis_url: str, change: str
 ) -> None:
@@ -257,3 +261,49 @@ def test_randomised_interleavings_never_accept_after_return(
         accepted_before += before
     assert violations == []
     assert accepted_before > 0  # the old tokens really were accepted before: the test can fail
+
+
+class PausingRevocationsStorage:
+    """Our storage, but a filler stops right after reading the tenant's revocations."""
+
+    def __init__(self, inner: Any) -> None:
+        """Wrap ``inner``."""
+        self.inner = inner
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+
+    def load_revocations(self, tenant_id: str, **horizons: int) -> Any:
+        """Read the revocations, then wait before the caller fills the cache with them."""
+        found = self.inner.load_revocations(tenant_id, **horizons)
+        self.paused.set()
+        assert self.resume.wait(WAIT)
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_stale_revocation_snapshot_cannot_lower_a_subject_version(
+    pg_services: Services, redis_url: str
+) -> None:
+    """A filler that read alice at version 1, then fills after a second revocation (version 2)
+    returned, leaves version 2 in place: alice's version-1 token stays revoked."""
+    svc = pg_services
+    tenants.create_tenant(svc, "acme", "Acme")
+    revocations.revoke_subject(svc, "acme", "user-1")  # version 1
+    token = mint(svc)  # uv = 1
+    svc.verifier.verify(token)
+    drop_entry(redis_url)
+    slow = PausingRevocationsStorage(svc.storage)
+    thread, _ = in_thread(lambda: verifier_on(svc, storage=slow).verify(token))
+    assert slow.paused.wait(WAIT)  # it holds the snapshot {user-1: 1}
+
+    revocations.revoke_subject(svc, "acme", "user-1")  # version 2, returns
+
+    slow.resume.set()
+    thread.join(WAIT)
+    assert svc.cache.get_state("acme", "user-1", "x") is not None  # the stale fill landed
+    for verifier in (verifier_on(svc), svc.verifier):
+        with pytest.raises(InvalidTokenError):
+            verifier.verify(token)
+    svc.verifier.verify(mint(svc))  # uv = 2

@@ -1,0 +1,148 @@
+"""Storage and cache contracts for subject revocation points and the jti denylist."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tenantauth.cache.redis import RedisCache, jti_key, subject_key
+from tenantauth.domain.models import KeyRecord, Revocations, TenantStatus, VerificationState
+from tenantauth.storage import MigratableStorage
+from tests.contract.factories import KEYRING, tenant
+
+
+def seeded(storage: MigratableStorage, *ids: str) -> None:
+    """Insert live tenants with these ids."""
+    with storage.transaction() as tx:
+        for tid in ids:
+            tx.insert_tenant(tenant(tid))
+
+
+def test_subject_versions_start_at_zero_and_rise(storage: MigratableStorage) -> None:
+    """A never-revoked subject is at 0; each bump returns the next version."""
+    seeded(storage, "acme")
+    with storage.transaction() as tx:
+        assert tx.get_subject_version("acme", "alice") == 0
+        assert tx.bump_subject_version("acme", "alice", 100) == 1
+        assert tx.bump_subject_version("acme", "alice", 200) == 2
+        assert tx.get_subject_version("acme", "alice") == 2
+
+
+def test_revoke_jti_is_idempotent(storage: MigratableStorage) -> None:
+    """Revoking the same jti twice is fine and keeps one row."""
+    seeded(storage, "acme")
+    with storage.transaction() as tx:
+        tx.revoke_jti("acme", "j1", 500, 100)
+        tx.revoke_jti("acme", "j1", 500, 101)
+    _, jtis = storage.load_revocations("acme", revoked_since=0, expiring_after=0)
+    assert jtis == [("j1", 500)]
+
+
+def test_verification_state_reads_all_three(storage: MigratableStorage) -> None:
+    """One read returns the key record, the subject's version and the jti mark."""
+    seeded(storage, "acme")
+    with storage.transaction() as tx:
+        tx.bump_subject_version("acme", "alice", 100)
+        tx.revoke_jti("acme", "j1", 500, 100)
+    state = storage.load_verification_state("acme", "alice", "j1")
+    assert state is not None
+    assert state.record == storage.load_key_record("acme")
+    assert (state.subject_version, state.jti_revoked) == (1, True)
+    other = storage.load_verification_state("acme", "bob", "j2")
+    assert other is not None
+    assert (other.subject_version, other.jti_revoked) == (0, False)
+    assert storage.load_verification_state("nobody", "alice", "j1") is None
+
+
+def test_load_revocations_respects_the_horizons(storage: MigratableStorage) -> None:
+    """Only revocations recent enough, and jtis not yet expired, are returned."""
+    seeded(storage, "acme")
+    with storage.transaction() as tx:
+        tx.bump_subject_version("acme", "old", 100)
+        tx.bump_subject_version("acme", "new", 900)
+        tx.revoke_jti("acme", "expired", 400, 100)
+        tx.revoke_jti("acme", "live", 2000, 100)
+    subjects, jtis = storage.load_revocations("acme", revoked_since=500, expiring_after=1000)
+    assert subjects == [("new", 1, 900)]
+    assert jtis == [("live", 2000)]
+
+
+def test_revocations_are_isolated_per_tenant(storage: MigratableStorage) -> None:
+    """A revocation in tenant A says nothing about the same subject or jti in tenant B."""
+    seeded(storage, "tenant-a", "tenant-b")
+    with storage.transaction() as tx:
+        tx.bump_subject_version("tenant-a", "alice", 100)
+        tx.revoke_jti("tenant-a", "j1", 5000, 100)
+    state = storage.load_verification_state("tenant-b", "alice", "j1")
+    assert state is not None
+    assert (state.subject_version, state.jti_revoked) == (0, False)
+    assert storage.load_revocations("tenant-b", revoked_since=0, expiring_after=0) == ([], [])
+
+
+def record(generation: int = 1) -> KeyRecord:
+    """An active record of acme."""
+    return KeyRecord("acme", generation, TenantStatus.ACTIVE, KEYRING.seal("acme", b"k" * 32))
+
+
+def test_get_state_is_none_without_the_entry(redis_cache: RedisCache) -> None:
+    """Revocation marks alone are never an answer: without the tenant entry it is a miss."""
+    later = int(time.time()) + 600
+    redis_cache.revoke_subject("acme", "alice", 3, later)
+    assert redis_cache.get_state("acme", "alice", "j1") is None
+
+
+def test_get_state_reads_entry_version_and_mark(redis_cache: RedisCache) -> None:
+    """With the entry present, one MGET gives record, version (0 if none) and jti mark."""
+    later, rec = int(time.time()) + 600, record()
+    assert redis_cache.fill(rec, 60)
+    redis_cache.revoke_subject("acme", "alice", 2, later)
+    redis_cache.revoke_jti("acme", "j1", later)
+    assert redis_cache.get_state("acme", "alice", "j1") == VerificationState(rec, 2, True)
+    assert redis_cache.get_state("acme", "bob", "j2") == VerificationState(rec, 0, False)
+
+
+def test_fill_carries_revocations_and_never_lowers_a_version(redis_cache: RedisCache) -> None:
+    """A fill writes its revocations with the entry; an older snapshot cannot lower a version."""
+    later = int(time.time()) + 600
+    redis_cache.revoke_subject("acme", "alice", 5, later)
+    stale = Revocations(subjects=(("alice", 2, later), ("bob", 1, later)), jtis=(("j9", later),))
+    rec = record()
+    assert redis_cache.fill(rec, 60, stale)
+    state = redis_cache.get_state("acme", "alice", "j9")
+    assert state == VerificationState(rec, 5, True)
+    assert redis_cache.get_state("acme", "bob", "x").subject_version == 1  # type: ignore[union-attr]
+
+
+def test_revoke_subject_never_lowers(redis_cache: RedisCache) -> None:
+    """revoke_subject keeps the highest version it has seen."""
+    later = int(time.time()) + 600
+    redis_cache.fill(record(), 60)
+    redis_cache.revoke_subject("acme", "alice", 4, later)
+    redis_cache.revoke_subject("acme", "alice", 3, later)
+    assert redis_cache.get_state("acme", "alice", "j").subject_version == 4  # type: ignore[union-attr]
+
+
+def test_marks_expire_at_their_horizon(redis_cache: RedisCache, redis_url: str) -> None:
+    """Revocation marks carry absolute expiries; past ones are not stored at all."""
+    now = int(time.time())
+    redis_cache.revoke_jti("acme", "soon", now + 100)
+    redis_cache.revoke_jti("acme", "gone", now - 10)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert 0 < client.ttl(jti_key("acme", "soon")) <= 100
+        assert client.exists(jti_key("acme", "gone")) == 0
+        assert subject_key("acme", "x\n") != subject_key("acme", "x")
+        assert subject_key("acme", "a").startswith("tenantauth:{acme}:sub:")
+    finally:
+        client.close()
+
+
+def test_fence_keeps_revocation_marks(redis_cache: RedisCache) -> None:
+    """Rotating a tenant (fence) drops its entry but never its revocation marks."""
+    later = int(time.time()) + 600
+    redis_cache.fill(record(1), 60)
+    redis_cache.revoke_subject("acme", "alice", 2, later)
+    n = redis_cache.fence("acme", 1)
+    assert redis_cache.fill(record(n), 60)
+    assert redis_cache.get_state("acme", "alice", "j").subject_version == 2  # type: ignore[union-attr]
