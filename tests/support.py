@@ -72,6 +72,9 @@ def make_settings(backend: Backend, state_dir: Path, **overrides: Any) -> Settin
         "state_dir": state_dir,
         "auto_migrate": True,
         "log_level": "WARNING",
+        # Cheap argon2 for tests (the defaults cost ~64 MiB and tens of ms per hash).
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 8192,
     }
     values.update(overrides)
     return Settings(**values)

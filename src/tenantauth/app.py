@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from flask import Flask, Response
 from flask_smorest import Api
 
@@ -11,10 +12,14 @@ from tenantauth import __version__
 from tenantauth.api import health, issue, problems, revocations, tenants, verify
 from tenantauth.api.context import EXTENSION
 from tenantauth.api.problems import request_id
+from tenantauth.cache.limits_memory import MemoryFailureLimiter
+from tenantauth.cache.limits_redis import RedisFailureLimiter
 from tenantauth.cache.null import NullCache
 from tenantauth.cache.redis import RedisCache
 from tenantauth.crypto.envelope import MasterKeyring
-from tenantauth.domain.policy import CachePolicy, TokenPolicy
+from tenantauth.crypto.passwords import PasswordHasher
+from tenantauth.domain.limits import FailureLimiter, LimitPolicy
+from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock
 from tenantauth.domain.services import Services, SystemClock
 from tenantauth.settings import Settings
@@ -88,7 +93,36 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         ),
         caching=CachePolicy(ttl=settings.cache_ttl, negative_ttl=settings.negative_cache_ttl),
         admin_token=settings.admin_token,
+        limiter=_limiter(settings),
+        passwords=PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        ),
+        auth=AuthPolicy(
+            password_min_length=settings.password_min_length,
+            password_max_length=settings.password_max_length,
+            refresh_token_ttl=settings.refresh_token_ttl,
+            refresh_reuse_grace=settings.refresh_reuse_grace,
+        ),
     )
+
+
+def _limiter(settings: Settings) -> FailureLimiter:
+    """Failed-login counters: shared in Redis, or per process without it (embedded)."""
+    policy = LimitPolicy(
+        max_failures=settings.login_max_failures,
+        window_seconds=settings.login_window,
+        lockout_seconds=settings.login_lockout,
+    )
+    if settings.redis_url is None:
+        return MemoryFailureLimiter(policy)
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
+    return RedisFailureLimiter(client, policy)
 
 
 def _common_headers(response: Response) -> Response:

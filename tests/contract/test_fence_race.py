@@ -153,6 +153,7 @@ def test_fill_between_fence_and_commit_is_refused(pg_services: Services, redis_u
         tokens=svc.tokens,
         caching=svc.caching,
         admin_token="x" * 32,
+        limiter=svc.limiter,
     )
     thread, out = in_thread(lambda: tenants.rotate_tenant(rotating, "acme"))
     assert pausing.fenced.wait(WAIT)

@@ -15,8 +15,11 @@ from typing import Any
 
 import fakeredis
 
+from tenantauth.cache.limits_memory import MemoryFailureLimiter
 from tenantauth.cache.redis import RedisCache
 from tenantauth.crypto.envelope import MasterKeyring
+from tenantauth.crypto.passwords import PasswordHasher
+from tenantauth.domain.limits import LimitPolicy
 from tenantauth.domain.policy import CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Clock
 from tenantauth.domain.services import Services
@@ -58,6 +61,8 @@ def make_services(db_path: Path, clock: Clock, cache: RedisCache | None = None) 
         ),
         caching=CachePolicy(),
         admin_token=ADMIN_TOKEN,
+        limiter=MemoryFailureLimiter(LimitPolicy()),
+        passwords=PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1),
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tenantauth.crypto.client_secrets import derive_key
 from tenantauth.errors import ConfigurationError, DependencyUnavailableError
 
 MASTER_KEY_BYTES = 32
@@ -54,6 +55,14 @@ class MasterKeyring:
             raise ConfigurationError([f"master keys must be exactly {MASTER_KEY_BYTES} bytes"])
         self.current_id = master_key_id(current)
         self._aeads = {master_key_id(k): AESGCM(k) for k in keys}
+        self._current = current
+        self._older = list(keys[1:])
+
+    def derive(self, purpose: bytes) -> tuple[bytes, list[bytes]]:
+        """Return a subkey for ``purpose`` from the current master key, and the same subkey of
+        every older master key (so what was keyed before a master-key rotation still checks).
+        """
+        return derive_key(self._current, purpose), [derive_key(k, purpose) for k in self._older]
 
     def seal(self, tenant_id: str, secret: bytes) -> SealedSecret:
         """Encrypt ``secret`` bound to ``tenant_id`` (associated data) with the current key."""

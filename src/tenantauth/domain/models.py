@@ -11,14 +11,18 @@ from tenantauth.crypto.envelope import SealedSecret
 from tenantauth.crypto.jwt import TENANT_ID_RE
 
 __all__ = [
+    "Client",
     "IssuedToken",
     "KeyRecord",
     "Page",
+    "RefreshToken",
     "Revocations",
     "SealedSecret",
     "SubjectRevocation",
     "Tenant",
     "TenantStatus",
+    "User",
+    "UserStatus",
     "VerificationState",
     "VerifiedToken",
     "is_tenant_id",
@@ -124,6 +128,60 @@ class SubjectRevocation:
     subject: str
     version: int
     revoked_at: int
+
+
+class UserStatus(StrEnum):
+    """A disabled user cannot log in, and its refresh tokens stop working."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class User:
+    """A user of a tenant (resource owner, RFC 6749 §1.1)."""
+
+    tenant_id: str
+    username: str
+    password_hash: str = field(repr=False)
+    status: UserStatus
+    claims: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Client:
+    """An OAuth client of a tenant (RFC 6749 §2), confidential: it has a secret."""
+
+    tenant_id: str
+    client_id: str
+    name: str
+    secret_hash: bytes = field(repr=False)
+    scopes: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    """A stored refresh token (only its keyed hash), one link of a rotation family."""
+
+    tenant_id: str
+    token_hash: bytes = field(repr=False)
+    family_id: str
+    client_id: str
+    username: str
+    scope: str
+    key_version: int
+    subject_version: int
+    issued_at: int
+    expires_at: int
+    used_at: int | None = None
+    replaced_by: bytes | None = field(default=None, repr=False)
+    revoked_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,3 +23,13 @@ class CachePolicy:
     ttl: float = 300.0
     negative_ttl: float = 10.0
     jitter: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """Rules for users' passwords and refresh tokens (issue 3)."""
+
+    password_min_length: int = 12
+    password_max_length: int = 256
+    refresh_token_ttl: int = 2_592_000
+    refresh_reuse_grace: int = 10

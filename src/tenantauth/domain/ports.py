@@ -10,7 +10,15 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from tenantauth.domain.models import KeyRecord, Revocations, Tenant, VerificationState
+from tenantauth.domain.models import (
+    Client,
+    KeyRecord,
+    RefreshToken,
+    Revocations,
+    Tenant,
+    User,
+    VerificationState,
+)
 
 
 class Clock(Protocol):
@@ -21,8 +29,104 @@ class Clock(Protocol):
         ...
 
 
+class UserRepo(Protocol):
+    """Users inside a transaction (``tx.users``)."""
+
+    def get(self, tenant_id: str, username: str) -> User | None:
+        """Return the user or None."""
+        ...
+
+    def insert(self, user: User) -> None:
+        """Insert. Raises ``ConflictError`` if the username is taken in the tenant."""
+        ...
+
+    def update(self, user: User) -> None:
+        """Overwrite. Raises ``NotFoundError`` if missing."""
+        ...
+
+    def delete(self, tenant_id: str, username: str) -> bool:
+        """Delete; return whether it existed."""
+        ...
+
+    def list(self, tenant_id: str, after: str | None, limit: int) -> list[User]:
+        """Return up to ``limit`` users with username > ``after``, ordered by username."""
+        ...
+
+
+class ClientRepo(Protocol):
+    """OAuth clients inside a transaction (``tx.clients``)."""
+
+    def get(self, tenant_id: str, client_id: str) -> Client | None:
+        """Return the client or None."""
+        ...
+
+    def insert(self, client: Client) -> None:
+        """Insert. Raises ``ConflictError`` if the id is taken in the tenant."""
+        ...
+
+    def update(self, client: Client) -> None:
+        """Overwrite. Raises ``NotFoundError`` if missing."""
+        ...
+
+    def delete(self, tenant_id: str, client_id: str) -> bool:
+        """Delete; return whether it existed."""
+        ...
+
+    def list(self, tenant_id: str, after: str | None, limit: int) -> list[Client]:
+        """Return up to ``limit`` clients with client_id > ``after``, ordered by client_id."""
+        ...
+
+
+class RefreshTokenRepo(Protocol):
+    """Refresh tokens (keyed hashes) inside a transaction (``tx.refresh_tokens``)."""
+
+    def get(self, tenant_id: str, token_hash: bytes) -> RefreshToken | None:
+        """Return the stored token or None."""
+        ...
+
+    def insert(self, token: RefreshToken) -> None:
+        """Store a new token."""
+        ...
+
+    def mark_used(
+        self, tenant_id: str, token_hash: bytes, used_at: int, replaced_by: bytes
+    ) -> bool:
+        """Mark exchanged; False if it was already used or revoked (one racer wins)."""
+        ...
+
+    def revoke(self, tenant_id: str, token_hash: bytes, at: int) -> bool:
+        """Revoke one token; return whether it was live."""
+        ...
+
+    def revoke_family(self, tenant_id: str, family_id: str, at: int) -> int:
+        """Revoke every token of a family; return how many."""
+        ...
+
+    def revoke_user(self, tenant_id: str, username: str, at: int) -> int:
+        """Revoke every refresh token of a user; return how many."""
+        ...
+
+
 class Tx(Protocol):
-    """One database transaction. Tenant rows include tombstones (status ``deleted``)."""
+    """One database transaction. Tenant rows include tombstones (status ``deleted``).
+
+    Accounts live in per-aggregate repositories: ``users``, ``clients``, ``refresh_tokens``.
+    """
+
+    @property
+    def users(self) -> UserRepo:
+        """The users of this transaction."""
+        ...
+
+    @property
+    def clients(self) -> ClientRepo:
+        """The OAuth clients of this transaction."""
+        ...
+
+    @property
+    def refresh_tokens(self) -> RefreshTokenRepo:
+        """The refresh tokens of this transaction."""
+        ...
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """Return the tenant row (tombstones too) or None; ``for_update`` locks it until the

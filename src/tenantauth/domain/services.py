@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from tenantauth.crypto.client_secrets import ClientSecretHasher
 from tenantauth.crypto.envelope import MasterKeyring
+from tenantauth.crypto.passwords import PasswordHasher
 from tenantauth.domain.admins import AdminAuthenticator
 from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.policy import CachePolicy, TokenPolicy
+from tenantauth.domain.limits import FailureLimiter
+from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
 from tenantauth.domain.tokens import TokenVerifier
 
@@ -26,6 +29,11 @@ class Services:
     keys: KeyResolver
     verifier: TokenVerifier
     admins: AdminAuthenticator
+    passwords: PasswordHasher
+    client_secrets: ClientSecretHasher
+    refresh_hasher: ClientSecretHasher
+    limiter: FailureLimiter
+    auth: AuthPolicy
 
     @classmethod
     def build(
@@ -38,10 +46,19 @@ class Services:
         tokens: TokenPolicy,
         caching: CachePolicy,
         admin_token: str,
+        limiter: FailureLimiter,
+        passwords: PasswordHasher | None = None,
+        auth: AuthPolicy | None = None,
     ) -> Services:
-        """Wire the resolver and verifier around the given adapters and policies."""
+        """Wire the resolver and verifier around the given adapters and policies.
+
+        Client secrets and refresh tokens are hashed with subkeys of the master key, so they
+        survive restarts and replicas; the defaults of the optional parts suit tests.
+        """
         keys = KeyResolver(storage, cache, keyring, caching, clock=clock, tokens=tokens)
         verifier = TokenVerifier(keys, tokens, clock)
+        secrets_key, older_secrets = keyring.derive(b"tenantauth/client-secret/v1")
+        refresh_key, older_refresh = keyring.derive(b"tenantauth/refresh-token/v1")
         return cls(
             storage,
             cache,
@@ -52,6 +69,11 @@ class Services:
             keys,
             verifier,
             AdminAuthenticator(admin_token),
+            passwords or PasswordHasher(),
+            ClientSecretHasher(secrets_key, older_keys=older_secrets),
+            ClientSecretHasher(refresh_key, older_keys=older_refresh),
+            limiter,
+            auth or AuthPolicy(),
         )
 
     def close(self) -> None:

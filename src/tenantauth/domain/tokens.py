@@ -28,6 +28,9 @@ MAX_AUDIENCE_LENGTH = 255
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
 # C0 controls, DEL and C1 controls: never part of an identifier, and unsafe in logs/headers.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates: not Unicode text (RFC 8259 §8.2), so not UTF-8 either; no storage can be
+# queried with them, and `sub`/`jti` become lookup parameters before the signature is checked.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class TokenVerifier:
@@ -56,6 +59,8 @@ class TokenVerifier:
         subject, jti = claims.get("sub"), claims.get("jti")
         if not (_nonempty_str(subject) and _nonempty_str(jti)):
             raise InvalidTokenError("sub or jti missing")
+        if _LONE_SURROGATE.search(subject) or _LONE_SURROGATE.search(jti):
+            raise InvalidTokenError("sub or jti holds a lone surrogate")
         key, state = self._keys.resolve(parsed.kid, subject, jti)
         if key is None:
             # Same work as a wrong signature, so unknown tenants are not distinguishable by

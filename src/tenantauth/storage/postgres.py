@@ -25,6 +25,7 @@ from tenantauth.errors import (
     StorageUnavailableError,
 )
 from tenantauth.storage import migrations
+from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.rows import (
     KEY_COLUMNS,
     TENANT_COLUMNS,
@@ -79,12 +80,22 @@ CREATE_MIGRATIONS = (
 _MIGRATION_LOCK = 0x7E7A47A0
 
 
+# A failed statement aborts a PostgreSQL transaction: inserts that may conflict run in a
+# savepoint (conn.transaction() nested) so the outer transaction survives the ConflictError.
+DIALECT = Dialect(
+    "%s", (psycopg.errors.UniqueViolation,), lambda conn: conn.transaction(), iso_times=False
+)
+
+
 class PostgresTx:
     """A transaction on one pooled connection."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         """Wrap a connection that is inside ``conn.transaction()``."""
         self._conn = conn
+        self.users = UserRows(conn, DIALECT)
+        self.clients = ClientRows(conn, DIALECT)
+        self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """See ``Tx.get_tenant``; ``for_update`` takes the row lock (SELECT ... FOR UPDATE)."""
@@ -174,8 +185,12 @@ class PostgresStorage:
         self, tenant_id: str, subject: str, jti: str
     ) -> VerificationState | None:
         """See ``Storage.load_verification_state``."""
+        # `subject` and `jti` come from a token whose signature is not checked yet. PostgreSQL
+        # text cannot hold NUL, so no revocation row names such a value: ask for NULL, which
+        # matches nothing, rather than fail the query (a valid token may carry NUL).
+        params = (_nul_free(subject), _nul_free(jti), tenant_id)
         with self._guard(), self._connection() as conn:
-            row = conn.execute(LOAD_STATE, (subject, jti, tenant_id)).fetchone()
+            row = conn.execute(LOAD_STATE, params).fetchone()
         return state_from_row(row) if row else None
 
     def load_revocations(
@@ -248,3 +263,8 @@ class PostgresStorage:
         except psycopg.Error as exc:
             log.warning("database error: %s", type(exc).__name__)
             raise StorageUnavailableError("the database is unavailable") from exc
+
+
+def _nul_free(text: str) -> str | None:
+    """Return ``text``, or None (matches no row) if it holds NUL, which PostgreSQL text cannot."""
+    return None if "\x00" in text else text

@@ -9,12 +9,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
 from tenantauth.storage import migrations
+from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.rows import (
     KEY_COLUMNS,
     TENANT_COLUMNS,
@@ -62,12 +63,19 @@ CREATE_MIGRATIONS = (
 )
 
 
+# SQLite keeps a transaction usable after a constraint error, so no savepoint is needed.
+DIALECT = Dialect("?", (sqlite3.IntegrityError,), lambda conn: nullcontext(), iso_times=True)
+
+
 class SqliteTx:
     """A transaction on one SQLite connection."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         """Wrap an open connection inside ``BEGIN IMMEDIATE``."""
         self._conn = conn
+        self.users = UserRows(conn, DIALECT)
+        self.clients = ClientRows(conn, DIALECT)
+        self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """See ``Tx.get_tenant``; BEGIN IMMEDIATE already holds the write lock."""
@@ -126,6 +134,9 @@ class SqliteStorage:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
         try:
             yield SqliteTx(conn)
+        except sqlite3.Error as exc:
+            conn.rollback()
+            raise StorageUnavailableError(f"SQLite failed: {exc}") from exc
         except BaseException:
             conn.rollback()
             raise
@@ -218,6 +229,16 @@ class SqliteStorage:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no ';' inside literals)."""
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
+    """Split a migration into statements, line by line, with SQLite's own tokenizer deciding
+    where a statement ends (so ';' inside comments or strings is harmless)."""
+    statements, buffer = [], ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in buffer.splitlines()
+    ):
+        statements.append(buffer.strip())  # let SQLite report the unterminated statement
+    return statements
