@@ -17,7 +17,7 @@ from tenantauth.errors import InvalidRequestError, InvalidTokenError
 
 
 def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevocation:
-    """Revoke every access token of ``subject`` in the tenant, issued until now.
+    """Revoke every access and refresh token of ``subject`` in the tenant, issued until now.
 
     Tokens minted afterwards carry the new version (claim ``uv``) and verify. Returns the
     revocation. Raises ``NotFoundError`` for an unknown tenant, ``InvalidRequestError`` for a
@@ -32,6 +32,7 @@ def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevoca
     with svc.storage.transaction() as tx:
         require_live(tx.get_tenant(tenant_id), tenant_id)
         version = tx.bump_subject_version(tenant_id, subject, now)
+        tx.refresh_tokens.revoke_user(tenant_id, subject, now)
         until = now + svc.keys.revocation_horizon()
         svc.cache.revoke_subject(tenant_id, subject, version, until)
     return SubjectRevocation(tenant_id, subject, version, now)
