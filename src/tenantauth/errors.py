@@ -113,6 +113,54 @@ class CacheUnavailableError(DependencyUnavailableError):
     code = "cache_unavailable"
 
 
+class OAuthError(TenantAuthError):
+    """An error of the OAuth 2.0 endpoints; ``code`` is its RFC 6749 §5.2 ``error`` value.
+
+    The base class itself is ``invalid_request`` (RFC 6749 §5.2: a missing, repeated or
+    unsupported parameter, or more than one client authentication method).
+    """
+
+    code = "invalid_request"
+    title = "Invalid request"
+
+
+class InvalidClientError(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2 ``invalid_client``): unknown client, wrong
+    secret, no or malformed credentials."""
+
+    code = "invalid_client"
+    title = "Client authentication failed"
+
+
+class InvalidGrantError(OAuthError):
+    """The grant (password, refresh token) is invalid, expired, revoked or not this client's
+    (RFC 6749 §5.2 ``invalid_grant``)."""
+
+    code = "invalid_grant"
+    title = "Invalid grant"
+
+
+class UnauthorizedClientError(OAuthError):
+    """The client may not use this grant type (RFC 6749 §5.2 ``unauthorized_client``)."""
+
+    code = "unauthorized_client"
+    title = "Unauthorized client"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    """The grant type is not supported (RFC 6749 §5.2 ``unsupported_grant_type``)."""
+
+    code = "unsupported_grant_type"
+    title = "Unsupported grant type"
+
+
+class InvalidScopeError(OAuthError):
+    """The requested scope is malformed or exceeds what was granted (RFC 6749 §5.2)."""
+
+    code = "invalid_scope"
+    title = "Invalid scope"
+
+
 class ConfigurationError(TenantAuthError):
     """Settings are missing or invalid; ``problems`` lists every one at once."""
 
