@@ -18,10 +18,15 @@ from tenantauth.api.context import EXTENSION
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+#: Blueprints whose errors also carry RFC 6749 §5.2 ``error``/``error_description`` members and
+#: are served as ``application/json``, the type OAuth client libraries parse.
+OAUTH_BLUEPRINT = "oauth"
 
 #: Error class -> HTTP status, resolved through the MRO (most specific class wins).
 STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
     errors.MalformedRequestError: 400,
+    errors.OAuthError: 400,  # RFC 6749 §5.2
+    errors.InvalidClientError: 401,  # RFC 6749 §5.2: always 401, with WWW-Authenticate
     errors.InvalidRequestError: 422,
     errors.AuthenticationError: 401,
     errors.PermissionDeniedError: 403,
@@ -61,9 +66,39 @@ def problem_response(
         "request_id": request_id(),
         **extra,
     }
-    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    mimetype = PROBLEM_JSON
+    if request.blueprint == OAUTH_BLUEPRINT:
+        body, mimetype = oauth_error_body(body), "application/json"
+        body["status"] = status = 400 if status == 422 else status  # §5.2 knows no 422
+    response = Response(json.dumps(body), status=status, mimetype=mimetype)
     response.headers.update(headers or {})
     return response
+
+
+def oauth_error_body(body: dict[str, Any]) -> dict[str, Any]:
+    """Return a problem body with RFC 6749 §5.2 ``error`` and ``error_description`` added.
+
+    ``error`` is our code for OAuth errors and ``invalid_request`` for other request errors;
+    a 503 is ``temporarily_unavailable`` and a 500 ``server_error`` (the RFC 6749 §4.1.2.1
+    values); anything else (404, 413, 429) keeps our code. The description is reduced to the
+    characters §5.2 allows (printable ASCII without '"' and '\\').
+    """
+    code, status = body["code"], body["status"]
+    if status in (400, 422):
+        error = code if code in _OAUTH_CODES else "invalid_request"
+    elif status >= 500:
+        error = "server_error" if status == 500 else "temporarily_unavailable"
+    else:
+        error = code
+    description = _NOT_NQSCHAR.sub("?", str(body["detail"]))
+    return {"error": error, "error_description": description, **body}
+
+
+_OAUTH_CODES = frozenset(
+    {"invalid_request", "invalid_grant", "unauthorized_client", "unsupported_grant_type"}
+    | {"invalid_scope", "unsupported_token_type"}
+)
+_NOT_NQSCHAR = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
 def problem_type(code: str) -> str:
@@ -98,6 +133,9 @@ def _from_domain(exc: errors.TenantAuthError) -> Response:
         # RFC 6750 §3; the reason goes to the log only (uniform failures, RFC 8725).
         log.info("token rejected: %s", exc.reason)
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    elif isinstance(exc, errors.InvalidClientError):
+        # RFC 6749 §5.2 (and RFC 9110 §15.5.2: a 401 names its scheme), whichever method failed.
+        headers["WWW-Authenticate"] = 'Basic realm="tenantauth", charset="UTF-8"'
     elif isinstance(exc, errors.AuthenticationError):
         headers["WWW-Authenticate"] = 'Bearer realm="tenantauth"'
     elif isinstance(exc, errors.RateLimitedError):

@@ -1,0 +1,246 @@
+"""OAuth 2.0 endpoints of each tenant: token (RFC 6749), revocation (RFC 7009), introspection
+(RFC 7662) and authorization server metadata (RFC 8414).
+
+Requests are ``application/x-www-form-urlencoded`` (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662
+§2.1); unrecognised parameters are ignored (RFC 6749 §3.2), repeated ones refused. Errors are
+problem documents served as ``application/json`` with the RFC 6749 §5.2 ``error`` and
+``error_description`` members added (``api/problems.py``). Every response carries
+``Cache-Control: no-store`` and ``Pragma: no-cache`` (RFC 6749 §5.1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import unquote_plus
+
+import marshmallow as ma
+from flask import Response, request
+from flask_smorest import Blueprint
+from marshmallow import fields
+
+from tenantauth.api.context import services
+from tenantauth.api.problems import OAUTH_BLUEPRINT
+from tenantauth.api.schemas import ProblemSchema
+from tenantauth.domain import oauth
+from tenantauth.domain.grants import GRANT_TYPES, GrantRequest, TokenResponse, grant_token
+from tenantauth.domain.models import Client
+from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.errors import InvalidClientError, OAuthError
+
+FORM = "application/x-www-form-urlencoded"
+bp = Blueprint(
+    OAUTH_BLUEPRINT, __name__, url_prefix="/v1/tenants", description="OAuth 2.0 endpoints."
+)
+_CLIENT_SECURITY: list[dict[str, list[str]]] = [
+    {"clientBasic": []},
+    {},
+]  # Basic, or client_secret_post in the form
+_ERRORS = {
+    400: "RFC 6749 §5.2 error: invalid_request, invalid_grant, unauthorized_client, "
+    "unsupported_grant_type or invalid_scope (see `error`).",
+    401: "invalid_client, with `WWW-Authenticate: Basic`.",
+    404: "No such tenant.",
+    413: "The body exceeds 64 KiB.",
+    429: "Too many failed attempts for this client, username or address; see Retry-After.",
+    503: "A dependency is unavailable (`error` is temporarily_unavailable).",
+}
+
+
+class OAuthFormSchema(ma.Schema):
+    """Form parameters: unknown ones are ignored, as RFC 6749 §3.2 requires."""
+
+    class Meta:
+        """Ignore unrecognised parameters."""
+
+        unknown = ma.EXCLUDE
+
+    client_id = fields.String(metadata={"description": "client_secret_post (RFC 6749 §2.3.1)."})
+    client_secret = fields.String(metadata={"description": "client_secret_post."})
+
+
+class TokenFormSchema(OAuthFormSchema):
+    """POST /v1/tenants/{id}/token (RFC 6749 §4.3.2, §4.4.2, §6)."""
+
+    grant_type = fields.String(metadata={"enum": list(GRANT_TYPES), "description": "Required."})
+    scope = fields.String(metadata={"description": "Space-separated; default: all allowed."})
+    username = fields.String(metadata={"description": "password grant."})
+    password = fields.String(metadata={"description": "password grant."})
+    refresh_token = fields.String(metadata={"description": "refresh_token grant."})
+
+
+class TokenFormatSchema(OAuthFormSchema):
+    """POST …/revoke and …/introspect (RFC 7009 §2.1, RFC 7662 §2.1)."""
+
+    token = fields.String(metadata={"description": "Required: an access or refresh token."})
+    token_type_hint = fields.String(
+        metadata={"description": "access_token or refresh_token; optional and not needed."}
+    )
+
+
+class OAuthTokenResponseSchema(ma.Schema):
+    """RFC 6749 §5.1."""
+
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+    scope = fields.String()
+    refresh_token = fields.String()
+
+
+class IntrospectionResponseSchema(ma.Schema):
+    """RFC 7662 §2.2: only ``active`` when the token is not active."""
+
+    active = fields.Boolean(required=True)
+    token_type = fields.String()
+    scope = fields.String()
+    client_id = fields.String()
+    username = fields.String()
+    sub = fields.String()
+    tid = fields.String()
+    exp = fields.Integer()
+    iat = fields.Integer()
+    nbf = fields.Integer()
+    iss = fields.String()
+    aud = fields.Raw(metadata={"description": "A string or a list of strings."})
+    jti = fields.String()
+
+
+class MetadataResponseSchema(ma.Schema):
+    """RFC 8414 §2."""
+
+    issuer = fields.String(required=True)
+    token_endpoint = fields.String(required=True)
+    revocation_endpoint = fields.String(required=True)
+    introspection_endpoint = fields.String(required=True)
+    grant_types_supported = fields.List(fields.String(), required=True)
+    response_types_supported = fields.List(fields.String(), required=True)
+    token_endpoint_auth_methods_supported = fields.List(fields.String(), required=True)
+    revocation_endpoint_auth_methods_supported = fields.List(fields.String(), required=True)
+    introspection_endpoint_auth_methods_supported = fields.List(fields.String(), required=True)
+
+
+def _errors_doc(*statuses: int) -> Any:
+    def decorate(view: Any) -> Any:
+        for status in statuses:
+            view = bp.alt_response(
+                status,
+                schema=ProblemSchema,
+                content_type="application/json",
+                description=_ERRORS[status],
+            )(view)
+        return view
+
+    return decorate
+
+
+@bp.before_request
+def _form_only() -> None:
+    """Refuse bodies that are not form-encoded, and repeated parameters (RFC 6749 §3.2)."""
+    if request.method != "POST":
+        return
+    if request.mimetype != FORM:
+        raise OAuthError(f"Send the parameters as {FORM} (RFC 6749 section 3.2).")
+    repeated = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
+    if repeated:
+        raise OAuthError(f"Parameters must not be repeated: {', '.join(repeated)}.")
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    """RFC 6749 §5.1: token responses (and ours all carry tokens or secrets) are not cached."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
+def client_credentials(form: dict[str, Any]) -> ClientCredentials | None:
+    """Return the client's credentials from HTTP Basic or the form, or None if neither.
+
+    HTTP Basic carries the form-urlencoded id and secret (RFC 6749 §2.3.1). Raises
+    ``OAuthError`` (invalid_request) when both methods are used or the ids disagree,
+    ``InvalidClientError`` for a malformed Authorization header.
+    """
+    values = request.headers.getlist("Authorization")
+    if not values:
+        if "client_id" in form and "client_secret" in form:
+            return ClientCredentials(form["client_id"], form["client_secret"], "client_secret_post")
+        if "client_id" in form or "client_secret" in form:
+            raise InvalidClientError("client_secret_post needs both client_id and client_secret.")
+        return None
+    if len(values) > 1 or "client_secret" in form:
+        raise OAuthError("Use exactly one client authentication method (RFC 6749 section 2.3).")
+    scheme, _, encoded = values[0].partition(" ")
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    if scheme.lower() != "basic" or ":" not in decoded:
+        raise InvalidClientError("Authorization must be HTTP Basic with the client's id:secret.")
+    raw_id, _, raw_secret = decoded.partition(":")
+    client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+    if "client_id" in form and form["client_id"] != client_id:
+        raise OAuthError("client_id in the body differs from the Authorization header.")
+    return ClientCredentials(client_id, secret, "client_secret_basic")
+
+
+def _authenticated(tenant_id: str, form: dict[str, Any]) -> Client:
+    credentials = client_credentials(form)
+    if credentials is None:
+        raise InvalidClientError("Authenticate the client with HTTP Basic or client_secret_post.")
+    return oauth.authenticate_client(services(), tenant_id, credentials, request.remote_addr)
+
+
+@bp.post("/<tenant_id>/token")
+@bp.arguments(TokenFormSchema, location="form")
+@bp.response(200, OAuthTokenResponseSchema)
+@_errors_doc(400, 401, 404, 413, 429, 503)
+@bp.doc(security=_CLIENT_SECURITY)
+def token(form: dict[str, Any], tenant_id: str) -> TokenResponse:
+    """Token endpoint (RFC 6749 §3.2): client_credentials, password and refresh_token grants."""
+    grant = GrantRequest(
+        grant_type=form.get("grant_type"),
+        scope=form.get("scope"),
+        username=form.get("username"),
+        password=form.get("password"),
+        refresh_token=form.get("refresh_token"),
+    )
+    creds = client_credentials(form)
+    return grant_token(services(), tenant_id, creds, grant, request.remote_addr)
+
+
+@bp.post("/<tenant_id>/revoke")
+@bp.arguments(TokenFormatSchema, location="form")
+@bp.response(200)
+@_errors_doc(400, 401, 404, 413, 429, 503)
+@bp.doc(security=_CLIENT_SECURITY)
+def revoke(form: dict[str, Any], tenant_id: str) -> Response:
+    """Revocation endpoint (RFC 7009 §2): 200 with an empty body, also for tokens that are
+    invalid, unknown or another client's (§2.2); refresh tokens take their family along."""
+    client = _authenticated(tenant_id, form)
+    if "token" not in form:
+        raise OAuthError("token is required (RFC 7009 section 2.1).")
+    oauth.revoke(services(), tenant_id, client, form["token"])
+    return Response(status=200)
+
+
+@bp.post("/<tenant_id>/introspect")
+@bp.arguments(TokenFormatSchema, location="form")
+@bp.response(200, IntrospectionResponseSchema)
+@_errors_doc(400, 401, 404, 413, 429, 503)
+@bp.doc(security=_CLIENT_SECURITY)
+def introspect(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Introspection endpoint (RFC 7662 §2): ``{"active": false}`` for anything not valid."""
+    client = _authenticated(tenant_id, form)
+    if "token" not in form:
+        raise OAuthError("token is required (RFC 7662 section 2.1).")
+    return oauth.introspect(services(), tenant_id, client, form["token"])
+
+
+@bp.get("/<tenant_id>/.well-known/oauth-authorization-server")
+@bp.response(200, MetadataResponseSchema)
+@_errors_doc(404, 503)
+def server_metadata(tenant_id: str) -> dict[str, Any]:
+    """Authorization server metadata (RFC 8414 §3): what this tenant actually supports."""
+    return oauth.metadata(services(), tenant_id, GRANT_TYPES)
