@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import asdict
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -24,7 +25,7 @@ from tenantauth.api.context import services
 from tenantauth.api.problems import OAUTH_BLUEPRINT
 from tenantauth.api.schemas import ProblemSchema
 from tenantauth.domain import oauth
-from tenantauth.domain.grants import GRANT_TYPES, GrantRequest, TokenResponse, grant_token
+from tenantauth.domain.grants import GRANT_TYPES, GrantRequest, grant_token
 from tenantauth.domain.models import Client
 from tenantauth.domain.oauth import ClientCredentials
 from tenantauth.errors import InvalidClientError, OAuthError
@@ -197,7 +198,7 @@ def _authenticated(tenant_id: str, form: dict[str, Any]) -> Client:
 @bp.response(200, OAuthTokenResponseSchema)
 @_errors_doc(400, 401, 404, 413, 429, 503)
 @bp.doc(security=_CLIENT_SECURITY)
-def token(form: dict[str, Any], tenant_id: str) -> TokenResponse:
+def token(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """Token endpoint (RFC 6749 §3.2): client_credentials, password and refresh_token grants."""
     grant = GrantRequest(
         grant_type=form.get("grant_type"),
@@ -207,7 +208,8 @@ def token(form: dict[str, Any], tenant_id: str) -> TokenResponse:
         refresh_token=form.get("refresh_token"),
     )
     creds = client_credentials(form)
-    return grant_token(services(), tenant_id, creds, grant, request.remote_addr)
+    issued = grant_token(services(), tenant_id, creds, grant, request.remote_addr)
+    return {k: v for k, v in asdict(issued).items() if v is not None}  # §5.1: omit, not null
 
 
 @bp.post("/<tenant_id>/revoke")
