@@ -337,3 +337,77 @@ def test_production_reports_bad_and_missing_settings_together(
     assert "TENANTAUTH_MASTER_KEY must decode to exactly 32 bytes" in result.stderr
     assert "TENANTAUTH_ADMIN_TOKEN must be at least 32 characters" in result.stderr
     assert "TENANTAUTH_ISSUER is required in production mode" in result.stderr
+
+
+# --------------------------------------------------------------------------- revocation, embedded
+
+
+@pytest.mark.usefixtures("embedded")
+def test_user_revoke_logs_the_user_out_everywhere() -> None:
+    """user revoke exits 0 and says so; the user's old tokens are INVALID, others VALID."""
+    ok("tenant", "create", "acme", "--name", "Acme")
+    old = ok("token", "issue", "acme", "--sub", "alice").stdout.strip()
+    bob = ok("token", "issue", "acme", "--sub", "bob").stdout.strip()
+    assert ok("token", "verify", old).stdout.startswith("VALID: tenant acme, subject alice")
+    done = ok("user", "revoke", "acme", "alice")
+    assert "alice" in done.stdout
+    assert "acme" in done.stdout
+    assert "version 1" in done.stdout
+    rejected = run("token", "verify", old)
+    assert rejected.exit_code == 1
+    assert rejected.stdout.startswith("INVALID")
+    assert "revoked" in rejected.stdout
+    assert ok("token", "verify", bob).stdout.startswith("VALID: tenant acme, subject bob")
+    fresh = ok("token", "issue", "acme", "--sub", "alice").stdout.strip()
+    assert jwt.decode(fresh, options={"verify_signature": False})["uv"] == 1
+    assert ok("token", "verify", fresh).stdout.startswith("VALID")
+    again = ok_json("user", "revoke", "acme", "alice")
+    assert again.keys() == {"tenant_id", "subject", "version", "revoked_at"}
+    assert (again["tenant_id"], again["subject"], again["version"]) == ("acme", "alice", 2)
+    assert isinstance(again["revoked_at"], int)
+    rejected_json = run("token", "verify", fresh, "--json")
+    assert (rejected_json.exit_code, json.loads(rejected_json.stdout)) == (1, {"active": False})
+    assert ok("token", "verify", bob).exit_code == 0
+
+
+@pytest.mark.usefixtures("embedded")
+def test_user_revoke_errors_are_one_clear_line() -> None:
+    """An unknown tenant or a username with control characters exits 1 with one error line."""
+    ok("tenant", "create", "acme", "--name", "Acme")
+    token = ok("token", "issue", "acme", "--sub", "alice").stdout.strip()
+    assert_clean_error(run("user", "revoke", "ghost", "alice"), "'ghost' does not exist")
+    assert_clean_error(run("user", "revoke", "acme", "ali\nce"), "printable")
+    assert_clean_error(run("user", "revoke", "acme", "x" * 256), "255")
+    assert ok("token", "verify", token).stdout.startswith("VALID")
+
+
+@pytest.mark.usefixtures("embedded")
+def test_token_revoke_revokes_that_token_only() -> None:
+    """token revoke exits 0 and says so; the token is INVALID, a sibling VALID; again exits 1."""
+    ok("tenant", "create", "acme", "--name", "Acme")
+    token = ok("token", "issue", "acme", "--sub", "alice").stdout.strip()
+    sibling = ok("token", "issue", "acme", "--sub", "alice").stdout.strip()
+    done = ok("token", "revoke", token)
+    assert done.stdout.startswith("revoked")
+    rejected = run("token", "verify", token)
+    assert rejected.exit_code == 1
+    assert rejected.stdout.startswith("INVALID")
+    assert "revoked" in rejected.stdout
+    assert ok("token", "verify", sibling).stdout.startswith("VALID: tenant acme, subject alice")
+    again = run("token", "revoke", token, "--json")
+    assert (again.exit_code, json.loads(again.stdout)) == (1, {"revoked": False})
+    garbage = run("token", "revoke", "not-a-token")
+    assert garbage.exit_code == 1
+    assert garbage.stdout.startswith("not revoked")
+    assert "Traceback" not in garbage.output
+    assert ok_json("token", "revoke", sibling) == {"revoked": True}
+    assert run("token", "verify", sibling).exit_code == 1
+
+
+@pytest.mark.usefixtures("embedded")
+def test_token_revoke_reads_stdin() -> None:
+    """token revoke - reads the token from standard input."""
+    ok("tenant", "create", "acme", "--name", "Acme")
+    token = ok("token", "issue", "acme", "--sub", "alice").stdout.strip()
+    assert ok("token", "revoke", "-", input=token + "\n").stdout.startswith("revoked")
+    assert run("token", "verify", token).exit_code == 1
