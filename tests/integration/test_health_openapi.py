@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from tests.integration.helpers import (
     issue,
     sign,
 )
+from tests.oauth_accounts import CLIENT_ID, CLIENT_SECRET, add_client
 from tests.support import ADMIN_TOKEN, NOW, Backend, FixedClock, make_settings
 
 #: Port 1 refuses connections at once, so "storage down" costs no network timeout.
@@ -42,6 +44,7 @@ FORGED = sign(secrets.token_bytes(32), claims_for("acme", NOW), "acme")
 
 Send = Callable[[FlaskClient], TestResponse]
 ONE = f"{TENANTS}/{{tenant_id}}"
+OAUTH_BASE = "/v1/tenants/acme"
 ROTATE = f"{ONE}/rotate"
 TOKENS = f"{ONE}/tokens"
 USER_REVOKE = f"{ONE}/users/{{username}}/revoke"
@@ -60,6 +63,90 @@ def verify_issued(method: str) -> Send:
     return lambda c: c.post("/v1/verify", json={"token": issue(c, "acme")})
 
 
+OAUTH = "/v1/tenants/{tenant_id}"
+OAUTH_TOKEN, OAUTH_REVOKE, OAUTH_INTROSPECT = (
+    f"{OAUTH}/{p}" for p in ("token", "revoke", "introspect")
+)
+OAUTH_METADATA = f"{OAUTH}/.well-known/oauth-authorization-server"
+_BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+HUGE_FORM = {
+    "data": "pad=" + "x" * (64 * 1024),
+    "content_type": "application/x-www-form-urlencoded",
+}
+
+
+def oauth(path: str, form: dict[str, str] | None = None, auth: bool = True, **kwargs: Any) -> Send:
+    """Return a sender of one OAuth request, as client tac_app of acme (added on first use)."""
+
+    def send(c: FlaskClient) -> TestResponse:
+        svc = c.application.extensions["tenantauth"]["services"]
+        with svc.storage.transaction() as tx:
+            exists = tx.get_tenant("acme") is not None and tx.clients.get("acme", CLIENT_ID)
+        if not exists:
+            add_client(svc, "acme")
+        headers = {"Authorization": _BASIC} if auth else {}
+        if form is None and not kwargs:
+            return c.get(path, headers=headers)
+        if form is not None:
+            kwargs["data"] = form
+        return c.post(path, headers=headers, **kwargs)
+
+    return send
+
+
+def oauth_locked(path: str, form: dict[str, str]) -> Send:
+    """Return a sender that fails client authentication 5 times, then sends ``form`` (429)."""
+    bad = {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:x".encode()).decode()}
+
+    def send(c: FlaskClient) -> TestResponse:
+        for _ in range(5):
+            c.post(path, data=form, headers=bad)
+        return oauth(path, form)(c)
+
+    return send
+
+
+def assert_oauth_error(response: TestResponse, status: int) -> None:
+    """Assert an OAuth endpoint error: application/json with RFC 6749 §5.2 ``error``."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.get_json()
+    assert isinstance(body["error"], str)
+    assert isinstance(body["error_description"], str)
+    assert body["status"] == status
+
+
+def assert_error(path: str, response: TestResponse, status: int) -> None:
+    """Assert the error format of ``path``: OAuth endpoints add §5.2 members, JSON typed."""
+    if path.startswith("/v1/tenants/"):
+        assert_oauth_error(response, status)
+    else:
+        assert_problem(response, status)
+
+
+USERS, CLIENTS = f"{ONE}/users", f"{ONE}/clients"
+USER, CLIENT = f"{USERS}/{{username}}", f"{CLIENTS}/{{client_id}}"
+ROTATE_SECRET = f"{CLIENT}/rotate-secret"
+ALICE = {"username": "alice", "password": "correct horse battery"}
+NEW_CLIENT = {"name": "C", "scopes": ["read"], "grant_types": ["client_credentials"]}
+ACME_USERS, ACME_ALICE = f"{ACME}/users", f"{ACME}/users/alice"
+ACME_CLIENTS, ACME_CLIENT = f"{ACME}/clients", f"{ACME}/clients/{{client}}"
+
+
+def account(method: str, path: str, headers: Any = ADMIN, **kwargs: Any) -> Send:
+    """Return a sender that first adds user alice and a client to acme; ``{client}`` in
+    ``path`` becomes that client's id."""
+
+    def send(c: FlaskClient) -> TestResponse:
+        c.post(ACME_USERS, json=ALICE, headers=ADMIN)
+        made = c.post(ACME_CLIENTS, json=NEW_CLIENT, headers=ADMIN).get_json()
+        target = path.replace("{client}", made["client_id"])
+        return c.open(target, method=method, headers=headers, **kwargs)
+
+    return send
+
+
+CC = {"grant_type": "client_credentials"}
 NEW_TENANT = {"id": "b2", "name": "B"}
 # (method, OpenAPI path, status, how to provoke it); tenants acme, imported, paused exist.
 OBSERVED: list[tuple[str, str, int, Send]] = [
@@ -122,6 +209,86 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", "/v1/verify", 401, call("POST", "/v1/verify", None, json={"token": FORGED})),
     ("post", "/v1/verify", 413, call("POST", "/v1/verify", None, **HUGE_JSON)),
     ("post", "/v1/verify", 422, call("POST", "/v1/verify", None, json={})),
+    ("post", OAUTH_TOKEN, 200, oauth(f"{OAUTH_BASE}/token", CC)),
+    ("post", OAUTH_TOKEN, 400, oauth(f"{OAUTH_BASE}/token", {"grant_type": "x"})),
+    ("post", OAUTH_TOKEN, 401, oauth(f"{OAUTH_BASE}/token", CC, auth=False)),
+    ("post", OAUTH_TOKEN, 404, oauth("/v1/tenants/A!/token", CC)),
+    ("post", OAUTH_TOKEN, 413, oauth(f"{OAUTH_BASE}/token", None, **HUGE_FORM)),
+    ("post", OAUTH_TOKEN, 429, oauth_locked(f"{OAUTH_BASE}/token", CC)),
+    ("post", OAUTH_REVOKE, 200, oauth(f"{OAUTH_BASE}/revoke", {"token": "x"})),
+    ("post", OAUTH_REVOKE, 400, oauth(f"{OAUTH_BASE}/revoke", {})),
+    ("post", OAUTH_REVOKE, 401, oauth(f"{OAUTH_BASE}/revoke", {"token": "x"}, auth=False)),
+    ("post", OAUTH_REVOKE, 404, oauth("/v1/tenants/A!/revoke", {"token": "x"})),
+    ("post", OAUTH_REVOKE, 413, oauth(f"{OAUTH_BASE}/revoke", None, **HUGE_FORM)),
+    ("post", OAUTH_REVOKE, 429, oauth_locked(f"{OAUTH_BASE}/revoke", {"token": "x"})),
+    ("post", OAUTH_INTROSPECT, 200, oauth(f"{OAUTH_BASE}/introspect", {"token": "x"})),
+    ("post", OAUTH_INTROSPECT, 400, oauth(f"{OAUTH_BASE}/introspect", None, json={"token": "x"})),
+    ("post", OAUTH_INTROSPECT, 401, oauth(f"{OAUTH_BASE}/introspect", {"token": "x"}, auth=False)),
+    ("post", OAUTH_INTROSPECT, 404, oauth("/v1/tenants/A!/introspect", {"token": "x"})),
+    ("post", OAUTH_INTROSPECT, 413, oauth(f"{OAUTH_BASE}/introspect", None, **HUGE_FORM)),
+    ("post", OAUTH_INTROSPECT, 429, oauth_locked(f"{OAUTH_BASE}/introspect", {"token": "x"})),
+    ("get", OAUTH_METADATA, 200, oauth(f"{OAUTH_BASE}/.well-known/oauth-authorization-server")),
+    ("get", OAUTH_METADATA, 404, oauth("/v1/tenants/zz/.well-known/oauth-authorization-server")),
+    ("post", USERS, 201, call("POST", ACME_USERS, json=ALICE)),
+    ("post", USERS, 400, call("POST", ACME_USERS, **BAD_JSON)),
+    ("post", USERS, 401, call("POST", ACME_USERS, None, json=ALICE)),
+    ("post", USERS, 404, call("POST", f"{TENANTS}/zz/users", json=ALICE)),
+    ("post", USERS, 409, account("POST", ACME_USERS, json=ALICE)),
+    ("post", USERS, 413, call("POST", ACME_USERS, **HUGE_JSON)),
+    ("post", USERS, 422, call("POST", ACME_USERS, json={"username": "alice"})),
+    ("get", USERS, 200, call("GET", ACME_USERS)),
+    ("get", USERS, 400, call("GET", ACME_USERS, TWO_ADMIN_HEADERS)),
+    ("get", USERS, 401, call("GET", ACME_USERS, None)),
+    ("get", USERS, 404, call("GET", f"{TENANTS}/zz/users")),
+    ("get", USERS, 422, call("GET", f"{ACME_USERS}?limit=0")),
+    ("get", USER, 200, account("GET", ACME_ALICE)),
+    ("get", USER, 400, account("GET", ACME_ALICE, TWO_ADMIN_HEADERS)),
+    ("get", USER, 401, account("GET", ACME_ALICE, None)),
+    ("get", USER, 404, call("GET", f"{ACME_USERS}/ghost")),
+    ("patch", USER, 200, account("PATCH", ACME_ALICE, json={"status": "disabled"})),
+    ("patch", USER, 400, account("PATCH", ACME_ALICE, **BAD_JSON)),
+    ("patch", USER, 401, account("PATCH", ACME_ALICE, None, json={})),
+    ("patch", USER, 404, call("PATCH", f"{ACME_USERS}/ghost", json={})),
+    ("patch", USER, 413, account("PATCH", ACME_ALICE, **HUGE_JSON)),
+    ("patch", USER, 422, account("PATCH", ACME_ALICE, json={"status": "deleted"})),
+    ("delete", USER, 204, account("DELETE", ACME_ALICE)),
+    ("delete", USER, 400, account("DELETE", ACME_ALICE, TWO_ADMIN_HEADERS)),
+    ("delete", USER, 401, account("DELETE", ACME_ALICE, None)),
+    ("delete", USER, 404, call("DELETE", f"{ACME_USERS}/ghost")),
+    ("post", CLIENTS, 201, call("POST", ACME_CLIENTS, json=NEW_CLIENT)),
+    ("post", CLIENTS, 400, call("POST", ACME_CLIENTS, **BAD_JSON)),
+    ("post", CLIENTS, 401, call("POST", ACME_CLIENTS, None, json=NEW_CLIENT)),
+    ("post", CLIENTS, 404, call("POST", f"{TENANTS}/zz/clients", json=NEW_CLIENT)),
+    ("post", CLIENTS, 413, call("POST", ACME_CLIENTS, **HUGE_JSON)),
+    ("post", CLIENTS, 422, call("POST", ACME_CLIENTS, json={"name": "C"})),
+    ("get", CLIENTS, 200, call("GET", ACME_CLIENTS)),
+    ("get", CLIENTS, 400, call("GET", ACME_CLIENTS, TWO_ADMIN_HEADERS)),
+    ("get", CLIENTS, 401, call("GET", ACME_CLIENTS, None)),
+    ("get", CLIENTS, 404, call("GET", f"{TENANTS}/zz/clients")),
+    ("get", CLIENTS, 422, call("GET", f"{ACME_CLIENTS}?cursor=!!!")),
+    ("get", CLIENT, 200, account("GET", ACME_CLIENT)),
+    ("get", CLIENT, 400, account("GET", ACME_CLIENT, TWO_ADMIN_HEADERS)),
+    ("get", CLIENT, 401, account("GET", ACME_CLIENT, None)),
+    ("get", CLIENT, 404, call("GET", f"{ACME_CLIENTS}/tac_none")),
+    ("patch", CLIENT, 200, account("PATCH", ACME_CLIENT, json={"name": "D"})),
+    ("patch", CLIENT, 400, account("PATCH", ACME_CLIENT, **BAD_JSON)),
+    ("patch", CLIENT, 401, account("PATCH", ACME_CLIENT, None, json={})),
+    ("patch", CLIENT, 404, call("PATCH", f"{ACME_CLIENTS}/tac_none", json={})),
+    ("patch", CLIENT, 413, account("PATCH", ACME_CLIENT, **HUGE_JSON)),
+    ("patch", CLIENT, 422, account("PATCH", ACME_CLIENT, json={"scopes": ["a b"]})),
+    ("delete", CLIENT, 204, account("DELETE", ACME_CLIENT)),
+    ("delete", CLIENT, 400, account("DELETE", ACME_CLIENT, TWO_ADMIN_HEADERS)),
+    ("delete", CLIENT, 401, account("DELETE", ACME_CLIENT, None)),
+    ("delete", CLIENT, 404, call("DELETE", f"{ACME_CLIENTS}/tac_none")),
+    ("post", ROTATE_SECRET, 200, account("POST", f"{ACME_CLIENT}/rotate-secret")),
+    (
+        "post",
+        ROTATE_SECRET,
+        400,
+        account("POST", f"{ACME_CLIENT}/rotate-secret", TWO_ADMIN_HEADERS),
+    ),
+    ("post", ROTATE_SECRET, 401, account("POST", f"{ACME_CLIENT}/rotate-secret", None)),
+    ("post", ROTATE_SECRET, 404, call("POST", f"{ACME_CLIENTS}/tac_none/rotate-secret")),
 ]
 #: (method, OpenAPI path, how to call it) for what only a dead database provokes: 503.
 UNAVAILABLE: list[tuple[str, str, Send]] = [
@@ -137,6 +304,33 @@ UNAVAILABLE: list[tuple[str, str, Send]] = [
     ("post", TOKEN_REVOKE, call("POST", f"{ACME}/tokens/revoke", json={"token": FORGED})),
     ("get", "/v1/verify", call("GET", "/v1/verify", bearer(FORGED))),
     ("post", "/v1/verify", call("POST", "/v1/verify", None, json={"token": FORGED})),
+    ("post", OAUTH_TOKEN, call("POST", f"{OAUTH_BASE}/token", {"Authorization": _BASIC}, data=CC)),
+    (
+        "post",
+        OAUTH_REVOKE,
+        call("POST", f"{OAUTH_BASE}/revoke", {"Authorization": _BASIC}, data={"token": "x"}),
+    ),
+    (
+        "post",
+        OAUTH_INTROSPECT,
+        call("POST", f"{OAUTH_BASE}/introspect", {"Authorization": _BASIC}, data={"token": "x"}),
+    ),
+    (
+        "get",
+        OAUTH_METADATA,
+        call("GET", f"{OAUTH_BASE}/.well-known/oauth-authorization-server", None),
+    ),
+    ("post", USERS, call("POST", ACME_USERS, json=ALICE)),
+    ("get", USERS, call("GET", ACME_USERS)),
+    ("get", USER, call("GET", ACME_ALICE)),
+    ("patch", USER, call("PATCH", ACME_ALICE, json={})),
+    ("delete", USER, call("DELETE", ACME_ALICE)),
+    ("post", CLIENTS, call("POST", ACME_CLIENTS, json=NEW_CLIENT)),
+    ("get", CLIENTS, call("GET", ACME_CLIENTS)),
+    ("get", CLIENT, call("GET", f"{ACME_CLIENTS}/tac_x")),
+    ("patch", CLIENT, call("PATCH", f"{ACME_CLIENTS}/tac_x", json={})),
+    ("delete", CLIENT, call("DELETE", f"{ACME_CLIENTS}/tac_x")),
+    ("post", ROTATE_SECRET, call("POST", f"{ACME_CLIENTS}/tac_x/rotate-secret")),
 ]
 
 
@@ -255,7 +449,8 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 13
+    assert len(routed) == 13 + 4 + 11  # + OAuth: token, revoke, introspect, metadata
+    # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
 
 
 @pytest.mark.parametrize("case", OBSERVED, ids=[f"{m.upper()} {p} {s}" for m, p, s, _ in OBSERVED])
@@ -271,7 +466,7 @@ def test_observed_status_is_documented(
     r = send(client)
     assert r.status_code == status, r.get_data(as_text=True)
     if status >= 400:
-        assert_problem(r, status)
+        assert_error(path, r, status)
     assert status in _documented(spec, method, path)
 
 
@@ -285,24 +480,32 @@ def test_unavailable_status_is_documented(
 ) -> None:
     """With the database down the route answers a 503 problem, and the spec documents 503."""
     r = send(dead_storage_app.test_client())
-    assert_problem(r, 503)
+    assert_error(path, r, 503)
     assert 503 in _documented(spec, method, path)
 
 
 def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
     """Every documented request body is an object schema with additionalProperties false."""
     schemas = spec["components"]["schemas"]
-    bodies = 0
+    bodies = forms = 0
     for operations in spec["paths"].values():
         for method, operation in operations.items():
             if method == "parameters" or "requestBody" not in operation:
                 continue
-            ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            content = operation["requestBody"]["content"]
+            if "application/x-www-form-urlencoded" in content:
+                # RFC 6749 §3.2: OAuth endpoints must ignore unrecognised parameters.
+                ref = content["application/x-www-form-urlencoded"]["schema"]["$ref"]
+                assert schemas[ref.rsplit("/", 1)[-1]].get("additionalProperties") is not False
+                forms += 1
+                continue
+            ref = content["application/json"]["schema"]["$ref"]
             schema = schemas[ref.rsplit("/", 1)[-1]]
             assert schema["type"] == "object"
             assert schema["additionalProperties"] is False, ref
             bodies += 1
-    assert bodies == 6
+    assert bodies == 6 + 4  # + users and clients: create and patch each
+    assert forms == 3  # OAuth token, revoke, introspect
 
 
 def test_spec_states_the_tenant_id_pattern_portably(spec: dict[str, Any]) -> None:
