@@ -9,7 +9,17 @@ from flask import Flask, Response
 from flask_smorest import Api
 
 from tenantauth import __version__
-from tenantauth.api import health, issue, oauth, problems, revocations, tenants, verify
+from tenantauth.api import (
+    clients,
+    health,
+    issue,
+    oauth,
+    problems,
+    revocations,
+    tenants,
+    users,
+    verify,
+)
 from tenantauth.api.context import EXTENSION
 from tenantauth.api.problems import request_id
 from tenantauth.cache.limits_memory import MemoryFailureLimiter
@@ -60,7 +70,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.extensions[EXTENSION] = {"services": services, "settings": settings}
     api = Api(app)
-    for blueprint in (health.bp, tenants.bp, issue.bp, revocations.bp, verify.bp, oauth.bp):
+    for blueprint in (
+        health.bp,
+        tenants.bp,
+        users.bp,
+        clients.bp,
+        issue.bp,
+        revocations.bp,
+        verify.bp,
+        oauth.bp,
+    ):
         api.register_blueprint(blueprint)
     problems.register(app)  # after Api(): ours replace flask-smorest's error handler
     app.after_request(_common_headers)

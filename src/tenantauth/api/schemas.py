@@ -11,7 +11,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from tenantauth.crypto.jwt import TENANT_ID_RE
-from tenantauth.domain import tenants, tokens
+from tenantauth.domain import clients, tenants, tokens
 
 
 class StrictInt(fields.Integer):
@@ -215,3 +215,135 @@ class HealthResponseSchema(ma.Schema):
 
     status = fields.String(required=True)
     checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+# --------------------------------------------------------------------------- users and clients
+
+#: Generous bound for the schema; the password policy (settings) says the real limits.
+PASSWORD = validate.Length(max=4096)
+CLAIM_NAME = validate.Length(1, 100)
+PAGE_LIMIT = validate.Range(1, tenants.MAX_PAGE_SIZE)
+#: A cursor encodes a username (≤ 255 characters of up to 4 UTF-8 bytes) in base64url.
+CURSOR = validate.Length(1, 1400)
+SCOPE_TOKEN = validate.Length(1, tokens.MAX_SCOPE_LENGTH)
+SCOPE_LIST = validate.Length(max=clients.MAX_SCOPES)
+GRANT_TYPE = validate.OneOf(clients.GRANT_TYPES)
+GRANT_LIST = validate.Length(1, len(clients.GRANT_TYPES))
+
+
+class UserCreateRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/users."""
+
+    username = fields.String(required=True, validate=validate.Length(1, tokens.MAX_SUBJECT_LENGTH))
+    password = fields.String(
+        required=True, validate=PASSWORD, load_only=True, metadata={"writeOnly": True}
+    )
+    claims = fields.Dict(
+        keys=fields.String(validate=CLAIM_NAME),
+        metadata={"description": "Added to the user's tokens (≤ 2 KiB)."},
+    )
+
+
+class UserUpdateRequestSchema(StrictSchema):
+    """PATCH /v1/admin/tenants/{id}/users/{username}."""
+
+    status = fields.String(
+        validate=validate.OneOf(["active", "disabled"]),
+        metadata={"description": "Disabling revokes every token of the user at once."},
+    )
+    password = fields.String(
+        validate=PASSWORD,
+        load_only=True,
+        metadata={"writeOnly": True, "description": "Resetting revokes the user's tokens."},
+    )
+    claims = fields.Dict(
+        keys=fields.String(validate=CLAIM_NAME), metadata={"description": "Replaces the claims."}
+    )
+
+
+class UserResponseSchema(ma.Schema):
+    """A user as the API shows it: never its password or hash."""
+
+    tenant_id = fields.String(required=True)
+    username = fields.String(required=True)
+    status = fields.String(required=True)
+    claims = fields.Dict(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class UserListQuerySchema(StrictSchema):
+    """GET /v1/admin/tenants/{id}/users query."""
+
+    limit = fields.Integer(load_default=tenants.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    cursor = fields.String(validate=CURSOR)
+
+
+class UserListResponseSchema(ma.Schema):
+    """One page of users."""
+
+    items = fields.List(fields.Nested(UserResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class ClientCreateRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/clients."""
+
+    name = fields.String(required=True, validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
+    scopes = fields.List(
+        fields.String(validate=SCOPE_TOKEN),
+        required=True,
+        validate=SCOPE_LIST,
+        metadata={"description": "Scopes the client may request (RFC 6749 §3.3 tokens)."},
+    )
+    grant_types = fields.List(
+        fields.String(validate=GRANT_TYPE),
+        required=True,
+        validate=GRANT_LIST,
+    )
+
+
+class ClientUpdateRequestSchema(StrictSchema):
+    """PATCH /v1/admin/tenants/{id}/clients/{client_id}."""
+
+    name = fields.String(validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
+    scopes = fields.List(fields.String(validate=SCOPE_TOKEN), validate=SCOPE_LIST)
+    grant_types = fields.List(
+        fields.String(validate=GRANT_TYPE),
+        validate=GRANT_LIST,
+    )
+
+
+class ClientResponseSchema(ma.Schema):
+    """A client as the API shows it: never its secret or the secret's hash."""
+
+    tenant_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    name = fields.String(required=True)
+    scopes = fields.List(fields.String(), required=True)
+    grant_types = fields.List(fields.String(), required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    secret_rotated_at = fields.DateTime(required=True)
+
+
+class ClientSecretResponseSchema(ClientResponseSchema):
+    """A client with its secret: only when it is created or its secret rotated."""
+
+    client_secret = fields.String(
+        required=True, metadata={"description": "Shown this once; store it now."}
+    )
+
+
+class ClientListQuerySchema(StrictSchema):
+    """GET /v1/admin/tenants/{id}/clients query."""
+
+    limit = fields.Integer(load_default=tenants.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    cursor = fields.String(validate=CURSOR)
+
+
+class ClientListResponseSchema(ma.Schema):
+    """One page of clients."""
+
+    items = fields.List(fields.Nested(ClientResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
