@@ -23,10 +23,10 @@ class NullCache:
         """Store nothing; return False."""
         return False
 
-    def revoke_subject(self, tenant_id: str, subject: str, version: int, expires_at: int) -> None:
+    def revoke_subject(self, tenant_id: str, subject: str, version: int, ttl_seconds: int) -> None:
         """Nothing cached, so storage alone answers."""
 
-    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int) -> None:
+    def revoke_jti(self, tenant_id: str, jti: str, ttl_seconds: int) -> None:
         """Nothing cached, so storage alone answers."""
 
     def fence(self, tenant_id: str, stored_generation: int) -> int:

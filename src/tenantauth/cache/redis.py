@@ -29,8 +29,9 @@ from tenantauth.errors import CacheUnavailableError
 log = logging.getLogger(__name__)
 
 # KEYS: entry, fence, then the subject keys, then the jti keys.
-# ARGV: generation, encoded entry, ttl in ms, number of subject keys, then (version, exat) per
-# subject key, then exat per jti key. Returns 1 if stored.
+# ARGV: generation, encoded entry, ttl in ms, number of subject keys, then (version, ttl in s)
+# per subject key, then ttl in s per jti key. Returns 1 if stored. TTLs are relative, so the
+# marks live as long as intended whatever Redis' own clock says.
 # Refuses entries older than the fence or than what is cached, so a filler that read storage
 # before a rotation committed can never put the old secret back. The tenant's revocations go in
 # with the entry, atomically: an entry that is present implies its revocations are present.
@@ -49,22 +50,22 @@ local a = 5
 for i = 3, 2 + nsub do
   local v = tonumber(ARGV[a])
   if v > tonumber(redis.call('GET', KEYS[i]) or '0') then
-    redis.call('SET', KEYS[i], ARGV[a], 'EXAT', ARGV[a + 1])
+    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1])
   end
   a = a + 2
 end
 for i = 3 + nsub, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EXAT', ARGV[a])
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[a])
   a = a + 1
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
-# KEYS: subject key. ARGV: version, exat. Raises the version, never lowers it.
+# KEYS: subject key. ARGV: version, ttl in s. Raises the version, never lowers it.
 REVOKE_SUBJECT_LUA = """
 if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
-  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 end
 return 1
 """
@@ -149,19 +150,19 @@ class RedisCache:
         keys += [jti_key(tid, j) for j, _ in found.jtis]
         args: list[Any] = [record.generation, encode_entry(record)]
         args += [max(1, int(ttl_seconds * 1000)), len(found.subjects)]
-        for _, version, expires_at in found.subjects:
-            args += [version, expires_at]
-        args += [expires_at for _, expires_at in found.jtis]
+        for _, version, ttl in found.subjects:
+            args += [version, max(1, ttl)]
+        args += [max(1, ttl) for _, ttl in found.jtis]
         return bool(self._call(self._fill, keys=keys, args=args))
 
-    def revoke_subject(self, tenant_id: str, subject: str, version: int, expires_at: int) -> None:
+    def revoke_subject(self, tenant_id: str, subject: str, version: int, ttl_seconds: int) -> None:
         """See ``Cache.revoke_subject``."""
         keys = [subject_key(tenant_id, subject)]
-        self._call(self._revoke_subject, keys=keys, args=[version, expires_at])
+        self._call(self._revoke_subject, keys=keys, args=[version, max(1, ttl_seconds)])
 
-    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int) -> None:
+    def revoke_jti(self, tenant_id: str, jti: str, ttl_seconds: int) -> None:
         """See ``Cache.revoke_jti``."""
-        self._call(self._client.set, jti_key(tenant_id, jti), b"1", exat=expires_at)
+        self._call(self._client.set, jti_key(tenant_id, jti), b"1", ex=max(1, ttl_seconds))
 
     def fence(self, tenant_id: str, stored_generation: int) -> int:
         """See ``Cache.fence``."""

@@ -21,6 +21,9 @@ from tenantauth.errors import CacheUnavailableError
 
 log = logging.getLogger(__name__)
 _MEMO_MAX = 10_000
+#: Revocation marks outlive their last use by this much, so a verifier whose clock lags the
+#: one that computed the TTL (within the leeway we already assume) still finds the mark.
+SKEW_MARGIN = 60
 
 
 class _WallClock:
@@ -113,8 +116,8 @@ class KeyResolver:
             record.tenant_id, revoked_since=now - horizon, expiring_after=now - self._tokens.leeway
         )
         return Revocations(
-            subjects=tuple((s, v, at + horizon) for s, v, at in subjects),
-            jtis=tuple((j, exp + self._tokens.leeway) for j, exp in jtis),
+            subjects=tuple((s, v, at + horizon - now + SKEW_MARGIN) for s, v, at in subjects),
+            jtis=tuple((j, exp + self._tokens.leeway - now + SKEW_MARGIN) for j, exp in jtis),
         )
 
     def _load_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState:

@@ -96,9 +96,10 @@ class KeyRecord:
 class Revocations:
     """Revocations of one tenant that can still matter to an access token.
 
-    ``subjects``: (subject, version, expires_at) — a revocation point matters until every
+    ``subjects``: (subject, version, ttl_seconds) — a revocation point matters until every
     token issued before it has expired (revoked_at + max lifetime + leeway).
-    ``jtis``: (jti, expires_at) — until the revoked token's own ``exp`` (+ leeway).
+    ``jtis``: (jti, ttl_seconds) — until the revoked token's own ``exp`` (+ leeway).
+    TTLs are relative to when the fill is made, plus a clock-skew margin.
     The cache stores these together with the tenant's entry, so an entry that is present
     implies its revocations are present (docs/design.md, "Revocation of subjects and jtis").
     """

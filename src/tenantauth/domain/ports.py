@@ -235,14 +235,15 @@ class Cache(Protocol):
         """
         ...
 
-    def revoke_subject(self, tenant_id: str, subject: str, version: int, expires_at: int) -> None:
-        """Record that tokens of ``subject`` with ``uv`` below ``version`` are revoked, until
-        ``expires_at`` (Unix seconds). Never lowers a version. Raises ``CacheUnavailableError``.
+    def revoke_subject(self, tenant_id: str, subject: str, version: int, ttl_seconds: int) -> None:
+        """Record that tokens of ``subject`` with ``uv`` below ``version`` are revoked, for
+        ``ttl_seconds`` (relative, so Redis' clock cannot shorten it). Never lowers a version.
+        Raises ``CacheUnavailableError``.
         """
         ...
 
-    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int) -> None:
-        """Denylist ``jti`` until ``expires_at`` (Unix seconds).
+    def revoke_jti(self, tenant_id: str, jti: str, ttl_seconds: int) -> None:
+        """Denylist ``jti`` for ``ttl_seconds`` (relative).
 
         Raises ``CacheUnavailableError``.
         """

@@ -9,6 +9,7 @@ are only added), so a filler holding an older snapshot cannot undo one (docs/des
 
 from __future__ import annotations
 
+from tenantauth.domain.keys import SKEW_MARGIN
 from tenantauth.domain.models import SubjectRevocation
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import require_live, require_tenant_id
@@ -33,8 +34,8 @@ def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevoca
         require_live(tx.get_tenant(tenant_id), tenant_id)
         version = tx.bump_subject_version(tenant_id, subject, now)
         tx.refresh_tokens.revoke_user(tenant_id, subject, now)
-        until = now + svc.keys.revocation_horizon()
-        svc.cache.revoke_subject(tenant_id, subject, version, until)
+        ttl = svc.keys.revocation_horizon() + SKEW_MARGIN
+        svc.cache.revoke_subject(tenant_id, subject, version, ttl)
     return SubjectRevocation(tenant_id, subject, version, now)
 
 
@@ -53,7 +54,8 @@ def revoke_token(svc: Services, token: str, tenant_id: str | None = None) -> boo
         return False
     claims = verdict.claims
     exp, jti = int(claims["exp"]), str(claims["jti"])
+    now = int(svc.clock.now())
     with svc.storage.transaction() as tx:
-        tx.revoke_jti(verdict.tenant_id, jti, exp, int(svc.clock.now()))
-        svc.cache.revoke_jti(verdict.tenant_id, jti, exp + svc.tokens.leeway)
+        tx.revoke_jti(verdict.tenant_id, jti, exp, now)
+        svc.cache.revoke_jti(verdict.tenant_id, jti, exp + svc.tokens.leeway - now + SKEW_MARGIN)
     return True
