@@ -20,9 +20,9 @@ import click
 
 from tenantauth import __version__, embedded
 from tenantauth.app import build_services
-from tenantauth.domain import revocations
+from tenantauth.domain import clients, revocations, users
 from tenantauth.domain import tenants as use
-from tenantauth.domain.models import Page, Tenant, TenantStatus
+from tenantauth.domain.models import Client, Page, Tenant, TenantStatus, User, UserStatus
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, issue_token
 from tenantauth.errors import ConfigurationError, InvalidTokenError, TenantAuthError
@@ -375,6 +375,301 @@ def token_verify(token_text: str, audience: str | None, as_json: bool) -> None:
         return
     click.echo(f"VALID: tenant {verdict.tenant_id}, subject {verdict.subject}")
     _table(("claim", "value"), [(k, json.dumps(v)) for k, v in verdict.claims.items()])
+
+
+# --------------------------------------------------------------------------- users and clients
+
+USER_COLUMNS = ("username", "status", "claims", "updated_at")
+CLIENT_COLUMNS = ("client_id", "name", "scopes", "grant_types", "secret_rotated_at")
+ONE_TIME_NOTICE = "store the client secret now: it is not kept and will not be shown again"
+_password_stdin_option = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (default: hidden prompt).",
+)
+_page_options = (
+    click.option(
+        "--limit",
+        type=click.IntRange(1, use.MAX_PAGE_SIZE),
+        default=use.DEFAULT_PAGE_SIZE,
+        show_default=True,
+        help=f"Entries per page (at most {use.MAX_PAGE_SIZE}).",
+    ),
+    click.option("--cursor", help="Continue from a previous listing's next cursor."),
+    click.option("--all", "fetch_all", is_flag=True, help="Follow cursors to list everything."),
+)
+
+
+def _paged(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_page_options):
+        command = option(command)
+    return command
+
+
+@user.command("add")
+@click.argument("tenant_id")
+@click.argument("username")
+@_password_stdin_option
+@click.option(
+    "--claim", "claims", multiple=True, metavar="NAME=JSON", help="Custom claim; repeatable."
+)
+@_json_option
+def user_add(
+    *, tenant_id: str, username: str, password_stdin: bool, claims: Sequence[str], as_json: bool
+) -> None:
+    """Create USERNAME in TENANT_ID. The password comes from standard input or a hidden
+    prompt, never from the command line (argv is visible to other users of the machine)."""
+    extra = dict(_parse_claim(c) for c in claims)
+    password = _read_password(password_stdin)
+    with _services() as svc:
+        created = _run(lambda: users.create_user(svc, tenant_id, username, password, extra))
+    _show_user(created, as_json, f"created user {username!r} in {tenant_id}")
+
+
+@user.command("list")
+@click.argument("tenant_id")
+@_paged
+@_json_option
+def user_list(
+    tenant_id: str, limit: int, cursor: str | None, fetch_all: bool, as_json: bool
+) -> None:
+    """List the users of TENANT_ID ordered by username."""
+    items: list[User] = []
+    with _services() as svc:
+        while True:
+            page = _run(partial(users.list_users, svc, tenant_id, cursor, limit))
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not (fetch_all and cursor):
+                break
+    if as_json:
+        click.echo(json.dumps({"items": [_user_dict(u) for u in items], "next_cursor": cursor}))
+        return
+    _table(USER_COLUMNS, [_row(_user_dict(u), USER_COLUMNS) for u in items])
+    click.echo(
+        f"{len(items)} user(s)" + (f"; more with --cursor {cursor}" if cursor else ""), err=True
+    )
+
+
+@user.command("show")
+@click.argument("tenant_id")
+@click.argument("username")
+@_json_option
+def user_show(tenant_id: str, username: str, as_json: bool) -> None:
+    """Show one user (never its password hash)."""
+    with _services() as svc:
+        found = _run(lambda: users.get_user(svc, tenant_id, username))
+    _show_user(found, as_json)
+
+
+def _user_status_command(name: str, status: UserStatus, summary: str, help_text: str) -> None:
+    @user.command(name, help=help_text)
+    @click.argument("tenant_id")
+    @click.argument("username")
+    @_json_option
+    def command(tenant_id: str, username: str, as_json: bool) -> None:
+        with _services() as svc:
+            changed = _run(lambda: users.update_user(svc, tenant_id, username, status=status))
+        _show_user(changed, as_json, summary.format(username=username))
+
+
+_user_status_command(
+    "disable",
+    UserStatus.DISABLED,
+    "disabled {username!r}: every token it holds is now rejected",
+    "Disable USERNAME: it cannot log in, and every access and refresh token it holds is "
+    "rejected by every verifier when this returns.",
+)
+_user_status_command(
+    "enable",
+    UserStatus.ACTIVE,
+    "enabled {username!r}: tokens issued from now on verify",
+    "Enable USERNAME again; tokens revoked while it was disabled stay revoked.",
+)
+
+
+@user.command("passwd")
+@click.argument("tenant_id")
+@click.argument("username")
+@_password_stdin_option
+@_json_option
+def user_passwd(tenant_id: str, username: str, password_stdin: bool, as_json: bool) -> None:
+    """Reset the password of USERNAME; every token it holds is revoked."""
+    password = _read_password(password_stdin)
+    with _services() as svc:
+        changed = _run(lambda: users.update_user(svc, tenant_id, username, password=password))
+    _show_user(changed, as_json, f"new password set for {username!r}; its tokens are revoked")
+
+
+@user.command("delete")
+@click.argument("tenant_id")
+@click.argument("username")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def user_delete(tenant_id: str, username: str, yes: bool) -> None:
+    """Delete USERNAME from TENANT_ID after revoking every token it holds."""
+    if not yes:
+        click.confirm(f"Delete user {username!r} of {tenant_id} and revoke its tokens?", abort=True)
+    with _services() as svc:
+        _run(lambda: users.delete_user(svc, tenant_id, username))
+    click.echo(f"deleted user {username!r} from {tenant_id}")
+
+
+@main.group()
+def client() -> None:
+    """Register OAuth clients of a tenant and rotate their secrets."""
+
+
+@client.command("add")
+@click.argument("tenant_id")
+@click.option("--name", required=True, help="Human-readable name.")
+@click.option("--scope", "scopes", multiple=True, help="Scope the client may request; repeatable.")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    required=True,
+    type=click.Choice(clients.GRANT_TYPES),
+    help="Grant type the client may use; repeatable.",
+)
+@_json_option
+def client_add(
+    *, tenant_id: str, name: str, scopes: Sequence[str], grants: Sequence[str], as_json: bool
+) -> None:
+    """Register a client of TENANT_ID and print its id and secret (shown only this once)."""
+    with _services() as svc:
+        made, secret = _run(lambda: clients.create_client(svc, tenant_id, name, scopes, grants))
+    _show_client(made, as_json, f"registered client {made.client_id} in {tenant_id}", secret)
+
+
+@client.command("list")
+@click.argument("tenant_id")
+@_paged
+@_json_option
+def client_list(
+    tenant_id: str, limit: int, cursor: str | None, fetch_all: bool, as_json: bool
+) -> None:
+    """List the clients of TENANT_ID ordered by client id (never their secrets)."""
+    items: list[Client] = []
+    with _services() as svc:
+        while True:
+            page = _run(partial(clients.list_clients, svc, tenant_id, cursor, limit))
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not (fetch_all and cursor):
+                break
+    if as_json:
+        click.echo(json.dumps({"items": [_client_dict(c) for c in items], "next_cursor": cursor}))
+        return
+    _table(CLIENT_COLUMNS, [_row(_client_dict(c), CLIENT_COLUMNS) for c in items])
+    click.echo(
+        f"{len(items)} client(s)" + (f"; more with --cursor {cursor}" if cursor else ""), err=True
+    )
+
+
+@client.command("show")
+@click.argument("tenant_id")
+@click.argument("client_id")
+@_json_option
+def client_show(tenant_id: str, client_id: str, as_json: bool) -> None:
+    """Show one client (never its secret)."""
+    with _services() as svc:
+        found = _run(lambda: clients.get_client(svc, tenant_id, client_id))
+    _show_client(found, as_json)
+
+
+@client.command("rotate")
+@click.argument("tenant_id")
+@click.argument("client_id")
+@_json_option
+def client_rotate(tenant_id: str, client_id: str, as_json: bool) -> None:
+    """Give CLIENT_ID a new secret (shown only this once); the old secret stops working."""
+    with _services() as svc:
+        rotated, secret = _run(lambda: clients.rotate_client_secret(svc, tenant_id, client_id))
+    _show_client(
+        rotated, as_json, f"rotated the secret of {client_id}; the old one no longer works", secret
+    )
+
+
+@client.command("delete")
+@click.argument("tenant_id")
+@click.argument("client_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def client_delete(tenant_id: str, client_id: str, yes: bool) -> None:
+    """Delete CLIENT_ID: it can no longer obtain or refresh tokens."""
+    if not yes:
+        click.confirm(f"Delete client {client_id} of {tenant_id}?", abort=True)
+    with _services() as svc:
+        _run(lambda: clients.delete_client(svc, tenant_id, client_id))
+    click.echo(f"deleted client {client_id} from {tenant_id}")
+
+
+def _read_password(from_stdin: bool) -> str:
+    """Return the new password from stdin's first line or a hidden, confirmed prompt."""
+    if not from_stdin:
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        _fail("expected the password on the first line of standard input")
+    return password
+
+
+def _user_dict(u: User) -> dict[str, Any]:
+    return {
+        "tenant_id": u.tenant_id,
+        "username": u.username,
+        "status": u.status.value,
+        "claims": u.claims,
+        "created_at": u.created_at.isoformat(),
+        "updated_at": u.updated_at.isoformat(),
+    }
+
+
+def _client_dict(c: Client) -> dict[str, Any]:
+    return {
+        "tenant_id": c.tenant_id,
+        "client_id": c.client_id,
+        "name": c.name,
+        "scopes": list(c.scopes),
+        "grant_types": list(c.grant_types),
+        "created_at": c.created_at.isoformat(),
+        "updated_at": c.updated_at.isoformat(),
+        "secret_rotated_at": c.secret_rotated_at.isoformat(),
+    }
+
+
+def _row(d: dict[str, Any], columns: Sequence[str]) -> tuple[str, ...]:
+    return tuple(_cell(d[c]) for c in columns)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False) if value else "-"
+    return _fmt(value)
+
+
+def _show_user(u: User, as_json: bool, summary: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(_user_dict(u)))
+        return
+    _table(("field", "value"), [(k, _cell(v)) for k, v in _user_dict(u).items()])
+    if summary:
+        click.echo(summary, err=True)
+
+
+def _show_client(
+    c: Client, as_json: bool, summary: str | None = None, secret: str | None = None
+) -> None:
+    shown = _client_dict(c) | ({"client_secret": secret} if secret else {})
+    if as_json:
+        click.echo(json.dumps(shown))
+    else:
+        _table(("field", "value"), [(k, _cell(v)) for k, v in shown.items()])
+    if summary:
+        click.echo(summary, err=True)
+    if secret:
+        click.echo(ONE_TIME_NOTICE, err=True)
 
 
 # --------------------------------------------------------------------------- helpers
