@@ -351,3 +351,27 @@ def test_malformed_or_huge_bodies(client: FlaskClient, method: str) -> None:
     path = USERS if method == "POST" else ALICE
     assert_problem(client.open(path, method=method, headers=ADMIN, **BAD_JSON), 400)
     assert_problem(client.open(path, method=method, headers=ADMIN, **HUGE_JSON), 413)
+
+
+@pytest.mark.usefixtures("acme")
+def test_admin_cannot_mint_tokens_for_a_disabled_user(client: FlaskClient) -> None:
+    """POST .../tokens for a disabled user is a 409 saying so; after enabling it works."""
+    patch(client, {"status": "disabled"})
+    r = client.post(f"{TENANTS}/acme/tokens", json={"sub": "alice"}, headers=ADMIN)
+    assert "disabled" in assert_problem(r, 409)["detail"]
+    patch(client, {"status": "active"})
+    assert verify_status(client, issue(client, "acme", "alice")) == 200
+
+
+@pytest.mark.usefixtures("acme")
+def test_recreated_tenant_starts_without_the_old_accounts(client: FlaskClient) -> None:
+    """Deleting a tenant erases its users and clients: a tenant re-created with the same id
+    has none, so no old password or client secret works in it."""
+    body = {"name": "svc", "scopes": ["read"], "grant_types": ["client_credentials"]}
+    created = assert_json(client.post(f"{TENANTS}/acme/clients", json=body, headers=ADMIN), 201)
+    assert client.delete(f"{TENANTS}/acme", headers=ADMIN).status_code == 204
+    create_tenant(client, "acme")
+    assert_problem(client.get(ALICE, headers=ADMIN), 404)
+    clients = f"{TENANTS}/acme/clients/{created['client_id']}"
+    assert_problem(client.get(clients, headers=ADMIN), 404)
+    assert assert_json(client.get(USERS, headers=ADMIN), 200)["items"] == []

@@ -16,7 +16,7 @@ _DESCRIPTIONS = {
     400: "Malformed request (bad or too deeply nested JSON, several Authorization headers, "
     "a token sent both in the header and the body).",
     401: "Missing or invalid credentials or token.",
-    404: "No such tenant.",
+    404: "No such tenant, or no such user or client in it.",
     409: "Conflicts with the current state.",
     413: "The body exceeds 64 KiB.",
     422: "The body or query failed validation; `errors` says where.",

@@ -32,6 +32,10 @@ class Clock(Protocol):
 class UserRepo(Protocol):
     """Users inside a transaction (``tx.users``)."""
 
+    def delete_all(self, tenant_id: str) -> int:
+        """Delete every row of a tenant that is being deleted; return how many."""
+        ...
+
     def get(self, tenant_id: str, username: str) -> User | None:
         """Return the user or None."""
         ...
@@ -56,6 +60,10 @@ class UserRepo(Protocol):
 class ClientRepo(Protocol):
     """OAuth clients inside a transaction (``tx.clients``)."""
 
+    def delete_all(self, tenant_id: str) -> int:
+        """Delete every row of a tenant that is being deleted; return how many."""
+        ...
+
     def get(self, tenant_id: str, client_id: str) -> Client | None:
         """Return the client or None."""
         ...
@@ -79,6 +87,10 @@ class ClientRepo(Protocol):
 
 class RefreshTokenRepo(Protocol):
     """Refresh tokens (keyed hashes) inside a transaction (``tx.refresh_tokens``)."""
+
+    def delete_all(self, tenant_id: str) -> int:
+        """Delete every row of a tenant that is being deleted; return how many."""
+        ...
 
     def get(self, tenant_id: str, token_hash: bytes) -> RefreshToken | None:
         """Return the stored token or None."""

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from tenantauth.crypto.secrets import decode_imported_secret, generate_secret
 from tenantauth.domain.models import KeyRecord, Page, Tenant, TenantStatus, is_tenant_id
+from tenantauth.domain.ports import Tx
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import CONTROL_CHARACTERS
 from tenantauth.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -152,7 +153,9 @@ def rotate_tenant(svc: Services, tenant_id: str, secret: str | None = None) -> T
 
 
 def delete_tenant(svc: Services, tenant_id: str) -> None:
-    """Delete a tenant: its secret is erased and a tombstone keeps its generation.
+    """Delete a tenant: its secret, users, clients and refresh tokens are erased, and a
+    tombstone keeps its generation (so a re-created tenant starts empty and no old credential
+    or token of the old one works in it).
 
     Raises ``NotFoundError`` for unknown or already deleted ids.
     """
@@ -161,13 +164,22 @@ def delete_tenant(svc: Services, tenant_id: str) -> None:
         tenant = require_live(current, tenant_id)
         return replace(tenant, status=TenantStatus.DELETED, sealed_secret=None, updated_at=now)
 
-    _apply(svc, tenant_id, build)
+    def erase_accounts(tx: Tx) -> None:
+        tx.refresh_tokens.delete_all(tenant_id)
+        tx.clients.delete_all(tenant_id)
+        tx.users.delete_all(tenant_id)
+
+    _apply(svc, tenant_id, build, erase_accounts)
 
 
 def _apply(
-    svc: Services, tenant_id: str, build: Callable[[Tenant | None, datetime], Tenant]
+    svc: Services,
+    tenant_id: str,
+    build: Callable[[Tenant | None, datetime], Tenant],
+    also: Callable[[Tx], None] | None = None,
 ) -> Tenant:
-    """Run one verification-affecting change under the fence protocol (docs/design.md)."""
+    """Run one verification-affecting change under the fence protocol (docs/design.md);
+    ``also`` runs in the same transaction after the tenant row is written."""
     require_tenant_id(tenant_id)  # create_tenant checked the shape already, with a clearer error
     now = datetime.fromtimestamp(svc.clock.now(), UTC)
     with svc.storage.transaction() as tx:
@@ -181,6 +193,8 @@ def _apply(
             tx.insert_tenant(tenant)
         else:
             tx.update_tenant(tenant)
+        if also is not None:
+            also(tx)
     svc.keys.fill(KeyRecord.of(tenant))  # warm the cache; refused if someone is newer
     return tenant
 

@@ -12,7 +12,13 @@ from typing import Any, TypeGuard
 from tenantauth.crypto import jwt
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.models import IssuedToken, TenantStatus, VerifiedToken, is_tenant_id
+from tenantauth.domain.models import (
+    IssuedToken,
+    TenantStatus,
+    UserStatus,
+    VerifiedToken,
+    is_tenant_id,
+)
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.ports import Clock, Storage
 from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, NotFoundError
@@ -124,6 +130,9 @@ def issue_token(
     with storage.transaction() as tx:
         tenant = tx.get_tenant(request.tenant_id)
         revoked_version = tx.get_subject_version(request.tenant_id, request.subject)
+        user = tx.users.get(request.tenant_id, request.subject)
+    if user is not None and user.status is UserStatus.DISABLED:
+        raise ConflictError(f"user {request.subject!r} is disabled; enable it first")
     if tenant is None or tenant.status is TenantStatus.DELETED or tenant.sealed_secret is None:
         raise NotFoundError(f"tenant {request.tenant_id!r} does not exist")
     if tenant.status is TenantStatus.SUSPENDED:

@@ -53,9 +53,15 @@ def _assignments(columns: str, skip: int) -> str:
 
 
 class _Rows:
+    _table = ""
+
     def __init__(self, conn: Any, dialect: Dialect) -> None:
         self._conn = conn
         self._d = dialect
+
+    def delete_all(self, tenant_id: str) -> int:
+        """Delete every row of the tenant (the tenant itself is being deleted); return how many."""
+        return self._count(f"DELETE FROM {self._table} WHERE tenant_id = {{}}", (tenant_id,))  # noqa: S608
 
     def _one(self, text: str, params: tuple[Any, ...]) -> Any:
         return self._conn.execute(self._d.sql(text), params).fetchone()
@@ -83,6 +89,8 @@ def _dt(value: datetime | str) -> datetime:
 
 class UserRows(_Rows):
     """Users of tenants; every method takes ``tenant_id`` first."""
+
+    _table = "users"
 
     def get(self, tenant_id: str, username: str) -> User | None:
         """Return the user or None."""
@@ -148,6 +156,8 @@ class UserRows(_Rows):
 
 class ClientRows(_Rows):
     """OAuth clients of tenants; every method takes ``tenant_id`` first."""
+
+    _table = "clients"
 
     def get(self, tenant_id: str, client_id: str) -> Client | None:
         """Return the client or None."""
@@ -216,6 +226,8 @@ class ClientRows(_Rows):
 
 class RefreshTokenRows(_Rows):
     """Refresh tokens (keyed hashes only); every method takes ``tenant_id`` first."""
+
+    _table = "refresh_tokens"
 
     def get(self, tenant_id: str, token_hash: bytes) -> RefreshToken | None:
         """Return the stored token with this hash, or None."""
