@@ -1,0 +1,81 @@
+"""``tenantauth serve``, ``migrate`` and ``settings``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tenantauth import __version__
+from tenantauth.cli.common import describe_mode, fail, load_settings, services, table
+from tenantauth.cli.groups import main
+from tenantauth.settings import PREFIX, SETTINGS
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port to listen on.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
+    show_default="$WEB_CONCURRENCY or 2",
+    help="gunicorn worker processes.",
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Start the HTTP service under gunicorn.
+
+    Embedded mode prints the generated admin token once, on first start. Production mode
+    refuses to start while migrations are pending.
+    """
+    settings = load_settings(serving=f"http://{host}:{port}")
+    with services(settings) as svc:  # applies migrations first when auto_migrate is on
+        pending = svc.storage.pending_migrations()  # type: ignore[attr-defined]
+    if pending:
+        fail(f"migrations {pending} are pending: run `tenantauth migrate` first")
+    click.echo(
+        f"tenantauth {__version__}: {describe_mode(settings)}; "
+        f"http://{host}:{port} ({workers} workers)"
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:tenantauth.gunicorn_conf",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "tenantauth.wsgi:app",
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations (safe to run from several replicas at once)."""
+    settings = load_settings()
+    with services(settings) as svc:
+        applied = svc.storage.migrate()  # type: ignore[attr-defined]
+    if applied:
+        click.echo(
+            f"applied migrations {', '.join(map(str, applied))} to {describe_mode(settings)}"
+        )
+    else:
+        click.echo(f"{describe_mode(settings)}: schema is up to date")
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """List every TENANTAUTH_* setting with its default and meaning (values are not shown)."""
+    rows = [(PREFIX + s.name, s.default or "-", s.help) for s in SETTINGS]
+    table(("setting", "default", "meaning"), rows)

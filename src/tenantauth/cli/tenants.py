@@ -1,0 +1,166 @@
+"""``tenantauth tenant …``: create, list, show, rotate, suspend, resume and delete tenants."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import click
+
+from tenantauth.cli.common import fmt, json_option, read_secret, run, services, table
+from tenantauth.cli.groups import tenant
+from tenantauth.domain import tenants as use
+from tenantauth.domain.models import Page, Tenant, TenantStatus
+
+TENANT_COLUMNS = ("id", "name", "status", "key_version", "rotated_at")
+
+
+@tenant.command("create")
+@click.argument("tenant_id")
+@click.option("--name", required=True, help="Human-readable name.")
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="Import an existing base64url secret (≥ 32 bytes) read from standard input.",
+)
+@click.option("--access-token-ttl", type=click.IntRange(1), help="Default token lifetime (s).")
+@click.option("--max-token-ttl", type=click.IntRange(1), help="Longest token lifetime (s).")
+@json_option
+def tenant_create(
+    *,
+    tenant_id: str,
+    name: str,
+    secret_stdin: bool,
+    access_token_ttl: int | None,
+    max_token_ttl: int | None,
+    as_json: bool,
+) -> None:
+    """Create TENANT_ID with a new signing secret (the secret is never printed)."""
+    secret = read_secret() if secret_stdin else None
+    with services() as svc:
+        created = run(
+            lambda: use.create_tenant(
+                svc,
+                tenant_id,
+                name,
+                secret=secret,
+                access_token_ttl=access_token_ttl,
+                max_token_ttl=max_token_ttl,
+            )
+        )
+    _show_tenant(created, as_json, f"created tenant {tenant_id}")
+
+
+@tenant.command("list")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, use.MAX_PAGE_SIZE),
+    default=use.DEFAULT_PAGE_SIZE,
+    show_default=True,
+    help=f"Tenants per page (at most {use.MAX_PAGE_SIZE}).",
+)
+@click.option("--cursor", help="Continue from a previous listing's next cursor.")
+@click.option("--all", "fetch_all", is_flag=True, help="Follow cursors to list every tenant.")
+@json_option
+def tenant_list(limit: int, cursor: str | None, fetch_all: bool, as_json: bool) -> None:
+    """List tenants ordered by id."""
+    items: list[Tenant] = []
+    with services() as svc:
+        while True:
+            page: Page = run(partial(use.list_tenants, svc, cursor, limit))
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not (fetch_all and cursor):
+                break
+    if as_json:
+        click.echo(json.dumps({"items": [_tenant_dict(t) for t in items], "next_cursor": cursor}))
+        return
+    table(TENANT_COLUMNS, [_tenant_row(t) for t in items])
+    summary = f"{len(items)} tenant(s)"
+    click.echo(summary + (f"; more with --cursor {cursor}" if cursor else ""), err=True)
+
+
+@tenant.command("show")
+@click.argument("tenant_id")
+@json_option
+def tenant_show(tenant_id: str, as_json: bool) -> None:
+    """Show one tenant."""
+    with services() as svc:
+        found = run(lambda: use.get_tenant(svc, tenant_id))
+    _show_tenant(found, as_json)
+
+
+@tenant.command("rotate")
+@click.argument("tenant_id")
+@click.option("--secret-stdin", is_flag=True, help="Import the new base64url secret from stdin.")
+@json_option
+def tenant_rotate(tenant_id: str, secret_stdin: bool, as_json: bool) -> None:
+    """Rotate the signing secret: every token of the tenant stops verifying when this returns."""
+    secret = read_secret() if secret_stdin else None
+    with services() as svc:
+        rotated = run(lambda: use.rotate_tenant(svc, tenant_id, secret))
+    _show_tenant(
+        rotated,
+        as_json,
+        f"rotated {tenant_id}: key version {rotated.key_version}; "
+        "all earlier tokens are now rejected",
+    )
+
+
+def _status_command(name: str, status: TenantStatus, verb: str) -> None:
+    @tenant.command(
+        name, help=f"{verb.capitalize()} TENANT_ID (takes effect on every verifier at once)."
+    )
+    @click.argument("tenant_id")
+    @json_option
+    def command(tenant_id: str, as_json: bool) -> None:
+        with services() as svc:
+            changed = run(
+                lambda: use.update_tenant(svc, tenant_id, use.TenantChanges(status=status))
+            )
+        _show_tenant(changed, as_json, f"{verb} {tenant_id}")
+
+
+_status_command("suspend", TenantStatus.SUSPENDED, "suspended")
+_status_command("resume", TenantStatus.ACTIVE, "resumed")
+
+
+@tenant.command("delete")
+@click.argument("tenant_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def tenant_delete(tenant_id: str, yes: bool) -> None:
+    """Delete TENANT_ID: its secret is erased and its tokens stop verifying at once."""
+    if not yes:
+        click.confirm(f"Delete tenant {tenant_id} and invalidate all its tokens?", abort=True)
+    with services() as svc:
+        run(lambda: use.delete_tenant(svc, tenant_id))
+    click.echo(f"deleted tenant {tenant_id}")
+
+
+def _tenant_dict(t: Tenant) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "status": t.status.value,
+        "key_version": t.key_version,
+        "access_token_ttl": t.access_token_ttl,
+        "max_token_ttl": t.max_token_ttl,
+        "created_at": t.created_at.isoformat(),
+        "updated_at": t.updated_at.isoformat(),
+        "rotated_at": t.rotated_at.isoformat(),
+    }
+
+
+def _tenant_row(t: Tenant) -> tuple[str, ...]:
+    d = _tenant_dict(t)
+    return tuple(fmt(d[c]) for c in TENANT_COLUMNS)
+
+
+def _show_tenant(t: Tenant, as_json: bool, summary: str | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(_tenant_dict(t)))
+        return
+    table(("field", "value"), [(k, fmt(v)) for k, v in _tenant_dict(t).items()])
+    if summary:
+        click.echo(summary, err=True)
