@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from typing import Any
 
 import pytest
@@ -261,12 +263,17 @@ def test_enable_lets_new_tokens_verify_but_not_old_ones(svc: Services) -> None:
 
 @pytest.mark.usefixtures("acme")
 def test_disabling_again_revokes_again(svc: Services) -> None:
-    """Disabling a disabled user revokes once more (so a retried call completes its work)."""
+    """Disabling a disabled user revokes once more, so retrying a disable whose revocation
+    step failed (status committed, tokens not yet revoked) completes the job."""
     create_user(svc, "acme", "alice", PASSWORD)
+    token = issue(svc, "alice")
+    with svc.storage.transaction() as tx:  # the half-done disable: status only
+        user = tx.users.get("acme", "alice")
+        assert user is not None
+        tx.users.update(replace(user, status=UserStatus.DISABLED))
+    assert verifies(svc, token)
     update_user(svc, "acme", "alice", status=UserStatus.DISABLED)
-    minted_while_disabled = issue(svc, "alice")
-    update_user(svc, "acme", "alice", status=UserStatus.DISABLED)
-    assert not verifies(svc, minted_while_disabled)
+    assert not verifies(svc, token)
 
 
 @pytest.mark.usefixtures("acme")
