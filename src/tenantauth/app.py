@@ -7,6 +7,7 @@ import logging
 import redis
 from flask import Flask, Response
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tenantauth import __version__
 from tenantauth.api import (
@@ -82,6 +83,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     ):
         api.register_blueprint(blueprint)
     problems.register(app)  # after Api(): ours replace flask-smorest's error handler
+    if settings.proxy_hops:
+        # Trust exactly this many proxies: remote_addr (login limits) then names the client,
+        # not the load balancer; more hops than real proxies would let clients spoof it.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.proxy_hops,
+            x_proto=settings.proxy_hops,
+            x_host=settings.proxy_hops,
+        )
     app.after_request(_common_headers)
     return app
 
@@ -134,6 +144,7 @@ def _limiter(settings: Settings) -> FailureLimiter:
         max_failures=settings.login_max_failures,
         window_seconds=settings.login_window,
         lockout_seconds=settings.login_lockout,
+        ip_max_failures=settings.login_ip_max_failures,
     )
     if settings.redis_url is None:
         return MemoryFailureLimiter(policy)

@@ -65,6 +65,13 @@ def _leeway(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         value = kind(text)
@@ -183,6 +190,21 @@ SETTINGS: tuple[Setting, ...] = (
         "LOGIN_LOCKOUT", "300", "Seconds a locked username or IP stays locked.", _positive(int)
     ),
     Setting(
+        "LOGIN_IP_MAX_FAILURES",
+        "100",
+        "Failed logins per client address (within the window) before it is locked; higher "
+        "than per user because many users can share an address (NAT, proxies).",
+        _positive(int),
+    ),
+    Setting(
+        "PROXY_HOPS",
+        "0",
+        "Reverse proxies in front of the service whose `X-Forwarded-For`/`-Proto`/`-Host` "
+        "are trusted (werkzeug ProxyFix). 0: use the peer address. Set it behind a load "
+        "balancer, or every client shares the balancer's address for login limits.",
+        _non_negative,
+    ),
+    Setting(
         "REFRESH_TOKEN_TTL",
         "2592000",
         "Refresh token lifetime in seconds (30 days); each use rotates the token.",
@@ -253,6 +275,8 @@ class Settings:
     login_max_failures: int = 5
     login_window: int = 300
     login_lockout: int = 300
+    login_ip_max_failures: int = 100
+    proxy_hops: int = 0
     refresh_token_ttl: int = 2_592_000
     refresh_reuse_grace: int = 10
     redis_timeout: float = 0.25
@@ -314,6 +338,8 @@ class Settings:
             login_max_failures=values["LOGIN_MAX_FAILURES"],
             login_window=values["LOGIN_WINDOW"],
             login_lockout=values["LOGIN_LOCKOUT"],
+            login_ip_max_failures=values["LOGIN_IP_MAX_FAILURES"],
+            proxy_hops=values["PROXY_HOPS"],
             refresh_token_ttl=values["REFRESH_TOKEN_TTL"],
             refresh_reuse_grace=values["REFRESH_REUSE_GRACE"],
             redis_timeout=values["REDIS_TIMEOUT"],

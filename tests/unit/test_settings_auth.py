@@ -136,3 +136,27 @@ def test_default_settings_build_the_components() -> None:
     assert hasher.needs_rehash(PasswordHasher().hash("x" * 12)) is False
     policy = LimitPolicy(settings.login_max_failures, settings.login_window, settings.login_lockout)
     assert policy.threshold("ip:203.0.113.7") == 5
+
+
+def test_proxy_hops_and_ip_threshold_parse_and_validate() -> None:
+    """PROXY_HOPS is a non-negative integer (default 0); LOGIN_IP_MAX_FAILURES defaults higher
+    than the per-user limit."""
+    settings = Settings.from_env(
+        {
+            "TENANTAUTH_STATE_DIR": "/nonexistent",
+            "TENANTAUTH_MASTER_KEY": MASTER_KEY_B64,
+            "TENANTAUTH_ADMIN_TOKEN": "a" * 40,
+        }
+    )
+    assert (settings.proxy_hops, settings.login_ip_max_failures) == (0, 100)
+    assert settings.login_ip_max_failures > settings.login_max_failures
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(
+            {
+                "TENANTAUTH_STATE_DIR": "/nonexistent",
+                "TENANTAUTH_MASTER_KEY": MASTER_KEY_B64,
+                "TENANTAUTH_ADMIN_TOKEN": "a" * 40,
+                "TENANTAUTH_PROXY_HOPS": "-1",
+            }
+        )
+    assert any("PROXY_HOPS" in p for p in caught.value.problems)
