@@ -18,8 +18,9 @@ from tenantauth.domain.clients import (
     update_client,
 )
 from tenantauth.domain.models import Tenant
+from tenantauth.domain.paging import MAX_PAGE_SIZE
 from tenantauth.domain.services import Services
-from tenantauth.domain.tenants import MAX_PAGE_SIZE, delete_tenant
+from tenantauth.domain.tenants import delete_tenant
 from tenantauth.errors import InvalidRequestError, NotFoundError
 from tests.support import NOW, FixedClock
 

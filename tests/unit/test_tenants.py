@@ -9,9 +9,9 @@ import pytest
 
 from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH
 from tenantauth.domain.models import Tenant, TenantStatus
+from tenantauth.domain.paging import MAX_PAGE_SIZE
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import (
-    MAX_PAGE_SIZE,
     TenantChanges,
     create_tenant,
     delete_tenant,

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from tenantauth.domain.models import RefreshToken, Tenant, UserStatus
+from tenantauth.domain.paging import MAX_PAGE_SIZE
 from tenantauth.domain.services import Services
-from tenantauth.domain.tenants import MAX_PAGE_SIZE, delete_tenant
+from tenantauth.domain.tenants import delete_tenant
 from tenantauth.domain.tokens import MAX_CUSTOM_CLAIMS_BYTES, TokenRequest, issue_token
 from tenantauth.domain.users import (
     create_user,

@@ -11,7 +11,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from tenantauth.crypto.jwt import TENANT_ID_RE
-from tenantauth.domain import clients, tenants, tokens
+from tenantauth.domain import clients, paging, tenants, tokens
 
 
 class StrictInt(fields.Integer):
@@ -104,7 +104,7 @@ class TenantListQuerySchema(StrictSchema):
     """GET /v1/admin/tenants query."""
 
     limit = fields.Integer(
-        load_default=tenants.DEFAULT_PAGE_SIZE, validate=validate.Range(1, tenants.MAX_PAGE_SIZE)
+        load_default=paging.DEFAULT_PAGE_SIZE, validate=validate.Range(1, paging.MAX_PAGE_SIZE)
     )
     cursor = fields.String(validate=validate.Length(1, 200))
 
@@ -222,7 +222,7 @@ class HealthResponseSchema(ma.Schema):
 #: Generous bound for the schema; the password policy (settings) says the real limits.
 PASSWORD = validate.Length(max=4096)
 CLAIM_NAME = validate.Length(1, 100)
-PAGE_LIMIT = validate.Range(1, tenants.MAX_PAGE_SIZE)
+PAGE_LIMIT = validate.Range(1, paging.MAX_PAGE_SIZE)
 #: A cursor encodes a username (≤ 255 characters of up to 4 UTF-8 bytes) in base64url.
 CURSOR = validate.Length(1, 1400)
 SCOPE_TOKEN = validate.Length(1, tokens.MAX_SCOPE_LENGTH)
@@ -275,7 +275,7 @@ class UserResponseSchema(ma.Schema):
 class UserListQuerySchema(StrictSchema):
     """GET /v1/admin/tenants/{id}/users query."""
 
-    limit = fields.Integer(load_default=tenants.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
     cursor = fields.String(validate=CURSOR)
 
 
@@ -338,7 +338,7 @@ class ClientSecretResponseSchema(ClientResponseSchema):
 class ClientListQuerySchema(StrictSchema):
     """GET /v1/admin/tenants/{id}/clients query."""
 
-    limit = fields.Integer(load_default=tenants.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
     cursor = fields.String(validate=CURSOR)
 
 

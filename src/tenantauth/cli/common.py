@@ -15,7 +15,7 @@ import click
 
 from tenantauth import embedded
 from tenantauth.app import build_services
-from tenantauth.domain import tenants as use
+from tenantauth.domain import paging
 from tenantauth.domain.services import Services
 from tenantauth.errors import ConfigurationError, TenantAuthError
 from tenantauth.settings import PREFIX, Settings, default_state_dir, is_embedded
@@ -24,10 +24,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 _page_options = (
     click.option(
         "--limit",
-        type=click.IntRange(1, use.MAX_PAGE_SIZE),
-        default=use.DEFAULT_PAGE_SIZE,
+        type=click.IntRange(1, paging.MAX_PAGE_SIZE),
+        default=paging.DEFAULT_PAGE_SIZE,
         show_default=True,
-        help=f"Entries per page (at most {use.MAX_PAGE_SIZE}).",
+        help=f"Entries per page (at most {paging.MAX_PAGE_SIZE}).",
     ),
     click.option("--cursor", help="Continue from a previous listing's next cursor."),
     click.option("--all", "fetch_all", is_flag=True, help="Follow cursors to list everything."),

@@ -10,6 +10,7 @@ import click
 
 from tenantauth.cli.common import fmt, json_option, read_secret, run, services, table
 from tenantauth.cli.groups import tenant
+from tenantauth.domain import paging
 from tenantauth.domain import tenants as use
 from tenantauth.domain.models import Page, Tenant, TenantStatus
 
@@ -55,10 +56,10 @@ def tenant_create(
 @tenant.command("list")
 @click.option(
     "--limit",
-    type=click.IntRange(1, use.MAX_PAGE_SIZE),
-    default=use.DEFAULT_PAGE_SIZE,
+    type=click.IntRange(1, paging.MAX_PAGE_SIZE),
+    default=paging.DEFAULT_PAGE_SIZE,
     show_default=True,
-    help=f"Tenants per page (at most {use.MAX_PAGE_SIZE}).",
+    help=f"Tenants per page (at most {paging.MAX_PAGE_SIZE}).",
 )
 @click.option("--cursor", help="Continue from a previous listing's next cursor.")
 @click.option("--all", "fetch_all", is_flag=True, help="Follow cursors to list every tenant.")

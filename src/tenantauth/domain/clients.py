@@ -14,14 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tenantauth.crypto.client_secrets import generate_client_id, generate_client_secret
+from tenantauth.domain import paging
 from tenantauth.domain.models import Client
+from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import (
-    DEFAULT_PAGE_SIZE,
     MAX_NAME_LENGTH,
-    MAX_PAGE_SIZE,
-    _decode_cursor,
-    _encode_cursor,
     require_live,
     require_tenant_id,
 )
@@ -98,14 +96,11 @@ def list_clients(
     cursor or a limit outside 1..500.
     """
     require_tenant_id(tenant_id)
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-    after = _decode_cursor(cursor) if cursor else None
+    after = paging.start_after(cursor, limit)
     with svc.storage.transaction() as tx:
         require_live(tx.get_tenant(tenant_id), tenant_id)
         rows = tx.clients.list(tenant_id, after, limit + 1)
-    items = rows[:limit]
-    return ClientPage(items, _encode_cursor(items[-1].client_id) if len(rows) > limit else None)
+    return ClientPage(*paging.cut(rows, limit, lambda r: r.client_id))
 
 
 def update_client(

@@ -8,22 +8,20 @@ commit that the cache might not honour.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from tenantauth.crypto.secrets import decode_imported_secret, generate_secret
+from tenantauth.domain import paging
 from tenantauth.domain.models import KeyRecord, Page, Tenant, TenantStatus, is_tenant_id
+from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.ports import Tx
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import CONTROL_CHARACTERS
 from tenantauth.errors import ConflictError, InvalidRequestError, NotFoundError
 
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 MAX_NAME_LENGTH = 200
 
 
@@ -89,14 +87,10 @@ def list_tenants(svc: Services, cursor: str | None = None, limit: int = DEFAULT_
 
     Raises ``InvalidRequestError`` for a malformed cursor or a limit outside 1..500.
     """
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-    after = _decode_cursor(cursor) if cursor else None
+    after = paging.start_after(cursor, limit)
     with svc.storage.transaction() as tx:
         rows = tx.list_tenants(after, limit + 1)
-    more = len(rows) > limit
-    items = rows[:limit]
-    return Page(items, _encode_cursor(items[-1].id) if more else None)
+    return Page(*paging.cut(rows, limit, lambda t: t.id))
 
 
 def update_tenant(svc: Services, tenant_id: str, changes: TenantChanges) -> Tenant:
@@ -233,20 +227,3 @@ def _ttls(svc: Services, access: int | None, maximum: int | None) -> tuple[int, 
 def _given(value: int | None, default: int) -> int:
     """Return value unless it is None (0 is a value, and an invalid one, not a default)."""
     return default if value is None else value
-
-
-def _encode_cursor(tenant_id: str) -> str:
-    return base64.urlsafe_b64encode(tenant_id.encode()).rstrip(b"=").decode()
-
-
-def _decode_cursor(cursor: str) -> str:
-    error = InvalidRequestError("cursor is malformed; use next_cursor from a listing")
-    try:
-        after = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise error from exc
-    # urlsafe_b64decode skips characters outside the alphabet ("!!!" decodes to ""), so only
-    # a cursor we could have produced is accepted.
-    if not after or _encode_cursor(after) != cursor:
-        raise error
-    return after

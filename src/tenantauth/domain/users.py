@@ -21,14 +21,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tenantauth.crypto.passwords import check_password_policy
+from tenantauth.domain import paging
 from tenantauth.domain.models import User, UserStatus
+from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.revocations import revoke_subject
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import (
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    _decode_cursor,
-    _encode_cursor,
     require_live,
     require_tenant_id,
 )
@@ -96,14 +94,11 @@ def list_users(
     cursor or a limit outside 1..500.
     """
     require_tenant_id(tenant_id)
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
-    after = _decode_cursor(cursor) if cursor else None
+    after = paging.start_after(cursor, limit)
     with svc.storage.transaction() as tx:
         require_live(tx.get_tenant(tenant_id), tenant_id)
         rows = tx.users.list(tenant_id, after, limit + 1)
-    items = rows[:limit]
-    return UserPage(items, _encode_cursor(items[-1].username) if len(rows) > limit else None)
+    return UserPage(*paging.cut(rows, limit, lambda r: r.username))
 
 
 def update_user(
