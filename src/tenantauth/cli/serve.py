@@ -56,6 +56,10 @@ def serve(host: str, port: int, workers: int) -> None:
         str(workers),
         "tenantauth.wsgi:app",
     ]
+    # Migrations are applied (or none were pending): the workers must not run them again at
+    # import. A worker booting while the database is unreachable (one replaced during an
+    # outage) would fail to boot, and gunicorn's master then halts the whole server.
+    os.environ["TENANTAUTH_AUTO_MIGRATE"] = "false"
     sys.stdout.flush()
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
 
