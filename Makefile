@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # Lint only the trees that exist (a fresh clone has no empty directories).
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: help venv run lint services test bench fmt clean
+.PHONY: help venv run lint services test test-faults bench fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -54,6 +54,9 @@ test: venv ## lint, then services, then the pytest suite ($(PYTEST_ARGS))
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory services
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
+
+test-faults: venv services ## Fault-injection suite (tests/faults; not part of `test`)
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest tests/faults -p no:cacheprovider -v -s $(PYTEST_ARGS)
 
 bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)

@@ -1,0 +1,103 @@
+"""Fixtures of the fault suite: a private Redis, a proxy in front of PostgreSQL, a gunicorn
+server wired to both, and the session's metrics table (printed at the end of the run).
+
+Not part of the default run (pyproject's addopts ignores this directory); run it with
+``make test-faults``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.e2e.conftest import launch, pytest_runtest_makereport  # noqa: F401 - fixture, hook
+from tests.e2e.harness import Launch, Server, call, production_environ, served_by
+from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy, markdown_table
+
+#: Short timeouts, so faults cost bounded latency and the suite stays fast.
+REDIS_TIMEOUT = "0.2"
+DB_TIMEOUT = "2"
+BOOT_SECONDS = 20.0
+_TABLE = pytest.StashKey[list[ScenarioMetrics]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the session's (empty) metrics table."""
+    config.stash[_TABLE] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print every scenario's metrics as one table."""
+    rows = terminalreporter.config.stash.get(_TABLE, [])
+    if not rows:
+        return
+    terminalreporter.section("fault scenarios")
+    for line in markdown_table(rows):
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def fault_metrics(request: pytest.FixtureRequest) -> Callable[[ScenarioMetrics], None]:
+    """Return ``record(metrics)``: add a scenario's row to the end-of-session table."""
+    return request.config.stash[_TABLE].append
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A started redis-server of our own (own port, own directory, no persistence)."""
+    server = PrivateRedis(tmp_path / "redis")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def pg_proxy(pg_url: str) -> Iterator[TcpProxy]:
+    """A TCP proxy on a free loopback port in front of the run's PostgreSQL server."""
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+def proxied_url(pg_url: str, port: int) -> str:
+    """``pg_url`` (same database, user and password) through the proxy on ``port``."""
+    parts = urlsplit(pg_url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@pytest.fixture
+def fault_server(
+    launch: Launch,  # noqa: F811 - the e2e fixture imported above
+    tmp_path: Path,
+    pg_url: str,
+    private_redis: PrivateRedis,
+    pg_proxy: TcpProxy,
+) -> Server:
+    """A production-mode server (3 gunicorn workers) on PostgreSQL through ``pg_proxy`` and
+    on ``private_redis``, with short dependency timeouts."""
+    env = production_environ(
+        proxied_url(pg_url, pg_proxy.port), private_redis.url, tmp_path / "server.access.log"
+    )
+    env["TENANTAUTH_REDIS_TIMEOUT"] = REDIS_TIMEOUT
+    env["TENANTAUTH_DB_TIMEOUT"] = DB_TIMEOUT
+    server = launch("server", env)
+    # /readyz answered and every worker is forked, but a worker may still be importing the
+    # app: wait until each one has answered, so no fault hits a worker that is still booting.
+    logs = [server.access_log] if server.access_log else []
+    deadline = time.monotonic() + BOOT_SECONDS
+    while not set(server.pids) <= served_by(logs, "boot", 200):
+        assert time.monotonic() < deadline, "not every worker answered within the deadline"
+        call(server.port, "GET", "/healthz", probe="boot")
+        time.sleep(0.02)
+    return server

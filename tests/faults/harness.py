@@ -1,0 +1,388 @@
+"""Fault injection for the fault suite (issue 4): a private redis-server, a TCP proxy in front
+of PostgreSQL, and per-scenario metrics.
+
+Faults are injected only into what this module starts: the private Redis (its own port, its
+own temporary directory, no persistence) and the proxy (its own port). The machine's shared
+PostgreSQL and Redis are never stopped, paused, flushed or reconfigured; the proxy only relays
+bytes to PostgreSQL, and cutting it closes *our* sockets. Every address is 127.0.0.1, every
+wait has a deadline and every thread, socket and process is stopped in ``close``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+from tests.e2e.harness import HOST, Record, free_port
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+START_SECONDS = 10.0
+STOP_SECONDS = 5.0
+
+
+# --------------------------------------------------------------------------- private Redis
+
+
+class PrivateRedis:
+    """A redis-server owned by the suite: its own port and directory, no persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        """Prepare (not start) a server in ``directory`` on a free loopback port."""
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.paused = False
+
+    @property
+    def url(self) -> str:
+        """The URL the server under test uses (DB 0 of the private server)."""
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server (same port every time, empty) and wait until it answers PING."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
+        argv += ["--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.paused = False
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(redis.exceptions.RedisError), self.client() as client:
+                if client.ping():
+                    return
+            time.sleep(0.02)
+        log = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"private redis-server did not start on {self.port}:\n{log}")
+
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (or SIGKILL) the server and wait for it; a paused server is resumed first
+        so SIGTERM can be handled."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        if self.paused and not kill:
+            self.resume()
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(STOP_SECONDS)
+        self.paused = False
+
+    def pause(self) -> None:
+        """SIGSTOP: the server accepts TCP connections (the kernel does) but never answers."""
+        assert self.proc is not None and self.proc.poll() is None
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def flush(self) -> None:
+        """FLUSHALL — of this private server only."""
+        with self.client() as client:
+            client.flushall()
+
+    def client(self, timeout: float = 1.0) -> redis.Redis:
+        """A new client of the private server (use it as a context manager)."""
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=timeout, retry=None)
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists; False when the server does not answer."""
+        try:
+            with self.client(timeout=0.5) as client:
+                return bool(client.exists(key))
+        except redis.exceptions.RedisError:
+            return False
+
+    def close(self) -> None:
+        """Stop the server whatever state it is in."""
+        if self.proc is not None and self.proc.poll() is None:
+            if self.paused:
+                self.proc.send_signal(signal.SIGCONT)
+            self.stop(kill=True)
+
+
+# --------------------------------------------------------------------------- TCP proxy
+
+PASS, CUT, BLACKHOLE = "pass", "cut", "blackhole"
+_TICK = 0.05
+
+
+class TcpProxy:
+    """A threaded TCP relay on 127.0.0.1:<free port> to ``target`` with fault controls.
+
+    ``cut()`` closes every relayed connection and resets new ones at once (the client sees a
+    refused/closed connection quickly); ``blackhole()`` accepts and keeps connections but
+    forwards nothing in either direction; ``delay(ms)`` sleeps before relaying each chunk;
+    ``restore()`` goes back to plain relaying (connections black-holed so far are closed).
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        """Bind the listening socket now (so the port is ours); ``start`` serves it."""
+        assert target_host in (HOST, "localhost"), "only loopback targets"
+        self.target = (HOST, target_port)
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((HOST, 0))
+        self._listener.listen(128)
+        self.port = int(self._listener.getsockname()[1])
+        self.mode = PASS
+        self.delay_ms = 0
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
+        self._closed = threading.Event()
+        self.accepted = 0
+
+    def start(self) -> TcpProxy:
+        """Start the accept thread."""
+        self._spawn(self._accept_loop)
+        return self
+
+    def cut(self) -> None:
+        """Close all connections and reset every new one until ``restore``."""
+        self.mode = CUT
+        self._close_all()
+
+    def blackhole(self) -> None:
+        """Accept connections but never forward a byte (existing ones go silent too)."""
+        self.mode = BLACKHOLE
+
+    def delay(self, ms: int) -> None:
+        """Add ``ms`` milliseconds before relaying each chunk."""
+        self.delay_ms = ms
+
+    def restore(self) -> None:
+        """Relay normally again, without delay; silent (black-holed) connections are closed."""
+        if self.mode == BLACKHOLE:
+            self._close_all()
+        self.mode = PASS
+        self.delay_ms = 0
+
+    def close(self) -> None:
+        """Stop every thread and close every socket."""
+        self._closed.set()
+        self._close_all()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        for thread in self._threads:
+            thread.join(STOP_SECONDS)
+
+    # -- internals
+
+    def _spawn(self, target: object, *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                ready, _, _ = select.select([self._listener], [], [], _TICK)
+                if not ready:
+                    continue
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.mode == CUT:
+                _reset(client)
+                continue
+            if self.mode == BLACKHOLE:
+                self._track(client)  # held open, never read: the peer waits forever
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=2.0)
+            except OSError:
+                _reset(client)
+                continue
+            self._track(client, upstream)
+            self._spawn(self._pump, client, upstream)
+            self._spawn(self._pump, upstream, client)
+
+    def _track(self, *socks: socket.socket) -> None:
+        with self._lock:
+            self._socks.update(socks)
+
+    def _close_all(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, set()
+        for sock in socks:
+            _reset(sock)
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while not self._closed.is_set():
+                if self.mode == CUT:
+                    break
+                ready, _, _ = select.select([src], [], [], _TICK)
+                if not ready:
+                    continue
+                if self.mode == BLACKHOLE:
+                    time.sleep(_TICK)  # leave the bytes unread: nothing is forwarded
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                if self.delay_ms:
+                    time.sleep(self.delay_ms / 1000)
+                dst.sendall(data)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._lock:
+                self._socks.discard(src)
+                self._socks.discard(dst)
+            _reset(src)
+            _reset(dst)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0), so the peer learns at once; ignore errors."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+@dataclass
+class ScenarioMetrics:
+    """One row of the end-of-session table."""
+
+    scenario: str
+    requests: int = 0
+    wrong_accepts: int = 0
+    wrong_rejects: int = 0
+    errors_5xx: int = 0
+    errors_503: int = 0
+    conn_errors: int = 0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    max_ms: float = 0.0
+    recover_s: float | None = None
+    note: str = ""
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+
+    def add(self, records: Iterable[Record], *, valid: set[str], revoked: set[str]) -> None:
+        """Count ``records``: a 200 for a ``revoked`` label is a wrong accept, a 401 for a
+        ``valid`` label a wrong reject; 5xx, 503 and connection errors (status 0) counted."""
+        for r in records:
+            self.requests += 1
+            self.latencies_ms.append((r.done - r.start) / 1e6)
+            if r.label in revoked and r.status == 200:
+                self.wrong_accepts += 1
+            if r.label in valid and r.status == 401:
+                self.wrong_rejects += 1
+            if r.status >= 500:
+                self.errors_5xx += 1
+            if r.status == 503:
+                self.errors_503 += 1
+            if r.status == 0:
+                self.conn_errors += 1
+        if self.latencies_ms:
+            ordered = sorted(self.latencies_ms)
+            self.p50_ms = percentile(ordered, 50)
+            self.p99_ms = percentile(ordered, 99)
+            self.max_ms = ordered[-1]
+
+    COLUMNS = (
+        "scenario",
+        "requests",
+        "wrong accepts",
+        "wrong rejects",
+        "5xx",
+        "503",
+        "conn err",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "recover s",
+        "note",
+    )
+
+    def cells(self) -> list[str]:
+        """The row as strings, in ``COLUMNS`` order."""
+        recover = "-" if self.recover_s is None else f"{self.recover_s:.2f}"
+        return [
+            self.scenario,
+            str(self.requests),
+            str(self.wrong_accepts),
+            str(self.wrong_rejects),
+            str(self.errors_5xx),
+            str(self.errors_503),
+            str(self.conn_errors),
+            f"{self.p50_ms:.1f}",
+            f"{self.p99_ms:.1f}",
+            f"{self.max_ms:.1f}",
+            recover,
+            self.note,
+        ]
+
+
+def percentile(ordered: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not ordered:
+        return 0.0
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[int(rank) - 1]
+
+
+def markdown_table(rows: Iterable[ScenarioMetrics]) -> list[str]:
+    """The rows as a Markdown table (also readable in a terminal)."""
+    lines = ["| " + " | ".join(ScenarioMetrics.COLUMNS) + " |"]
+    lines.append("|" + "|".join("---" for _ in ScenarioMetrics.COLUMNS) + "|")
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return lines
+
+
+def wait_for(predicate: object, timeout: float, interval: float = 0.05) -> float | None:
+    """Poll ``predicate()`` until true; return the seconds it took, or None on timeout."""
+    start = time.monotonic()
+    deadline = start + timeout
+    while True:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - start
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
