@@ -21,18 +21,18 @@ def test_subject_versions_start_at_zero_and_rise(storage: MigratableStorage) -> 
     """A never-revoked subject is at 0; each bump returns the next version."""
     seeded(storage, "acme")
     with storage.transaction() as tx:
-        assert tx.get_subject_version("acme", "alice") == 0
-        assert tx.bump_subject_version("acme", "alice", 100) == 1
-        assert tx.bump_subject_version("acme", "alice", 200) == 2
-        assert tx.get_subject_version("acme", "alice") == 2
+        assert tx.revocations.subject_version("acme", "alice") == 0
+        assert tx.revocations.bump_subject("acme", "alice", 100) == 1
+        assert tx.revocations.bump_subject("acme", "alice", 200) == 2
+        assert tx.revocations.subject_version("acme", "alice") == 2
 
 
 def test_revoke_jti_is_idempotent(storage: MigratableStorage) -> None:
     """Revoking the same jti twice is fine and keeps one row."""
     seeded(storage, "acme")
     with storage.transaction() as tx:
-        tx.revoke_jti("acme", "j1", 500, 100)
-        tx.revoke_jti("acme", "j1", 500, 101)
+        tx.revocations.revoke_jti("acme", "j1", 500, 100)
+        tx.revocations.revoke_jti("acme", "j1", 500, 101)
     _, jtis = storage.load_revocations("acme", revoked_since=0, expiring_after=0)
     assert jtis == [("j1", 500)]
 
@@ -41,8 +41,8 @@ def test_verification_state_reads_all_three(storage: MigratableStorage) -> None:
     """One read returns the key record, the subject's version and the jti mark."""
     seeded(storage, "acme")
     with storage.transaction() as tx:
-        tx.bump_subject_version("acme", "alice", 100)
-        tx.revoke_jti("acme", "j1", 500, 100)
+        tx.revocations.bump_subject("acme", "alice", 100)
+        tx.revocations.revoke_jti("acme", "j1", 500, 100)
     state = storage.load_verification_state("acme", "alice", "j1")
     assert state is not None
     assert state.record == storage.load_key_record("acme")
@@ -57,10 +57,10 @@ def test_load_revocations_respects_the_horizons(storage: MigratableStorage) -> N
     """Only revocations recent enough, and jtis not yet expired, are returned."""
     seeded(storage, "acme")
     with storage.transaction() as tx:
-        tx.bump_subject_version("acme", "old", 100)
-        tx.bump_subject_version("acme", "new", 900)
-        tx.revoke_jti("acme", "expired", 400, 100)
-        tx.revoke_jti("acme", "live", 2000, 100)
+        tx.revocations.bump_subject("acme", "old", 100)
+        tx.revocations.bump_subject("acme", "new", 900)
+        tx.revocations.revoke_jti("acme", "expired", 400, 100)
+        tx.revocations.revoke_jti("acme", "live", 2000, 100)
     subjects, jtis = storage.load_revocations("acme", revoked_since=500, expiring_after=1000)
     assert subjects == [("new", 1, 900)]
     assert jtis == [("live", 2000)]
@@ -70,8 +70,8 @@ def test_revocations_are_isolated_per_tenant(storage: MigratableStorage) -> None
     """A revocation in tenant A says nothing about the same subject or jti in tenant B."""
     seeded(storage, "tenant-a", "tenant-b")
     with storage.transaction() as tx:
-        tx.bump_subject_version("tenant-a", "alice", 100)
-        tx.revoke_jti("tenant-a", "j1", 5000, 100)
+        tx.revocations.bump_subject("tenant-a", "alice", 100)
+        tx.revocations.revoke_jti("tenant-a", "j1", 5000, 100)
     state = storage.load_verification_state("tenant-b", "alice", "j1")
     assert state is not None
     assert (state.subject_version, state.jti_revoked) == (0, False)

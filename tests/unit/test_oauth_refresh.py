@@ -153,7 +153,7 @@ def test_subject_version_alone_kills_refresh_tokens(svc: Services) -> None:
     """A revocation version newer than the token's is enough (the row itself untouched)."""
     value = login(svc)
     with svc.storage.transaction() as tx:
-        tx.bump_subject_version("acme", USERNAME, 0)
+        tx.revocations.bump_subject("acme", USERNAME, 0)
     with pytest.raises(InvalidGrantError):
         refresh(svc, value)
 

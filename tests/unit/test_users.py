@@ -320,7 +320,7 @@ def test_update_unknown_user_is_not_found(svc: Services) -> None:
     with pytest.raises(NotFoundError):
         update_user(svc, "acme", "ghost", status=UserStatus.DISABLED)
     with svc.storage.transaction() as tx:
-        assert tx.get_subject_version("acme", "ghost") == 0
+        assert tx.revocations.subject_version("acme", "ghost") == 0
 
 
 @pytest.mark.usefixtures("acme")

@@ -119,10 +119,30 @@ class RefreshTokenRepo(Protocol):
         ...
 
 
+class RevocationRepo(Protocol):
+    """Subject revocation versions and denylisted jtis (``tx.revocations``)."""
+
+    def subject_version(self, tenant_id: str, subject: str) -> int:
+        """Return the subject's revocation version (0 if it was never revoked)."""
+        ...
+
+    def bump_subject(self, tenant_id: str, subject: str, revoked_at: int) -> int:
+        """Raise the subject's revocation version by one (creating it at 1); return it.
+
+        Concurrent bumps of one subject serialise on its row.
+        """
+        ...
+
+    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int, revoked_at: int) -> None:
+        """Denylist ``jti`` until ``expires_at`` (idempotent)."""
+        ...
+
+
 class Tx(Protocol):
     """One database transaction. Tenant rows include tombstones (status ``deleted``).
 
-    Accounts live in per-aggregate repositories: ``users``, ``clients``, ``refresh_tokens``.
+    Accounts and revocations live in per-aggregate repositories: ``users``, ``clients``,
+    ``refresh_tokens``, ``revocations``.
     """
 
     @property
@@ -140,6 +160,11 @@ class Tx(Protocol):
         """The refresh tokens of this transaction."""
         ...
 
+    @property
+    def revocations(self) -> RevocationRepo:
+        """The subject revocations and jti denylist of this transaction."""
+        ...
+
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """Return the tenant row (tombstones too) or None; ``for_update`` locks it until the
         transaction ends, which serialises rotations of one tenant."""
@@ -155,21 +180,6 @@ class Tx(Protocol):
 
     def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
         """Return up to ``limit`` non-deleted tenants with id > ``after``, ordered by id."""
-        ...
-
-    def get_subject_version(self, tenant_id: str, subject: str) -> int:
-        """Return the subject's revocation version (0 if it was never revoked)."""
-        ...
-
-    def bump_subject_version(self, tenant_id: str, subject: str, revoked_at: int) -> int:
-        """Raise the subject's revocation version by one (creating it at 1); return it.
-
-        Concurrent bumps of one subject serialise on its row.
-        """
-        ...
-
-    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int, revoked_at: int) -> None:
-        """Denylist ``jti`` until ``expires_at`` (idempotent)."""
         ...
 
 

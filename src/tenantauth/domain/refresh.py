@@ -163,7 +163,7 @@ def _live(
             reason = "tenant rotated since issue"
         elif user is None or user.status is not UserStatus.ACTIVE:
             reason = "user deleted or disabled"
-        elif tx.get_subject_version(tenant_id, stored.username) != stored.subject_version:
+        elif tx.revocations.subject_version(tenant_id, stored.username) != stored.subject_version:
             reason = "user revoked since issue"
     if reason is not None or stored is None or user is None:
         log.info("refresh token refused: %s", reason)
@@ -218,7 +218,7 @@ def _mint(
         username=username,
         scope=scope,
         key_version=tenant.key_version,
-        subject_version=tx.get_subject_version(tenant.id, username),
+        subject_version=tx.revocations.subject_version(tenant.id, username),
         issued_at=now,
         expires_at=now + svc.auth.refresh_token_ttl,
     )

@@ -32,7 +32,7 @@ def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevoca
     now = int(svc.clock.now())
     with svc.storage.transaction() as tx:
         require_live(tx.get_tenant(tenant_id), tenant_id)
-        version = tx.bump_subject_version(tenant_id, subject, now)
+        version = tx.revocations.bump_subject(tenant_id, subject, now)
         tx.refresh_tokens.revoke_user(tenant_id, subject, now)
         ttl = svc.keys.revocation_horizon() + SKEW_MARGIN
         svc.cache.revoke_subject(tenant_id, subject, version, ttl)
@@ -56,6 +56,6 @@ def revoke_token(svc: Services, token: str, tenant_id: str | None = None) -> boo
     exp, jti = int(claims["exp"]), str(claims["jti"])
     now = int(svc.clock.now())
     with svc.storage.transaction() as tx:
-        tx.revoke_jti(verdict.tenant_id, jti, exp, now)
+        tx.revocations.revoke_jti(verdict.tenant_id, jti, exp, now)
         svc.cache.revoke_jti(verdict.tenant_id, jti, exp + svc.tokens.leeway - now + SKEW_MARGIN)
     return True

@@ -129,7 +129,7 @@ def issue_token(
         raise NotFoundError("no tenant has that id")
     with storage.transaction() as tx:
         tenant = tx.get_tenant(request.tenant_id)
-        revoked_version = tx.get_subject_version(request.tenant_id, request.subject)
+        revoked_version = tx.revocations.subject_version(request.tenant_id, request.subject)
         user = tx.users.get(request.tenant_id, request.subject)
     if user is not None and user.status is UserStatus.DISABLED:
         raise ConflictError(f"user {request.subject!r} is disabled; enable it first")

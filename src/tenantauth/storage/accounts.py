@@ -52,7 +52,9 @@ def _assignments(columns: str, skip: int) -> str:
     return ", ".join(f"{c} = {{}}" for c in columns.split(", ")[skip:])
 
 
-class _Rows:
+class Rows:
+    """Base of the row repositories: one connection, one dialect, one table."""
+
     _table = ""
 
     def __init__(self, conn: Any, dialect: Dialect) -> None:
@@ -87,7 +89,7 @@ def _dt(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-class UserRows(_Rows):
+class UserRows(Rows):
     """Users of tenants; every method takes ``tenant_id`` first."""
 
     _table = "users"
@@ -154,7 +156,7 @@ class UserRows(_Rows):
         )
 
 
-class ClientRows(_Rows):
+class ClientRows(Rows):
     """OAuth clients of tenants; every method takes ``tenant_id`` first."""
 
     _table = "clients"
@@ -224,7 +226,7 @@ class ClientRows(_Rows):
         )
 
 
-class RefreshTokenRows(_Rows):
+class RefreshTokenRows(Rows):
     """Refresh tokens (keyed hashes only); every method takes ``tenant_id`` first."""
 
     _table = "refresh_tokens"

@@ -26,6 +26,7 @@ from tenantauth.errors import (
 )
 from tenantauth.storage import migrations
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
+from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     KEY_COLUMNS,
     TENANT_COLUMNS,
@@ -59,19 +60,6 @@ LOAD_SUBJECTS = (
     "WHERE tenant_id = %s AND revoked_at >= %s"
 )
 LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = %s AND expires_at > %s"
-GET_SUBJECT_VERSION = (
-    "SELECT version FROM subject_revocations WHERE tenant_id = %s AND subject = %s"
-)
-BUMP_SUBJECT_VERSION = (
-    "INSERT INTO subject_revocations (tenant_id, subject, version, revoked_at) "
-    "VALUES (%s, %s, 1, %s) ON CONFLICT (tenant_id, subject) DO UPDATE "
-    "SET version = subject_revocations.version + 1, revoked_at = excluded.revoked_at "
-    "RETURNING version"
-)
-REVOKE_JTI = (
-    "INSERT INTO revoked_jtis (tenant_id, jti, expires_at, revoked_at) "
-    "VALUES (%s, %s, %s, %s) ON CONFLICT (tenant_id, jti) DO NOTHING"
-)
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
@@ -96,6 +84,7 @@ class PostgresTx:
         self.users = UserRows(conn, DIALECT)
         self.clients = ClientRows(conn, DIALECT)
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
+        self.revocations = RevocationRows(conn, DIALECT)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """See ``Tx.get_tenant``; ``for_update`` takes the row lock (SELECT ... FOR UPDATE)."""
@@ -122,20 +111,6 @@ class PostgresTx:
         """See ``Tx.list_tenants``."""
         rows = self._conn.execute(LIST_TENANTS, (after or "", limit)).fetchall()
         return [tenant_from_row(r) for r in rows]
-
-    def get_subject_version(self, tenant_id: str, subject: str) -> int:
-        """See ``Tx.get_subject_version``."""
-        row = self._conn.execute(GET_SUBJECT_VERSION, (tenant_id, subject)).fetchone()
-        return int(row[0]) if row else 0
-
-    def bump_subject_version(self, tenant_id: str, subject: str, revoked_at: int) -> int:
-        """See ``Tx.bump_subject_version``."""
-        row = self._conn.execute(BUMP_SUBJECT_VERSION, (tenant_id, subject, revoked_at)).fetchone()
-        return int(row[0])  # type: ignore[index]
-
-    def revoke_jti(self, tenant_id: str, jti: str, expires_at: int, revoked_at: int) -> None:
-        """See ``Tx.revoke_jti``."""
-        self._conn.execute(REVOKE_JTI, (tenant_id, jti, expires_at, revoked_at))
 
 
 class PostgresStorage:
