@@ -65,7 +65,7 @@ def test_entry_never_holds_plaintext_secret(
     svc: Services, acme: Tenant, fake_redis: fakeredis.FakeRedis
 ) -> None:
     """The cached entry holds the sealed blob only, never the tenant's secret."""
-    svc.keys.lookup("acme")
+    svc.keys.signing_key("acme")  # a miss: reads storage and fills the cache
     raw = fake_redis.get(cache_key("acme", "entry"))
     assert raw is not None
     for spelling in (ACME_SECRET, ACME_SECRET.hex(), base64.b64encode(ACME_SECRET).decode()):

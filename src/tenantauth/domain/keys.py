@@ -75,22 +75,12 @@ class KeyResolver:
         return self._key_of(state)
 
     def signing_key(self, tenant_id: str) -> bytes | None:
-        """Return the current HMAC key of an active tenant, or None for any other tenant."""
-        return self._open(self.lookup(tenant_id))
+        """Return the current HMAC key of an active tenant, or None for any other tenant.
 
-    def lookup(self, tenant_id: str) -> KeyRecord:
-        """Return the tenant's key record: from the cache, else storage (then fill the cache).
-
-        A cache outage costs latency only: storage answers and nothing is filled.
+        The same single lookup path as verification (``resolve``), for callers that need no
+        revocation state (benchmarks, tests).
         """
-        try:
-            record = self._cache.get(tenant_id)
-        except CacheUnavailableError:
-            return self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
-        if record is None:
-            record = self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
-            self.fill(record)
-        return record
+        return self.resolve(tenant_id, "", "")[0]
 
     def fill(self, record: KeyRecord) -> None:
         """Offer ``record`` (with the tenant's live revocations) to the cache, which fences it;

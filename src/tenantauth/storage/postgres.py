@@ -24,12 +24,10 @@ from tenantauth.errors import (
     NotFoundError,
     StorageUnavailableError,
 )
-from tenantauth.storage import migrations
+from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
-    KEY_COLUMNS,
-    TENANT_COLUMNS,
     key_record_from_row,
     state_from_row,
     tenant_from_row,
@@ -38,41 +36,26 @@ from tenantauth.storage.rows import (
 
 log = logging.getLogger(__name__)
 
-_UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
-SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = %s"  # noqa: S608 - constants only
+# A failed statement aborts a PostgreSQL transaction: inserts that may conflict run in a
+# savepoint (conn.transaction() nested) so the outer transaction survives the ConflictError.
+DIALECT = Dialect(
+    "%s", (psycopg.errors.UniqueViolation,), lambda conn: conn.transaction(), iso_times=False
+)
+SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
+SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
+LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
+INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
+UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
+LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
+LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
+LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
 SELECT_TENANT_FOR_UPDATE = SELECT_TENANT + " FOR UPDATE"
-SELECT_KEY = f"SELECT {KEY_COLUMNS} FROM tenants WHERE id = %s"  # noqa: S608
-LIST_TENANTS = (
-    f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
-    "WHERE status <> 'deleted' AND id > %s ORDER BY id LIMIT %s"
-)
-INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['%s'] * 12)})"  # noqa: S608
-UPDATE_TENANT = f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join(['%s'] * 11)}) WHERE id = %s"  # noqa: S608
-# The verifier's miss path: tenant, subject version and jti mark in one round trip.
-LOAD_STATE = (
-    f"SELECT {KEY_COLUMNS}, "  # noqa: S608 - constants only
-    "(SELECT version FROM subject_revocations s WHERE s.tenant_id = t.id AND s.subject = %s), "
-    "EXISTS (SELECT 1 FROM revoked_jtis j WHERE j.tenant_id = t.id AND j.jti = %s) "
-    "FROM tenants t WHERE t.id = %s"
-)
-LOAD_SUBJECTS = (
-    "SELECT subject, version, revoked_at FROM subject_revocations "
-    "WHERE tenant_id = %s AND revoked_at >= %s"
-)
-LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = %s AND expires_at > %s"
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
 )
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK = 0x7E7A47A0
-
-
-# A failed statement aborts a PostgreSQL transaction: inserts that may conflict run in a
-# savepoint (conn.transaction() nested) so the outer transaction survives the ConflictError.
-DIALECT = Dialect(
-    "%s", (psycopg.errors.UniqueViolation,), lambda conn: conn.transaction(), iso_times=False
-)
 
 
 class PostgresTx:

@@ -18,6 +18,32 @@ TENANT_COLUMNS = (
     "secret_key_id, secret_blob, created_at, updated_at, rotated_at"
 )
 KEY_COLUMNS = "id, generation, status, secret_key_id, secret_blob"
+_UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
+
+# Statement templates shared by the SQL adapters: "{}" is a placeholder, which each adapter
+# renders in its own style with ``Dialect.sql`` (the only difference between them).
+SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = {{}}"  # noqa: S608 - constants only
+SELECT_KEY = f"SELECT {KEY_COLUMNS} FROM tenants WHERE id = {{}}"  # noqa: S608
+LIST_TENANTS = (
+    f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
+    "WHERE status <> 'deleted' AND id > {} ORDER BY id LIMIT {}"
+)
+INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['{}'] * 12)})"  # noqa: S608
+UPDATE_TENANT = (
+    f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join(['{}'] * 11)}) WHERE id = {{}}"  # noqa: S608
+)
+# The verifier's miss path: tenant, subject version and jti mark in one round trip.
+LOAD_STATE = (
+    f"SELECT {KEY_COLUMNS}, "  # noqa: S608
+    "(SELECT version FROM subject_revocations s WHERE s.tenant_id = t.id AND s.subject = {}), "
+    "EXISTS (SELECT 1 FROM revoked_jtis j WHERE j.tenant_id = t.id AND j.jti = {}) "
+    "FROM tenants t WHERE t.id = {}"
+)
+LOAD_SUBJECTS = (
+    "SELECT subject, version, revoked_at FROM subject_revocations "
+    "WHERE tenant_id = {} AND revoked_at >= {}"
+)
+LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = {} AND expires_at > {}"
 
 
 def tenant_from_row(row: tuple[Any, ...]) -> Tenant:

@@ -14,47 +14,30 @@ from pathlib import Path
 
 from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
-from tenantauth.storage import migrations
+from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
-    KEY_COLUMNS,
-    TENANT_COLUMNS,
     key_record_from_row,
     state_from_row,
     tenant_from_row,
     tenant_params,
 )
 
-_UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
-SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"  # noqa: S608 - constants only
-SELECT_KEY = f"SELECT {KEY_COLUMNS} FROM tenants WHERE id = ?"  # noqa: S608
-LIST_TENANTS = (
-    f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
-    "WHERE status <> 'deleted' AND id > ? ORDER BY id LIMIT ?"
-)
-INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join('?' * 12)})"  # noqa: S608
-UPDATE_TENANT = f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join('?' * 11)}) WHERE id = ?"  # noqa: S608
-# The verifier's miss path: tenant, subject version and jti mark in one round trip.
-LOAD_STATE = (
-    f"SELECT {KEY_COLUMNS}, "  # noqa: S608 - constants only
-    "(SELECT version FROM subject_revocations s WHERE s.tenant_id = t.id AND s.subject = ?), "
-    "EXISTS (SELECT 1 FROM revoked_jtis j WHERE j.tenant_id = t.id AND j.jti = ?) "
-    "FROM tenants t WHERE t.id = ?"
-)
-LOAD_SUBJECTS = (
-    "SELECT subject, version, revoked_at FROM subject_revocations "
-    "WHERE tenant_id = ? AND revoked_at >= ?"
-)
-LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = ? AND expires_at > ?"
+# SQLite keeps a transaction usable after a constraint error, so no savepoint is needed.
+DIALECT = Dialect("?", (sqlite3.IntegrityError,), lambda conn: nullcontext(), iso_times=True)
+SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
+SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
+LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
+INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
+UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
+LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
+LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
+LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
 )
-
-
-# SQLite keeps a transaction usable after a constraint error, so no savepoint is needed.
-DIALECT = Dialect("?", (sqlite3.IntegrityError,), lambda conn: nullcontext(), iso_times=True)
 
 
 class SqliteTx:
