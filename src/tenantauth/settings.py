@@ -22,6 +22,12 @@ PREFIX = "TENANTAUTH_"
 MIN_ADMIN_TOKEN_LENGTH = 32
 MAX_LEEWAY = 60  # VERIFIER-CHECKLIST #7
 MAX_REUSE_GRACE = 60  # a refresh retry grace longer than this would weaken reuse detection
+#: HTTP header limits, shared by gunicorn (``tenantauth.gunicorn_conf``, which answers 414/431
+#: before the app runs) and the app itself (``tenantauth.api.hygiene``, for any other WSGI
+#: server and the test client). 8190 is gunicorn's own default line and field size.
+MAX_REQUEST_LINE_BYTES = 8190
+MAX_HEADER_FIELDS = 50
+MAX_HEADER_FIELD_BYTES = 8190
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +211,39 @@ SETTINGS: tuple[Setting, ...] = (
         _non_negative,
     ),
     Setting(
+        "MAX_BODY_BYTES",
+        "65536",
+        "Largest request body accepted, in bytes; a larger one is a 413 problem.",
+        _positive(int),
+    ),
+    Setting(
+        "MAX_JSON_DEPTH",
+        "32",
+        "Deepest nesting of arrays and objects a JSON body may have; deeper is a 400 problem.",
+        _positive(int),
+    ),
+    Setting(
+        "ADMIN_RATE_LIMIT",
+        "1200",
+        "Requests to `/v1/admin/*` per admin credential within `ADMIN_RATE_WINDOW`; "
+        "more are refused (429 with `Retry-After`) until the window ends.",
+        _positive(int),
+    ),
+    Setting(
+        "ADMIN_IP_RATE_LIMIT",
+        "2400",
+        "Requests to `/v1/admin/*` per client address (IPv6: per /64) within "
+        "`ADMIN_RATE_WINDOW`, whatever credential they carry.",
+        _positive(int),
+    ),
+    Setting(
+        "ADMIN_RATE_WINDOW",
+        "60",
+        "Seconds over which admin requests are counted, from the first one; a client over "
+        "a limit waits this long.",
+        _positive(int),
+    ),
+    Setting(
         "REFRESH_TOKEN_TTL",
         "2592000",
         "Refresh token lifetime in seconds (30 days); each use rotates the token.",
@@ -277,6 +316,11 @@ class Settings:
     login_lockout: int = 300
     login_ip_max_failures: int = 100
     proxy_hops: int = 0
+    max_body_bytes: int = 65_536
+    max_json_depth: int = 32
+    admin_rate_limit: int = 1200
+    admin_ip_rate_limit: int = 2400
+    admin_rate_window: int = 60
     refresh_token_ttl: int = 2_592_000
     refresh_reuse_grace: int = 10
     redis_timeout: float = 0.25
@@ -340,6 +384,11 @@ class Settings:
             login_lockout=values["LOGIN_LOCKOUT"],
             login_ip_max_failures=values["LOGIN_IP_MAX_FAILURES"],
             proxy_hops=values["PROXY_HOPS"],
+            max_body_bytes=values["MAX_BODY_BYTES"],
+            max_json_depth=values["MAX_JSON_DEPTH"],
+            admin_rate_limit=values["ADMIN_RATE_LIMIT"],
+            admin_ip_rate_limit=values["ADMIN_IP_RATE_LIMIT"],
+            admin_rate_window=values["ADMIN_RATE_WINDOW"],
             refresh_token_ttl=values["REFRESH_TOKEN_TTL"],
             refresh_reuse_grace=values["REFRESH_REUSE_GRACE"],
             redis_timeout=values["REDIS_TIMEOUT"],
