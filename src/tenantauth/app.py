@@ -29,10 +29,11 @@ from tenantauth.cache.null import NullCache
 from tenantauth.cache.redis import RedisCache
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.crypto.passwords import PasswordHasher
+from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.limits import FailureLimiter, LimitPolicy
 from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock
-from tenantauth.domain.services import Services, SystemClock
+from tenantauth.domain.services import Services
 from tenantauth.settings import Settings
 from tenantauth.storage import MigratableStorage, open_storage
 
@@ -112,7 +113,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     return Services.build(
         storage=storage,
         cache=cache,
-        clock=clock or SystemClock(),
+        clock=clock or SteadyWallClock(),
         keyring=MasterKeyring(settings.master_key),
         tokens=TokenPolicy(
             issuer=settings.issuer,
