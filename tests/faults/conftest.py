@@ -76,28 +76,54 @@ def proxied_url(pg_url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+#: The ``start_fault_server`` fixture: ``start(name="server", **env) -> Server``.
+StartServer = Callable[..., Server]
+
+#: Extra environment of a server whose storage loads are counted (``LoadLog``): DEBUG for
+#: tenantauth's own loggers, but gunicorn's error log stays at INFO (not a line per request).
+COUNT_LOADS = {"TENANTAUTH_LOG_LEVEL": "DEBUG"}
+
+
 @pytest.fixture
-def fault_server(
+def start_fault_server(
     launch: Launch,  # noqa: F811 - the e2e fixture imported above
     tmp_path: Path,
     pg_url: str,
     private_redis: PrivateRedis,
     pg_proxy: TcpProxy,
-) -> Server:
-    """A production-mode server (3 gunicorn workers) on PostgreSQL through ``pg_proxy`` and
-    on ``private_redis``, with short dependency timeouts."""
-    env = production_environ(
-        proxied_url(pg_url, pg_proxy.port), private_redis.url, tmp_path / "server.access.log"
-    )
-    env["TENANTAUTH_REDIS_TIMEOUT"] = REDIS_TIMEOUT
-    env["TENANTAUTH_DB_TIMEOUT"] = DB_TIMEOUT
-    server = launch("server", env)
-    # /readyz answered and every worker is forked, but a worker may still be importing the
-    # app: wait until each one has answered, so no fault hits a worker that is still booting.
+) -> StartServer:
+    """Return ``start(name="server", **env)``: a production-mode server (3 gunicorn workers)
+    on PostgreSQL through ``pg_proxy`` and on ``private_redis``, with short dependency
+    timeouts and ``env`` added to its environment; it returns once every worker answered."""
+
+    def start(name: str = "server", **extra: str) -> Server:
+        env = production_environ(
+            proxied_url(pg_url, pg_proxy.port), private_redis.url, tmp_path / f"{name}.access.log"
+        )
+        env["TENANTAUTH_REDIS_TIMEOUT"] = REDIS_TIMEOUT
+        env["TENANTAUTH_DB_TIMEOUT"] = DB_TIMEOUT
+        env["GUNICORN_CMD_ARGS"] += " --log-level info"
+        env.update(extra)
+        server = launch(name, env)
+        _wait_workers_booted(server)
+        return server
+
+    return start
+
+
+def _wait_workers_booted(server: Server) -> None:
+    """/readyz answered and every worker is forked, but a worker may still be importing the
+    app: wait until each one has answered, so no fault hits a worker that is still booting."""
     logs = [server.access_log] if server.access_log else []
     deadline = time.monotonic() + BOOT_SECONDS
     while not set(server.pids) <= served_by(logs, "boot", 200):
         assert time.monotonic() < deadline, "not every worker answered within the deadline"
         call(server.port, "GET", "/healthz", probe="boot")
         time.sleep(0.02)
-    return server
+
+
+@pytest.fixture
+def fault_server(start_fault_server: StartServer) -> Server:
+    """A production-mode server (3 gunicorn workers) on PostgreSQL through ``pg_proxy`` and
+    on ``private_redis``, with short dependency timeouts."""
+    return start_fault_server()

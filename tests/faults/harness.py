@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shutil
 import signal
@@ -20,6 +21,7 @@ import struct
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +54,21 @@ class PrivateRedis:
         """The URL the server under test uses (DB 0 of the private server)."""
         return f"redis://{HOST}:{self.port}/0"
 
-    def start(self) -> None:
-        """Start the server (same port every time, empty) and wait until it answers PING."""
+    @property
+    def dump(self) -> Path:
+        """Where the server reads (at start) and writes (``SAVE``) its RDB snapshot."""
+        return self.dir / "dump.rdb"
+
+    def start(self, rdb: Path | None = None) -> None:
+        """Start the server (same port every time) and wait until it answers PING.
+
+        It starts empty, or with the data of the RDB snapshot ``rdb`` (see ``snapshot``):
+        a Redis restored from a backup, or a replica promoted with old data.
+        """
         assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.dump.unlink(missing_ok=True)  # a leftover dump would be loaded: not "empty"
+        if rdb is not None:
+            shutil.copyfile(rdb, self.dump)
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
         argv += ["--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")]
@@ -105,6 +119,22 @@ class PrivateRedis:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
         self.paused = False
+
+    def snapshot(self, dest: Path) -> Path:
+        """``SAVE`` the data set now and move the RDB file to ``dest``; return ``dest``.
+
+        The file is moved out of the server's directory, so a later ``start()`` is still
+        empty unless it is given the snapshot.
+        """
+        with self.client(timeout=STOP_SECONDS) as client:
+            client.save()
+        shutil.move(self.dump, dest)
+        return dest
+
+    def run_id(self) -> str:
+        """The server's ``run_id`` (INFO server): a new random one at every start."""
+        with self.client() as client:
+            return str(client.info("server")["run_id"])
 
     def flush(self) -> None:
         """FLUSHALL — of this private server only."""
@@ -292,6 +322,10 @@ class ScenarioMetrics:
     p99_ms: float = 0.0
     max_ms: float = 0.0
     recover_s: float | None = None
+    #: Storage loads (database lookups) per (tenant, worker pid): the largest count and the
+    #: sum, from the server's DEBUG log (see ``LoadLog``); None when the scenario did not count.
+    db_loads_max: int | None = None
+    db_loads_total: int | None = None
     note: str = ""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
 
@@ -317,6 +351,11 @@ class ScenarioMetrics:
             self.p99_ms = percentile(ordered, 99)
             self.max_ms = ordered[-1]
 
+    def set_loads(self, loads: Counter[tuple[str, int]]) -> None:
+        """Record the storage loads per (tenant, pid) of the scenario's window."""
+        self.db_loads_max = max(loads.values(), default=0)
+        self.db_loads_total = sum(loads.values())
+
     COLUMNS = (
         "scenario",
         "requests",
@@ -329,6 +368,8 @@ class ScenarioMetrics:
         "p99 ms",
         "max ms",
         "recover s",
+        "DB loads/tenant/process max",
+        "DB loads total",
         "note",
     )
 
@@ -347,8 +388,37 @@ class ScenarioMetrics:
             f"{self.p99_ms:.1f}",
             f"{self.max_ms:.1f}",
             recover,
+            "-" if self.db_loads_max is None else str(self.db_loads_max),
+            "-" if self.db_loads_total is None else str(self.db_loads_total),
             self.note,
         ]
+
+
+#: The DEBUG line each storage load (database lookup of a tenant) writes, logger
+#: ``tenantauth.domain.keys`` (run the server with TENANTAUTH_LOG_LEVEL=DEBUG).
+LOAD_LINE = re.compile(rb"storage load tenant=(\S+) pid=(\d+)")
+
+
+class LoadLog:
+    """Counts storage loads in a server's stderr, from a mark on: what one window cost."""
+
+    def __init__(self, path: Path) -> None:
+        """Follow ``path`` (the server's stderr); the window starts at its current end."""
+        self.path = path
+        self.start = 0
+        self.mark()
+
+    def mark(self) -> None:
+        """Start the window now: loads logged so far are not counted."""
+        self.start = self.path.stat().st_size if self.path.exists() else 0
+
+    def loads(self) -> Counter[tuple[str, int]]:
+        """Return the storage loads per (tenant, pid) logged since the mark (whole lines)."""
+        with self.path.open("rb") as handle:
+            handle.seek(self.start)
+            text = handle.read()
+        text = text[: text.rfind(b"\n") + 1]
+        return Counter((m[1].decode(), int(m[2])) for m in LOAD_LINE.finditer(text))
 
 
 def percentile(ordered: list[float], pct: float) -> float:

@@ -1,0 +1,478 @@
+"""Cache fault scenarios of issue 4 (5, 6, 10, 11) against real gunicorn (3 workers), real
+PostgreSQL behind our proxy and a private Redis: Redis restarted empty under load, Redis
+restored from a pre-rotation snapshot, a cold-cache stampede, a flood of unknown tenant ids.
+
+Database lookups are counted from the server's own DEBUG line ``storage load tenant=<id>
+pid=<pid>`` (``LoadLog``). Every scenario records its metrics before asserting, so the table
+at the end of the session shows failed scenarios too. See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tenantauth.cache import cache_key
+from tenantauth.crypto import jwt
+from tests.e2e.harness import Admin, Record, Server, call, children_of, served_by
+from tests.faults.conftest import COUNT_LOADS, StartServer
+from tests.faults.harness import (
+    LoadLog,
+    PrivateRedis,
+    ScenarioMetrics,
+    TcpProxy,
+    percentile,
+    wait_for,
+)
+from tests.faults.loadgen import Load, Shot, burst
+
+pytestmark = pytest.mark.faults
+
+Record_ = Callable[[ScenarioMetrics], None]
+RECOVER_SECONDS = 15.0
+#: Single-flight (docs/design.md) lets a process run one read of a tenant and queue at most
+#: one more for requests that arrived while the first ran (they may not join a read that
+#: started before them). Two per tenant per process is the design; one more covers a request
+#: that missed the cache just before the first fill landed and reached the flight just after
+#: the queued read started. Without single-flight a stampede costs one read per thread.
+LOADS_PER_TENANT_PER_PROCESS = 3
+#: Server threads per worker in the stampede scenarios: enough concurrent misses per process
+#: that a missing single-flight shows (up to 16 reads per process instead of <= 3).
+STAMPEDE_THREADS = "16"
+
+
+def _entry(tenant_id: str) -> str:
+    return cache_key(tenant_id, "entry")
+
+
+def _tenant(admin: Admin, tenant_id: str, *subs: str) -> list[str]:
+    """Create ``tenant_id``; return one token per subject in ``subs``."""
+    admin.create_tenant(tenant_id)
+    return [admin.issue(tenant_id, sub) for sub in subs]
+
+
+def _admin_post(server: Server, path: str, body: object = None) -> None:
+    reply = call(server.port, "POST", path, token=Admin(server.port).token, body=body)
+    assert reply.status == 200, reply
+
+
+def _ours(loads: Counter[tuple[str, int]], prefix: str) -> Counter[tuple[str, int]]:
+    """The loads of this scenario's tenants (the database is shared by the session)."""
+    return Counter({key: n for key, n in loads.items() if key[0].startswith(prefix)})
+
+
+def _same_workers(server: Server) -> bool:
+    """No worker died or was replaced (a crash or a gunicorn timeout would replace it)."""
+    return server.proc.poll() is None and children_of(server.proc.pid) == set(server.pids)
+
+
+def _probe(server: Server, shot: Shot) -> Record:
+    """One verification on a new connection (so any worker may answer), as a Record."""
+    start = time.monotonic_ns()
+    try:
+        status = call(server.port, "GET", "/v1/verify", token=shot.token, probe=shot.label).status
+    except OSError:
+        status = 0
+    return Record(-1, shot.label, start, time.monotonic_ns(), status)
+
+
+def _answers_by_worker(server: Server, labels: Iterable[str]) -> dict[str, dict[int, set[int]]]:
+    """label -> worker pid -> the statuses it answered for that label (access log)."""
+    assert server.access_log is not None
+    server.access_log.poll()
+    found: dict[str, dict[int, set[int]]] = {label: {} for label in labels}
+    for (probe, pid, status), _ in server.access_log.lines.items():
+        if probe in found:
+            found[probe].setdefault(pid, set()).add(status)
+    return found
+
+
+# --------------------------------------------------------------------------- scenario 5
+
+
+def test_s5_redis_restarts_empty_under_load(
+    start_fault_server: StartServer,
+    private_redis: PrivateRedis,
+    fault_metrics: Record_,
+) -> None:
+    """S5: Redis restarted empty under load (6 tenants, 24 connections) → no 5xx, no wrong
+    401, no revoked token accepted; the cache refills from PostgreSQL with at most a few
+    database lookups per tenant per process (single-flight)."""
+    server = start_fault_server(TENANTAUTH_THREADS=STAMPEDE_THREADS, **COUNT_LOADS)
+    admin = Admin(server.port)
+    tenants = [f"s5t{i}" for i in range(6)]
+    valid = {t: _tenant(admin, t, "alice")[0] for t in tenants}
+    revoked = admin.issue("s5t0", "mallory")
+    _admin_post(server, "/v1/admin/tenants/s5t0/users/mallory/revoke")
+    shots = [Shot(f"valid-{t}", tok) for t, tok in valid.items()]
+
+    def mix(rng: random.Random) -> Shot:
+        return Shot("revoked", revoked) if rng.random() < 0.1 else rng.choice(shots)
+
+    m = ScenarioMetrics("S5 redis restarted empty under load")
+    log = LoadLog(server.stderr)
+    with Load(server.port, mix, connections=24, rate=600, max_seconds=30) as load:
+        time.sleep(1.0)
+        log.mark()
+        private_redis.stop()
+        private_redis.start()
+        up = time.monotonic()
+        recovered = wait_for(
+            lambda: all(private_redis.exists(_entry(t)) for t in tenants), RECOVER_SECONDS
+        )
+        m.recover_s = None if recovered is None else time.monotonic() - up
+        time.sleep(2.0)
+        records = load.stop()
+    loads = _ours(log.loads(), "s5t")
+    m.add(records, valid={s.label for s in shots}, revoked={"revoked"})
+    m.set_loads(loads)
+    m.note = f"loads per (tenant, pid) {sorted(loads.values())}"
+    fault_metrics(m)
+    assert m.wrong_accepts == 0, "a revoked token was accepted"
+    assert m.wrong_rejects == 0 and m.errors_5xx == 0 and m.conn_errors == 0, load.bodies
+    assert m.recover_s is not None, "the cache was not refilled"
+    assert {t for t, _ in loads} == set(tenants), (
+        "every tenant must be read again after the restart"
+    )
+    assert m.db_loads_max is not None and m.db_loads_max <= LOADS_PER_TENANT_PER_PROCESS, loads
+    assert _same_workers(server)
+
+
+# --------------------------------------------------------------------------- scenario 6
+
+
+class _Snapshot6:
+    """Scenario 6's data: tenant A rotated and tenant B's revocations, both *after* the
+    snapshot was taken, so the snapshot holds A's old secret and none of B's marks."""
+
+    def __init__(self, server: Server, redis: PrivateRedis, tmp_path: Path, tag: str) -> None:
+        admin = Admin(server.port)
+        self.a, self.b = f"s6a{tag}", f"s6b{tag}"
+        (old,) = _tenant(admin, self.a, "alice")
+        bob, carol, dave = _tenant(admin, self.b, "bob", "carol", "dave")
+        for token in (old, bob, carol, dave):  # warm: entries cached and used
+            assert _probe(server, Shot("warm", token)).status == 200
+        self.rdb = redis.snapshot(tmp_path / f"pre-rotation-{tag}.rdb")
+        with redis.client() as client:
+            self.stale = {t: client.get(_entry(t)) for t in (self.a, self.b)}
+        admin.rotate(self.a)
+        _admin_post(server, f"/v1/admin/tenants/{self.b}/users/bob/revoke")
+        _admin_post(server, f"/v1/admin/tenants/{self.b}/tokens/revoke", {"token": carol})
+        self.rejected = [Shot("old-secret", old), Shot("revoked-sub", bob)]
+        self.rejected.append(Shot("revoked-jti", carol))
+        self.accepted = [Shot("new-secret", admin.issue(self.a)), Shot("bystander", dave)]
+
+    @property
+    def shots(self) -> list[Shot]:
+        return self.rejected + self.accepted
+
+    def restore(self, redis: PrivateRedis) -> float:
+        """Restart the private Redis from the pre-rotation snapshot; return monotonic time."""
+        redis.stop()
+        redis.start(rdb=self.rdb)
+        return time.monotonic()
+
+    def refilled(self, redis: PrivateRedis) -> bool:
+        """Both tenants' entries were rewritten since the restore (the servers refilled them
+        from PostgreSQL instead of trusting the snapshot's)."""
+        with redis.client() as client:
+            now = {t: client.get(_entry(t)) for t in (self.a, self.b)}
+        return all(now[t] is not None and now[t] != self.stale[t] for t in now)
+
+
+def _snapshot_holds_stale_entries(rdb: Path, tmp_path: Path, tenants: dict[str, bytes]) -> bool:
+    """Whether a Redis started from ``rdb`` serves exactly the pre-rotation entries (so the
+    scenario really restores old data; checked on a scratch server nobody else uses)."""
+    scratch = PrivateRedis(tmp_path / "scratch-redis")
+    try:
+        scratch.start(rdb=rdb)
+        with scratch.client() as client:
+            return all(client.get(_entry(t)) == raw for t, raw in tenants.items())
+    finally:
+        scratch.close()
+
+
+def _probe_every_worker(server: Server, snap: _Snapshot6, seconds: float) -> list[Record]:
+    """Verify every token on new connections for at least ``seconds`` (past the 1 s circuit
+    breaker, so the servers read the restored Redis) and until every worker answered each
+    one as it should (bounded by RECOVER_SECONDS; the caller checks the outcome)."""
+    logs = [server.access_log] if server.access_log else []
+    want = [(s.label, 401) for s in snap.rejected] + [(s.label, 200) for s in snap.accepted]
+    begin = time.monotonic()
+    records: list[Record] = []
+    while time.monotonic() - begin < RECOVER_SECONDS:
+        records += [_probe(server, shot) for shot in snap.shots]
+        everywhere = all(set(server.pids) <= served_by(logs, *w) for w in want)
+        if everywhere and time.monotonic() - begin >= seconds:
+            break
+    return records
+
+
+def _check_s6(server: Server, snap: _Snapshot6, m: ScenarioMetrics, restored: bool) -> None:
+    answers = _answers_by_worker(server, [s.label for s in snap.shots])
+    m.note = "; ".join(
+        f"{label} {sorted(set().union(*by_pid.values()))} on {len(by_pid)} workers"
+        for label, by_pid in answers.items()
+    )
+    assert restored, "the snapshot did not bring the pre-rotation entries back"
+    assert m.wrong_accepts == 0, f"a rotated-away or revoked token was accepted: {answers}"
+    assert m.wrong_rejects == 0 and m.errors_5xx == 0 and m.conn_errors == 0, answers
+    for shot in snap.shots:
+        assert set(answers[shot.label]) >= set(server.pids), f"{shot.label}: not every worker"
+    assert m.recover_s is not None, "the servers never replaced the snapshot's entries"
+    assert _same_workers(server)
+
+
+def test_s6_redis_restored_from_pre_rotation_snapshot(
+    fault_server: Server, private_redis: PrivateRedis, tmp_path: Path, fault_metrics: Record_
+) -> None:
+    """S6: Redis comes back with a snapshot taken before a rotation, a subject revocation and
+    a jti revocation → on every worker the old secret, the revoked subject and the revoked jti
+    get 401 and the new tokens 200; the stale entries are replaced from PostgreSQL."""
+    server = fault_server
+    snap = _Snapshot6(server, private_redis, tmp_path, "q")
+    m = ScenarioMetrics("S6 redis restored from pre-rotation snapshot")
+    restored = _snapshot_holds_stale_entries(snap.rdb, tmp_path, snap.stale)
+    up = snap.restore(private_redis)
+    records = _probe_every_worker(server, snap, seconds=2.5)
+    m.recover_s = wait_for(lambda: snap.refilled(private_redis), RECOVER_SECONDS)
+    m.recover_s = None if m.recover_s is None else time.monotonic() - up
+    m.add(records, valid={s.label for s in snap.accepted}, revoked={s.label for s in snap.rejected})
+    fault_metrics(m)
+    _check_s6(server, snap, m, restored)
+
+
+def test_s6_redis_restored_from_pre_rotation_snapshot_under_load(
+    fault_server: Server, private_redis: PrivateRedis, tmp_path: Path, fault_metrics: Record_
+) -> None:
+    """S6 under load: the same restore while 12 connections verify all five tokens → zero
+    wrong accepts, no wrong 401, no 5xx, before, during and after the restore."""
+    server = fault_server
+    snap = _Snapshot6(server, private_redis, tmp_path, "l")
+    m = ScenarioMetrics("S6 snapshot restore under load")
+    restored = _snapshot_holds_stale_entries(snap.rdb, tmp_path, snap.stale)
+    shots = snap.shots
+    with Load(server.port, lambda rng: rng.choice(shots), connections=12, rate=400) as load:
+        time.sleep(1.0)
+        up = snap.restore(private_redis)
+        refilled = wait_for(lambda: snap.refilled(private_redis), RECOVER_SECONDS)
+        m.recover_s = None if refilled is None else time.monotonic() - up
+        time.sleep(2.5)  # past the 1 s circuit breaker: the servers read the restored Redis
+        records = load.stop()
+    records += _probe_every_worker(server, snap, seconds=0.0)
+    m.add(records, valid={s.label for s in snap.accepted}, revoked={s.label for s in snap.rejected})
+    fault_metrics(m)
+    _check_s6(server, snap, m, restored)
+
+
+# --------------------------------------------------------------------------- scenario 10
+
+STAMPEDE = 1000
+
+
+def test_s10_cold_cache_stampede_of_a_hot_tenant(
+    start_fault_server: StartServer,
+    private_redis: PrivateRedis,
+    pg_proxy: TcpProxy,
+    fault_metrics: Record_,
+) -> None:
+    """S10: 1000 requests of one tenant at once, on 1000 keep-alive connections, right after
+    its cache entry was deleted (the database slowed by 20 ms per hop, so the misses overlap)
+    → all 200, and at most a few database lookups per process (single-flight)."""
+    server = start_fault_server(TENANTAUTH_THREADS=STAMPEDE_THREADS, **COUNT_LOADS)
+    (token,) = _tenant(Admin(server.port), "s10hot", "alice")
+    log = LoadLog(server.stderr)
+    fired: list[float] = []
+
+    def cold() -> None:
+        with private_redis.client() as client:
+            client.delete(_entry("s10hot"))
+        pg_proxy.delay(20)
+        log.mark()
+        fired.append(time.monotonic())
+
+    m = ScenarioMetrics(f"S10 stampede x{STAMPEDE}, cold cache")
+    try:
+        records, recorder = burst(
+            server.port, Shot("warm", token), [Shot("stampede", token)] * STAMPEDE, cold
+        )
+    finally:
+        pg_proxy.restore()
+    m.recover_s = max(r.done for r in records) / 1e9 - fired[0] if records else None
+    loads = _ours(log.loads(), "s10hot")
+    workers = _answers_by_worker(server, ["stampede"])["stampede"]
+    m.add(records, valid={"stampede"}, revoked=set())
+    m.set_loads(loads)
+    m.note = (
+        f"loads per pid {dict(Counter({pid: n for (_, pid), n in loads.items()}))}; "
+        f"answered by {len(workers)} workers; stale keep-alive retries {recorder.retries}"
+    )
+    fault_metrics(m)
+    assert Counter(r.status for r in records) == Counter({200: STAMPEDE}), recorder.bodies
+    assert loads, "the stampede never read the database: was the entry really deleted?"
+    assert m.db_loads_max is not None and m.db_loads_max <= LOADS_PER_TENANT_PER_PROCESS, loads
+    assert _same_workers(server)
+
+
+JITTER_TENANTS = 20
+CACHE_TTL_MS = 300_000  # TENANTAUTH_CACHE_TTL's default, ±10 % jitter
+
+
+def test_s10_ttl_jitter_spreads_expiries(
+    fault_server: Server, private_redis: PrivateRedis, fault_metrics: Record_
+) -> None:
+    """S10 jitter: 20 tenants filled at the same moment get entry TTLs spread over the ±10 %
+    window (PTTL on the private Redis), so they do not expire together."""
+    admin = Admin(fault_server.port)
+    tenants = [f"s10j{i:02d}" for i in range(JITTER_TENANTS)]
+    shots = [Shot("jitter", _tenant(admin, t, "alice")[0]) for t in tenants]
+    with private_redis.client() as client:
+        client.delete(*[_entry(t) for t in tenants])
+    with ThreadPoolExecutor(JITTER_TENANTS) as pool:
+        records = list(pool.map(lambda s: _probe(fault_server, s), shots))
+    with private_redis.client() as client:
+        ttls = sorted(int(client.pttl(_entry(t))) for t in tenants)
+    m = ScenarioMetrics("S10 TTL jitter, 20 tenants filled at once")
+    m.add(records, valid={"jitter"}, revoked=set())
+    spread = ttls[-1] - ttls[0]
+    m.note = (
+        f"entry TTLs {ttls[0] / 1000:.1f}..{ttls[-1] / 1000:.1f} s, spread {spread / 1000:.1f} s"
+    )
+    fault_metrics(m)
+    assert [r.status for r in records] == [200] * JITTER_TENANTS
+    low, high = CACHE_TTL_MS * 0.9 - 5_000, CACHE_TTL_MS * 1.1
+    assert all(low <= ttl <= high for ttl in ttls), ttls
+    # 20 uniform draws over a 60 s window span less than 15 s with probability ~1e-11.
+    assert spread >= 0.25 * (high - CACHE_TTL_MS * 0.9), f"TTLs not spread: {ttls}"
+
+
+# --------------------------------------------------------------------------- scenario 11
+
+PHASE_SECONDS = 2.0
+LEGIT_RATE, FLOOD_RATE = 150.0, 300.0
+UNKNOWN_POOL = 300
+NEGATIVE_TTL_MS = 10_000 * 1.1  # TENANTAUTH_NEGATIVE_CACHE_TTL's default, +10 % jitter
+#: Redis' own cost of one small string key with a TTL is well under 200 bytes (key, value,
+#: dict entry, expires entry); 512 leaves room for allocator rounding.
+BYTES_PER_NEGATIVE_ENTRY = 512
+#: Legitimate p99 under the flood: at most twice the baseline plus this (issue 4, 11).
+P99_SLACK_MS = 5.0
+
+
+class _Unknown:
+    """Tokens of random tenant ids that do not exist: a pool reused over and over (to show
+    negative caching) and fresh ids (to show the memory they cost is bounded)."""
+
+    def __init__(self, template: str) -> None:
+        segment = template.split(".")[1]
+        self.claims = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        self.pool = [self._token(self._new_id()) for _ in range(UNKNOWN_POOL)]
+        self.fresh = 0
+
+    def _new_id(self) -> str:
+        return "s11x" + secrets.token_hex(8)
+
+    def _token(self, tenant_id: str) -> str:
+        claims = {**self.claims, "tid": tenant_id, "jti": secrets.token_hex(8)}
+        return jwt.encode(claims, tenant_id, secrets.token_bytes(32))
+
+    def mix(self, rng: random.Random) -> Shot:
+        """Three in four from the pool, one in four a never-seen id."""
+        if rng.random() < 0.75:
+            return Shot("unknown", rng.choice(self.pool))
+        self.fresh += 1
+        return Shot("unknown", self._token(self._new_id()))
+
+
+def _redis_memory(redis: PrivateRedis) -> tuple[int, int]:
+    """(used_memory, number of keys) of the private Redis."""
+    with redis.client() as client:
+        return int(client.info("memory")["used_memory"]), int(client.dbsize())
+
+
+def _negative_ttls(redis: PrivateRedis) -> list[int]:
+    """PTTL of every negative-cache entry of the flood's ids."""
+    with redis.client() as client:
+        keys = list(client.scan_iter(match=_entry("s11x*"), count=1000))
+        return [int(client.pttl(key)) for key in keys]
+
+
+def test_s11_flood_of_unknown_tenant_ids(
+    start_fault_server: StartServer, private_redis: PrivateRedis, fault_metrics: Record_
+) -> None:
+    """S11: 300 req/s of random unknown tenant ids next to 150 req/s of real traffic → every
+    unknown id 401 with the same body as a bad signature, real tokens 200; at most one
+    database lookup per unknown id and process; Redis grows only by short-lived negative
+    entries; legitimate p99 at most 2x the no-flood baseline + 5 ms."""
+    server = start_fault_server(**COUNT_LOADS)
+    (token,) = _tenant(Admin(server.port), "s11real", "alice")
+    forged = token.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(bytes(32)).decode()[:43]
+    unknown = _Unknown(token)
+    legit = [Shot("legit", token)] * 19 + [Shot("forged", forged)]
+    log = LoadLog(server.stderr)
+    phases: list[tuple[str, int, int]] = []
+    flood_records: list[Record] = []
+    failures: Counter[tuple[str, int, str]] = Counter()
+    with Load(server.port, lambda rng: rng.choice(legit), connections=4, rate=LEGIT_RATE) as real:
+        time.sleep(0.5)  # warm
+        memory_before = _redis_memory(private_redis)
+        for name in ("base", "flood", "base", "flood"):
+            begin = time.monotonic_ns()
+            if name == "base":
+                time.sleep(PHASE_SECONDS)
+            else:
+                with Load(server.port, unknown.mix, connections=8, rate=FLOOD_RATE) as flood:
+                    time.sleep(PHASE_SECONDS)
+                    flood_records += flood.stop()
+                    failures += flood.bodies
+            phases.append((name, begin, time.monotonic_ns()))
+        memory_after = _redis_memory(private_redis)
+        legit_records = real.stop()
+    negative = _negative_ttls(private_redis)
+    loads = _ours(log.loads(), "s11x")
+    per_id = Counter({tid: 0 for tid, _ in loads})
+    for (tid, _), n in loads.items():
+        per_id[tid] += n
+    latency = {
+        name: sorted(
+            (r.done - r.start) / 1e6
+            for r in legit_records
+            if r.label == "legit" and any(p == name and b <= r.start < e for p, b, e in phases)
+        )
+        for name in ("base", "flood")
+    }
+    p99 = {name: percentile(values, 99) for name, values in latency.items()}
+    grown, new_keys = memory_after[0] - memory_before[0], memory_after[1] - memory_before[1]
+    ids_seen = UNKNOWN_POOL + unknown.fresh
+    m = ScenarioMetrics("S11 flood of unknown tenant ids")
+    m.add(legit_records + flood_records, valid={"legit"}, revoked={"unknown", "forged"})
+    m.set_loads(loads)
+    m.note = (
+        f"legit p99 {p99['base']:.1f} ms baseline vs {p99['flood']:.1f} ms flooded; "
+        f"{len(flood_records)} unknown-id requests, <= {ids_seen} ids, {sum(per_id.values())} "
+        f"DB lookups (max {max(per_id.values(), default=0)} per id); Redis +{new_keys} keys, "
+        f"+{grown} B; negative PTTL max {max(negative, default=0)} ms"
+    )
+    fault_metrics(m)
+    failures += real.bodies
+    assert m.wrong_accepts == 0 and m.wrong_rejects == 0 and m.errors_5xx == 0
+    assert m.conn_errors == 0
+    assert {status for (_, status, _) in failures} == {401}
+    assert len({body for (_, _, body) in failures}) == 1, "401 bodies differ: " + str(failures)
+    assert loads, "no database lookup was logged for the unknown ids"
+    assert max(per_id.values()) <= len(server.pids), "an unknown id was read again and again"
+    assert sum(per_id.values()) <= 1.5 * ids_seen, "negative caching did not hold"
+    assert negative and all(0 < ttl <= NEGATIVE_TTL_MS for ttl in negative), negative
+    assert new_keys <= ids_seen, "more new Redis keys than unknown ids"
+    assert grown <= max(new_keys, 1) * BYTES_PER_NEGATIVE_ENTRY + 256 * 1024
+    assert p99["flood"] <= 2 * p99["base"] + P99_SLACK_MS, p99
+    assert _same_workers(server)
