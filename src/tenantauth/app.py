@@ -11,6 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tenantauth import __version__
 from tenantauth.api import (
+    admin_keys,
+    audit,
     clients,
     health,
     issue,
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         revocations.bp,
         verify.bp,
         oauth.bp,
+        admin_keys.bp,
+        audit.bp,
     ):
         api.register_blueprint(blueprint)
     problems.register(app)  # after Api(): ours replace flask-smorest's error handler

@@ -12,6 +12,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
+from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
@@ -25,27 +26,30 @@ bp = Blueprint(
     description="Manage OAuth clients of a tenant.",
 )
 bp.before_request(require_admin)
+bp.after_request(record_outcome)
 NO_STORE = {"Cache-Control": {"schema": {"type": "string"}, "description": "no-store"}}
 SecretResponse = tuple[dict[str, Any], int, dict[str, str]]
 
 
 @bp.post("/<tenant_id>/clients")
+@audited("client.create")
 @bp.arguments(schemas.ClientCreateRequestSchema)
 @bp.response(201, schemas.ClientSecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any], tenant_id: str) -> SecretResponse:
     """Register a confidential client. ``client_secret`` is in this response only: store it."""
     client, secret = use.create_client(
         services(), tenant_id, body["name"], body["scopes"], body["grant_types"]
     )
+    note(target=client.client_id)
     return _with_secret(client, secret, 201)
 
 
 @bp.get("/<tenant_id>/clients")
 @bp.arguments(schemas.ClientListQuerySchema, location="query", unknown="raise")
 @bp.response(200, schemas.ClientListResponseSchema)
-@errors_doc(bp, 400, 401, 404, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def list_(query: dict[str, Any], tenant_id: str) -> use.ClientPage:
     """List the tenant's clients ordered by client_id; follow ``next_cursor`` for more."""
@@ -54,7 +58,7 @@ def list_(query: dict[str, Any], tenant_id: str) -> use.ClientPage:
 
 @bp.get("/<tenant_id>/clients/<client_id>")
 @bp.response(200, schemas.ClientResponseSchema)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def show(tenant_id: str, client_id: str) -> Client:
     """Show one client (never its secret)."""
@@ -62,9 +66,10 @@ def show(tenant_id: str, client_id: str) -> Client:
 
 
 @bp.patch("/<tenant_id>/clients/<client_id>")
+@audited("client.update")
 @bp.arguments(schemas.ClientUpdateRequestSchema)
 @bp.response(200, schemas.ClientResponseSchema)
-@errors_doc(bp, 400, 401, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str, client_id: str) -> Client:
     """Rename a client or replace its scopes or grant types."""
@@ -79,8 +84,9 @@ def update(body: dict[str, Any], tenant_id: str, client_id: str) -> Client:
 
 
 @bp.delete("/<tenant_id>/clients/<client_id>")
+@audited("client.delete")
 @bp.response(204)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def delete(tenant_id: str, client_id: str) -> Response:
     """Delete a client: it can no longer obtain or refresh tokens."""
@@ -91,8 +97,9 @@ def delete(tenant_id: str, client_id: str) -> Response:
 
 
 @bp.post("/<tenant_id>/clients/<client_id>/rotate-secret")
+@audited("client.rotate_secret")
 @bp.response(200, schemas.ClientSecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def rotate_secret(tenant_id: str, client_id: str) -> SecretResponse:
     """Give the client a new secret, shown in this response only; the old secret stops

@@ -8,6 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
+from tenantauth.api.auditing import audited, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
@@ -17,11 +18,13 @@ bp = Blueprint(
     "revocations", __name__, url_prefix="/v1/admin/tenants", description="Revoke tokens."
 )
 bp.before_request(require_admin)
+bp.after_request(record_outcome)
 
 
 @bp.post("/<tenant_id>/users/<username>/revoke")
+@audited("user.revoke_tokens")
 @bp.response(200, schemas.SubjectRevocationResponseSchema)
-@errors_doc(bp, 400, 401, 404, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def revoke_user(tenant_id: str, username: str) -> dict[str, Any]:
     """Log a user out everywhere: every access token of this subject issued until now is
@@ -36,9 +39,10 @@ def revoke_user(tenant_id: str, username: str) -> dict[str, Any]:
 
 
 @bp.post("/<tenant_id>/tokens/revoke")
+@audited("token.revoke")
 @bp.arguments(schemas.TokenRevokeRequestSchema)
 @bp.response(200, schemas.TokenRevokeResponseSchema)
-@errors_doc(bp, 400, 401, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def revoke_token(body: dict[str, Any], tenant_id: str) -> dict[str, bool]:
     """Revoke one access token of this tenant (by its jti, until it expires). A token that is

@@ -8,7 +8,8 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
-from tenantauth.api.auth import require_admin
+from tenantauth.api.auditing import audited, note, record_outcome
+from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain import tenants as use
@@ -16,15 +17,19 @@ from tenantauth.domain.models import Page, Tenant, TenantStatus
 
 bp = Blueprint("tenants", __name__, url_prefix="/v1/admin/tenants", description="Manage tenants.")
 bp.before_request(require_admin)
+bp.after_request(record_outcome)
 
 
 @bp.post("")
+@admin_scope(GLOBAL)
+@audited("tenant.create")
 @bp.arguments(schemas.TenantCreateRequestSchema)
 @bp.response(201, schemas.TenantResponseSchema)
-@errors_doc(bp, 400, 401, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 409, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any]) -> Tenant:
     """Create a tenant with a new (or imported) signing secret. The secret is never returned."""
+    note(tenant_id=body["id"], target=body["id"])
     return use.create_tenant(
         services(),
         body["id"],
@@ -36,9 +41,10 @@ def create(body: dict[str, Any]) -> Tenant:
 
 
 @bp.get("")
+@admin_scope(GLOBAL)
 @bp.arguments(schemas.TenantListQuerySchema, location="query", unknown="raise")
 @bp.response(200, schemas.TenantListResponseSchema)
-@errors_doc(bp, 400, 401, 422, 503)
+@errors_doc(bp, 400, 401, 403, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def list_(query: dict[str, Any]) -> Page:
     """List tenants ordered by id; follow ``next_cursor`` for the next page."""
@@ -47,7 +53,7 @@ def list_(query: dict[str, Any]) -> Page:
 
 @bp.get("/<tenant_id>")
 @bp.response(200, schemas.TenantResponseSchema)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def show(tenant_id: str) -> Tenant:
     """Show one tenant."""
@@ -55,9 +61,11 @@ def show(tenant_id: str) -> Tenant:
 
 
 @bp.patch("/<tenant_id>")
+@admin_scope(GLOBAL)
+@audited("tenant.update")
 @bp.arguments(schemas.TenantUpdateRequestSchema)
 @bp.response(200, schemas.TenantResponseSchema)
-@errors_doc(bp, 400, 401, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str) -> Tenant:
     """Rename, suspend/resume or change token TTLs. Suspension applies at once everywhere."""
@@ -72,8 +80,10 @@ def update(body: dict[str, Any], tenant_id: str) -> Tenant:
 
 
 @bp.delete("/<tenant_id>")
+@admin_scope(GLOBAL)
+@audited("tenant.delete")
 @bp.response(204)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def delete(tenant_id: str) -> Response:
     """Delete a tenant: its secret is erased and its tokens stop verifying at once."""
@@ -84,9 +94,10 @@ def delete(tenant_id: str) -> Response:
 
 
 @bp.post("/<tenant_id>/rotate")
+@audited("tenant.rotate")
 @bp.arguments(schemas.RotateRequestSchema, required=False)
 @bp.response(200, schemas.RotateResponseSchema)
-@errors_doc(bp, 400, 401, 404, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 409, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def rotate(body: dict[str, Any], tenant_id: str) -> Tenant:
     """Rotate the signing secret. When this returns, every token signed with the old secret is

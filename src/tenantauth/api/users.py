@@ -11,6 +11,7 @@ from flask import Response
 from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
+from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
@@ -21,15 +22,18 @@ bp = Blueprint(
     "users", __name__, url_prefix="/v1/admin/tenants", description="Manage users of a tenant."
 )
 bp.before_request(require_admin)
+bp.after_request(record_outcome)
 
 
 @bp.post("/<tenant_id>/users")
+@audited("user.create")
 @bp.arguments(schemas.UserCreateRequestSchema)
 @bp.response(201, schemas.UserResponseSchema)
-@errors_doc(bp, 400, 401, 404, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 409, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any], tenant_id: str) -> User:
     """Create an active user. The password is stored as an argon2id hash and never returned."""
+    note(target=body["username"])
     return use.create_user(
         services(), tenant_id, body["username"], body["password"], body.get("claims")
     )
@@ -38,7 +42,7 @@ def create(body: dict[str, Any], tenant_id: str) -> User:
 @bp.get("/<tenant_id>/users")
 @bp.arguments(schemas.UserListQuerySchema, location="query", unknown="raise")
 @bp.response(200, schemas.UserListResponseSchema)
-@errors_doc(bp, 400, 401, 404, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def list_(query: dict[str, Any], tenant_id: str) -> use.UserPage:
     """List the tenant's users ordered by username; follow ``next_cursor`` for more."""
@@ -47,7 +51,7 @@ def list_(query: dict[str, Any], tenant_id: str) -> use.UserPage:
 
 @bp.get("/<tenant_id>/users/<username>")
 @bp.response(200, schemas.UserResponseSchema)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def show(tenant_id: str, username: str) -> User:
     """Show one user."""
@@ -55,9 +59,10 @@ def show(tenant_id: str, username: str) -> User:
 
 
 @bp.patch("/<tenant_id>/users/<username>")
+@audited("user.update")
 @bp.arguments(schemas.UserUpdateRequestSchema)
 @bp.response(200, schemas.UserResponseSchema)
-@errors_doc(bp, 400, 401, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str, username: str) -> User:
     """Disable or enable a user, reset its password or replace its claims.
@@ -76,8 +81,9 @@ def update(body: dict[str, Any], tenant_id: str, username: str) -> User:
 
 
 @bp.delete("/<tenant_id>/users/<username>")
+@audited("user.delete")
 @bp.response(204)
-@errors_doc(bp, 400, 401, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def delete(tenant_id: str, username: str) -> Response:
     """Delete a user after revoking every token it holds."""

@@ -26,6 +26,7 @@ from tenantauth.errors import (
 )
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
+from tenantauth.storage.admin_rows import AdminKeyRows, AuditRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
@@ -56,6 +57,10 @@ CREATE_MIGRATIONS = (
 )
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK = 0x7E7A47A0
+# Audit appends serialise on a transaction-scoped advisory lock rather than a chain-head row:
+# it needs no seeded row, and readers of audit_log never wait for it (docs/design.md).
+_AUDIT_LOCK = 0x7E7A4A0D
+AUDIT_LOCK_SQL = f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})"
 
 
 class PostgresTx:
@@ -68,6 +73,8 @@ class PostgresTx:
         self.clients = ClientRows(conn, DIALECT)
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
         self.revocations = RevocationRows(conn, DIALECT)
+        self.admin_keys = AdminKeyRows(conn, DIALECT)
+        self.audit = AuditRows(conn, DIALECT, AUDIT_LOCK_SQL)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """See ``Tx.get_tenant``; ``for_update`` takes the row lock (SELECT ... FOR UPDATE)."""

@@ -16,6 +16,7 @@ from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
+from tenantauth.storage.admin_rows import AdminKeyRows, AuditRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
@@ -50,6 +51,9 @@ class SqliteTx:
         self.clients = ClientRows(conn, DIALECT)
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
         self.revocations = RevocationRows(conn, DIALECT)
+        self.admin_keys = AdminKeyRows(conn, DIALECT)
+        # BEGIN IMMEDIATE already serialises writers, audit appends included.
+        self.audit = AuditRows(conn, DIALECT, None)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """See ``Tx.get_tenant``; BEGIN IMMEDIATE already holds the write lock."""

@@ -1,0 +1,116 @@
+"""Marshmallow schemas of the admin plane: admin API keys and the audit log.
+
+Split from api/schemas.py (which holds the tenant, user and client schemas) to keep modules
+small; the same rules apply: strict input (``unknown = RAISE``), explicit output.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from tenantauth.api.schemas import (
+    CURSOR,
+    PAGE_LIMIT,
+    TENANT_ID_PATTERN,
+    StrictInt,
+    StrictSchema,
+    validate_tenant_id,
+)
+from tenantauth.domain import admin_keys, paging
+
+_HEX = {"type": "string", "description": "HMAC-SHA256, hex (docs/design.md, Audit log)."}
+_TENANT_ID = {"validate": validate_tenant_id, "metadata": {"pattern": TENANT_ID_PATTERN}}
+
+
+class AdminKeyCreateRequestSchema(StrictSchema):
+    """POST /v1/admin/keys."""
+
+    name = fields.String(required=True, validate=validate.Length(1, admin_keys.MAX_KEY_NAME_LENGTH))
+    tenant_id = fields.String(
+        validate=validate_tenant_id,
+        metadata={
+            "pattern": TENANT_ID_PATTERN,
+            "description": "Make the key the admin of this tenant only; omit for a global key.",
+        },
+    )
+    expires_in = StrictInt(
+        validate=validate.Range(1, admin_keys.MAX_EXPIRES_IN),
+        metadata={"description": "Seconds until the key stops working; omit for no expiry."},
+    )
+
+
+class AdminKeyResponseSchema(ma.Schema):
+    """An admin key as listed: never the key itself or its hash."""
+
+    id = fields.String(required=True)
+    prefix = fields.String(
+        required=True, metadata={"description": "How the key starts: `ta_adm_<id>_`."}
+    )
+    name = fields.String(required=True)
+    scope = fields.String(required=True, metadata={"enum": ["global", "tenant"]})
+    tenant_id = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True, allow_none=True)
+    revoked_at = fields.DateTime(required=True, allow_none=True)
+    last_used_at = fields.DateTime(required=True, allow_none=True)
+
+
+class AdminKeySecretResponseSchema(AdminKeyResponseSchema):
+    """A key just created, with the key text: in this response only."""
+
+    key = fields.String(required=True, metadata={"description": "Shown this once; store it now."})
+
+
+class AdminKeyListQuerySchema(StrictSchema):
+    """GET /v1/admin/keys query."""
+
+    limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    cursor = fields.String(validate=CURSOR)
+
+
+class AdminKeyListResponseSchema(ma.Schema):
+    """One page of admin keys."""
+
+    items = fields.List(fields.Nested(AdminKeyResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+class AuditQuerySchema(StrictSchema):
+    """GET /v1/admin/audit query; every filter is optional and they combine with AND."""
+
+    tenant = fields.String(**_TENANT_ID)  # type: ignore[arg-type]
+    action = fields.String(validate=validate.Length(1, 100), metadata={"example": "user.create"})
+    actor = fields.String(
+        validate=validate.Length(1, 100), metadata={"description": "Key id or `bootstrap`."}
+    )
+    since = fields.AwareDateTime(metadata={"description": "Entries at or after (RFC 3339)."})
+    until = fields.AwareDateTime(metadata={"description": "Entries at or before (RFC 3339)."})
+    limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    cursor = fields.String(validate=CURSOR)
+
+
+class AuditEntryResponseSchema(ma.Schema):
+    """One audit entry with its chain link."""
+
+    seq = fields.Integer(required=True)
+    occurred_at = fields.DateTime(required=True)
+    actor = fields.String(required=True, attribute="event.actor")
+    tenant_id = fields.String(required=True, allow_none=True, attribute="event.tenant_id")
+    action = fields.String(required=True, attribute="event.action")
+    target = fields.String(required=True, allow_none=True, attribute="event.target")
+    request_id = fields.String(required=True, attribute="event.request_id")
+    outcome = fields.String(
+        required=True,
+        attribute="event.outcome",
+        metadata={"description": "`success`, or the HTTP status of a refused or failed attempt."},
+    )
+    prev_hash = fields.Function(lambda e: e.prev_hash.hex(), required=True, metadata=_HEX)
+    entry_hash = fields.Function(lambda e: e.entry_hash.hex(), required=True, metadata=_HEX)
+
+
+class AuditListResponseSchema(ma.Schema):
+    """One page of audit entries, newest first."""
+
+    items = fields.List(fields.Nested(AuditEntryResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)

@@ -1,0 +1,160 @@
+"""The tamper-evident audit log: record admin actions, list them, verify the chain.
+
+Each entry's ``entry_hash`` is HMAC-SHA256, under a key derived from the master key, of a
+canonical encoding of the entry followed by the previous entry's hash (a hash chain, as in
+RFC 6962 §2.1's log: changing any entry changes every later link). Keyed, so that someone who
+can write the database but does not hold the master key cannot recompute the chain after an
+edit (docs/design.md, "Audit log"). Appends are serialised by ``tx.audit.lock_head``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from tenantauth.domain import paging
+from tenantauth.domain.admin_models import AdminPrincipal, AuditEntry, AuditEvent, AuditQuery
+from tenantauth.domain.services import Services
+from tenantauth.errors import InvalidRequestError, PermissionDeniedError
+
+#: HKDF ``info`` of the chain key (RFC 5869 §3.2).
+AUDIT_CHAIN_PURPOSE = b"tenantauth/audit-chain-hmac/v1"
+#: The ``prev_hash`` of entry 1.
+GENESIS = bytes(32)
+_FORMAT_VERSION = 1
+VERIFY_BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """One page of audit entries, newest first; ``next_cursor`` is None on the last page."""
+
+    items: list[AuditEntry]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """The result of walking the chain: how many entries were checked, the last good link,
+    and the first broken one (None if the chain is intact)."""
+
+    checked: int
+    head_seq: int
+    head_hash: bytes
+    broken_seq: int | None = None
+    reason: str | None = None
+
+
+def record(svc: Services, event: AuditEvent) -> AuditEntry:
+    """Append ``event`` to the chain in a transaction of its own; return the stored entry.
+
+    Raises ``StorageUnavailableError`` if it could not be written.
+    """
+    now = datetime.fromtimestamp(svc.clock.now(), UTC)
+    key = chain_keys(svc)[0]
+    with svc.storage.transaction() as tx:
+        head = tx.audit.lock_head()
+        seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
+        entry = AuditEntry(seq, now, event, prev, link_hash(key, seq, now, event, prev))
+        tx.audit.append(entry)
+    return entry
+
+
+def list_entries(
+    svc: Services,
+    viewer: AdminPrincipal,
+    query: AuditQuery,
+    cursor: str | None = None,
+    limit: int = paging.DEFAULT_PAGE_SIZE,
+) -> AuditPage:
+    """Return one page of entries matching ``query``, newest first.
+
+    A tenant admin sees only its tenant's entries. Raises ``PermissionDeniedError`` when a
+    tenant admin asks for another tenant, ``InvalidRequestError`` for a malformed cursor or
+    a limit outside 1..500.
+    """
+    if not viewer.is_global:
+        if query.tenant_id not in (None, viewer.tenant_id):
+            raise PermissionDeniedError("a tenant admin sees only its own tenant's entries")
+        query = replace(query, tenant_id=viewer.tenant_id)
+    after = paging.start_after(cursor, limit)
+    before = _seq_of(after) if after is not None else None
+    with svc.storage.transaction() as tx:
+        rows = tx.audit.search(query, before, limit + 1)
+    return AuditPage(*paging.cut(rows, limit, lambda e: str(e.seq)))
+
+
+def verify_chain(svc: Services, batch: int = VERIFY_BATCH) -> ChainReport:
+    """Walk the whole chain in order; return a report naming the first broken link.
+
+    A link is broken when its ``seq`` is not the previous one plus one (a row was deleted or
+    renumbered), its ``prev_hash`` is not the previous ``entry_hash`` (rows were reordered or
+    one was replaced), or its ``entry_hash`` does not match its content under any master key
+    (it was edited). Deleting the newest entries is not detectable from the database alone:
+    compare ``head_seq``/``head_hash`` with a copy kept elsewhere. Raises
+    ``StorageUnavailableError``.
+    """
+    keys = chain_keys(svc)
+    checked, seq, prev = 0, 0, GENESIS
+    while True:
+        with svc.storage.transaction() as tx:
+            entries = tx.audit.walk(seq, batch)
+        for entry in entries:
+            reason = _broken(entry, seq + 1, prev, keys)
+            if reason is not None:
+                return ChainReport(checked, seq, prev, entry.seq, reason)
+            checked, seq, prev = checked + 1, entry.seq, entry.entry_hash
+        if len(entries) < batch:
+            return ChainReport(checked, seq, prev)
+
+
+def chain_keys(svc: Services) -> list[bytes]:
+    """Return the chain key of the current master key, then those of older master keys."""
+    current, older = svc.keyring.derive(AUDIT_CHAIN_PURPOSE)
+    return [current, *older]
+
+
+def link_hash(
+    key: bytes, seq: int, occurred_at: datetime, event: AuditEvent, prev_hash: bytes
+) -> bytes:
+    """Return the entry hash: HMAC-SHA256(key, canonical entry || prev_hash)."""
+    return hmac.new(key, canonical(seq, occurred_at, event) + prev_hash, hashlib.sha256).digest()
+
+
+def canonical(seq: int, occurred_at: datetime, event: AuditEvent) -> bytes:
+    """Return the one byte encoding of an entry that is hashed: a JSON array in a fixed
+    order, ASCII only, no spaces, the time as UTC ISO 8601 with microseconds."""
+    when = occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    fields = [
+        _FORMAT_VERSION,
+        seq,
+        when,
+        event.actor,
+        event.tenant_id,
+        event.action,
+        event.target,
+        event.request_id,
+        event.outcome,
+    ]
+    return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _broken(entry: AuditEntry, seq: int, prev: bytes, keys: Sequence[bytes]) -> str | None:
+    if entry.seq != seq:
+        return f"entry {seq} is missing (the next entry is {entry.seq})"
+    if not hmac.compare_digest(entry.prev_hash, prev):
+        return f"entry {seq} does not link to entry {seq - 1} (reordered or replaced)"
+    expected = [link_hash(k, entry.seq, entry.occurred_at, entry.event, prev) for k in keys]
+    if not any(hmac.compare_digest(entry.entry_hash, e) for e in expected):
+        return f"entry {seq} does not match its hash (edited)"
+    return None
+
+
+def _seq_of(after: str) -> int:
+    if not after.isdigit() or len(after) > 18:
+        raise InvalidRequestError("cursor is malformed; use next_cursor from a listing")
+    return int(after)
