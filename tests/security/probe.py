@@ -71,11 +71,22 @@ def assert_rejected(world: World, token: str) -> None:
     """Assert every endpoint rejects ``token`` with the one uniform answer for it."""
     _assert_same(world.post({"token": token}), world.refs["invalid"])
     if header_sendable(token):
-        expected = "invalid" if is_b64token(token) else "unreadable"
-        _assert_same(world.get(f"Bearer {token}"), world.refs[expected])
+        _assert_same(world.get(f"Bearer {token}"), world.refs[header_verdict(token)])
     inactive = world.introspect(token)
     _assert_same(inactive, world.refs["inactive"])
     assert inactive.get_json() == {"active": False}
+
+
+def header_verdict(token: str) -> str:
+    """Which reference failure ``Authorization: Bearer <token>`` gets.
+
+    A comma means several credentials (RFC 9110 §5.3 joins repeated fields with commas): 400.
+    Anything else outside the RFC 6750 §2.1 ``b64token`` grammar is no bearer credential at
+    all: 401 ``unauthenticated``. Every b64token is a token and fails as ``invalid_token``.
+    """
+    if "," in token:
+        return "ambiguous"
+    return "invalid" if is_b64token(token) else "unreadable"
 
 
 def assert_accepted(world: World, token: str) -> dict[str, Any]:
@@ -94,6 +105,7 @@ def reference_failures(world: World, bad_signature: str) -> dict[str, TestRespon
     refs = {
         "invalid": world.post({"token": bad_signature}),
         "unreadable": world.get("Bearer {}"),
+        "ambiguous": world.get("Bearer a,b"),
         "inactive": world.introspect(bad_signature),
     }
     body = assert_problem(refs["invalid"], 401, "invalid_token")
@@ -101,6 +113,7 @@ def reference_failures(world: World, bad_signature: str) -> dict[str, TestRespon
     assert refs["invalid"].headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
     _assert_same(world.get(f"Bearer {bad_signature}"), refs["invalid"])
     assert_problem(refs["unreadable"], 401, "unauthenticated")
+    assert_problem(refs["ambiguous"], 400, "invalid_request")
     assert json.loads(refs["inactive"].get_data()) == {"active": False}
     assert refs["inactive"].status_code == 200
     return refs
