@@ -136,8 +136,9 @@ def _parse_header(segment: str) -> str:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         # Decode UTF-8 ourselves: json.loads(bytes) would also accept UTF-16/32 and a BOM.
+        text = raw.decode("utf-8")
         value = json.loads(
-            raw.decode("utf-8"),
+            text,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
         )
@@ -145,7 +146,20 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
         raise InvalidTokenError(f"{what} is not strict JSON") from exc
     if not isinstance(value, dict):
         raise InvalidTokenError(f"{what} is not a JSON object")
+    if "\\u" in text and _has_lone_surrogate(value):
+        # RFC 7493 §2.1 (I-JSON): no escaped lone surrogates. They are not Unicode text, so
+        # no UTF-8 consumer of the claims (a header, a log line, a database) could take them.
+        raise InvalidTokenError(f"{what} holds a lone surrogate")
     return value
+
+
+def _has_lone_surrogate(value: dict[str, Any]) -> bool:
+    """Return whether any string in ``value`` holds a lone surrogate (or it cannot be told)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return True
+    return False
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
