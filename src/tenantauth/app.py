@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, Response
-from flask_smorest import Api
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tenantauth import __version__
@@ -24,7 +23,8 @@ from tenantauth.api import (
     verify,
 )
 from tenantauth.api.context import EXTENSION
-from tenantauth.api.problems import request_id
+from tenantauth.api.docs import ProblemApi
+from tenantauth.api.hygiene import RequestGuard
 from tenantauth.cache.limits_memory import MemoryFailureLimiter
 from tenantauth.cache.limits_redis import RedisFailureLimiter
 from tenantauth.cache.null import NullCache
@@ -36,10 +36,11 @@ from tenantauth.domain.limits import FailureLimiter, LimitPolicy
 from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock
 from tenantauth.domain.services import Services
-from tenantauth.settings import Settings
+from tenantauth.settings import MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, Settings
 from tenantauth.storage import MigratableStorage, open_storage
 
-MAX_BODY_BYTES = 64 * 1024
+#: Redis key prefix of the admin request counters (the login limiter has its own).
+ADMIN_RATE_PREFIX = "tenantauth:admin-rate:"
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,  # 413 beyond it
         API_SPEC_OPTIONS={
             "info": {"description": "Multi-tenant JWT issuing and verification."},
             "components": {
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         },
     )
     app.extensions[EXTENSION] = {"services": services, "settings": settings}
-    api = Api(app)
+    api = ProblemApi(app)
     for blueprint in (
         health.bp,
         tenants.bp,
@@ -97,7 +98,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             x_proto=settings.proxy_hops,
             x_host=settings.proxy_hops,
         )
-    app.after_request(_common_headers)
+    RequestGuard(
+        admin_limiter=_admin_limiter(settings),
+        max_json_depth=settings.max_json_depth,
+        max_header_fields=MAX_HEADER_FIELDS,
+        max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
+    ).install(app)
     return app
 
 
@@ -153,19 +159,29 @@ def _limiter(settings: Settings) -> FailureLimiter:
     )
     if settings.redis_url is None:
         return MemoryFailureLimiter(policy)
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout,
+    return RedisFailureLimiter(_redis_client(settings.redis_url, settings.redis_timeout), policy)
+
+
+def _admin_limiter(settings: Settings) -> FailureLimiter:
+    """Admin request counters: a FailureLimiter counting every request as one "failure".
+
+    The lockout equals the window, so a client over its limit waits at most one window.
+    """
+    policy = LimitPolicy(
+        max_failures=settings.admin_rate_limit,
+        window_seconds=settings.admin_rate_window,
+        lockout_seconds=settings.admin_rate_window,
+        ip_max_failures=settings.admin_ip_rate_limit,
     )
-    return RedisFailureLimiter(client, policy)
+    if settings.redis_url is None:
+        return MemoryFailureLimiter(policy)
+    client = _redis_client(settings.redis_url, settings.redis_timeout)
+    return RedisFailureLimiter(client, policy, prefix=ADMIN_RATE_PREFIX)
 
 
-def _common_headers(response: Response) -> Response:
-    response.headers["X-Request-Id"] = request_id()
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response
+def _redis_client(url: str, timeout: float) -> redis.Redis:
+    """Return a (lazily connecting) Redis client whose calls give up after ``timeout``."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def _configure_logging(level: str) -> None:

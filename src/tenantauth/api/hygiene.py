@@ -1,0 +1,188 @@
+"""Request limits and security headers for every request (issue 5, "Limits and hygiene").
+
+Each check runs before any view, in this order (cheapest first):
+
+1. header count and size (431), for WSGI servers that do not enforce them (gunicorn does
+   first; see ``tenantauth.gunicorn_conf``);
+2. the admin rate limits (429 + Retry-After) on ``/v1/admin/*``, per credential and per
+   client address, before the credential is even checked, so floods of guesses count too;
+3. the nesting depth of JSON bodies (400). The body size itself is Flask's
+   ``MAX_CONTENT_LENGTH`` (413), enforced while the body is read.
+
+Every response, error or not, then gets the security headers of ``SECURITY_HEADERS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import RequestHeaderFieldsTooLarge
+
+from tenantauth.api.problems import request_id
+from tenantauth.domain.limits import FailureLimiter, ip_key
+from tenantauth.errors import CacheUnavailableError, MalformedRequestError, RateLimitedError
+
+log = logging.getLogger(__name__)
+
+#: Every admin route starts with this (STYLE.md: URLs start with /v1/).
+ADMIN_PREFIX = "/v1/admin/"
+#: Prefix of per-credential rate-limit keys (per-address keys are ``domain.limits.ip_key``).
+CREDENTIAL_KEY_PREFIX = "admin-cred:"
+#: Sent on every response. The API serves JSON only (no HTML, no docs UI), so the strictest
+#: values break nothing (OWASP REST Security and HTTP Headers cheat sheets):
+SECURITY_HEADERS = {
+    # RFC 6749 §5.1 and RFC 6750 §5.3: responses carrying tokens or secrets must not be
+    # stored; every response is marked, so no new endpoint can forget it. Pragma is for
+    # HTTP/1.0 caches (RFC 9111 §5.4), as RFC 6749 §5.1's example shows.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    # Browsers must not guess a type other than the declared JSON (no script sniffing).
+    "X-Content-Type-Options": "nosniff",
+    # No page of ours may be framed (clickjacking) or load anything.
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    # URLs (tenant ids, usernames) never leak to another site through Referer.
+    "Referrer-Policy": "no-referrer",
+}
+
+
+@dataclass(frozen=True)
+class RequestGuard:
+    """The before-request checks and the after-request headers, with their limits.
+
+    ``admin_limiter`` counts admin requests: it is a ``FailureLimiter`` whose "failures" are
+    simply requests, so a key reaching its threshold within the window is refused until the
+    lockout (equal to the window) ends.
+    """
+
+    admin_limiter: FailureLimiter
+    max_json_depth: int
+    max_header_fields: int
+    max_header_field_bytes: int
+
+    def install(self, app: Flask) -> None:
+        """Register the checks (in order) and the response headers on ``app``."""
+        app.before_request(self.check_headers)
+        app.before_request(self.limit_admin_rate)
+        app.before_request(self.check_json_depth)
+        app.after_request(add_security_headers)
+
+    def check_headers(self) -> None:
+        """Return None if the header count and every ``name: value`` line fit the limits.
+
+        Raises ``RequestHeaderFieldsTooLarge`` (431, RFC 6585 §5) otherwise.
+        """
+        headers = list(request.headers.items())
+        if len(headers) > self.max_header_fields:
+            raise RequestHeaderFieldsTooLarge(f"More than {self.max_header_fields} headers.")
+        for name, value in headers:
+            if len(name) + 2 + len(value) > self.max_header_field_bytes:
+                raise RequestHeaderFieldsTooLarge(
+                    f"A header line is longer than {self.max_header_field_bytes} bytes."
+                )
+
+    def limit_admin_rate(self) -> None:
+        """Count this request against its admin credential and its client address.
+
+        Returns None for non-admin paths and for requests within the limits. Raises
+        ``RateLimitedError`` (429 + Retry-After) over a limit. Fails open when the
+        limiter's store is down: this is abuse damping, not access control (the admin
+        credential is still checked), and an outage must not lock operators out.
+        """
+        if not request.path.startswith(ADMIN_PREFIX):
+            return
+        keys = admin_rate_keys(request.headers.get("Authorization"), request.remote_addr)
+        try:
+            self.admin_limiter.check(keys)
+            self.admin_limiter.record_failure(keys)
+        except RateLimitedError as exc:
+            wait = exc.retry_after
+            raise RateLimitedError(
+                f"Too many admin requests; try again in {wait} seconds.", retry_after=wait
+            ) from None
+        except CacheUnavailableError:
+            log.warning("admin rate limiter unavailable; request %s not counted", request_id())
+
+    def check_json_depth(self) -> None:
+        """Return None unless the JSON body nests deeper than ``max_json_depth``.
+
+        Raises ``MalformedRequestError`` (400) when it does, or is so deep the parser gives
+        up. Malformed JSON is left to the view's parser, which reports it as usual.
+        """
+        if not is_json(request.mimetype):
+            return
+        data = request.get_data(cache=True)  # 413 beyond MAX_CONTENT_LENGTH
+        if not data:
+            return
+        try:
+            value = json.loads(data)
+        except RecursionError:
+            # json recurses once per level; a 64 KiB body can nest 32,768 levels.
+            raise MalformedRequestError(self._too_deep()) from None
+        except ValueError:
+            return
+        if json_depth(value) > self.max_json_depth:
+            raise MalformedRequestError(self._too_deep())
+
+    def _too_deep(self) -> str:
+        return f"The JSON body nests deeper than {self.max_json_depth} levels."
+
+
+def add_security_headers(response: Response) -> Response:
+    """``after_request`` hook: add the request id and ``SECURITY_HEADERS``; return ``response``.
+
+    Views that set their own ``Cache-Control`` keep it (none do yet: all say no-store).
+    """
+    response.headers["X-Request-Id"] = request_id()
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def admin_rate_keys(authorization: str | None, remote_addr: str | None) -> list[str]:
+    """Return the rate-limit keys of an admin request: its credential and its address.
+
+    The credential key is a SHA-256 of the whole Authorization value, valid or not, so keys
+    never hold a secret; a request with neither yields no key (nothing to count by).
+    """
+    keys: list[str] = []
+    if authorization:
+        digest = hashlib.sha256(authorization.encode("utf-8", "surrogateescape")).hexdigest()
+        keys.append(CREDENTIAL_KEY_PREFIX + digest)
+    if remote_addr:
+        keys.append(ip_key(remote_addr))
+    return keys
+
+
+def is_json(mimetype: str) -> bool:
+    """Return whether ``mimetype`` is JSON: ``application/json`` or ``application/*+json``
+    (the types webargs and Flask parse as JSON)."""
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
+def json_depth(value: object) -> int:
+    """Return how deeply ``value`` nests lists and dicts: 0 for a scalar, 1 for ``[1]``.
+
+    Iterative, so it cannot itself hit the recursion limit.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: Sequence[object]
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
