@@ -6,6 +6,8 @@ each worker after fork (never in the master), so no socket is shared between pro
 
 import os
 
+from tenantauth import settings
+
 worker_class = "gthread"
 # Threads let a worker keep serving while one request waits on a slow dependency.
 threads = int(os.environ.get("TENANTAUTH_THREADS", "4"))
@@ -19,9 +21,10 @@ accesslog = os.environ.get("TENANTAUTH_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("TENANTAUTH_LOG_LEVEL", "info").lower()
 # Reject oversized request lines and headers before Flask sees them.
-limit_request_line = 8190
-limit_request_fields = 50
-limit_request_field_size = 8190
+# The same numbers the app enforces itself (tenantauth.api.hygiene): 414 and 431 here.
+limit_request_line = settings.MAX_REQUEST_LINE_BYTES
+limit_request_fields = settings.MAX_HEADER_FIELDS
+limit_request_field_size = settings.MAX_HEADER_FIELD_BYTES
 # gunicorn 27's control socket lives under $HOME, which is read-only in our containers, and
 # nothing here uses it.
 control_socket_disable = True
