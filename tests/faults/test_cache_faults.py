@@ -10,6 +10,7 @@ at the end of the session shows failed scenarios too. See docs/reliability.md.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 import secrets
@@ -363,7 +364,12 @@ UNKNOWN_POOL = 300
 NEGATIVE_TTL_MS = 10_000 * 1.1  # TENANTAUTH_NEGATIVE_CACHE_TTL's default, +10 % jitter
 #: Redis' own cost of one small string key with a TTL is well under 200 bytes (key, value,
 #: dict entry, expires entry); 512 leaves room for allocator rounding.
-BYTES_PER_NEGATIVE_ENTRY = 512
+BYTES_PER_KEY = 512
+#: An unknown id may leave its negative entry and its incarnation key (docs/design.md).
+KEYS_PER_UNKNOWN_ID = 2
+#: An incarnation key is claimed for 60 s before a fill extends it (CLAIM_TTL_MS in
+#: cache/redis.py): the longest any key of an unknown id may live.
+CLAIM_TTL_MS = 60_000
 #: Legitimate p99 under the flood: at most twice the baseline plus this (issue 4, 11).
 P99_SLACK_MS = 5.0
 
@@ -399,11 +405,18 @@ def _redis_memory(redis: PrivateRedis) -> tuple[int, int]:
         return int(client.info("memory")["used_memory"]), int(client.dbsize())
 
 
-def _negative_ttls(redis: PrivateRedis) -> list[int]:
-    """PTTL of every negative-cache entry of the flood's ids."""
+def _flood_key_ttls(redis: PrivateRedis) -> dict[str, list[int]]:
+    """PTTL of every key the flood's unknown ids left in Redis, by kind (-1 = no TTL)."""
+    found: dict[str, list[int]] = {}
     with redis.client() as client:
-        keys = list(client.scan_iter(match=_entry("s11x*"), count=1000))
-        return [int(client.pttl(key)) for key in keys]
+        for key in client.scan_iter(match=cache_key("s11x*", "*"), count=1000):
+            kind = key.decode().rpartition(":")[2]
+            found.setdefault(kind, []).append(int(client.pttl(key)))
+    return found
+
+
+def _ttl_summary(ttls: dict[str, list[int]]) -> str:
+    return ", ".join(f"{kind} {len(v)} ({max(v)})" for kind, v in sorted(ttls.items()))
 
 
 def test_s11_flood_of_unknown_tenant_ids(
@@ -437,7 +450,7 @@ def test_s11_flood_of_unknown_tenant_ids(
             phases.append((name, begin, time.monotonic_ns()))
         memory_after = _redis_memory(private_redis)
         legit_records = real.stop()
-    negative = _negative_ttls(private_redis)
+    negative = _flood_key_ttls(private_redis)
     loads = _ours(log.loads(), "s11x")
     per_id = Counter({tid: 0 for tid, _ in loads})
     for (tid, _), n in loads.items():
@@ -460,7 +473,7 @@ def test_s11_flood_of_unknown_tenant_ids(
         f"legit p99 {p99['base']:.1f} ms baseline vs {p99['flood']:.1f} ms flooded; "
         f"{len(flood_records)} unknown-id requests, <= {ids_seen} ids, {sum(per_id.values())} "
         f"DB lookups (max {max(per_id.values(), default=0)} per id); Redis +{new_keys} keys, "
-        f"+{grown} B; negative PTTL max {max(negative, default=0)} ms"
+        f"+{grown} B, unknown-id keys (PTTL max ms) {_ttl_summary(negative)}"
     )
     fault_metrics(m)
     failures += real.bodies
@@ -471,8 +484,10 @@ def test_s11_flood_of_unknown_tenant_ids(
     assert loads, "no database lookup was logged for the unknown ids"
     assert max(per_id.values()) <= len(server.pids), "an unknown id was read again and again"
     assert sum(per_id.values()) <= 1.5 * ids_seen, "negative caching did not hold"
-    assert negative and all(0 < ttl <= NEGATIVE_TTL_MS for ttl in negative), negative
-    assert new_keys <= ids_seen, "more new Redis keys than unknown ids"
-    assert grown <= max(new_keys, 1) * BYTES_PER_NEGATIVE_ENTRY + 256 * 1024
+    entries, every = negative.get("entry", []), list(itertools.chain(*negative.values()))
+    assert entries and all(0 < ttl <= NEGATIVE_TTL_MS for ttl in entries), "negative TTL"
+    assert all(0 < ttl <= CLAIM_TTL_MS for ttl in every), "a key of an unknown id never expires"
+    assert len(every) <= KEYS_PER_UNKNOWN_ID * ids_seen, "too many keys per unknown id"
+    assert grown <= max(new_keys, 1) * BYTES_PER_KEY + 256 * 1024, "memory not explained"
     assert p99["flood"] <= 2 * p99["base"] + P99_SLACK_MS, p99
     assert _same_workers(server)

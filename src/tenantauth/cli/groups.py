@@ -38,3 +38,13 @@ def user() -> None:
 @main.group()
 def client() -> None:
     """Register OAuth clients of a tenant and rotate their secrets."""
+
+
+@main.group("admin-keys")
+def admin_keys() -> None:
+    """Create, list and revoke admin API keys (global, or limited to one tenant)."""
+
+
+@main.group()
+def audit() -> None:
+    """Read the admin audit log and verify its hash chain."""

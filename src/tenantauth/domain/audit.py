@@ -106,7 +106,7 @@ def verify_chain(svc: Services, batch: int = VERIFY_BATCH) -> ChainReport:
         for entry in entries:
             reason = _broken(entry, seq + 1, prev, keys)
             if reason is not None:
-                return ChainReport(checked, seq, prev, entry.seq, reason)
+                return ChainReport(checked, seq, prev, seq + 1, reason)
             checked, seq, prev = checked + 1, entry.seq, entry.entry_hash
         if len(entries) < batch:
             return ChainReport(checked, seq, prev)

@@ -1,0 +1,122 @@
+"""``tenantauth admin-keys …`` and ``tenantauth audit …``: the admin plane from the shell.
+
+Key creation and revocation here are recorded in the audit log like their HTTP twins, with
+actor ``cli`` (whoever can run the command on the server already holds the master key).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from functools import partial
+from typing import Any
+
+import click
+
+from tenantauth.cli.common import cell, fail, json_option, paged, row, run, services, table
+from tenantauth.cli.groups import admin_keys, audit
+from tenantauth.domain import admin_keys as keys
+from tenantauth.domain import audit as chain
+from tenantauth.domain.admin_models import CLI_ACTOR, AdminKey, AuditEvent
+from tenantauth.domain.services import Services
+
+KEY_COLUMNS = ("id", "name", "scope", "tenant_id", "expires_at", "revoked_at", "last_used_at")
+ONE_TIME_NOTICE = "store the admin key now: it is not kept and will not be shown again"
+
+
+@admin_keys.command("create")
+@click.option("--name", required=True, help="What the key is for (shown in listings).")
+@click.option("--tenant", "tenant_id", help="Limit the key to this tenant (default: global).")
+@click.option(
+    "--expires-in",
+    type=click.IntRange(1, keys.MAX_EXPIRES_IN),
+    help="Seconds until the key stops working (default: never).",
+)
+@json_option
+def key_create(name: str, tenant_id: str | None, expires_in: int | None, as_json: bool) -> None:
+    """Create an admin key and print it (shown only this once)."""
+    with services() as svc:
+        made, full = run(lambda: keys.create_admin_key(svc, name, tenant_id, expires_in))
+        _record(svc, "admin_key.create", made)
+    shown = _key_dict(made) | {"key": full}
+    _show(shown, as_json, f"created admin key {made.id}")
+    click.echo(ONE_TIME_NOTICE, err=True)
+
+
+@admin_keys.command("list")
+@paged
+@json_option
+def key_list(limit: int, cursor: str | None, fetch_all: bool, as_json: bool) -> None:
+    """List admin keys by id: prefix, name, scope and dates, never the keys."""
+    items: list[AdminKey] = []
+    with services() as svc:
+        while True:
+            page = run(partial(keys.list_admin_keys, svc, cursor, limit))
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not (fetch_all and cursor):
+                break
+    if as_json:
+        click.echo(json.dumps({"items": [_key_dict(k) for k in items], "next_cursor": cursor}))
+        return
+    table(KEY_COLUMNS, [row(_key_dict(k), KEY_COLUMNS) for k in items])
+    click.echo(
+        f"{len(items)} key(s)" + (f"; more with --cursor {cursor}" if cursor else ""), err=True
+    )
+
+
+@admin_keys.command("revoke")
+@click.argument("key_id")
+@json_option
+def key_revoke(key_id: str, as_json: bool) -> None:
+    """Revoke KEY_ID: it authenticates no further request."""
+    with services() as svc:
+        revoked = run(lambda: keys.revoke_admin_key(svc, key_id))
+        _record(svc, "admin_key.revoke", revoked)
+    _show(_key_dict(revoked), as_json, f"revoked admin key {key_id}")
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the audit chain; exit 1 naming the first broken link (edited, deleted or
+    reordered entry). Prints the head, which you can keep elsewhere to detect truncation."""
+    with services() as svc:
+        report = run(lambda: chain.verify_chain(svc))
+    if report.broken_seq is not None:
+        fail(f"audit chain BROKEN at entry {report.broken_seq}: {report.reason}")
+    click.echo(
+        f"audit chain intact: {report.checked} entries; head {report.head_seq} "
+        f"{report.head_hash.hex()}"
+    )
+
+
+def _record(svc: Services, action: str, key: AdminKey) -> None:
+    event = AuditEvent(
+        CLI_ACTOR, key.tenant_id, action, key.id, f"cli-{uuid.uuid4().hex}", "success"
+    )
+    run(lambda: chain.record(svc, event))
+
+
+def _key_dict(k: AdminKey) -> dict[str, Any]:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": k.id,
+        "prefix": k.prefix,
+        "name": k.name,
+        "scope": k.scope,
+        "tenant_id": k.tenant_id,
+        "created_at": iso(k.created_at),
+        "expires_at": iso(k.expires_at),
+        "revoked_at": iso(k.revoked_at),
+        "last_used_at": iso(k.last_used_at),
+    }
+
+
+def _show(shown: dict[str, Any], as_json: bool, summary: str) -> None:
+    if as_json:
+        click.echo(json.dumps(shown))
+    else:
+        table(("field", "value"), [(k, cell(v)) for k, v in shown.items()])
+    click.echo(summary, err=True)
