@@ -86,15 +86,16 @@ COUNT_LOADS = {"TENANTAUTH_LOG_LEVEL": "DEBUG"}
 
 @pytest.fixture
 def start_fault_server(
+    private_redis: PrivateRedis,
+    pg_proxy: TcpProxy,
     launch: Launch,  # noqa: F811 - the e2e fixture imported above
     tmp_path: Path,
     pg_url: str,
-    private_redis: PrivateRedis,
-    pg_proxy: TcpProxy,
 ) -> StartServer:
     """Return ``start(name="server", **env)``: a production-mode server (3 gunicorn workers)
     on PostgreSQL through ``pg_proxy`` and on ``private_redis``, with short dependency
-    timeouts and ``env`` added to its environment; it returns once every worker answered."""
+    timeouts and ``env`` added to its environment; it returns once every worker answered.
+    (Redis and the proxy are requested first so they outlive the servers at teardown.)"""
 
     def start(name: str = "server", **extra: str) -> Server:
         env = production_environ(
