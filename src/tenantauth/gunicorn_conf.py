@@ -12,7 +12,16 @@ worker_class = "gthread"
 # Threads let a worker keep serving while one request waits on a slow dependency.
 threads = int(os.environ.get("TENANTAUTH_THREADS", "4"))
 timeout = 30
-# SIGTERM: stop accepting, finish in-flight requests for up to this long (rolling restarts).
+# SIGTERM (rolling restarts): workers stop accepting, answer every request already accepted,
+# keep kept-alive connections open 2 s more (a request arriving on one gets "Connection:
+# close"), then exit; whatever still runs after graceful_timeout is killed. 20 s because:
+# - it must outlast the slowest request we can be in: a pool wait plus a statement, each
+#   bounded by TENANTAUTH_DB_TIMEOUT (default 5 s), about 10 s;
+# - it must end before Kubernetes' SIGKILL: 5 s preStop sleep + 20 s < 30 s
+#   terminationGracePeriodSeconds (k8s/base/deployment.yaml), leaving 5 s of margin.
+# Connections a worker has not accepted yet when it stops are reset: a load balancer must
+# stop routing to the pod first (the preStop sleep) or retry. Checked by the fault suite,
+# tests/faults/test_race_faults.py (scenario 13).
 graceful_timeout = 20
 keepalive = 5
 # Heartbeat files on tmpfs: works with a read-only root filesystem and never blocks on disk.
