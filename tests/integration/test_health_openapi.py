@@ -449,8 +449,9 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 13 + 4 + 11  # + OAuth: token, revoke, introspect, metadata
+    assert len(routed) == 13 + 4 + 11 + 5  # + OAuth: token, revoke, introspect, metadata
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
+    # + admin keys (create, list, show, revoke) and the audit listing
 
 
 @pytest.mark.parametrize("case", OBSERVED, ids=[f"{m.upper()} {p} {s}" for m, p, s, _ in OBSERVED])
@@ -504,7 +505,7 @@ def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
             assert schema["type"] == "object"
             assert schema["additionalProperties"] is False, ref
             bodies += 1
-    assert bodies == 6 + 4  # + users and clients: create and patch each
+    assert bodies == 6 + 4 + 1  # + users and clients: create and patch each; + admin key
     assert forms == 3  # OAuth token, revoke, introspect
 
 
