@@ -23,7 +23,7 @@ from marshmallow import fields
 
 from tenantauth.api.context import services
 from tenantauth.api.problems import OAUTH_BLUEPRINT
-from tenantauth.api.schemas import ProblemSchema
+from tenantauth.api.schemas import OAuthErrorSchema
 from tenantauth.domain import oauth
 from tenantauth.domain.grants import GRANT_TYPES, GrantRequest, grant_token
 from tenantauth.domain.models import Client
@@ -127,7 +127,7 @@ def _errors_doc(*statuses: int) -> Any:
         for status in statuses:
             view = bp.alt_response(
                 status,
-                schema=ProblemSchema,
+                schema=OAuthErrorSchema,
                 content_type="application/json",
                 description=_ERRORS[status],
             )(view)

@@ -210,6 +210,13 @@ class ProblemSchema(ma.Schema):
     errors = fields.Dict()
 
 
+class OAuthErrorSchema(ProblemSchema):
+    """A problem plus the RFC 6749 §5.2 members the OAuth endpoints' errors carry."""
+
+    error = fields.String(required=True)
+    error_description = fields.String(required=True)
+
+
 class HealthResponseSchema(ma.Schema):
     """Liveness/readiness report."""
 
