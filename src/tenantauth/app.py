@@ -132,7 +132,11 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             max_lifetime=settings.max_token_ttl,
             leeway=settings.clock_leeway,
         ),
-        caching=CachePolicy(ttl=settings.cache_ttl, negative_ttl=settings.negative_cache_ttl),
+        caching=CachePolicy(
+            ttl=settings.cache_ttl,
+            negative_ttl=settings.negative_cache_ttl,
+            load_wait=settings.db_timeout,
+        ),
         admin_token=settings.admin_token,
         limiter=_limiter(settings),
         passwords=PasswordHasher(

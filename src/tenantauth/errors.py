@@ -113,6 +113,16 @@ class CacheUnavailableError(DependencyUnavailableError):
     code = "cache_unavailable"
 
 
+class UnconfirmedChangeError(CacheUnavailableError):
+    """A change committed, but the cache could not be told again afterwards (the "seal" of
+    docs/design.md, "Cache incarnations"), so a verifier might still accept what it revoked.
+
+    Repeating the same call is safe and confirms it; the change itself is not undone.
+    """
+
+    code = "change_unconfirmed"
+
+
 class OAuthError(TenantAuthError):
     """An error of the OAuth 2.0 endpoints; ``code`` is its RFC 6749 §5.2 ``error`` value.
 

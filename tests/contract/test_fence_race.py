@@ -36,11 +36,12 @@ class PausingStorage:
         self.paused = threading.Event()
         self.resume = threading.Event()
 
-    def load_verification_state(self, tenant_id: str, subject: str, jti: str) -> Any:
-        """The verifier's miss read: read (before or after pausing) and hand back what was read."""
+    def load_key_record(self, tenant_id: str) -> Any:
+        """The verifier's miss read (domain/keys.py ``_load``): read (before or after pausing)
+        and hand back what was read."""
         if self.pause_before_read:
             self._pause()
-        found = self.inner.load_verification_state(tenant_id, subject, jti)
+        found = self.inner.load_key_record(tenant_id)
         if not self.pause_before_read:
             self._pause()
         return found
@@ -303,7 +304,7 @@ def test_stale_revocation_snapshot_cannot_lower_a_subject_version(
 
     slow.resume.set()
     thread.join(WAIT)
-    assert svc.cache.get_state("acme", "user-1", "x") is not None  # the stale fill landed
+    assert svc.cache.get_state("acme", "user-1", "x").state is not None  # the stale fill landed
     for verifier in (verifier_on(svc), svc.verifier):
         with pytest.raises(InvalidTokenError):
             verifier.verify(token)

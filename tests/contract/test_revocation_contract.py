@@ -7,6 +7,7 @@ import redis
 from tenantauth.cache.redis import RedisCache, jti_key, subject_key
 from tenantauth.domain.models import KeyRecord, Revocations, TenantStatus, VerificationState
 from tenantauth.storage import MigratableStorage
+from tests.cache_support import fill_now
 from tests.contract.factories import KEYRING, tenant
 
 
@@ -87,17 +88,17 @@ def test_get_state_is_none_without_the_entry(redis_cache: RedisCache) -> None:
     """Revocation marks alone are never an answer: without the tenant entry it is a miss."""
     later = 600
     redis_cache.revoke_subject("acme", "alice", 3, later)
-    assert redis_cache.get_state("acme", "alice", "j1") is None
+    assert redis_cache.get_state("acme", "alice", "j1").state is None
 
 
 def test_get_state_reads_entry_version_and_mark(redis_cache: RedisCache) -> None:
     """With the entry present, one MGET gives record, version (0 if none) and jti mark."""
     later, rec = 600, record()
-    assert redis_cache.fill(rec, 60)
+    assert fill_now(redis_cache, rec, 60)
     redis_cache.revoke_subject("acme", "alice", 2, later)
     redis_cache.revoke_jti("acme", "j1", later)
-    assert redis_cache.get_state("acme", "alice", "j1") == VerificationState(rec, 2, True)
-    assert redis_cache.get_state("acme", "bob", "j2") == VerificationState(rec, 0, False)
+    assert redis_cache.get_state("acme", "alice", "j1").state == VerificationState(rec, 2, True)
+    assert redis_cache.get_state("acme", "bob", "j2").state == VerificationState(rec, 0, False)
 
 
 def test_fill_carries_revocations_and_never_lowers_a_version(redis_cache: RedisCache) -> None:
@@ -106,19 +107,19 @@ def test_fill_carries_revocations_and_never_lowers_a_version(redis_cache: RedisC
     redis_cache.revoke_subject("acme", "alice", 5, later)
     stale = Revocations(subjects=(("alice", 2, later), ("bob", 1, later)), jtis=(("j9", later),))
     rec = record()
-    assert redis_cache.fill(rec, 60, stale)
-    state = redis_cache.get_state("acme", "alice", "j9")
+    assert fill_now(redis_cache, rec, 60, stale)
+    state = redis_cache.get_state("acme", "alice", "j9").state
     assert state == VerificationState(rec, 5, True)
-    assert redis_cache.get_state("acme", "bob", "x").subject_version == 1  # type: ignore[union-attr]
+    assert redis_cache.get_state("acme", "bob", "x").state.subject_version == 1  # type: ignore[union-attr]
 
 
 def test_revoke_subject_never_lowers(redis_cache: RedisCache) -> None:
     """revoke_subject keeps the highest version it has seen."""
     later = 600
-    redis_cache.fill(record(), 60)
+    fill_now(redis_cache, record(), 60)
     redis_cache.revoke_subject("acme", "alice", 4, later)
     redis_cache.revoke_subject("acme", "alice", 3, later)
-    assert redis_cache.get_state("acme", "alice", "j").subject_version == 4  # type: ignore[union-attr]
+    assert redis_cache.get_state("acme", "alice", "j").state.subject_version == 4  # type: ignore[union-attr]
 
 
 def test_marks_expire_at_their_horizon(redis_cache: RedisCache, redis_url: str) -> None:
@@ -138,8 +139,8 @@ def test_marks_expire_at_their_horizon(redis_cache: RedisCache, redis_url: str) 
 def test_fence_keeps_revocation_marks(redis_cache: RedisCache) -> None:
     """Rotating a tenant (fence) drops its entry but never its revocation marks."""
     later = 600
-    redis_cache.fill(record(1), 60)
+    fill_now(redis_cache, record(1), 60)
     redis_cache.revoke_subject("acme", "alice", 2, later)
     n = redis_cache.fence("acme", 1)
-    assert redis_cache.fill(record(n), 60)
-    assert redis_cache.get_state("acme", "alice", "j").subject_version == 2  # type: ignore[union-attr]
+    assert fill_now(redis_cache, record(n), 60)
+    assert redis_cache.get_state("acme", "alice", "j").state.subject_version == 2  # type: ignore[union-attr]

@@ -449,7 +449,7 @@ def test_revocations_survive_losing_the_cached_state(
     assert_rejected(pg_client, by_user)  # a miss: PostgreSQL answers, then refills
     entry = cache_key("acme", "entry")
     assert cache_redis.get(entry) is not None
-    assert len(tenant_keys(cache_redis)) == 4  # entry, fence, alice's version, bob's jti
+    assert len(tenant_keys(cache_redis)) == 5  # entry, fence, inc, alice's version, bob's jti
     refilled = cache_redis.get(entry)
     assert_rejected(pg_client, by_user)
     assert_rejected(pg_client, by_jti)

@@ -25,6 +25,7 @@ from tenantauth.domain.ports import Storage, Tx
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import TenantChanges, rotate_tenant, update_tenant
 from tenantauth.errors import CacheUnavailableError
+from tests.cache_support import fill_now
 from tests.support import MASTER_KEY
 from tests.unit.helpers import ACME_SECRET
 
@@ -43,22 +44,26 @@ def record(generation: int, status: TenantStatus = TenantStatus.ACTIVE) -> KeyRe
 def test_fill_then_get_round_trip(cache: RedisCache) -> None:
     """A filled record is returned by get exactly as it was filled."""
     assert cache.get("acme") is None
-    assert cache.fill(record(3), 60) is True
+    assert fill_now(cache, record(3), 60) is True
     assert cache.get("acme") == record(3)
 
 
 def test_fill_sets_ttl(cache: RedisCache, fake_redis: fakeredis.FakeRedis) -> None:
     """fill stores the entry with the given TTL in milliseconds."""
-    cache.fill(record(1), 2.5)
+    fill_now(cache, record(1), 2.5)
     assert 0 < fake_redis.pttl(cache_key("acme", "entry")) <= 2_500
 
 
 def test_cache_key_shape(cache: RedisCache, fake_redis: fakeredis.FakeRedis) -> None:
-    """Entries and fences live under tenantauth:{<tenant>}:entry and :fence (one hash slot)."""
+    """Entries, incarnations and fences live under tenantauth:{<tenant>}: (one hash slot)."""
     assert cache_key("acme", "entry") == "tenantauth:{acme}:entry"
-    cache.fill(record(1), 60)
+    fill_now(cache, record(1), 60)
     cache.fence("other", 0)
-    assert sorted(fake_redis.keys("*")) == [b"tenantauth:{acme}:entry", b"tenantauth:{other}:fence"]
+    assert sorted(fake_redis.keys("*")) == [
+        b"tenantauth:{acme}:entry",
+        b"tenantauth:{acme}:inc",
+        b"tenantauth:{other}:fence",
+    ]
 
 
 def test_entry_never_holds_plaintext_secret(
@@ -76,7 +81,7 @@ def test_fence_returns_next_generation_and_drops_entry(
     cache: RedisCache, fake_redis: fakeredis.FakeRedis
 ) -> None:
     """fence returns max(fence, stored) + 1, stores it and deletes the entry."""
-    cache.fill(record(5), 60)
+    fill_now(cache, record(5), 60)
     assert cache.fence("acme", 5) == 6
     assert cache.get("acme") is None
     assert fake_redis.get(cache_key("acme", "fence")) == b"6"
@@ -87,30 +92,30 @@ def test_fence_returns_next_generation_and_drops_entry(
 def test_fill_below_fence_refused(cache: RedisCache) -> None:
     """After fence returned n, entries with a generation below n are refused."""
     new = cache.fence("acme", 4)
-    assert cache.fill(record(new - 1), 60) is False
+    assert fill_now(cache, record(new - 1), 60) is False
     assert cache.get("acme") is None
-    assert cache.fill(record(new), 60) is True
+    assert fill_now(cache, record(new), 60) is True
     assert cache.get("acme") == record(new)
 
 
 def test_fill_older_than_cached_refused(cache: RedisCache) -> None:
     """A fill older than the cached entry is refused; an equal or newer one replaces it."""
-    assert cache.fill(record(7), 60)
-    assert cache.fill(record(6, TenantStatus.SUSPENDED), 60) is False
+    assert fill_now(cache, record(7), 60)
+    assert fill_now(cache, record(6, TenantStatus.SUSPENDED), 60) is False
     assert cache.get("acme") == record(7)
-    assert cache.fill(record(7, TenantStatus.SUSPENDED), 60) is True
-    assert cache.fill(record(8, TenantStatus.DELETED), 60) is True
+    assert fill_now(cache, record(7, TenantStatus.SUSPENDED), 60) is True
+    assert fill_now(cache, record(8, TenantStatus.DELETED), 60) is True
     assert cache.get("acme") == record(8, TenantStatus.DELETED)
 
 
 def test_negative_entry(cache: RedisCache) -> None:
     """An ABSENT record is cached as a negative entry, and a fence bars it afterwards."""
     absent = KeyRecord.absent("acme")
-    assert cache.fill(absent, 10) is True
+    assert fill_now(cache, absent, 10) is True
     assert cache.get("acme") == absent
     generation = cache.fence("acme", 0)
     assert cache.get("acme") is None
-    assert cache.fill(absent, 10) is False  # a stale "does not exist" cannot come back
+    assert fill_now(cache, absent, 10) is False  # a stale "does not exist" cannot come back
     assert generation == 1
 
 
@@ -148,7 +153,7 @@ def test_malformed_entry_is_a_miss(
 def test_fill_replaces_malformed_entry(cache: RedisCache, fake_redis: fakeredis.FakeRedis) -> None:
     """A fill overwrites a malformed entry (its generation cannot be read)."""
     fake_redis.set(cache_key("acme", "entry"), b"garbage")
-    assert cache.fill(record(1), 60) is True
+    assert fill_now(cache, record(1), 60) is True
     assert cache.get("acme") == record(1)
 
 
@@ -158,8 +163,12 @@ def test_fill_replaces_malformed_entry(cache: RedisCache, fake_redis: fakeredis.
     ids=["active", "suspended", "deleted"],
 )
 def test_entry_encoding_round_trip(rec: KeyRecord) -> None:
-    """encode_entry and decode_entry are inverse for every status."""
-    assert decode_entry("acme", encode_entry(rec).encode()) == rec
+    """encode_entry and decode_entry are inverse for every status, within one incarnation;
+    an entry stamped by another incarnation reads as a miss."""
+    raw = encode_entry(rec, "run-a.x1").encode()
+    assert decode_entry("acme", raw, "run-a.x1") == rec
+    assert decode_entry("acme", raw, "run-b.x1") is None
+    assert decode_entry("acme", raw, "run-a.x2") is None
 
 
 def test_redis_error_becomes_cache_unavailable() -> None:
@@ -240,11 +249,13 @@ def test_miss_reads_storage_once_and_fills(
     acme: Tenant,
 ) -> None:
     """A cache miss reads storage once and fills the cache with the tenant's record."""
-    assert cache.get("acme") == KeyRecord.of(acme)  # create_tenant warmed the cache
-    fake_redis.delete(cache_key("acme", "entry"))  # as if the entry had expired
+    assert cache.get("acme") is None  # changes seal the cache; they do not warm it
     assert resolver.signing_key("acme") == ACME_SECRET
     assert counting.key_reads == ["acme"]
     assert cache.get("acme") == KeyRecord.of(acme)
+    fake_redis.delete(cache_key("acme", "entry"))  # as if the entry had expired
+    assert resolver.signing_key("acme") == ACME_SECRET
+    assert counting.key_reads == ["acme", "acme"]
 
 
 def test_hit_costs_no_storage_read(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace as swap
 from typing import Any
 
 import jwt as pyjwt
 import pytest
 
+from tenantauth.crypto.envelope import MasterKeyring, master_key_id
 from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH
+from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.models import Tenant, TenantStatus
 from tenantauth.domain.paging import MAX_PAGE_SIZE
 from tenantauth.domain.services import Services
@@ -17,6 +20,7 @@ from tenantauth.domain.tenants import (
     delete_tenant,
     get_tenant,
     list_tenants,
+    rewrap_tenant,
     rotate_tenant,
     update_tenant,
 )
@@ -24,6 +28,7 @@ from tenantauth.domain.tokens import (
     MAX_CUSTOM_CLAIMS_BYTES,
     RESERVED_CLAIMS,
     TokenRequest,
+    TokenVerifier,
     issue_token,
 )
 from tenantauth.errors import (
@@ -35,6 +40,7 @@ from tenantauth.errors import (
 from tests.support import NOW, FixedClock
 from tests.unit.helpers import (
     ACME_SECRET,
+    MASTER_KEY,
     MAX_LIFETIME,
     OTHER_SECRET,
     b64url,
@@ -425,3 +431,25 @@ def test_zero_token_ttl_is_refused(svc: Services, acme: Tenant) -> None:
     request = TokenRequest(acme.id, "user-1", ttl=0)
     with pytest.raises(InvalidRequestError):
         issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request)
+
+
+# --- rewrap (master-key rotation) ------------------------------------------------------------
+
+
+def test_rewrap_moves_the_secret_to_the_current_master_key_without_revoking(
+    svc: Services, acme: Tenant
+) -> None:
+    """Re-sealing under a new master key keeps the secret (old tokens verify), drops cached
+    blobs (fence protocol), and is a no-op the second time; the old key is then unneeded."""
+    token = issue(svc)
+    svc.verifier.verify(token)  # warm: the cache now holds the blob sealed by the old key
+    new_key = bytes(32 - i for i in range(32))
+    both = MasterKeyring(new_key, {master_key_id(MASTER_KEY): MASTER_KEY})
+    rotated = swap(svc, keyring=both)
+    assert rewrap_tenant(rotated, "acme") is True
+    assert get_tenant(svc, "acme").sealed_secret.key_id == master_key_id(new_key)  # type: ignore[union-attr]
+    assert rewrap_tenant(rotated, "acme") is False  # already current
+    assert rewrap_tenant(rotated, "ghost") is False  # unknown
+    # A verifier that knows only the new key still accepts the token issued before.
+    only_new = KeyResolver(svc.storage, svc.cache, MasterKeyring(new_key), svc.caching)
+    assert TokenVerifier(only_new, svc.tokens, svc.clock).verify(token).tenant_id == "acme"

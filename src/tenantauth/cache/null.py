@@ -3,7 +3,7 @@ by construction; fences still hand out increasing generations."""
 
 from __future__ import annotations
 
-from tenantauth.domain.models import KeyRecord, Revocations, VerificationState
+from tenantauth.domain.models import CacheRead, KeyRecord, Revocations
 
 
 class NullCache:
@@ -13,12 +13,17 @@ class NullCache:
         """Always a miss."""
         return None
 
-    def get_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState | None:
+    def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
         """Always a miss."""
-        return None
+        return CacheRead(None)
 
     def fill(
-        self, record: KeyRecord, ttl_seconds: float, revocations: Revocations | None = None
+        self,
+        record: KeyRecord,
+        ttl_seconds: float,
+        revocations: Revocations | None = None,
+        *,
+        ticket: str,
     ) -> bool:
         """Store nothing; return False."""
         return False
@@ -32,6 +37,9 @@ class NullCache:
     def fence(self, tenant_id: str, stored_generation: int) -> int:
         """Return ``stored_generation + 1``: nothing is cached, so nothing needs barring."""
         return stored_generation + 1
+
+    def seal(self, tenant_id: str, generation: int) -> None:
+        """Nothing cached, nothing to bar."""
 
     def ping(self) -> None:
         """Nothing to reach."""

@@ -1,8 +1,13 @@
 """RedisCache: the shared verification cache, with fenced fills (docs/design.md §Cache).
 
-Per tenant there are two keys (``cache_key``): ``entry`` holds the key record — the secret
-only as sealed by the master key, never plaintext (VERIFIER-CHECKLIST #16) — and ``fence``
-holds the lowest generation any entry may have. Both scripts run atomically in Redis.
+Per tenant there are three keys (``cache_key``): ``entry`` holds the key record — the secret
+only as sealed by the master key, never plaintext (VERIFIER-CHECKLIST #16) — ``fence`` holds
+the lowest generation any entry may have, and ``inc`` the tenant's *incarnation*: a token bound
+to the Redis server's ``run_id`` that every entry is stamped with (docs/design.md, "Cache
+incarnations"). An entry counts only if its stamp is the current incarnation and that
+incarnation belongs to the server answering, so entries that come back from an older snapshot,
+or from another server after a failover, are ignored; and a fill is refused unless the
+incarnation is still the one its filler read under.
 """
 
 from __future__ import annotations
@@ -10,14 +15,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 import redis.exceptions
 
 from tenantauth.cache import cache_key
+from tenantauth.cache.redis_lua import CLAIM, FENCE, FILL, REVOKE_SUBJECT, SEAL, run_on
 from tenantauth.domain.models import (
+    CacheRead,
     KeyRecord,
     Revocations,
     SealedSecret,
@@ -27,57 +36,9 @@ from tenantauth.domain.models import (
 from tenantauth.errors import CacheUnavailableError
 
 log = logging.getLogger(__name__)
-
-# KEYS: entry, fence, then the subject keys, then the jti keys.
-# ARGV: generation, encoded entry, ttl in ms, number of subject keys, then (version, ttl in s)
-# per subject key, then ttl in s per jti key. Returns 1 if stored. TTLs are relative, so the
-# marks live as long as intended whatever Redis' own clock says.
-# Refuses entries older than the fence or than what is cached, so a filler that read storage
-# before a rotation committed can never put the old secret back. The tenant's revocations go in
-# with the entry, atomically: an entry that is present implies its revocations are present.
-# Subject versions only rise (a stale filler cannot lower one); jti marks are only added.
-FILL_LUA = """
-local g = tonumber(ARGV[1])
-local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
-if g < fence then return 0 end
-local cur = redis.call('GET', KEYS[1])
-if cur then
-  local cg = tonumber(string.match(cur, '^(%d+)|'))
-  if cg and cg > g then return 0 end
-end
-local nsub = tonumber(ARGV[4])
-local a = 5
-for i = 3, 2 + nsub do
-  local v = tonumber(ARGV[a])
-  if v > tonumber(redis.call('GET', KEYS[i]) or '0') then
-    redis.call('SET', KEYS[i], ARGV[a], 'EX', ARGV[a + 1])
-  end
-  a = a + 2
-end
-for i = 3 + nsub, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'EX', ARGV[a])
-  a = a + 1
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
-
-# KEYS: subject key. ARGV: version, ttl in s. Raises the version, never lowers it.
-REVOKE_SUBJECT_LUA = """
-if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-end
-return 1
-"""
-
-# KEYS: entry, fence. ARGV: generation stored in the database. Returns the new generation.
-FENCE_LUA = """
-local fence = tonumber(redis.call('GET', KEYS[2]) or '0')
-local n = math.max(fence, tonumber(ARGV[1])) + 1
-redis.call('SET', KEYS[2], n)
-redis.call('DEL', KEYS[1])
-return n
-"""
+T = TypeVar("T")
+#: How long a claimed incarnation lives before a fill extends it (covers the storage read).
+CLAIM_TTL_MS = 15_000
 
 
 class RedisCache:
@@ -109,83 +70,170 @@ class RedisCache:
                 socket_connect_timeout=timeout,
                 retry_on_timeout=False,
                 health_check_interval=30,
+                redis_connect_func=identify,
             )
         )
-        self._fill = self._client.register_script(FILL_LUA)
-        self._fence = self._client.register_script(FENCE_LUA)
-        self._revoke_subject = self._client.register_script(REVOKE_SUBJECT_LUA)
         self._breaker_seconds = breaker_seconds
         self._open_until = 0.0
 
     def get(self, tenant_id: str) -> KeyRecord | None:
         """See ``Cache.get``."""
-        if self._open_until and time.monotonic() < self._open_until:
-            raise CacheUnavailableError("cache circuit open")
-        raw = self._call(self._client.get, cache_key(tenant_id, "entry"))
-        return decode_entry(tenant_id, raw) if raw is not None else None
+        state = self.get_state(tenant_id, "", "").state
+        return state.record if state else None
 
-    def get_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState | None:
-        """See ``Cache.get_state``: one MGET of entry, subject key and jti key."""
+    def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
+        """See ``Cache.get_state``: one MGET of incarnation, entry, subject key and jti key
+        (and, only after a Redis restart or flush, one more round trip to claim a new
+        incarnation for the tenant)."""
         if self._open_until and time.monotonic() < self._open_until:
             raise CacheUnavailableError("cache circuit open")
-        keys = (
+        keys = [
+            cache_key(tenant_id, "inc"),
             cache_key(tenant_id, "entry"),
             subject_key(tenant_id, subject),
             jti_key(tenant_id, jti),
-        )
-        raw, version, revoked = self._call(self._client.mget, keys)
-        record = decode_entry(tenant_id, raw) if raw is not None else None
-        if record is None:
-            return None
-        return VerificationState(record, int(version or 0), revoked is not None)
+        ]
+        return self._call(lambda conn: self._read_state(conn, tenant_id, keys))
 
     def fill(
-        self, record: KeyRecord, ttl_seconds: float, revocations: Revocations | None = None
+        self,
+        record: KeyRecord,
+        ttl_seconds: float,
+        revocations: Revocations | None = None,
+        *,
+        ticket: str,
     ) -> bool:
         """See ``Cache.fill``."""
         tid = record.tenant_id
         found = revocations or Revocations()
-        keys = [cache_key(tid, "entry"), cache_key(tid, "fence")]
+        keys = [cache_key(tid, "entry"), cache_key(tid, "fence"), cache_key(tid, "inc")]
         keys += [subject_key(tid, s) for s, _, _ in found.subjects]
         keys += [jti_key(tid, j) for j, _ in found.jtis]
-        args: list[Any] = [record.generation, encode_entry(record)]
-        args += [max(1, int(ttl_seconds * 1000)), len(found.subjects)]
+        args: list[Any] = [record.generation, encode_entry(record, ticket)]
+        args += [max(1, int(ttl_seconds * 1000)), len(found.subjects), ticket]
         for _, version, ttl in found.subjects:
             args += [version, max(1, ttl)]
         args += [max(1, ttl) for _, ttl in found.jtis]
-        return bool(self._call(self._fill, keys=keys, args=args))
+
+        def fill_on(conn: Any) -> bool:
+            # The fill must run on the server the ticket belongs to: a restarted Redis may
+            # have been restored with the very incarnation key the filler read under.
+            if not _current(ticket.encode(), server_of(conn)):
+                return False
+            return bool(run_on(conn, FILL, keys, args))
+
+        return self._call(fill_on)
 
     def revoke_subject(self, tenant_id: str, subject: str, version: int, ttl_seconds: int) -> None:
         """See ``Cache.revoke_subject``."""
         keys = [subject_key(tenant_id, subject)]
-        self._call(self._revoke_subject, keys=keys, args=[version, max(1, ttl_seconds)])
+        self._call(lambda c: run_on(c, REVOKE_SUBJECT, keys, [version, max(1, ttl_seconds)]))
 
     def revoke_jti(self, tenant_id: str, jti: str, ttl_seconds: int) -> None:
         """See ``Cache.revoke_jti``."""
-        self._call(self._client.set, jti_key(tenant_id, jti), b"1", ex=max(1, ttl_seconds))
+        key = jti_key(tenant_id, jti)
+        self._call(lambda c: _command(c, "SET", key, b"1", "EX", max(1, ttl_seconds)))
 
     def fence(self, tenant_id: str, stored_generation: int) -> int:
         """See ``Cache.fence``."""
         keys = [cache_key(tenant_id, "entry"), cache_key(tenant_id, "fence")]
-        return int(self._call(self._fence, keys=keys, args=[stored_generation]))
+        return int(self._call(lambda c: run_on(c, FENCE, keys, [stored_generation])))
+
+    def seal(self, tenant_id: str, generation: int) -> None:
+        """See ``Cache.seal``."""
+        keys = [cache_key(tenant_id, "entry"), cache_key(tenant_id, "fence")]
+        self._call(lambda c: run_on(c, SEAL, keys, [generation]))
 
     def ping(self) -> None:
         """See ``Cache.ping``."""
-        self._call(self._client.ping)
+        self._call(lambda c: _command(c, "PING"))
 
     def close(self) -> None:
         """Disconnect the pool."""
         self._client.close()
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _read_state(self, conn: Any, tenant_id: str, keys: list[str]) -> CacheRead:
+        server = server_of(conn)
+        incarnation, raw, version, revoked = _command(conn, "MGET", *keys)
+        if not _current(incarnation, server):
+            return CacheRead(None, self._claim(conn, keys[0], incarnation, server))
+        ticket = incarnation.decode()
+        record = decode_entry(tenant_id, raw, ticket) if raw is not None else None
+        if record is None:
+            return CacheRead(None, ticket)
+        return CacheRead(VerificationState(record, int(version or 0), revoked is not None), ticket)
+
+    def _claim(self, conn: Any, key: str, seen: bytes | None, server: str) -> str:
+        """Start a new incarnation of one tenant on this server; return the one in force
+        ("" if it belongs to no server we know, so fills are refused)."""
+        fresh = f"{server}.{secrets.token_urlsafe(12)}"
+        won = run_on(conn, CLAIM, [key], [seen or b"", fresh, CLAIM_TTL_MS])
+        return won.decode() if _current(won, server) else ""
+
+    def _call(self, work: Callable[[Any], T]) -> T:
+        """Run ``work`` on one pooled connection; trip the breaker on any Redis error.
+
+        Raises ``CacheUnavailableError``.
+        """
+        pool = self._client.connection_pool
         try:
-            result = fn(*args, **kwargs)
+            conn: Any = pool.get_connection()
+            try:
+                result = work(conn)
+            except redis.exceptions.ResponseError:
+                raise
+            except BaseException:
+                conn.disconnect()  # a timed-out reply may still arrive: never reuse the socket
+                raise
+            finally:
+                pool.release(conn)
         except redis.exceptions.RedisError as exc:
             self._open_until = time.monotonic() + self._breaker_seconds
             log.warning("redis error: %s", type(exc).__name__)
             raise CacheUnavailableError("the cache is unavailable") from exc
         self._open_until = 0.0
         return result
+
+
+def identify(connection: Any) -> None:
+    """``redis_connect_func``: the default handshake, then learn which server this is.
+
+    A server's ``run_id`` is new on every start, so a Redis restored from an older snapshot or
+    another server after a failover cannot pass for the one we wrote fences to.
+    """
+    connection.on_connect()
+    connection.tenantauth_server = _run_id(connection)
+
+
+def server_of(connection: Any) -> str:
+    """Return the run_id of the server behind ``connection`` ("" if it will not say)."""
+    server = getattr(connection, "tenantauth_server", None)
+    if server is None:  # a client built elsewhere (tests): ask once per connection
+        server = connection.tenantauth_server = _run_id(connection)
+    return str(server)
+
+
+def _run_id(connection: Any) -> str:
+    try:
+        info = _command(connection, "INFO", "server")
+    except redis.exceptions.ResponseError:
+        log.warning("redis refuses INFO: cache restarts cannot be told apart (docs/design.md)")
+        return ""
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.removeprefix("run_id:").strip()
+    return ""
+
+
+def _current(incarnation: bytes | None, server: str) -> bool:
+    """Whether ``incarnation`` was claimed on ``server`` (i.e. is valid there)."""
+    return incarnation is not None and incarnation.startswith(server.encode() + b".")
+
+
+def _command(connection: Any, *args: Any) -> Any:
+    connection.send_command(*args)
+    return connection.read_response()
 
 
 def subject_key(tenant_id: str, subject: str) -> str:
@@ -203,18 +251,21 @@ def _digest(text: str) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def encode_entry(record: KeyRecord) -> str:
-    """Encode a record as ``generation|status|key_id|base64(sealed blob)``."""
+def encode_entry(record: KeyRecord, stamp: str) -> str:
+    """Encode a record as ``generation|status|key_id|base64(sealed blob)|stamp``."""
     sealed = record.sealed_secret
     key_id = sealed.key_id if sealed else ""
     blob = base64.b64encode(sealed.blob).decode() if sealed else ""
-    return f"{record.generation}|{record.status.value}|{key_id}|{blob}"
+    return f"{record.generation}|{record.status.value}|{key_id}|{blob}|{stamp}"
 
 
-def decode_entry(tenant_id: str, raw: bytes) -> KeyRecord | None:
-    """Decode an entry; a malformed one counts as a miss (storage will answer)."""
+def decode_entry(tenant_id: str, raw: bytes, incarnation: str) -> KeyRecord | None:
+    """Decode an entry stamped with ``incarnation``; an entry of another incarnation, or a
+    malformed one, counts as a miss (storage will answer)."""
     try:
-        generation, status, key_id, blob = raw.decode().split("|")
+        generation, status, key_id, blob, stamp = raw.decode().split("|")
+        if stamp != incarnation:
+            return None
         sealed = SealedSecret(key_id, base64.b64decode(blob, validate=True)) if blob else None
         return KeyRecord(tenant_id, int(generation), TenantStatus(status), sealed)
     except ValueError:

@@ -4,17 +4,27 @@ This is the verifier's only I/O. A warm request costs one cache round trip (the 
 entry, the subject's revocation version and the jti mark, in one MGET); decrypted keys are
 memoised per process by their sealed blob, which is immutable (a new secret or generation is
 a new blob), so the memo can never answer "which key is current" — only the shared cache or
-storage does, on every request.
+storage does, on every request. Concurrent misses of one tenant share one storage read
+(domain/flight.py), which is why a miss loads the tenant's whole revocation state rather than
+one subject's.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 
 from tenantauth.crypto.envelope import MasterKeyring
-from tenantauth.domain.models import KeyRecord, Revocations, TenantStatus, VerificationState
+from tenantauth.domain.flight import SingleFlight
+from tenantauth.domain.models import (
+    KeyRecord,
+    Revocations,
+    TenantSnapshot,
+    TenantStatus,
+    VerificationState,
+)
 from tenantauth.domain.policy import CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
 from tenantauth.errors import CacheUnavailableError
@@ -55,6 +65,7 @@ class KeyResolver:
         self._clock = clock or _WallClock()
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], bytes] = {}
+        self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -65,14 +76,18 @@ class KeyResolver:
         (fail closed), ``SecretDecryptionError`` if the master key does not fit.
         """
         try:
-            state = self._cache.get_state(tenant_id, subject, jti)
+            read = self._cache.get_state(tenant_id, subject, jti)
         except CacheUnavailableError:
             log.debug("cache unavailable; reading tenant %s from storage", tenant_id)
             return self._key_of(self._load_state(tenant_id, subject, jti))
-        if state is None:
-            state = self._load_state(tenant_id, subject, jti)
-            self.fill(state.record)
-        return self._key_of(state)
+        if read.state is not None:
+            return self._key_of(read.state)
+        snapshot = self._flights.run(
+            tenant_id, lambda waited: self._load(tenant_id, read.ticket, waited)
+        )
+        if snapshot is None:  # the shared read found the cache warm again: read it ourselves
+            return self._resolve_again(tenant_id, subject, jti)
+        return self._key_of(snapshot.state_for(subject, jti))
 
     def signing_key(self, tenant_id: str) -> bytes | None:
         """Return the current HMAC key of an active tenant, or None for any other tenant.
@@ -82,16 +97,49 @@ class KeyResolver:
         """
         return self.resolve(tenant_id, "", "")[0]
 
-    def fill(self, record: KeyRecord) -> None:
-        """Offer ``record`` (with the tenant's live revocations) to the cache, which fences it;
-        a cache outage is ignored."""
+    def _resolve_again(
+        self, tenant_id: str, subject: str, jti: str
+    ) -> tuple[bytes | None, VerificationState]:
+        """A second cache read for a request whose shared read found the cache refilled;
+        should the entry be gone again, storage answers this one request directly."""
+        try:
+            state = self._cache.get_state(tenant_id, subject, jti).state
+        except CacheUnavailableError:
+            state = None
+        return self._key_of(state or self._load_state(tenant_id, subject, jti))
+
+    def _load(self, tenant_id: str, ticket: str, waited: bool) -> TenantSnapshot | None:
+        """The shared read of a miss: the tenant and its live revocations, offered to the
+        cache under ``ticket``. Returns None instead when, after waiting for an earlier read,
+        the cache turns out to hold the tenant again."""
+        if waited:
+            try:
+                read = self._cache.get_state(tenant_id, "", "")
+            except CacheUnavailableError:
+                read = None
+            if read is not None and read.state is not None:
+                return None
+            ticket = read.ticket if read is not None else ""
+        log.debug("storage load tenant=%s pid=%d", tenant_id, os.getpid())
+        record = self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
+        active = record.status is TenantStatus.ACTIVE
+        revocations = self._revocations(record) if active else Revocations()
+        self._fill(record, revocations, ticket)
+        return TenantSnapshot(
+            record,
+            {subject: version for subject, version, _ in revocations.subjects},
+            frozenset(jti for jti, _ in revocations.jtis),
+        )
+
+    def _fill(self, record: KeyRecord, revocations: Revocations, ticket: str) -> None:
+        """Offer ``record`` with its revocations to the cache, which fences it; a cache outage
+        or a refusal is ignored (the next miss tries again)."""
         # Unknown ids are negative-cached briefly; creation fences them away at once anyway.
         absent = record.status is TenantStatus.ABSENT
         ttl = self._policy.negative_ttl if absent else self._policy.ttl
         ttl *= 1 + random.uniform(-self._policy.jitter, self._policy.jitter)  # noqa: S311
-        revocations = self._revocations(record) if record.status is TenantStatus.ACTIVE else None
         try:
-            self._cache.fill(record, ttl, revocations)
+            self._cache.fill(record, ttl, revocations, ticket=ticket)
         except CacheUnavailableError:
             log.debug("cache unavailable; not filling tenant %s", record.tenant_id)
 

@@ -11,6 +11,7 @@ from tenantauth.crypto.envelope import SealedSecret
 from tenantauth.crypto.jwt import TENANT_ID_RE
 
 __all__ = [
+    "CacheRead",
     "Client",
     "IssuedToken",
     "KeyRecord",
@@ -20,6 +21,7 @@ __all__ = [
     "SealedSecret",
     "SubjectRevocation",
     "Tenant",
+    "TenantSnapshot",
     "TenantStatus",
     "User",
     "UserStatus",
@@ -119,6 +121,36 @@ class VerificationState:
     record: KeyRecord
     subject_version: int = 0
     jti_revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CacheRead:
+    """What one cache lookup saw: the state (None on a miss) and the cache's *ticket*.
+
+    The ticket names the cache incarnation the read happened in (docs/design.md, "Cache
+    incarnations"). Whatever is read from storage after this lookup may be offered to the cache
+    with this ticket; the cache refuses it if it has since restarted, been flushed or been
+    replaced, because storage may have changed in between without it knowing.
+    """
+
+    state: VerificationState | None
+    ticket: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSnapshot:
+    """A tenant's record with every revocation that can still matter, read from storage
+    once and shared by the requests that coalesced on that read (domain/flight.py)."""
+
+    record: KeyRecord
+    subject_versions: dict[str, int] = field(default_factory=dict)
+    revoked_jtis: frozenset[str] = frozenset()
+
+    def state_for(self, subject: str, jti: str) -> VerificationState:
+        """Return the verification state of one token of this tenant."""
+        return VerificationState(
+            self.record, self.subject_versions.get(subject, 0), jti in self.revoked_jtis
+        )
 
 
 @dataclass(frozen=True, slots=True)

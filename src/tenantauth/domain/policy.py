@@ -23,6 +23,8 @@ class CachePolicy:
     ttl: float = 300.0
     negative_ttl: float = 10.0
     jitter: float = 0.1
+    #: The longest a request waits for another request's storage read of the same tenant.
+    load_wait: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditQuery
 from tenantauth.domain.models import (
+    CacheRead,
     Client,
     KeyRecord,
     RefreshToken,
@@ -294,20 +295,29 @@ class Cache(Protocol):
         """
         ...
 
-    def get_state(self, tenant_id: str, subject: str, jti: str) -> VerificationState | None:
+    def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
         """Return the tenant's record with the subject's version and the jti's denylisting,
-        in one round trip; None when the tenant entry is missing (then storage must answer
-        all three, since revocations are only trusted next to their tenant's entry).
+        in one round trip, and the ticket a later ``fill`` must carry. The state is None when
+        the tenant entry is missing or was written in an earlier incarnation of the cache
+        (then storage must answer all three, since revocations are only trusted next to
+        their tenant's entry).
 
         Raises ``CacheUnavailableError``.
         """
         ...
 
     def fill(
-        self, record: KeyRecord, ttl_seconds: float, revocations: Revocations | None = None
+        self,
+        record: KeyRecord,
+        ttl_seconds: float,
+        revocations: Revocations | None = None,
+        *,
+        ticket: str,
     ) -> bool:
         """Store ``record`` — with ``revocations``, atomically — unless the tenant's fence or a
-        newer entry forbids it. Subject versions never decrease; jti marks are only added.
+        newer entry forbids it, or the cache is no longer the incarnation ``ticket`` names
+        (a ``CacheRead.ticket`` obtained *before* the record was read from storage).
+        Subject versions never decrease; jti marks are only added.
 
         Returns whether the entry was stored. Raises ``CacheUnavailableError``.
         """
@@ -333,6 +343,15 @@ class Cache(Protocol):
         Returns the new generation, ``max(fence, stored_generation) + 1``, which the caller
         must commit as the tenant's generation. Raises ``CacheUnavailableError``; the caller
         must then abort its change (nothing may commit without a fence).
+        """
+        ...
+
+    def seal(self, tenant_id: str, generation: int) -> None:
+        """After a change committed ``generation``: bar older entries again and drop any.
+
+        Repeats the fence's effect on whatever cache answers now, which covers a cache that
+        restarted between the fence and the commit (docs/design.md, "Cache incarnations").
+        Never lowers the fence. Raises ``CacheUnavailableError``.
         """
         ...
 

@@ -1,10 +1,13 @@
 """Revoking one subject's tokens ("log out everywhere") or one token (by its jti).
 
-Both follow one rule: write the database row, then the cache mark, then commit. Once the call
-returns, every verifier sees the mark (warm cache) or the committed row (miss, or cache down).
-If the cache write fails nothing commits (503); if the commit fails after the cache write, the
-mark over-revokes until a retry — the safe direction. Marks only ever grow (versions rise, jtis
-are only added), so a filler holding an older snapshot cannot undo one (docs/design.md).
+Both follow one rule: write the database row, then the cache mark, then commit, then the mark
+again (the "seal", for a cache that restarted in between: docs/design.md, "Cache
+incarnations"). Once the call returns, every verifier sees the mark (warm cache) or the
+committed row (miss, or cache down). If the first cache write fails nothing commits (503); if
+the commit fails after it, the mark over-revokes until a retry — the safe direction; if the
+seal fails, the revocation is committed and the call answers 503 until a repeat confirms it.
+Marks only ever grow (versions rise, jtis are only added), so a filler holding an older
+snapshot cannot undo one (docs/design.md).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from tenantauth.domain.keys import SKEW_MARGIN
 from tenantauth.domain.models import SubjectRevocation
 from tenantauth.domain.services import Services
-from tenantauth.domain.tenants import require_live, require_tenant_id
+from tenantauth.domain.tenants import confirm, require_live, require_tenant_id
 from tenantauth.domain.tokens import CONTROL_CHARACTERS, MAX_SUBJECT_LENGTH
 from tenantauth.errors import InvalidRequestError, InvalidTokenError
 
@@ -36,6 +39,7 @@ def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevoca
         tx.refresh_tokens.revoke_user(tenant_id, subject, now)
         ttl = svc.keys.revocation_horizon() + SKEW_MARGIN
         svc.cache.revoke_subject(tenant_id, subject, version, ttl)
+    confirm(lambda: svc.cache.revoke_subject(tenant_id, subject, version, ttl))
     return SubjectRevocation(tenant_id, subject, version, now)
 
 
@@ -55,7 +59,9 @@ def revoke_token(svc: Services, token: str, tenant_id: str | None = None) -> boo
     claims = verdict.claims
     exp, jti = int(claims["exp"]), str(claims["jti"])
     now = int(svc.clock.now())
+    ttl = exp + svc.tokens.leeway - now + SKEW_MARGIN
     with svc.storage.transaction() as tx:
         tx.revocations.revoke_jti(verdict.tenant_id, jti, exp, now)
-        svc.cache.revoke_jti(verdict.tenant_id, jti, exp + svc.tokens.leeway - now + SKEW_MARGIN)
+        svc.cache.revoke_jti(verdict.tenant_id, jti, ttl)
+    confirm(lambda: svc.cache.revoke_jti(verdict.tenant_id, jti, ttl))
     return True

@@ -2,8 +2,9 @@
 
 Every change that affects verification goes through ``_apply``, which runs the fence protocol
 of docs/design.md: lock the row, fence the cache (obtaining the new generation), write, commit,
-then publish the new entry. A change whose fence fails is rolled back (503), so no change can
-commit that the cache might not honour.
+then seal the cache (the fence again, on whatever cache answers now). A change whose fence
+fails is rolled back (503), so no change can commit that the cache might not honour; one whose
+seal fails is committed but answered with 503 until a repeat confirms it.
 """
 
 from __future__ import annotations
@@ -15,12 +16,18 @@ from datetime import UTC, datetime
 
 from tenantauth.crypto.secrets import decode_imported_secret, generate_secret
 from tenantauth.domain import paging
-from tenantauth.domain.models import KeyRecord, Page, Tenant, TenantStatus, is_tenant_id
+from tenantauth.domain.models import Page, Tenant, TenantStatus, is_tenant_id
 from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.ports import Tx
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import CONTROL_CHARACTERS
-from tenantauth.errors import ConflictError, InvalidRequestError, NotFoundError
+from tenantauth.errors import (
+    CacheUnavailableError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnconfirmedChangeError,
+)
 
 MAX_NAME_LENGTH = 200
 
@@ -146,6 +153,35 @@ def rotate_tenant(svc: Services, tenant_id: str, secret: str | None = None) -> T
     return _apply(svc, tenant_id, build)
 
 
+def rewrap_tenant(svc: Services, tenant_id: str) -> bool:
+    """Re-seal the tenant's secret under the current master key (master-key rotation).
+
+    The secret itself is unchanged, so no token is revoked; the change still runs under the
+    fence protocol, so every cache entry holding the old blob is dropped and no verifier needs
+    the old master key once this returns. Returns False when there was nothing to do (already
+    under the current key, deleted or unknown). Raises ``SecretDecryptionError`` if the blob
+    opens under no configured key, ``DependencyUnavailableError``.
+    """
+
+    def build(current: Tenant | None, now: datetime) -> Tenant:
+        sealed = current.sealed_secret if current is not None else None
+        if current is None or sealed is None or sealed.key_id == svc.keyring.current_id:
+            raise _UnchangedError
+        plain = svc.keyring.open(tenant_id, sealed)
+        return replace(current, sealed_secret=svc.keyring.seal(tenant_id, plain), updated_at=now)
+
+    try:
+        _apply(svc, tenant_id, build)
+    except _UnchangedError:
+        return False
+    return True
+
+
+class _UnchangedError(Exception):
+    """Raised by a ``build`` to roll back a change that turned out unnecessary (before any
+    fence is taken, so nothing is disturbed)."""
+
+
 def delete_tenant(svc: Services, tenant_id: str) -> None:
     """Delete a tenant: its secret, users, clients and refresh tokens are erased, and a
     tombstone keeps its generation (so a re-created tenant starts empty and no old credential
@@ -155,6 +191,9 @@ def delete_tenant(svc: Services, tenant_id: str) -> None:
     """
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
+        if current is not None and current.status is TenantStatus.DELETED:
+            # A repeat after an unconfirmed delete (503) confirms it, then says it is gone.
+            confirm(lambda: svc.cache.seal(tenant_id, current.generation))
         tenant = require_live(current, tenant_id)
         return replace(tenant, status=TenantStatus.DELETED, sealed_secret=None, updated_at=now)
 
@@ -189,8 +228,22 @@ def _apply(
             tx.update_tenant(tenant)
         if also is not None:
             also(tx)
-    svc.keys.fill(KeyRecord.of(tenant))  # warm the cache; refused if someone is newer
+    # Seal after commit: had the cache restarted since the fence, a filler could have read
+    # the old row into it before our commit (docs/design.md, "Cache incarnations").
+    confirm(lambda: svc.cache.seal(tenant_id, generation))
     return tenant
+
+
+def confirm(action: Callable[[], None]) -> None:
+    """Repeat a committed change's cache write; raises ``UnconfirmedChangeError`` (503)
+    when the cache cannot take it, since only then is the change known to every verifier."""
+    try:
+        action()
+    except CacheUnavailableError as exc:
+        raise UnconfirmedChangeError(
+            "The change is committed, but the cache could not confirm it; some verifiers may "
+            "still accept what it revoked. Repeat the same request to confirm it."
+        ) from exc
 
 
 def require_tenant_id(tenant_id: str) -> None:
