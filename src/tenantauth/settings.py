@@ -58,6 +58,19 @@ def _master_key(text: str) -> bytes:
     return raw
 
 
+def _master_keys(text: str) -> tuple[bytes, ...]:
+    """Comma-separated master keys; a bad one is named by position, never echoed."""
+    keys = []
+    for number, item in enumerate(text.split(","), start=1):
+        if not item.strip():  # a stray comma is a mistake to report, not a key to skip
+            raise ValueError(f"key {number} is empty")
+        try:
+            keys.append(_master_key(item.strip()))
+        except ValueError as exc:
+            raise ValueError(f"key {number}: {exc}") from None
+    return tuple(keys)
+
+
 def _admin_token(text: str) -> str:
     if len(text) < MIN_ADMIN_TOKEN_LENGTH:
         raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters")
@@ -114,6 +127,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Base64 of 32 random bytes; encrypts tenant secrets at rest. "
         "Required in production; generated into the state directory in embedded mode.",
         _master_key,
+    ),
+    Setting(
+        "MASTER_KEYS_OLD",
+        None,
+        "Comma-separated older master keys (same encoding), still read but never written: "
+        "keep the previous key here during a master-key rotation (`tenantauth master-key`).",
+        _master_keys,
     ),
     Setting(
         "ADMIN_TOKEN",
@@ -296,6 +316,7 @@ class Settings:
     database_url: str
     redis_url: str | None
     master_key: bytes = field(repr=False)
+    master_keys_old: tuple[bytes, ...] = field(default=(), repr=False, kw_only=True)
     admin_token: str = field(repr=False)
     issuer: str
     embedded: bool
@@ -357,6 +378,8 @@ class Settings:
         ):
             problems.append(f"{PREFIX}ACCESS_TOKEN_TTL must not exceed {PREFIX}MAX_TOKEN_TTL")
         problems.extend(_auth_problems(values))
+        if values["MASTER_KEY"] in (values["MASTER_KEYS_OLD"] or ()):
+            problems.append(f"{PREFIX}MASTER_KEYS_OLD must not contain {PREFIX}MASTER_KEY")
         if problems:
             raise ConfigurationError(problems)
         auto = values["AUTO_MIGRATE"]
@@ -364,6 +387,7 @@ class Settings:
             database_url=values["DATABASE_URL"],
             redis_url=values["REDIS_URL"],
             master_key=values["MASTER_KEY"],
+            master_keys_old=values["MASTER_KEYS_OLD"] or (),
             admin_token=values["ADMIN_TOKEN"],
             issuer=values["ISSUER"],
             embedded=embedded,

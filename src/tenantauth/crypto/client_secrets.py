@@ -88,6 +88,14 @@ class ClientSecretHasher:
         """Return the 32-byte HMAC-SHA256 of ``secret`` (UTF-8) under the current key."""
         return _mac(self._keys[0], secret)
 
+    def hashes(self, secret: str) -> list[bytes]:
+        """Return the HMAC of ``secret`` under every key, the current key's first.
+
+        For lookups by hash (refresh tokens): a value stored before a master-key rotation is
+        found under an older key's hash until it is re-hashed or expires.
+        """
+        return [_mac(key, secret) for key in self._keys]
+
     def verify(self, secret: str, stored: bytes) -> bool:
         """Return whether ``secret`` hashes to ``stored`` under any of the keys.
 

@@ -6,9 +6,10 @@ rotated later: a keyring holds the current key plus older ones that are still re
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -49,14 +50,30 @@ class MasterKeyring:
     """Seals with the current master key; opens with any key it holds."""
 
     def __init__(self, current: bytes, older: Mapping[str, bytes] | None = None) -> None:
-        """Build a keyring. Raises ``ConfigurationError`` if a key is not 32 bytes."""
+        """Build a keyring. Raises ``ConfigurationError`` if a key is not 32 bytes, or an
+        older key is the current one (a rotation that would change nothing)."""
         keys = [current, *(older or {}).values()]
         if any(len(k) != MASTER_KEY_BYTES for k in keys):
             raise ConfigurationError([f"master keys must be exactly {MASTER_KEY_BYTES} bytes"])
         self.current_id = master_key_id(current)
+        if any(master_key_id(k) == self.current_id for k in keys[1:]):
+            raise ConfigurationError(["an older master key must not be the current master key"])
         self._aeads = {master_key_id(k): AESGCM(k) for k in keys}
         self._current = current
         self._older = list(keys[1:])
+
+    @classmethod
+    def from_keys(cls, current: bytes, older: Sequence[bytes] = ()) -> MasterKeyring:
+        """Build a keyring from raw keys (as settings hold them), naming each by its id.
+
+        Raises ``ConfigurationError`` as the constructor does.
+        """
+        return cls(current, {master_key_id(k): k for k in older})
+
+    @property
+    def older_ids(self) -> list[str]:
+        """Return the ids of the older keys, which still open and verify but never seal."""
+        return [master_key_id(k) for k in self._older]
 
     def derive(self, purpose: bytes) -> tuple[bytes, list[bytes]]:
         """Return a subkey for ``purpose`` from the current master key, and the same subkey of
@@ -84,6 +101,11 @@ class MasterKeyring:
             return aead.decrypt(nonce, ciphertext, _aad(tenant_id))
         except (InvalidTag, ValueError) as exc:  # ValueError: blob too short to hold a nonce
             raise SecretDecryptionError("sealed secret failed authentication") from exc
+
+
+def generate_master_key() -> str:
+    """Return a new master key as settings read it: base64 of 32 CSPRNG bytes."""
+    return base64.b64encode(os.urandom(MASTER_KEY_BYTES)).decode("ascii")
 
 
 def _aad(tenant_id: str) -> bytes:

@@ -8,6 +8,7 @@ the tenant row, so a PATCH racing a rotation cannot write the old secret hash ba
 
 from __future__ import annotations
 
+import hmac
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -165,6 +166,30 @@ def delete_client(svc: Services, tenant_id: str, client_id: str) -> None:
         require_live(tx.get_tenant(tenant_id, for_update=True), tenant_id)
         if not tx.clients.delete(tenant_id, client_id):
             raise NotFoundError(f"client {client_id!r} does not exist")
+
+
+def upgrade_secret_hash(svc: Services, client: Client, secret: str) -> Client:
+    """Store ``secret``'s hash under the current master key if ``client`` holds an older one.
+
+    Call only after ``secret`` verified against ``client.secret_hash``. A keyed hash cannot be
+    re-wrapped like a tenant secret (we never keep the plaintext), so a master-key rotation
+    moves each client to the new key the next time it authenticates (docs/design.md,
+    "Master-key rotation"). The write is conditional, under the tenant row lock that every
+    client change takes: if the secret was rotated, or the client deleted, since it was read,
+    nothing is written (an old secret is never written back). Returns the client.
+    Raises ``DependencyUnavailableError``.
+    """
+    current = svc.client_secrets.hash(secret)
+    if hmac.compare_digest(current, client.secret_hash):
+        return client  # the common case: no write, no lock
+    with svc.storage.transaction() as tx:
+        tx.get_tenant(client.tenant_id, for_update=True)
+        stored = tx.clients.get(client.tenant_id, client.client_id)
+        if stored is None or not hmac.compare_digest(stored.secret_hash, client.secret_hash):
+            return client  # changed meanwhile: authenticated as read, nothing to upgrade
+        upgraded = replace(stored, secret_hash=current)
+        tx.clients.update(upgraded)
+    return upgraded
 
 
 def check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenantauth.domain import refresh
+from tenantauth.domain import clients, refresh
 from tenantauth.domain.limits import failure_keys, user_key
 from tenantauth.domain.models import Client, TenantStatus
 from tenantauth.domain.revocations import revoke_token
@@ -74,7 +74,7 @@ def authenticate_client(
         log.info("client authentication failed for tenant %s", tenant_id)
         raise InvalidClientError("Client authentication failed.")
     svc.limiter.reset([user_key(tenant_id, credentials.client_id)])
-    return client
+    return clients.upgrade_secret_hash(svc, client, credentials.secret)  # master-key rotation
 
 
 def resolve_scope(requested: str | None, allowed: Sequence[str]) -> str:

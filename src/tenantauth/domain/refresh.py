@@ -127,7 +127,7 @@ def revoke_grant(svc: Services, tenant_id: str, client_id: str, presented: str) 
     if not is_refresh_token(presented):
         return False
     with svc.storage.transaction() as tx:
-        stored = tx.refresh_tokens.get(tenant_id, svc.refresh_hasher.hash(presented))
+        stored = _find(tx, svc, tenant_id, presented)
         if stored is None or stored.client_id != client_id:
             return False
         tx.refresh_tokens.revoke_family(tenant_id, stored.family_id, int(svc.clock.now()))
@@ -141,9 +141,7 @@ def _live(
 
     "Used" is not checked here (rotation handles it). Raises ``InvalidGrantError``.
     """
-    stored = None
-    if is_refresh_token(presented):
-        stored = tx.refresh_tokens.get(tenant_id, svc.refresh_hasher.hash(presented))
+    stored = _find(tx, svc, tenant_id, presented) if is_refresh_token(presented) else None
     reason = None
     user = None
     if stored is None:
@@ -169,6 +167,21 @@ def _live(
         log.info("refresh token refused: %s", reason)
         raise InvalidGrantError(_UNUSABLE)
     return stored, user
+
+
+def _find(tx: Tx, svc: Services, tenant_id: str, presented: str) -> RefreshToken | None:
+    """Return the stored token whose keyed hash matches ``presented``, or None.
+
+    Looks under the current master key's subkey first, then under each older one: a token
+    issued before a master-key rotation stays usable while the old key is in
+    ``MASTER_KEYS_OLD``, and its successor is hashed under the current key (``_mint``), so
+    rotation on use moves every live family to the current key.
+    """
+    for token_hash in svc.refresh_hasher.hashes(presented):
+        stored = tx.refresh_tokens.get(tenant_id, token_hash)
+        if stored is not None:
+            return stored
+    return None
 
 
 def _retry_head(svc: Services, tx: Tx, stored: RefreshToken, now: int) -> RefreshToken | None:
