@@ -41,11 +41,14 @@ venv: $(STAMP) ## Create .venv and install the package with [dev] extras (only w
 run: venv ## Serve the API with gunicorn (tenantauth serve $(ARGS))
 	$(BIN)/tenantauth serve $(ARGS)
 
-lint: venv ## ruff check, ruff format --check, mypy and import-linter
+lint: venv ## ruff check (incl. S: flake8-bandit), format check, mypy, import-linter, pip-audit
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	# Known vulnerabilities fail; packages it cannot look up are reported loudly, and fail
+	# too with TENANTAUTH_AUDIT=required (docs/security.md, "Limits and hygiene").
+	$(BIN)/python scripts/audit-deps.py
 
 services: ## Make sure the test PostgreSQL and Redis are up; writes .venv/test-services.env
 	scripts/ensure-test-services.sh
