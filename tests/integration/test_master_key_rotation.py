@@ -1,0 +1,192 @@
+"""Master-key rotation over HTTP on both backends: replicas configured before, during and after
+a rotation share one database (and Redis), as a rolling deployment does (README, "Master-key
+rotation")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tenantauth.app import create_app
+from tenantauth.crypto.envelope import master_key_id
+from tenantauth.domain import master_keys
+from tenantauth.domain.services import Services
+from tests.integration.helpers import (
+    ADMIN,
+    TENANTS,
+    assert_problem,
+    bearer,
+    create_tenant,
+    issue,
+    verify_status,
+)
+from tests.integration.test_oauth_endpoints import basic, ok, post
+from tests.oauth_accounts import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME, add_client, add_user
+from tests.support import MASTER_KEY, Backend, FixedClock, make_settings
+
+OLD = MASTER_KEY  # what the `app`/`client`/`services` fixtures run with: the "before" replica
+NEW = bytes(range(32, 64))
+TOKEN = "/v1/tenants/acme/token"
+Replica = Callable[..., tuple[FlaskClient, Services]]
+
+
+@pytest.fixture
+def replica(backend: Backend, tmp_path: Path, clock: FixedClock) -> Iterator[Replica]:
+    """Build more replicas on the same database and Redis: ``replica(current, *older)``."""
+    apps: list[Flask] = []
+
+    def build(current: bytes, *older: bytes) -> tuple[FlaskClient, Services]:
+        settings = make_settings(backend, tmp_path, master_key=current, master_keys_old=older)
+        app = create_app(settings, clock=clock)
+        apps.append(app)
+        return app.test_client(), app.extensions["tenantauth"]["services"]
+
+    yield build
+    for app in apps:
+        app.extensions["tenantauth"]["services"].close()
+
+
+@pytest.fixture
+def acme(client: FlaskClient, services: Services) -> None:
+    """Tenant acme, created under the old key, with client tac_app and user alice."""
+    create_tenant(client, "acme")
+    add_client(services, "acme")
+    add_user(services, "acme")
+
+
+def stored_client_hash(svc: Services) -> bytes:
+    """Return tac_app's stored secret hash."""
+    with svc.storage.transaction() as tx:
+        stored = tx.clients.get("acme", CLIENT_ID)
+    assert stored is not None
+    return stored.secret_hash
+
+
+def client_credentials(client: FlaskClient) -> int:
+    """Return the status of a client_credentials request as tac_app."""
+    return post(client, TOKEN, {"grant_type": "client_credentials"}, headers=basic()).status_code
+
+
+def refresh(client: FlaskClient, token: str) -> str:
+    """Exchange a refresh token (must succeed); return its successor."""
+    form = {"grant_type": "refresh_token", "refresh_token": token}
+    return ok(post(client, TOKEN, form, headers=basic()))["refresh_token"]  # type: ignore[no-any-return]
+
+
+def refresh_error(client: FlaskClient, token: str) -> str:
+    """Exchange a refresh token that must fail with 400; return the OAuth error."""
+    form = {"grant_type": "refresh_token", "refresh_token": token}
+    r = post(client, TOKEN, form, headers=basic())
+    assert r.status_code == 400, r.get_data(as_text=True)
+    return r.get_json()["error"]  # type: ignore[no-any-return]
+
+
+def login(client: FlaskClient) -> str:
+    """Password grant for alice; return the refresh token."""
+    form = {"grant_type": "password", "username": USERNAME, "password": PASSWORD}
+    return ok(post(client, TOKEN, form, headers=basic()))["refresh_token"]  # type: ignore[no-any-return]
+
+
+def test_tokens_survive_rotation_and_dropping_the_old_key(
+    client: FlaskClient, replica: Replica
+) -> None:
+    """Tokens issued before stay valid on a replica with both keys, through the re-wrap, and
+    on a replica with only the new key afterwards; status counts move to the new id."""
+    for tenant_id in ("acme", "beta", "gamma"):
+        create_tenant(client, tenant_id)
+    tokens = [issue(client, t) for t in ("acme", "beta", "gamma")]
+    both, svc = replica(NEW, OLD)
+    assert [verify_status(both, t) for t in tokens] == [200, 200, 200]  # warms Redis: old blobs
+    assert master_keys.status(svc).secrets_by_key == {master_key_id(OLD): 3}
+    report = master_keys.rotate(svc)
+    assert (report.rewrapped, report.failed) == (3, [])
+    assert master_keys.status(svc).secrets_by_key == {master_key_id(NEW): 3}
+    only_new, _ = replica(NEW)
+    assert [verify_status(only_new, t) for t in tokens] == [200, 200, 200]
+    assert verify_status(only_new, issue(only_new, "beta")) == 200
+    again = master_keys.rotate(svc)
+    assert (again.rewrapped, again.already_current) == (0, 3)
+
+
+@pytest.mark.usefixtures("acme")
+def test_client_secret_is_rehashed_under_the_new_key_on_use(
+    services: Services, replica: Replica
+) -> None:
+    """A client secret hashed under the old key authenticates on a replica holding both keys,
+    which stores its hash under the new key; a new-key-only replica then accepts it too."""
+    before = stored_client_hash(services)
+    both, svc = replica(NEW, OLD)
+    assert client_credentials(both) == 200
+    after = stored_client_hash(services)
+    assert after != before and after == svc.client_secrets.hash(CLIENT_SECRET)
+    master_keys.rotate(svc)
+    only_new, _ = replica(NEW)
+    assert client_credentials(only_new) == 200
+
+
+@pytest.mark.usefixtures("acme")
+def test_unused_client_secret_fails_once_the_old_key_is_dropped(replica: Replica) -> None:
+    """The documented cost: a secret never used since the rotation is invalid_client (401)
+    on a replica without the old key, and rotating it fixes that."""
+    only_new, _ = replica(NEW)
+    master_keys.rotate(replica(NEW, OLD)[1])  # tenant secrets are not the issue here
+    assert client_credentials(only_new) == 401
+    r = only_new.post(f"{TENANTS}/acme/clients/{CLIENT_ID}/rotate-secret", headers=ADMIN)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    secret = r.get_json()["client_secret"]
+    form = {"grant_type": "client_credentials"}
+    assert post(only_new, TOKEN, form, headers=basic(CLIENT_ID, secret)).status_code == 200
+
+
+@pytest.mark.usefixtures("acme")
+def test_refresh_token_from_before_is_found_and_its_successor_is_under_the_new_key(
+    client: FlaskClient, replica: Replica
+) -> None:
+    """A refresh token hashed under the old key is exchanged on a replica with both keys; its
+    successor is stored under the new key, so a new-key-only replica takes it; a token
+    nobody used is invalid_grant there (it must wait out REFRESH_TOKEN_TTL or re-login)."""
+    first, idle = login(client), login(client)
+    both, svc = replica(NEW, OLD)
+    second = refresh(both, first)
+    with svc.storage.transaction() as tx:
+        assert tx.refresh_tokens.get("acme", svc.refresh_hasher.hash(second)) is not None
+    master_keys.rotate(svc)
+    only_new, _ = replica(NEW)
+    assert refresh(only_new, second)
+    assert refresh_error(only_new, idle) == "invalid_grant"
+
+
+@pytest.mark.usefixtures("acme")
+def test_refresh_token_from_before_can_be_revoked_and_introspected(
+    client: FlaskClient, replica: Replica
+) -> None:
+    """Revocation (RFC 7009) and introspection (RFC 7662) find an old-key refresh token too."""
+    token = login(client)
+    both, _ = replica(NEW, OLD)
+    form = {"token": token}
+    seen = ok(post(both, "/v1/tenants/acme/introspect", form, headers=basic()))
+    assert seen["active"] is True
+    assert post(both, "/v1/tenants/acme/revoke", form, headers=basic()).status_code == 200
+    assert refresh_error(both, token) == "invalid_grant"
+
+
+def test_replica_without_the_old_key_fails_closed_before_the_rewrap(
+    client: FlaskClient, replica: Replica
+) -> None:
+    """A replica configured without the old key answers 503 (secret_decryption_failed) for
+    a not-yet-rewrapped tenant: verify and issue, cold and with a warm cache; never 200/500."""
+    create_tenant(client, "acme")
+    token = issue(client, "acme")
+    only_new, _ = replica(NEW)
+    for _ in range(2):  # the first answer may fill the cache, the second reads it
+        assert_problem(only_new.get("/v1/verify", headers=bearer(token)), 503)
+        assert_problem(
+            only_new.post(f"{TENANTS}/acme/tokens", json={"sub": "u"}, headers=ADMIN), 503
+        )
+    body = assert_problem(only_new.get("/v1/verify", headers=bearer(token)), 503)
+    assert body["code"] == "secret_decryption_failed"
+    assert verify_status(client, token) == 200  # the old replica is unaffected
