@@ -127,6 +127,14 @@ class PostgresStorage:
                 "autocommit": True,
                 "connect_timeout": max(1, int(timeout)),
                 "options": f"-c statement_timeout={statement_timeout_ms}",
+                # A server that vanishes mid-query (host down, packets dropped) would leave
+                # the read blocked forever: the kernel gives up on unacknowledged data after
+                # tcp_user_timeout, and keepalives find a dead idle peer (libpq, Linux).
+                "tcp_user_timeout": max(1000, int(timeout * 1000)),
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
                 "application_name": "tenantauth",
             },
             name="tenantauth",
