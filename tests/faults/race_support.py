@@ -312,6 +312,10 @@ class FailoverLoad:
     reconnect_every: int = 20
     records: list[Record] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    #: Whether the "load balancer" routes to each server first: the test takes a server out
+    #: once its old process has exited and puts it back once its new one is ready (readiness
+    #: gating), so only a drain itself is discovered passively, by failed connections.
+    routed: list[bool] = field(default_factory=lambda: [True, True])
     _stop: threading.Event = field(default_factory=threading.Event)
     _workers: list[threading.Thread] = field(default_factory=list)
 
@@ -339,7 +343,8 @@ class FailoverLoad:
             if used % self.reconnect_every == 0:
                 _close_all(conns)
             start = time.monotonic_ns()
-            order = [home, 1 - home] if down_until[home] < start else [1 - home, home]
+            usable = self.routed[home] and down_until[home] < start
+            order = [home, 1 - home] if usable else [1 - home, home]
             status = 0
             for server in order:
                 status = self._attempt(conns, server)

@@ -451,15 +451,19 @@ def _p99(records: list[Record]) -> float:
 
 
 def _drain_and_restart(
-    launch: Launch, server: Server, env: dict[str, str], name: str
+    launch: Launch, server: Server, env: dict[str, str], *, load: FailoverLoad, i: int
 ) -> tuple[Server, int, int, float]:
-    """SIGTERM ``server``'s master, wait for it to exit, start a new one on the same port.
+    """SIGTERM ``server``'s master while ``load`` still routes to it, wait for it to exit,
+    start a new one on the same port and route to it again once every worker answered.
     Returns (the new server, SIGTERM time, ready time, seconds the drain took)."""
     term_at = time.monotonic_ns()
     server.proc.send_signal(signal.SIGTERM)
     server.proc.wait(30)
     drained = (time.monotonic_ns() - term_at) / 1e9
-    new = launch(name, env, port=server.port)
+    load.routed[i] = False
+    new = launch(f"{server.name}-restarted", env, port=server.port)
+    _wait_every_worker(new)
+    load.routed[i] = True
     return new, term_at, time.monotonic_ns(), drained
 
 
@@ -471,22 +475,25 @@ def test_s13_rolling_restart_of_two_servers_under_load(
     fault_metrics: Record_,
 ) -> None:
     """S13: two servers (3 workers each) share PostgreSQL and Redis; each is restarted in turn
-    with SIGTERM while client threads send to both and retry a failed connection on the other:
-    no 5xx, every request answered, connection errors only while a server drains."""
+    with SIGTERM while client threads send to both and retry a failed connection on the other
+    (a restarted server gets traffic again once every worker answered, as behind a load
+    balancer's readiness check): no 5xx, every request answered, connection errors only while
+    a server drains."""
     envs = [_server_env(tmp_path, pg_url, private_redis, f"s{i}") for i in range(2)]
     servers = [launch(f"s{i}", envs[i], ready=False) for i in range(2)]
     for server in servers:
         wait_ready(server)
+        _wait_every_worker(server)
     Admin(servers[0].port).create_tenant("roll13")
     token = mint(servers[1].port, "roll13")
     windows: list[tuple[int, int]] = []
     drains: list[float] = []
     with FailoverLoad([s.port for s in servers], token, threads=4) as load:
         time.sleep(scaled(1.0))
-        for cycle in range(rounds(1)):
+        for _cycle in range(rounds(1)):
             for i in range(2):
                 servers[i], term_at, ready_at, drained = _drain_and_restart(
-                    launch, servers[i], envs[i], f"s{i}-restart{cycle}"
+                    launch, servers[i], envs[i], load=load, i=i
                 )
                 windows.append((term_at, ready_at))
                 drains.append(drained)
