@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tenantauth.domain.services import Services
+from tenantauth.settings import MAX_HEADER_FIELD_BYTES
 from tests.integration.helpers import assert_problem
 from tests.oauth_accounts import CLIENT_ID, CLIENT_SECRET
 from tests.security.forge import is_b64token
@@ -80,10 +81,13 @@ def assert_rejected(world: World, token: str) -> None:
 def header_verdict(token: str) -> str:
     """Which reference failure ``Authorization: Bearer <token>`` gets.
 
-    A comma means several credentials (RFC 9110 §5.3 joins repeated fields with commas): 400.
-    Anything else outside the RFC 6750 §2.1 ``b64token`` grammar is no bearer credential at
-    all: 401 ``unauthenticated``. Every b64token is a token and fails as ``invalid_token``.
+    A header line over the server's field limit is 431 (RFC 6585 §5). A comma means several
+    credentials (RFC 9110 §5.3 joins repeated fields with commas): 400. Anything else
+    outside the RFC 6750 §2.1 ``b64token`` grammar is no bearer credential at all: 401
+    ``unauthenticated``. Every b64token is a token and fails as ``invalid_token``.
     """
+    if len("Authorization: Bearer ") + len(token) > MAX_HEADER_FIELD_BYTES:
+        return "too_large"  # RFC 6585 §5, before any token work (docs/security.md)
     if "," in token:
         return "ambiguous"
     return "invalid" if is_b64token(token) else "unreadable"
@@ -106,6 +110,7 @@ def reference_failures(world: World, bad_signature: str) -> dict[str, TestRespon
         "invalid": world.post({"token": bad_signature}),
         "unreadable": world.get("Bearer {}"),
         "ambiguous": world.get("Bearer a,b"),
+        "too_large": world.get("Bearer " + "A" * MAX_HEADER_FIELD_BYTES),
         "inactive": world.introspect(bad_signature),
     }
     body = assert_problem(refs["invalid"], 401, "invalid_token")
@@ -114,6 +119,7 @@ def reference_failures(world: World, bad_signature: str) -> dict[str, TestRespon
     _assert_same(world.get(f"Bearer {bad_signature}"), refs["invalid"])
     assert_problem(refs["unreadable"], 401, "unauthenticated")
     assert_problem(refs["ambiguous"], 400, "invalid_request")
+    assert_problem(refs["too_large"], 431, "request_header_fields_too_large")
     assert json.loads(refs["inactive"].get_data()) == {"active": False}
     assert refs["inactive"].status_code == 200
     return refs
