@@ -24,8 +24,9 @@ Rotating the master key without downtime:
   3. tenantauth master-key rotate        (re-wraps each tenant secret; safe to re-run)
   4. tenantauth master-key status        (no tenant secret may remain under the old id)
   5. drop the old key from TENANTAUTH_MASTER_KEYS_OLD, but only once every client secret
-     and admin key was used or rotated since step 3 and REFRESH_TOKEN_TTL has passed:
-     those are keyed hashes, re-hashed under the new key only when next used."""
+     was used or rotated since step 2 and REFRESH_TOKEN_TTL has passed since step 2: they
+     are keyed hashes, moved to the new key only when next used. Admin API keys are not
+     moved: create new ones. See README, "Master-key rotation"."""
 
 
 @main.group(

@@ -6,11 +6,12 @@ walks the tenants and re-seals each secret still under an older key, one tenant 
 transaction under the fence protocol (``tenants.rewrap_tenant``), so the service keeps
 answering throughout. ``status`` counts the secrets under each key id.
 
-Tenant secrets are *encrypted* and can be re-wrapped. Client secrets, refresh tokens and admin
-keys are *keyed hashes* under subkeys derived from the master key: they cannot be re-wrapped
-(we never hold their plaintext), only re-hashed when they are next presented. So an old key
-may leave ``MASTER_KEYS_OLD`` only once ``status`` shows no tenant under it AND every client
-secret was used or rotated since AND every refresh token issued before has expired.
+Tenant secrets are *encrypted* and can be re-wrapped. Client secrets and refresh tokens are
+*keyed hashes* under subkeys derived from the master key: they cannot be re-wrapped (we never
+hold their plaintext), only re-hashed when next presented (``clients.upgrade_secret_hash``;
+a refresh token's successor is minted under the current key). So an old key may leave
+``MASTER_KEYS_OLD`` only once ``status`` shows no tenant under it AND every client secret was
+used or rotated since AND every refresh token issued before has expired.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from tenantauth.errors import TenantAuthError
 DEFAULT_BATCH = 100
 #: What no count can show, said wherever the counts are (status, CLI, docs).
 HASHED_CREDENTIALS_NOTE = (
-    "Client secrets, refresh tokens and admin keys are keyed hashes under subkeys of the "
-    "master key: they are re-hashed under the current key only when next used. Keep an older "
-    "key in MASTER_KEYS_OLD until no tenant secret is under it, every client secret and "
-    "admin key was used or rotated since the rotation, and REFRESH_TOKEN_TTL has passed."
+    "Not counted here: client secrets and refresh tokens are keyed hashes under subkeys of "
+    "the master key, moved to the current key only when next used. Keep an older key in "
+    "MASTER_KEYS_OLD until no tenant secret is under it, every client secret was used or "
+    "rotated since the new key was deployed, and REFRESH_TOKEN_TTL has passed since then. "
+    "Admin API keys and audit-log entries are keyed by it too (README, Master-key rotation)."
 )
 
 
