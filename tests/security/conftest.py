@@ -22,7 +22,7 @@ from psycopg import sql
 from tenantauth.app import create_app
 from tests.integration.helpers import ADMIN, TENANTS
 from tests.oauth_accounts import add_client
-from tests.security.forge import ACME_SECRET, OTHER_SECRET, b64url, claims, forge
+from tests.security.forge import ACME_SECRET, OTHER_SECRET, b64url, forge
 from tests.security.probe import World, reference_failures
 from tests.support import Backend, FixedClock, make_settings, redis_db_url
 
@@ -127,9 +127,3 @@ def listener() -> Iterator[Listener]:
     server.connections = 0
     yield server
     server.close()
-
-
-@pytest.fixture
-def valid_claims() -> dict[str, object]:
-    """The claims of the baseline token every case changes one thing of."""
-    return claims()
