@@ -30,7 +30,7 @@ def test_admin_key_lifecycle_is_audited() -> None:
     revoked = ok_json("admin-keys", "revoke", made["id"])
     assert revoked["revoked_at"] is not None
     verified = ok("audit", "verify")
-    assert verified.stdout.startswith("audit chain intact: 2 entries; head 2 ")
+    assert verified.stdout.startswith("audit chain intact: 3 entries; head 3 ")  # + tenant
 
 
 @pytest.mark.usefixtures("embedded")

@@ -9,11 +9,12 @@ caller has no actor, and recording it would let anyone grow the chain.
 The entry is written in its own transaction after the action's, so a change can commit while
 its entry fails to be written (database lost in between). The response then still reports
 the change, and the entry is logged at ERROR with every field (docs/design.md, "Audit log").
+Both steps are ``domain.audit.record_action``, which the CLI's admin commands use too
+(cli/auditing.py).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,9 +25,7 @@ from tenantauth.api.context import services
 from tenantauth.api.problems import request_id
 from tenantauth.domain import audit
 from tenantauth.domain.admin_models import AuditEvent
-from tenantauth.errors import TenantAuthError
 
-log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 _ACTION_ATTR = "_tenantauth_audit_action"
 #: URL arguments naming the target of an action, most specific first.
@@ -67,13 +66,21 @@ def record_outcome(response: Response) -> Response:
         action=action,
         target=g.get("audit_target") or _url_arg(_TARGET_ARGS),
         request_id=request_id(),
-        outcome="success" if response.status_code < 400 else str(response.status_code),
+        outcome=audit.outcome(response.status_code),
     )
-    try:
-        audit.record(services(), event)
-    except TenantAuthError as exc:
-        log.error("audit entry NOT recorded (%s): %r", exc.code, event)  # noqa: TRY400 - no trace
+    audit.record_action(services(), event)  # logs, never raises: the response stands
     return response
+
+
+def note_revoked_token(token: str) -> None:
+    """Name the ``jti`` of ``token``, which the view has just revoked, as the target.
+
+    Call it only once the revocation returned True: the jti is read without checking the
+    signature again (``domain.audit.revoked_token_ref``).
+    """
+    ref = audit.revoked_token_ref(token)
+    if ref is not None:
+        note(target=ref[1])
 
 
 def _url_arg(names: tuple[str, ...]) -> str | None:

@@ -8,7 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
-from tenantauth.api.auditing import audited, record_outcome
+from tenantauth.api.auditing import audited, note_revoked_token, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
@@ -47,4 +47,7 @@ def revoke_user(tenant_id: str, username: str) -> dict[str, Any]:
 def revoke_token(body: dict[str, Any], tenant_id: str) -> dict[str, bool]:
     """Revoke one access token of this tenant (by its jti, until it expires). A token that is
     not valid for this tenant is reported as not revoked, not as an error (RFC 7009 §2.2)."""
-    return {"revoked": use.revoke_token(services(), body["token"], tenant_id)}
+    revoked = use.revoke_token(services(), body["token"], tenant_id)
+    if revoked:  # the audit entry's target is the jti (only sound once it verified)
+        note_revoked_token(body["token"])
+    return {"revoked": revoked}

@@ -1,26 +1,28 @@
 """``tenantauth admin-keys …`` and ``tenantauth audit …``: the admin plane from the shell.
 
 Key creation and revocation here are recorded in the audit log like their HTTP twins, with
-actor ``cli`` (whoever can run the command on the server already holds the master key).
+actor ``cli:<OS user>`` (cli/auditing.py; whoever can run the command on the server already
+holds the master key). Reading the log is not itself recorded, as in the API.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 import click
 
+from tenantauth.cli.auditing import Action, cli_actor, run_audited
 from tenantauth.cli.common import cell, fail, json_option, paged, row, run, services, table
 from tenantauth.cli.groups import admin_keys, audit
 from tenantauth.domain import admin_keys as keys
 from tenantauth.domain import audit as chain
-from tenantauth.domain.admin_models import CLI_ACTOR, AdminKey, AuditEvent
-from tenantauth.domain.services import Services
+from tenantauth.domain.admin_models import AdminKey, AdminPrincipal, AuditEntry, AuditQuery
 
 KEY_COLUMNS = ("id", "name", "scope", "tenant_id", "expires_at", "revoked_at", "last_used_at")
+AUDIT_COLUMNS = ("seq", "occurred_at", "actor", "tenant_id", "action", "target", "outcome")
 ONE_TIME_NOTICE = "store the admin key now: it is not kept and will not be shown again"
 
 
@@ -36,8 +38,12 @@ ONE_TIME_NOTICE = "store the admin key now: it is not kept and will not be shown
 def key_create(name: str, tenant_id: str | None, expires_in: int | None, as_json: bool) -> None:
     """Create an admin key and print it (shown only this once)."""
     with services() as svc:
-        made, full = run(lambda: keys.create_admin_key(svc, name, tenant_id, expires_in))
-        _record(svc, "admin_key.create", made)
+        made, full = run_audited(
+            svc,
+            Action("admin_key.create", tenant_id),
+            lambda: keys.create_admin_key(svc, name, tenant_id, expires_in),
+            lambda result: Action("admin_key.create", tenant_id, result[0].id),
+        )
     shown = _key_dict(made) | {"key": full}
     _show(shown, as_json, f"created admin key {made.id}")
     click.echo(ONE_TIME_NOTICE, err=True)
@@ -71,9 +77,71 @@ def key_list(limit: int, cursor: str | None, fetch_all: bool, as_json: bool) -> 
 def key_revoke(key_id: str, as_json: bool) -> None:
     """Revoke KEY_ID: it authenticates no further request."""
     with services() as svc:
-        revoked = run(lambda: keys.revoke_admin_key(svc, key_id))
-        _record(svc, "admin_key.revoke", revoked)
+        revoked = run_audited(
+            svc,
+            Action("admin_key.revoke", None, key_id),
+            lambda: keys.revoke_admin_key(svc, key_id),
+            lambda key: Action("admin_key.revoke", key.tenant_id, key.id),
+        )
     _show(_key_dict(revoked), as_json, f"revoked admin key {key_id}")
+
+
+class Rfc3339Time(click.ParamType[datetime]):
+    """An RFC 3339 date-time; one without an offset is taken as UTC."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        """Return an aware ``datetime``; fail the option for anything else."""
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not an RFC 3339 time (e.g. 2026-01-31T12:00:00Z)", param, ctx)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@audit.command("list")
+@click.option("--tenant", "tenant_id", help="Only entries of this tenant.")
+@click.option("--action", help="Only this action, e.g. tenant.rotate.")
+@click.option("--actor", help="Only this actor: a key id, bootstrap or cli:<user>.")
+@click.option("--since", type=Rfc3339Time(), help="Entries at or after this time (RFC 3339).")
+@click.option("--until", type=Rfc3339Time(), help="Entries at or before this time (RFC 3339).")
+@paged
+@json_option
+def audit_list(
+    *,
+    tenant_id: str | None,
+    action: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+    fetch_all: bool,
+    as_json: bool,
+) -> None:
+    """List audit entries newest first; --cursor continues with older ones."""
+    query = AuditQuery(tenant_id, action, actor, since, until)
+    viewer = AdminPrincipal(cli_actor())  # a global admin, as the master key holder is
+    items: list[AuditEntry] = []
+    with services() as svc:
+        while True:
+            page = run(partial(chain.list_entries, svc, viewer, query, cursor, limit))
+            items.extend(page.items)
+            cursor = page.next_cursor
+            if not (fetch_all and cursor):
+                break
+    if as_json:
+        click.echo(json.dumps({"items": [_entry_dict(e) for e in items], "next_cursor": cursor}))
+        return
+    table(AUDIT_COLUMNS, [row(_entry_dict(e), AUDIT_COLUMNS) for e in items])
+    click.echo(
+        f"{len(items)} entries" + (f"; more with --cursor {cursor}" if cursor else ""), err=True
+    )
 
 
 @audit.command("verify")
@@ -90,11 +158,20 @@ def audit_verify() -> None:
     )
 
 
-def _record(svc: Services, action: str, key: AdminKey) -> None:
-    event = AuditEvent(
-        CLI_ACTOR, key.tenant_id, action, key.id, f"cli-{uuid.uuid4().hex}", "success"
-    )
-    run(lambda: chain.record(svc, event))
+def _entry_dict(e: AuditEntry) -> dict[str, Any]:
+    """Return an entry as the API shows it (``AuditEntryResponseSchema``)."""
+    return {
+        "seq": e.seq,
+        "occurred_at": e.occurred_at.isoformat(),
+        "actor": e.event.actor,
+        "tenant_id": e.event.tenant_id,
+        "action": e.event.action,
+        "target": e.event.target,
+        "request_id": e.event.request_id,
+        "outcome": e.event.outcome,
+        "prev_hash": e.prev_hash.hex(),
+        "entry_hash": e.entry_hash.hex(),
+    }
 
 
 def _key_dict(k: AdminKey) -> dict[str, Any]:

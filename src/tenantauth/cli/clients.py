@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import cell, json_option, paged, row, run, services, table
 from tenantauth.cli.groups import client
 from tenantauth.domain import clients
@@ -36,7 +37,12 @@ def client_add(
 ) -> None:
     """Register a client of TENANT_ID and print its id and secret (shown only this once)."""
     with services() as svc:
-        made, secret = run(lambda: clients.create_client(svc, tenant_id, name, scopes, grants))
+        made, secret = run_audited(
+            svc,
+            Action("client.create", tenant_id),
+            lambda: clients.create_client(svc, tenant_id, name, scopes, grants),
+            lambda result: Action("client.create", tenant_id, result[0].client_id),
+        )
     _show_client(made, as_json, f"registered client {made.client_id} in {tenant_id}", secret)
 
 
@@ -83,7 +89,11 @@ def client_show(tenant_id: str, client_id: str, as_json: bool) -> None:
 def client_rotate(tenant_id: str, client_id: str, as_json: bool) -> None:
     """Give CLIENT_ID a new secret (shown only this once); the old secret stops working."""
     with services() as svc:
-        rotated, secret = run(lambda: clients.rotate_client_secret(svc, tenant_id, client_id))
+        rotated, secret = run_audited(
+            svc,
+            Action("client.rotate_secret", tenant_id, client_id),
+            lambda: clients.rotate_client_secret(svc, tenant_id, client_id),
+        )
     _show_client(
         rotated, as_json, f"rotated the secret of {client_id}; the old one no longer works", secret
     )
@@ -98,7 +108,11 @@ def client_delete(tenant_id: str, client_id: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete client {client_id} of {tenant_id}?", abort=True)
     with services() as svc:
-        run(lambda: clients.delete_client(svc, tenant_id, client_id))
+        run_audited(
+            svc,
+            Action("client.delete", tenant_id, client_id),
+            lambda: clients.delete_client(svc, tenant_id, client_id),
+        )
     click.echo(f"deleted client {client_id} from {tenant_id}")
 
 

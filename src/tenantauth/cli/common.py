@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from tenantauth.domain.services import Services
 from tenantauth.errors import ConfigurationError, TenantAuthError
 from tenantauth.settings import PREFIX, Settings, default_state_dir, is_embedded
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 _page_options = (
     click.option(
@@ -142,17 +144,22 @@ def row(d: dict[str, Any], columns: Sequence[str]) -> tuple[str, ...]:
 def cell(value: Any) -> str:
     """Return one table cell: lists space-separated, dicts as JSON, '-' when empty."""
     if isinstance(value, list):
-        return " ".join(value) or "-"
+        return " ".join(fmt(v) for v in value) or "-"
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False) if value else "-"
     return fmt(value)
 
 
 def fmt(value: Any) -> str:
-    """Return ``value`` as text, ISO timestamps shortened to ``YYYY-MM-DD HH:MM:SS``."""
+    """Return ``value`` as text, ISO timestamps shortened to ``YYYY-MM-DD HH:MM:SS``, and
+    ``-`` for None (a date not set yet, such as a key never used), never ``None``."""
+    if value is None:
+        return "-"
     if isinstance(value, str) and value[:4].isdigit() and "T" in value:
         return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
-    return str(value)
+    # Escaped, not printed: a value recorded from a request (an audit target) could carry
+    # terminal escape sequences.
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import fmt, json_option, read_secret, run, services, table
 from tenantauth.cli.groups import tenant
 from tenantauth.domain import paging
@@ -40,7 +41,9 @@ def tenant_create(
     """Create TENANT_ID with a new signing secret (the secret is never printed)."""
     secret = read_secret() if secret_stdin else None
     with services() as svc:
-        created = run(
+        created = run_audited(
+            svc,
+            Action("tenant.create", tenant_id, tenant_id),
             lambda: use.create_tenant(
                 svc,
                 tenant_id,
@@ -48,7 +51,7 @@ def tenant_create(
                 secret=secret,
                 access_token_ttl=access_token_ttl,
                 max_token_ttl=max_token_ttl,
-            )
+            ),
         )
     _show_tenant(created, as_json, f"created tenant {tenant_id}")
 
@@ -100,7 +103,11 @@ def tenant_rotate(tenant_id: str, secret_stdin: bool, as_json: bool) -> None:
     """Rotate the signing secret: every token of the tenant stops verifying when this returns."""
     secret = read_secret() if secret_stdin else None
     with services() as svc:
-        rotated = run(lambda: use.rotate_tenant(svc, tenant_id, secret))
+        rotated = run_audited(
+            svc,
+            Action("tenant.rotate", tenant_id),
+            lambda: use.rotate_tenant(svc, tenant_id, secret),
+        )
     _show_tenant(
         rotated,
         as_json,
@@ -117,8 +124,10 @@ def _status_command(name: str, status: TenantStatus, verb: str) -> None:
     @json_option
     def command(tenant_id: str, as_json: bool) -> None:
         with services() as svc:
-            changed = run(
-                lambda: use.update_tenant(svc, tenant_id, use.TenantChanges(status=status))
+            changed = run_audited(
+                svc,
+                Action("tenant.update", tenant_id),
+                lambda: use.update_tenant(svc, tenant_id, use.TenantChanges(status=status)),
             )
         _show_tenant(changed, as_json, f"{verb} {tenant_id}")
 
@@ -135,7 +144,9 @@ def tenant_delete(tenant_id: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete tenant {tenant_id} and invalidate all its tokens?", abort=True)
     with services() as svc:
-        run(lambda: use.delete_tenant(svc, tenant_id))
+        run_audited(
+            svc, Action("tenant.delete", tenant_id), lambda: use.delete_tenant(svc, tenant_id)
+        )
     click.echo(f"deleted tenant {tenant_id}")
 
 

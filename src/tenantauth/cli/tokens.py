@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 import click
 
+from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import fail, json_option, parse_claim, run, services, table
 from tenantauth.cli.groups import token
-from tenantauth.domain import revocations
+from tenantauth.domain import audit, revocations
 from tenantauth.domain.tokens import TokenRequest, issue_token
 from tenantauth.errors import InvalidTokenError, TenantAuthError
 
@@ -74,7 +75,12 @@ def token_revoke(token_text: str, as_json: bool) -> None:
     if token_text == "-":  # noqa: S105 - "-" means stdin, not a password
         token_text = sys.stdin.readline().strip()
     with services() as svc:
-        revoked = run(lambda: revocations.revoke_token(svc, token_text))
+        revoked = run_audited(
+            svc,
+            Action("token.revoke"),
+            lambda: revocations.revoke_token(svc, token_text),
+            lambda done: _revoke_action(token_text) if done else Action("token.revoke"),
+        )
     if as_json:
         click.echo(json.dumps({"revoked": revoked}))
     else:
@@ -84,6 +90,12 @@ def token_revoke(token_text: str, as_json: bool) -> None:
             else "not revoked: the token is not valid (nothing to revoke)"
         )
     sys.exit(0 if revoked else 1)
+
+
+def _revoke_action(token_text: str) -> Action:
+    """Return the audit action of a revoked token: its tenant, and its jti as the target."""
+    ref = audit.revoked_token_ref(token_text)  # sound: the revocation verified it
+    return Action("token.revoke", *ref) if ref else Action("token.revoke")
 
 
 @token.command("verify")

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import (
     cell,
     fail,
@@ -41,7 +42,11 @@ def user_revoke(tenant_id: str, username: str, as_json: bool) -> None:
     """Log USERNAME out everywhere: every token of that subject issued until now is rejected
     by every verifier when this returns; tokens issued afterwards verify."""
     with services() as svc:
-        done = run(lambda: revocations.revoke_subject(svc, tenant_id, username))
+        done = run_audited(
+            svc,
+            Action("user.revoke_tokens", tenant_id, username),
+            lambda: revocations.revoke_subject(svc, tenant_id, username),
+        )
     if as_json:
         click.echo(
             json.dumps(
@@ -76,7 +81,11 @@ def user_add(
     extra = dict(parse_claim(c) for c in claims)
     password = _read_password(password_stdin)
     with services() as svc:
-        created = run(lambda: users.create_user(svc, tenant_id, username, password, extra))
+        created = run_audited(
+            svc,
+            Action("user.create", tenant_id, username),
+            lambda: users.create_user(svc, tenant_id, username, password, extra),
+        )
     _show_user(created, as_json, f"created user {username!r} in {tenant_id}")
 
 
@@ -123,7 +132,11 @@ def _user_status_command(name: str, status: UserStatus, summary: str, help_text:
     @json_option
     def command(tenant_id: str, username: str, as_json: bool) -> None:
         with services() as svc:
-            changed = run(lambda: users.update_user(svc, tenant_id, username, status=status))
+            changed = run_audited(
+                svc,
+                Action("user.update", tenant_id, username),
+                lambda: users.update_user(svc, tenant_id, username, status=status),
+            )
         _show_user(changed, as_json, summary.format(username=username))
 
 
@@ -151,7 +164,11 @@ def user_passwd(tenant_id: str, username: str, password_stdin: bool, as_json: bo
     """Reset the password of USERNAME; every token it holds is revoked."""
     password = _read_password(password_stdin)
     with services() as svc:
-        changed = run(lambda: users.update_user(svc, tenant_id, username, password=password))
+        changed = run_audited(
+            svc,
+            Action("user.update", tenant_id, username),
+            lambda: users.update_user(svc, tenant_id, username, password=password),
+        )
     _show_user(changed, as_json, f"new password set for {username!r}; its tokens are revoked")
 
 
@@ -164,7 +181,11 @@ def user_delete(tenant_id: str, username: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Delete user {username!r} of {tenant_id} and revoke its tokens?", abort=True)
     with services() as svc:
-        run(lambda: users.delete_user(svc, tenant_id, username))
+        run_audited(
+            svc,
+            Action("user.delete", tenant_id, username),
+            lambda: users.delete_user(svc, tenant_id, username),
+        )
     click.echo(f"deleted user {username!r} from {tenant_id}")
 
 

@@ -12,14 +12,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from tenantauth.crypto.jwt import parse_compact, payload_of
 from tenantauth.domain import paging
 from tenantauth.domain.admin_models import AdminPrincipal, AuditEntry, AuditEvent, AuditQuery
 from tenantauth.domain.services import Services
-from tenantauth.errors import InvalidRequestError, PermissionDeniedError
+from tenantauth.errors import (
+    InvalidRequestError,
+    InvalidTokenError,
+    PermissionDeniedError,
+    TenantAuthError,
+)
+
+log = logging.getLogger(__name__)
 
 #: HKDF ``info`` of the chain key (RFC 5869 §3.2).
 AUDIT_CHAIN_PURPOSE = b"tenantauth/audit-chain-hmac/v1"
@@ -62,6 +71,43 @@ def record(svc: Services, event: AuditEvent) -> AuditEntry:
         entry = AuditEntry(seq, now, event, prev, link_hash(key, seq, now, event, prev))
         tx.audit.append(entry)
     return entry
+
+
+def record_action(svc: Services, event: AuditEvent) -> AuditEntry | None:
+    """Append the entry of one admin action, from the API or the CLI: the one path both use.
+
+    Returns the stored entry, or None when it could not be written. It does not raise: the
+    action has already happened (or failed) by then, so its caller still reports it, and the
+    entry is logged at ERROR with every field so it can be entered later (docs/design.md,
+    "Audit log").
+    """
+    try:
+        return record(svc, event)
+    except TenantAuthError as exc:
+        log.error("audit entry NOT recorded (%s): %r", exc.code, event)  # noqa: TRY400 - no trace
+        return None
+
+
+def outcome(status: int) -> str:
+    """Return the outcome of an action answered with HTTP ``status``: ``success`` below 400,
+    else the status itself (the CLI records the status the API answers for the same error,
+    so one filter finds both)."""
+    return "success" if status < 400 else str(status)
+
+
+def revoked_token_ref(token: str) -> tuple[str, str] | None:
+    """Return (tenant id, ``jti``) of a token that ``revocations.revoke_token`` has just
+    revoked, for the entry's target; None if the token is not even shaped like ours.
+
+    Reads the claims without checking the signature again: that is only sound for a token
+    the revocation verified (it returned True), never to decide anything.
+    """
+    try:
+        parsed = parse_compact(token)
+        jti = payload_of(parsed).get("jti")
+    except InvalidTokenError:
+        return None
+    return (parsed.kid, jti) if isinstance(jti, str) else None
 
 
 def list_entries(
