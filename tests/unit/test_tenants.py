@@ -45,6 +45,7 @@ from tests.unit.helpers import (
     OTHER_SECRET,
     b64url,
     claims,
+    forge,
     secret_text,
 )
 
@@ -290,7 +291,7 @@ def test_rotate_to_current_secret_conflicts(svc: Services, acme: Tenant) -> None
 def test_rotate_to_imported_secret(svc: Services, acme: Tenant) -> None:
     """Rotating to an imported secret makes tokens signed with it verify."""
     rotate_tenant(svc, "acme", secret_text(OTHER_SECRET))
-    token = pyjwt.encode(claims(), OTHER_SECRET, algorithm="HS256", headers={"kid": "acme"})
+    token = pyjwt.encode(claims(kv=2), OTHER_SECRET, algorithm="HS256", headers={"kid": "acme"})
     assert svc.verifier.verify(token).tenant_id == "acme"
 
 
@@ -330,11 +331,12 @@ def test_delete_unknown_not_found(svc: Services) -> None:
 
 
 def test_recreate_after_delete(svc: Services, acme: Tenant) -> None:
-    """A deleted id can be created again: new secret, key_version 1, higher generation."""
+    """A deleted id can be created again: new secret, key_version continued, higher
+    generation."""
     old = issue(svc)
     delete_tenant(svc, "acme")
     again = create_tenant(svc, "acme", "Acme again")
-    assert again.key_version == 1
+    assert again.key_version == acme.key_version + 1
     assert again.status is TenantStatus.ACTIVE
     assert again.generation > acme.generation + 1  # delete and re-create each fence
     assert get_tenant(svc, "acme") == again
@@ -453,3 +455,33 @@ def test_rewrap_moves_the_secret_to_the_current_master_key_without_revoking(
     # A verifier that knows only the new key still accepts the token issued before.
     only_new = KeyResolver(svc.storage, svc.cache, MasterKeyring(new_key), svc.caching)
     assert TokenVerifier(only_new, svc.tokens, svc.clock).verify(token).tenant_id == "acme"
+
+
+def test_rotating_back_to_an_earlier_secret_revives_no_token(svc: Services, acme: Tenant) -> None:
+    """A -> B -> A: tokens minted under the first A stay dead (claim kv), new ones verify."""
+    first = issue(svc)
+    rotate_tenant(svc, "acme")
+    rotate_tenant(svc, "acme", secret=secret_text(ACME_SECRET))
+    rejects(svc, first)
+    assert svc.verifier.verify(issue(svc)).tenant_id == "acme"
+
+
+def test_recreating_with_the_same_imported_secret_revives_no_token(
+    svc: Services, acme: Tenant
+) -> None:
+    """Delete, then create again importing the very same secret: old tokens stay dead."""
+    old = issue(svc)
+    delete_tenant(svc, "acme")
+    again = create_tenant(svc, "acme", "Acme", secret=secret_text(ACME_SECRET))
+    assert again.key_version == acme.key_version + 1
+    rejects(svc, old)
+    assert svc.verifier.verify(issue(svc)).tenant_id == "acme"
+
+
+def test_key_version_claim_must_match_exactly(svc: Services, acme: Tenant) -> None:
+    """kv is a JSON integer equal to the tenant's key version; anything else is refused."""
+    rotate_tenant(svc, "acme", secret=secret_text(OTHER_SECRET))  # key version 2
+    svc.verifier.verify(forge(payload=claims(kv=2), key=OTHER_SECRET))
+    for bad in (1, 3, "2", 2.0, True, None, -2):
+        rejects(svc, forge(payload=claims(kv=bad), key=OTHER_SECRET))
+    rejects(svc, forge(payload=claims(), key=OTHER_SECRET))  # absent = 1

@@ -252,22 +252,23 @@ def _digest(text: str) -> str:
 
 
 def encode_entry(record: KeyRecord, stamp: str) -> str:
-    """Encode a record as ``generation|status|key_id|base64(sealed blob)|stamp``."""
+    """Encode a record as ``generation|status|key_version|key_id|base64(sealed blob)|stamp``."""
     sealed = record.sealed_secret
     key_id = sealed.key_id if sealed else ""
     blob = base64.b64encode(sealed.blob).decode() if sealed else ""
-    return f"{record.generation}|{record.status.value}|{key_id}|{blob}|{stamp}"
+    version = record.key_version
+    return f"{record.generation}|{record.status.value}|{version}|{key_id}|{blob}|{stamp}"
 
 
 def decode_entry(tenant_id: str, raw: bytes, incarnation: str) -> KeyRecord | None:
     """Decode an entry stamped with ``incarnation``; an entry of another incarnation, or a
     malformed one, counts as a miss (storage will answer)."""
     try:
-        generation, status, key_id, blob, stamp = raw.decode().split("|")
+        generation, status, version, key_id, blob, stamp = raw.decode().split("|")
         if stamp != incarnation:
             return None
         sealed = SealedSecret(key_id, base64.b64decode(blob, validate=True)) if blob else None
-        return KeyRecord(tenant_id, int(generation), TenantStatus(status), sealed)
+        return KeyRecord(tenant_id, int(generation), TenantStatus(status), sealed, int(version))
     except ValueError:
         log.warning("malformed cache entry for tenant %s; treating as a miss", tenant_id)
         return None

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import random
-import time
 
 from tenantauth.crypto.envelope import MasterKeyring
+from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.flight import SingleFlight
 from tenantauth.domain.models import (
     KeyRecord,
@@ -34,11 +34,6 @@ _MEMO_MAX = 10_000
 #: Revocation marks outlive their last use by this much, so a verifier whose clock lags the
 #: one that computed the TTL (within the leeway we already assume) still finds the mark.
 SKEW_MARGIN = 60
-
-
-class _WallClock:
-    def now(self) -> float:
-        return time.time()
 
 
 class KeyResolver:
@@ -62,7 +57,7 @@ class KeyResolver:
         self._cache = cache
         self._keyring = keyring
         self._policy = policy
-        self._clock = clock or _WallClock()
+        self._clock = clock or SteadyWallClock()
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], bytes] = {}
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)

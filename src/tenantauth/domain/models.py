@@ -76,12 +76,16 @@ class KeyRecord:
     """What the verifier needs to know about a tenant: the cacheable unit.
 
     ``status`` is ``ABSENT`` for a tenant id that was never created (a negative entry).
+    ``key_version`` counts the tenant's secrets (rotations, re-creations); tokens carry it
+    (claim ``kv``), so a token of an earlier secret stays dead even if that secret is
+    imported again.
     """
 
     tenant_id: str
     generation: int
     status: TenantStatus
     sealed_secret: SealedSecret | None = field(default=None, repr=False)
+    key_version: int = 1
 
     @classmethod
     def absent(cls, tenant_id: str) -> KeyRecord:
@@ -91,7 +95,9 @@ class KeyRecord:
     @classmethod
     def of(cls, tenant: Tenant) -> KeyRecord:
         """Return the key record of a stored tenant (tombstones included)."""
-        return cls(tenant.id, tenant.generation, tenant.status, tenant.sealed_secret)
+        return cls(
+            tenant.id, tenant.generation, tenant.status, tenant.sealed_secret, tenant.key_version
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,8 +54,8 @@ def create_tenant(
     """Create a tenant with a fresh (or imported base64url) signing secret.
 
     Returns the tenant. Raises ``ConflictError`` if the id exists, ``InvalidRequestError`` for a
-    bad secret or TTLs. A deleted id may be created again; its old tokens stay invalid because
-    the generation keeps rising and the secret is new (unless the operator re-imports it).
+    bad secret or TTLs. A deleted id may be created again; its old tokens stay invalid even if
+    the same secret is imported, because the key version (claim ``kv``) keeps rising.
     """
     if not is_tenant_id(tenant_id):
         raise InvalidRequestError("id must match ^[a-z0-9][a-z0-9-]{1,62}$")
@@ -69,7 +69,9 @@ def create_tenant(
             id=tenant_id,
             name=_name(name),
             status=TenantStatus.ACTIVE,
-            key_version=1,
+            # A re-created tenant continues the count, so tokens of the old one (claim kv)
+            # stay dead even if the operator imports the very same secret again.
+            key_version=current.key_version + 1 if current is not None else 1,
             generation=0,
             access_token_ttl=ttls[0],
             max_token_ttl=ttls[1],
@@ -165,7 +167,12 @@ def rewrap_tenant(svc: Services, tenant_id: str) -> bool:
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
         sealed = current.sealed_secret if current is not None else None
-        if current is None or sealed is None or sealed.key_id == svc.keyring.current_id:
+        if current is None or sealed is None:
+            raise _UnchangedError
+        if sealed.key_id == svc.keyring.current_id:
+            # A repeat after an unconfirmed re-wrap (503) confirms it: no cache may keep the
+            # blob sealed by the old key, which replicas without that key cannot open.
+            confirm(lambda: svc.cache.seal(tenant_id, current.generation))
             raise _UnchangedError
         plain = svc.keyring.open(tenant_id, sealed)
         return replace(current, sealed_secret=svc.keyring.seal(tenant_id, plain), updated_at=now)

@@ -24,7 +24,9 @@ from tenantauth.domain.ports import Clock, Storage
 from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, NotFoundError
 
 #: Claims the service sets itself; ``claims`` in an issue request may not override them.
-RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "tid", "scope", "uv"})
+RESERVED_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "tid", "scope", "uv", "kv"}
+)
 MAX_CUSTOM_CLAIMS_BYTES = 2048
 MAX_SUBJECT_LENGTH = 255
 MAX_SCOPE_LENGTH = 1024
@@ -78,9 +80,11 @@ class TokenVerifier:
             raise InvalidTokenError("unknown or inactive tenant")
         jwt.check_signature(parsed, key)
         self._check_claims(claims, parsed.kid, audience)
+        if _version_claim(claims, "kv", absent=1) != state.record.key_version:
+            raise InvalidTokenError("minted under an earlier secret")
         if state.jti_revoked:
             raise InvalidTokenError("jti revoked")
-        if _uv(claims) < state.subject_version:
+        if _version_claim(claims, "uv", absent=0) < state.subject_version:
             raise InvalidTokenError("subject revoked")
         return VerifiedToken(parsed.kid, subject, claims.get("scope"), claims)
 
@@ -156,6 +160,8 @@ def issue_token(
         claims["scope"] = request.scope
     if revoked_version:
         claims["uv"] = revoked_version  # tokens of earlier versions are revoked
+    if tenant.key_version != 1:
+        claims["kv"] = tenant.key_version  # tokens of earlier secrets are revoked
     claims.update(request.claims)
     token = jwt.encode(claims, tenant.id, keyring.open(tenant.id, tenant.sealed_secret))
     if len(token) > jwt.MAX_TOKEN_LENGTH:
@@ -219,13 +225,15 @@ def _int_claim(claims: dict[str, Any], name: str) -> int:
     return value
 
 
-def _uv(claims: dict[str, Any]) -> int:
-    """The subject revocation version the token was issued under (absent = 0)."""
-    if "uv" not in claims:
-        return 0
-    value = claims["uv"]
+def _version_claim(claims: dict[str, Any], name: str, *, absent: int) -> int:
+    """A version the token was minted under: ``uv`` (the subject's revocation version,
+    absent = 0) or ``kv`` (the tenant's key version, absent = 1). Omitted at their starting
+    value so that ordinary tokens stay small."""
+    if name not in claims:
+        return absent
+    value = claims[name]
     if type(value) is not int or value < 0:
-        raise InvalidTokenError("uv not a non-negative integer")
+        raise InvalidTokenError(f"{name} not a non-negative integer")
     return value
 
 

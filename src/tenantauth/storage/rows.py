@@ -17,7 +17,7 @@ TENANT_COLUMNS = (
     "id, name, status, key_version, generation, access_token_ttl, max_token_ttl, "
     "secret_key_id, secret_blob, created_at, updated_at, rotated_at"
 )
-KEY_COLUMNS = "id, generation, status, secret_key_id, secret_blob"
+KEY_COLUMNS = "id, generation, status, secret_key_id, secret_blob, key_version"
 _UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
 
 # Statement templates shared by the SQL adapters: "{}" is a placeholder, which each adapter
@@ -67,9 +67,9 @@ def tenant_from_row(row: tuple[Any, ...]) -> Tenant:
 
 def key_record_from_row(row: tuple[Any, ...]) -> KeyRecord:
     """Build a KeyRecord from a row selected with ``KEY_COLUMNS``."""
-    tid, generation, status, key_id, blob = row
+    tid, generation, status, key_id, blob, key_version = row
     sealed = SealedSecret(key_id, bytes(blob)) if blob is not None else None
-    return KeyRecord(tid, generation, TenantStatus(status), sealed)
+    return KeyRecord(tid, generation, TenantStatus(status), sealed, key_version)
 
 
 def state_from_row(row: tuple[Any, ...]) -> VerificationState:
