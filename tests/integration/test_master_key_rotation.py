@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from tenantauth.app import create_app
 from tenantauth.crypto.envelope import master_key_id
 from tenantauth.domain import master_keys
+from tenantauth.domain.admins import key_hasher as admin_key_hasher
 from tenantauth.domain.services import Services
 from tests.integration.helpers import (
     ADMIN,
@@ -298,3 +299,22 @@ def test_cli_rotate_in_production_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TENANTAUTH_MASTER_KEYS_OLD", b64(OLD))
     assert cli_json("master-key", "rotate")["rewrapped"] == 1
     assert cli_json("master-key", "status")["pending"] == 0
+
+
+def test_admin_key_is_rehashed_under_the_new_key_on_use(
+    client: FlaskClient, services: Services, replica: Replica
+) -> None:
+    """An admin API key created under the old master key works on a replica holding both
+    keys, which moves its hash to the new key; a new-key-only replica then accepts it too."""
+    r = client.post("/v1/admin/keys", json={"name": "ops"}, headers=ADMIN)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    key, key_id = r.get_json()["key"], r.get_json()["id"]
+    bearer = {"Authorization": f"Bearer {key}"}
+    only_new, _ = replica(NEW)
+    assert only_new.get(TENANTS, headers=bearer).status_code == 401  # not moved yet
+    both, svc = replica(NEW, OLD)
+    assert both.get(TENANTS, headers=bearer).status_code == 200
+    with services.storage.transaction() as tx:
+        stored = tx.admin_keys.get(key_id)
+    assert stored is not None and stored.key_hash == admin_key_hasher(svc).hash(key)
+    assert only_new.get(TENANTS, headers=bearer).status_code == 200

@@ -72,13 +72,19 @@ def authenticate(svc: Services, presented: str | None) -> AdminPrincipal:
     if match is None:
         raise AuthenticationError(_REFUSED)
     now = datetime.fromtimestamp(svc.clock.now(), UTC)
+    hasher = key_hasher(svc)
     with svc.storage.transaction() as tx:
         key = tx.admin_keys.get(match[1])
         # Always one HMAC comparison, found or not (the secret is what is guessed).
-        valid = key_hasher(svc).verify(presented, key.key_hash if key else _NO_HASH)
+        valid = hasher.verify(presented, key.key_hash if key else _NO_HASH)
         if key is None or not valid or not key.usable_at(now):
             raise AuthenticationError(_REFUSED)
         tx.admin_keys.touch(key.id, now, now - TOUCH_INTERVAL)
+        current = hasher.hash(presented)
+        if not hmac.compare_digest(current, key.key_hash):
+            # Hashed under an older master key: move it to the current one, so the old key can
+            # be dropped once every key was used (docs/design.md, "Master-key rotation").
+            tx.admin_keys.rehash(key.id, key.key_hash, current)
     return AdminPrincipal(key.id, key.tenant_id)
 
 

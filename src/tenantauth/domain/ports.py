@@ -164,6 +164,11 @@ class AdminKeyRepo(Protocol):
         """Set ``last_used_at`` unless it is ``unless_since`` or later; return whether it did."""
         ...
 
+    def rehash(self, key_id: str, old_hash: bytes, new_hash: bytes) -> bool:
+        """Replace the key's hash if it is still ``old_hash`` (a master-key rotation moves it
+        to the current key's hash on use); return whether it changed."""
+        ...
+
 
 class AuditRepo(Protocol):
     """The audit chain inside a transaction (``tx.audit``): append-only."""

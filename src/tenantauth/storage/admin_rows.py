@@ -70,6 +70,11 @@ class AdminKeyRows(Rows):
         )
         return self._count(text, (self._time(at), key_id, self._time(unless_since))) == 1
 
+    def rehash(self, key_id: str, old_hash: bytes, new_hash: bytes) -> bool:
+        """Replace the stored hash if it is still ``old_hash``; return whether it did."""
+        text = "UPDATE admin_keys SET key_hash = {} WHERE id = {} AND key_hash = {}"
+        return self._count(text, (new_hash, key_id, old_hash)) == 1
+
     def _opt_time(self, value: datetime | None) -> Any:
         return None if value is None else self._time(value)
 
