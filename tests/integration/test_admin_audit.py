@@ -175,9 +175,13 @@ def test_a_lost_audit_write_does_not_undo_the_reply(
 ) -> None:
     """If the entry cannot be written after the action committed, the client still gets the
     action's response and the entry is logged at ERROR (the documented trade-off)."""
-    raw_sql(backend, "DROP TABLE audit_log")
-    with caplog.at_level(logging.ERROR, logger="tenantauth.api.auditing"):
-        created = create_tenant(client, "acme")
+    # Renamed, not dropped, and put back: the PostgreSQL database is shared by the whole run.
+    raw_sql(backend, "ALTER TABLE audit_log RENAME TO audit_log_away")
+    try:
+        with caplog.at_level(logging.ERROR, logger="tenantauth.api.auditing"):
+            created = create_tenant(client, "acme")
+    finally:
+        raw_sql(backend, "ALTER TABLE audit_log_away RENAME TO audit_log")
     assert created["id"] == "acme"
     assert any(
         "audit entry NOT recorded" in r.getMessage() and "tenant.create" in r.getMessage()
