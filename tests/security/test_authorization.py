@@ -25,6 +25,9 @@ ACCEPTED_HEADERS = {
     "mixed-case-scheme": f"bEaReR {VALID}",
     "two-spaces": f"Bearer  {VALID}",
     "ten-spaces": f"Bearer{' ' * 10}{VALID}",
+    # RFC 9110 §5.5: whitespace around a field value is not part of it.
+    "outer-spaces": f"  Bearer {VALID}  ",
+    "outer-tabs": f"\tBearer {VALID}\t",
 }
 UNAUTHENTICATED_HEADERS = {
     "scheme-only": "Bearer",

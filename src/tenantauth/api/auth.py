@@ -47,7 +47,8 @@ def bearer_token() -> str | None:
     # a b64token never contains one, so a comma means several credentials were sent.
     if len(values) > 1 or "," in values[0]:
         raise MalformedRequestError("Send exactly one Authorization header.")
-    match = _BEARER_RE.fullmatch(values[0])
+    # RFC 9110 §5.5: leading and trailing whitespace is not part of a field value.
+    match = _BEARER_RE.fullmatch(values[0].strip(" \t"))
     if match is None:
         raise AuthenticationError("Authorization must be 'Bearer <token>'.")
     return match[1]
