@@ -401,3 +401,13 @@ def test_metadata_unknown_tenant_is_404(client: FlaskClient) -> None:
     """Unknown tenants have no metadata."""
     r = client.get("/v1/tenants/nobody/.well-known/oauth-authorization-server")
     oauth_error(r, 404, "not_found")
+
+
+def test_a_refresh_token_never_passes_as_an_access_token(client: FlaskClient) -> None:
+    """VERIFIER-CHECKLIST #9 (RFC 8725 §3.11): a live refresh token sent to the verifier is
+    the uniform 401 — on GET (Bearer) and POST."""
+    refresh = login(client)["refresh_token"]
+    got = client.get("/v1/verify", headers={"Authorization": f"Bearer {refresh}"})
+    assert got.status_code == 401, got.get_data(as_text=True)
+    posted = client.post("/v1/verify", json={"token": refresh})
+    assert posted.status_code == 401, posted.get_data(as_text=True)
