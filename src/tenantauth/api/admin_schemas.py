@@ -6,11 +6,14 @@ small; the same rules apply: strict input (``unknown = RAISE``), explicit output
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from tenantauth.api import rules
 from tenantauth.api.schemas import (
-    CURSOR,
+    CURSOR_FIELD,
     PAGE_LIMIT,
     TENANT_ID_PATTERN,
     StrictInt,
@@ -23,10 +26,27 @@ _HEX = {"type": "string", "description": "HMAC-SHA256, hex (docs/design.md, Audi
 _TENANT_ID = {"validate": validate_tenant_id, "metadata": {"pattern": TENANT_ID_PATTERN}}
 
 
+def _printable(**metadata: str) -> dict[str, Any]:
+    """A filter of 1 to 100 characters without control characters (no stored value has any,
+    and PostgreSQL text cannot hold NUL)."""
+    return rules.text(
+        rules.PRINTABLE,
+        length=(1, 100),
+        error="must not contain control characters",
+        **metadata,
+    )
+
+
 class AdminKeyCreateRequestSchema(StrictSchema):
     """POST /v1/admin/keys."""
 
-    name = fields.String(required=True, validate=validate.Length(1, admin_keys.MAX_KEY_NAME_LENGTH))
+    name = fields.String(
+        required=True,
+        **rules.text(
+            rules.PRINTABLE,
+            length=(1, admin_keys.MAX_KEY_NAME_LENGTH),
+        ),
+    )
     tenant_id = fields.String(
         validate=validate_tenant_id,
         metadata={
@@ -66,7 +86,7 @@ class AdminKeyListQuerySchema(StrictSchema):
     """GET /v1/admin/keys query."""
 
     limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
-    cursor = fields.String(validate=CURSOR)
+    cursor = fields.String(**CURSOR_FIELD)
 
 
 class AdminKeyListResponseSchema(ma.Schema):
@@ -80,14 +100,17 @@ class AuditQuerySchema(StrictSchema):
     """GET /v1/admin/audit query; every filter is optional and they combine with AND."""
 
     tenant = fields.String(**_TENANT_ID)  # type: ignore[arg-type]
-    action = fields.String(validate=validate.Length(1, 100), metadata={"example": "user.create"})
-    actor = fields.String(
-        validate=validate.Length(1, 100), metadata={"description": "Key id or `bootstrap`."}
-    )
+    action = fields.String(**_printable(example="user.create"))
+    actor = fields.String(**_printable(description="Key id, `bootstrap` or `cli:<OS user>`."))
     since = fields.AwareDateTime(metadata={"description": "Entries at or after (RFC 3339)."})
     until = fields.AwareDateTime(metadata={"description": "Entries at or before (RFC 3339)."})
     limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
-    cursor = fields.String(validate=CURSOR)
+    cursor = fields.String(
+        **rules.text(
+            rules.AUDIT_CURSOR,
+            description="The `next_cursor` of the previous page (older entries follow).",
+        )
+    )
 
 
 class AuditEntryResponseSchema(ma.Schema):

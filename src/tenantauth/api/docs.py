@@ -1,8 +1,9 @@
 """OpenAPI helpers: security requirements and documented problem responses.
 
 The served document must match what the service really answers (schemathesis checks it in
-tests/schema): every error is an RFC 9457 problem, and every admin operation may be refused
-by the admin rate limit.
+tests/schema): every error is an RFC 9457 problem, every admin operation may be refused by the
+admin rate limit, and the input rules the service enforces are stated (api/rules.py), path
+parameters included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from apispec import BasePlugin
 from flask_smorest import Api, Blueprint
 from flask_smorest.utils import prepare_response
 
+from tenantauth.api import rules
+from tenantauth.api.context import EXTENSION
 from tenantauth.api.hygiene import ADMIN_PREFIX
 from tenantauth.api.problems import PROBLEM_JSON
 from tenantauth.api.schemas import ProblemSchema
@@ -25,12 +28,32 @@ _DESCRIPTIONS = {
     400: "Malformed request (bad or too deeply nested JSON, several Authorization headers, "
     "a token sent both in the header and the body).",
     401: "Missing or invalid credentials or token.",
+    403: "The admin key is limited to another tenant, or this needs a global admin.",
     404: "No such tenant, or no such user or client in it.",
+    405: "The method is not allowed here; `Allow` lists those that are.",
     409: "Conflicts with the current state.",
     413: "The body exceeds the size limit (TENANTAUTH_MAX_BODY_BYTES, 64 KiB by default).",
+    415: "The body is not of a media type this operation accepts.",
     422: "The body or query failed validation; `errors` says where.",
+    429: "Too many requests; `Retry-After` says when to try again.",
+    500: "An unexpected error; it is logged with the request id, never shown.",
     503: "A dependency is unavailable; nothing was changed (fail closed).",
 }
+#: Rules of the path parameters, by name (the routes use Flask's plain string converter).
+#: Each is enforced: a value outside it cannot name anything, so it is a 404.
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "tenant_id": {"pattern": rules.TENANT_ID},
+    "username": {
+        "pattern": rules.USERNAME,
+        "maxLength": 255,
+        "format": rules.USERNAME_FORMAT,
+    },
+    "client_id": {"pattern": rules.CLIENT_ID},
+    "key_id": {"pattern": rules.KEY_ID},
+}
+#: JSON Schema keywords apispec does not copy from field metadata (it keeps an allow-list).
+_EXTRA_KEYWORDS = ("propertyNames",)
+FORM = "application/x-www-form-urlencoded"
 
 
 def errors_doc(bp: Blueprint, *statuses: int) -> Callable[[F], F]:
@@ -62,8 +85,22 @@ class ProblemApi(Api):  # type: ignore[misc]  # flask-smorest is untyped
     def __init__(self, app: Any = None, **kwargs: Any) -> None:
         """As ``Api``, plus the plugin documenting the admin rate limit."""
         spec_kwargs = kwargs.pop("spec_kwargs", None) or {}
-        spec_kwargs.setdefault("extra_plugins", [AdminRateLimitPlugin()])
+        spec_kwargs.setdefault(
+            "extra_plugins", [AdminRateLimitPlugin(), PathParameterPlugin(), FormBodyPlugin()]
+        )
         super().__init__(app, spec_kwargs=spec_kwargs, **kwargs)
+
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        """As ``Api._init_spec``, then teach the field converter ``_EXTRA_KEYWORDS``.
+
+        Overrides a private method of flask-smorest 0.46/0.47 (pinned), like
+        ``_register_responses``: the converter exists only once the spec does.
+        """
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(extra_keywords)
+        settings = self._app.extensions.get(EXTENSION, {}).get("settings")
+        if settings is not None:
+            self.ma_plugin.converter.add_attribute_function(settings_maximum(settings))
 
     def _register_responses(self) -> None:
         """Register flask-smorest's per-status and default responses as problem+json.
@@ -95,3 +132,60 @@ class AdminRateLimitPlugin(BasePlugin):
             responses = operation.setdefault("responses", {})
             if 429 not in responses and "429" not in responses:
                 responses["429"] = http.HTTPStatus.TOO_MANY_REQUESTS.name
+
+
+class PathParameterPlugin(BasePlugin):
+    """States the rules of path parameters (``PATH_PARAMETERS``) in the document."""
+
+    def path_helper(
+        self,
+        path: str | None = None,
+        operations: dict[str, Any] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Add the pattern (and bounds) of each known path parameter to its schema."""
+        for parameter in parameters or []:
+            rule = PATH_PARAMETERS.get(parameter.get("name", ""))
+            if rule and parameter.get("in") == "path":
+                parameter.setdefault("schema", {}).update(rule)
+
+
+def extra_keywords(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+    """apispec attribute function: copy ``_EXTRA_KEYWORDS`` from a field's metadata."""
+    return {k: field.metadata[k] for k in _EXTRA_KEYWORDS if k in field.metadata}
+
+
+def settings_maximum(settings: Any) -> Callable[..., dict[str, Any]]:
+    """Return an apispec attribute function showing the configured cap of a field whose
+    metadata names it (``rules.MAXIMUM_SETTING``) as its ``maximum``."""
+
+    def settings_bounds(converter: Any, field: Any, **kwargs: Any) -> dict[str, Any]:
+        name = field.metadata.get(rules.MAXIMUM_SETTING)
+        return {"maximum": getattr(settings, name)} if name else {}
+
+    return settings_bounds
+
+
+class FormBodyPlugin(BasePlugin):
+    """States that a form body's unknown parameters are ignored but, like every parameter,
+    sent at most once (RFC 6749 §3.1): ``additionalProperties: {"type": "string"}``.
+
+    Without it a generator may send an unknown parameter twice (an array, in the document's
+    form encoding), which the service rightly refuses.
+    """
+
+    def init_spec(self, spec: Any) -> None:
+        """Keep the spec: the body schemas are components by the time operations are seen."""
+        self._spec = spec
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        """Mark the schema of each ``application/x-www-form-urlencoded`` body."""
+        for operation in (operations or {}).values():
+            content = operation.get("requestBody", {}).get("content", {})
+            ref = content.get(FORM, {}).get("schema", {}).get("$ref", "")
+            schema = self._spec.components.schemas.get(ref.rsplit("/", 1)[-1])
+            if schema is not None and "additionalProperties" not in schema:
+                schema["additionalProperties"] = {"type": "string"}

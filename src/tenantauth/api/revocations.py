@@ -13,6 +13,7 @@ from tenantauth.api.auth import require_admin
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain import revocations as use
+from tenantauth.domain.tenants import require_tenant_id
 
 bp = Blueprint(
     "revocations", __name__, url_prefix="/v1/admin/tenants", description="Revoke tokens."
@@ -42,11 +43,12 @@ def revoke_user(tenant_id: str, username: str) -> dict[str, Any]:
 @audited("token.revoke")
 @bp.arguments(schemas.TokenRevokeRequestSchema)
 @bp.response(200, schemas.TokenRevokeResponseSchema)
-@errors_doc(bp, 400, 401, 403, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def revoke_token(body: dict[str, Any], tenant_id: str) -> dict[str, bool]:
     """Revoke one access token of this tenant (by its jti, until it expires). A token that is
     not valid for this tenant is reported as not revoked, not as an error (RFC 7009 §2.2)."""
+    require_tenant_id(tenant_id)  # an id that cannot name a tenant is a 404, as elsewhere
     revoked = use.revoke_token(services(), body["token"], tenant_id)
     if revoked:  # the audit entry's target is the jti (only sound once it verified)
         note_revoked_token(body["token"])

@@ -10,16 +10,24 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from tenantauth.api import rules
 from tenantauth.crypto.jwt import TENANT_ID_RE
 from tenantauth.domain import clients, paging, tenants, tokens
 
 
 class StrictInt(fields.Integer):
-    """A JSON integer: no strings, floats or booleans (bool is an int in Python)."""
+    """A JSON integer: no strings, booleans (bool is an int in Python) or fractions.
+
+    A number with a zero fraction (``60.0``, ``6e1``) is an integer: JSON does not tell them
+    apart, and neither does the document's dialect (JSON Schema 2020-12 §6.1.1, OpenAPI 3.1),
+    so a client following the document may send one.
+    """
 
     def _validated(self, value: Any) -> Any:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return super()._validated(value)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -49,7 +57,7 @@ class StrictSchema(ma.Schema):
 
 #: The id pattern as OpenAPI (ECMA-262) reads it; Python's ``$`` would also accept a trailing
 #: newline, so the check itself uses ``fullmatch``.
-TENANT_ID_PATTERN = f"^{TENANT_ID_RE.pattern}$"
+TENANT_ID_PATTERN = rules.TENANT_ID
 
 
 def validate_tenant_id(value: str) -> None:
@@ -59,7 +67,27 @@ def validate_tenant_id(value: str) -> None:
 
 
 TTL = validate.Range(min=1, max=10 * 365 * 86_400)
-SECRET = validate.Length(min=1, max=1024)
+#: Token lifetimes are capped by TENANTAUTH_MAX_TOKEN_TTL, shown as the document's maximum.
+CAPPED = {rules.MAXIMUM_SETTING: "max_token_ttl"}
+ACCESS_TTL_DOC = CAPPED | {"description": "Default token lifetime (s); at most max_token_ttl."}
+SECRET = rules.text(
+    rules.SECRET,
+    description="base64url (RFC 4648 §5) of 32 to 512 bytes (HS256 keys, RFC 7518 §3.2).",
+)
+NAME = rules.text(
+    rules.NAME,
+    length=(1, tenants.MAX_NAME_LENGTH),
+)
+CLAIM_NAME = validate.Length(1, 100)
+_AUDIENCE = {"type": "string", "minLength": 1, "maxLength": tokens.MAX_AUDIENCE_LENGTH}
+_AUDIENCE_LIST = {"type": "array", "items": _AUDIENCE, "minItems": 1, "maxItems": 10}
+#: A list cursor; ``rules.CURSOR_FORMAT`` because a cursor must also be one we issued.
+CURSOR_FIELD = rules.text(
+    rules.CURSOR,
+    length=(1, 1400),  # a username: ≤ 255 characters of ≤ 4 UTF-8 bytes, in base64url
+    format=rules.CURSOR_FORMAT,
+    description="Opaque: the `next_cursor` of the previous page, as it was given.",
+)
 
 
 class TenantCreateRequestSchema(StrictSchema):
@@ -68,22 +96,19 @@ class TenantCreateRequestSchema(StrictSchema):
     id = fields.String(
         required=True, validate=validate_tenant_id, metadata={"pattern": TENANT_ID_PATTERN}
     )
-    name = fields.String(required=True, validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
-    secret = fields.String(
-        validate=SECRET,
-        metadata={"description": "Import an existing secret: base64url, ≥ 32 bytes."},
-    )
-    access_token_ttl = StrictInt(validate=TTL)
-    max_token_ttl = StrictInt(validate=TTL)
+    name = fields.String(required=True, **NAME)
+    secret = fields.String(**SECRET)  # import an existing secret instead of generating one
+    access_token_ttl = StrictInt(validate=TTL, metadata=ACCESS_TTL_DOC)
+    max_token_ttl = StrictInt(validate=TTL, metadata=CAPPED)
 
 
 class TenantUpdateRequestSchema(StrictSchema):
     """PATCH /v1/admin/tenants/{id}."""
 
-    name = fields.String(validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
+    name = fields.String(**NAME)
     status = fields.String(validate=validate.OneOf(["active", "suspended"]))
-    access_token_ttl = StrictInt(validate=TTL)
-    max_token_ttl = StrictInt(validate=TTL)
+    access_token_ttl = StrictInt(validate=TTL, metadata=ACCESS_TTL_DOC)
+    max_token_ttl = StrictInt(validate=TTL, metadata=CAPPED)
 
 
 class TenantResponseSchema(ma.Schema):
@@ -106,7 +131,7 @@ class TenantListQuerySchema(StrictSchema):
     limit = fields.Integer(
         load_default=paging.DEFAULT_PAGE_SIZE, validate=validate.Range(1, paging.MAX_PAGE_SIZE)
     )
-    cursor = fields.String(validate=validate.Length(1, 200))
+    cursor = fields.String(**CURSOR_FIELD)
 
 
 class TenantListResponseSchema(ma.Schema):
@@ -119,9 +144,7 @@ class TenantListResponseSchema(ma.Schema):
 class RotateRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/rotate."""
 
-    secret = fields.String(
-        validate=SECRET, metadata={"description": "Import this secret instead of generating one."}
-    )
+    secret = fields.String(**SECRET)  # import this secret instead of generating one
 
 
 class RotateResponseSchema(ma.Schema):
@@ -135,13 +158,28 @@ class RotateResponseSchema(ma.Schema):
 class TokenIssueRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/tokens."""
 
-    sub = fields.String(required=True, validate=validate.Length(1, tokens.MAX_SUBJECT_LENGTH))
-    ttl = StrictInt(validate=TTL)
-    aud = Audience(
-        metadata={"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    sub = fields.String(
+        required=True,
+        **rules.text(
+            rules.PRINTABLE,
+            length=(1, tokens.MAX_SUBJECT_LENGTH),
+        ),
     )
-    scope = fields.String(validate=validate.Length(1, tokens.MAX_SCOPE_LENGTH))
-    claims = fields.Dict(keys=fields.String(validate=validate.Length(1, 100)))
+    ttl = StrictInt(
+        validate=TTL,
+        metadata=CAPPED | {"description": "Lifetime (s); at most the tenant's max_token_ttl."},
+    )
+    aud = Audience(metadata={"oneOf": [_AUDIENCE, _AUDIENCE_LIST]})
+    scope = fields.String(
+        **rules.text(
+            rules.SCOPE,
+            length=(1, tokens.MAX_SCOPE_LENGTH),
+        )
+    )
+    claims = fields.Dict(
+        keys=fields.String(validate=CLAIM_NAME),
+        metadata={"propertyNames": rules.CLAIM_NAMES, "description": rules.CLAIMS_DESCRIPTION},
+    )
 
 
 class TokenResponseSchema(ma.Schema):
@@ -228,26 +266,41 @@ class HealthResponseSchema(ma.Schema):
 
 #: Generous bound for the schema; the password policy (settings) says the real limits.
 PASSWORD = validate.Length(max=4096)
-CLAIM_NAME = validate.Length(1, 100)
+POLICY_TEXT = (
+    "At least TENANTAUTH_PASSWORD_MIN_LENGTH (default 12) and at most "
+    "TENANTAUTH_PASSWORD_MAX_LENGTH characters after NFKC normalisation, not only whitespace, "
+    "not the username (NIST SP 800-63B §5.1.1.2)."
+)
+PASSWORD_DOC = {"writeOnly": True, "format": rules.PASSWORD_FORMAT, "description": POLICY_TEXT}
 PAGE_LIMIT = validate.Range(1, paging.MAX_PAGE_SIZE)
-#: A cursor encodes a username (≤ 255 characters of up to 4 UTF-8 bytes) in base64url.
-CURSOR = validate.Length(1, 1400)
-SCOPE_TOKEN = validate.Length(1, tokens.MAX_SCOPE_LENGTH)
+SCOPE_TOKEN = rules.text(
+    rules.SCOPE_TOKEN,
+    length=(1, tokens.MAX_SCOPE_LENGTH),
+)
 SCOPE_LIST = validate.Length(max=clients.MAX_SCOPES)
 GRANT_TYPE = validate.OneOf(clients.GRANT_TYPES)
 GRANT_LIST = validate.Length(1, len(clients.GRANT_TYPES))
+#: No duplicates in scope and grant type lists (the domain refuses them).
+UNIQUE = {"uniqueItems": True}
+USERNAME = rules.text(
+    rules.USERNAME,
+    length=(1, tokens.MAX_SUBJECT_LENGTH),
+    format=rules.USERNAME_FORMAT,
+    description="Unicode NFC (accented letters precomposed); no control characters or '/', "
+    "no whitespace at either end.",
+)
 
 
 class UserCreateRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/users."""
 
-    username = fields.String(required=True, validate=validate.Length(1, tokens.MAX_SUBJECT_LENGTH))
+    username = fields.String(required=True, **USERNAME)
     password = fields.String(
-        required=True, validate=PASSWORD, load_only=True, metadata={"writeOnly": True}
+        required=True, validate=PASSWORD, load_only=True, metadata=PASSWORD_DOC
     )
     claims = fields.Dict(
         keys=fields.String(validate=CLAIM_NAME),
-        metadata={"description": "Added to the user's tokens (≤ 2 KiB)."},
+        metadata={"propertyNames": rules.CLAIM_NAMES, "description": rules.CLAIMS_DESCRIPTION},
     )
 
 
@@ -261,10 +314,15 @@ class UserUpdateRequestSchema(StrictSchema):
     password = fields.String(
         validate=PASSWORD,
         load_only=True,
-        metadata={"writeOnly": True, "description": "Resetting revokes the user's tokens."},
+        metadata=PASSWORD_DOC
+        | {"description": "Resetting revokes the user's tokens. " + POLICY_TEXT},
     )
     claims = fields.Dict(
-        keys=fields.String(validate=CLAIM_NAME), metadata={"description": "Replaces the claims."}
+        keys=fields.String(validate=CLAIM_NAME),
+        metadata={
+            "propertyNames": rules.CLAIM_NAMES,
+            "description": "Replaces the claims. " + rules.CLAIMS_DESCRIPTION,
+        },
     )
 
 
@@ -283,7 +341,7 @@ class UserListQuerySchema(StrictSchema):
     """GET /v1/admin/tenants/{id}/users query."""
 
     limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
-    cursor = fields.String(validate=CURSOR)
+    cursor = fields.String(**CURSOR_FIELD)
 
 
 class UserListResponseSchema(ma.Schema):
@@ -296,28 +354,32 @@ class UserListResponseSchema(ma.Schema):
 class ClientCreateRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/clients."""
 
-    name = fields.String(required=True, validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
+    name = fields.String(required=True, **NAME)
     scopes = fields.List(
-        fields.String(validate=SCOPE_TOKEN),
+        fields.String(**SCOPE_TOKEN),
         required=True,
         validate=SCOPE_LIST,
-        metadata={"description": "Scopes the client may request (RFC 6749 §3.3 tokens)."},
+        metadata=UNIQUE
+        | {
+            "description": "Scopes the client may request (RFC 6749 §3.3 tokens); joined by "
+            "spaces they fit in 1024 characters."
+        },
     )
     grant_types = fields.List(
         fields.String(validate=GRANT_TYPE),
         required=True,
         validate=GRANT_LIST,
+        metadata=UNIQUE,
     )
 
 
 class ClientUpdateRequestSchema(StrictSchema):
     """PATCH /v1/admin/tenants/{id}/clients/{client_id}."""
 
-    name = fields.String(validate=validate.Length(1, tenants.MAX_NAME_LENGTH))
-    scopes = fields.List(fields.String(validate=SCOPE_TOKEN), validate=SCOPE_LIST)
+    name = fields.String(**NAME)
+    scopes = fields.List(fields.String(**SCOPE_TOKEN), validate=SCOPE_LIST, metadata=UNIQUE)
     grant_types = fields.List(
-        fields.String(validate=GRANT_TYPE),
-        validate=GRANT_LIST,
+        fields.String(validate=GRANT_TYPE), validate=GRANT_LIST, metadata=UNIQUE
     )
 
 
@@ -346,7 +408,7 @@ class ClientListQuerySchema(StrictSchema):
     """GET /v1/admin/tenants/{id}/clients query."""
 
     limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
-    cursor = fields.String(validate=CURSOR)
+    cursor = fields.String(**CURSOR_FIELD)
 
 
 class ClientListResponseSchema(ma.Schema):

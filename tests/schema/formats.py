@@ -1,0 +1,49 @@
+"""Hypothesis strategies for the document's own ``format`` values (api/rules.py).
+
+JSON Schema cannot state these rules, so the document names them with a ``format`` and says
+them in words; these strategies generate exactly what the words allow, so schemathesis'
+positive data is valid data. They follow the rules' text, not the code that checks them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import schemathesis
+from hypothesis import strategies as st
+
+from tenantauth.api import rules
+from tenantauth.domain import paging
+
+#: The default password policy (Settings: TENANTAUTH_PASSWORD_MIN_LENGTH/_MAX_LENGTH).
+PASSWORD_MIN, PASSWORD_MAX = 12, 256
+_USERNAME_RE = re.compile(rules.USERNAME)
+# Unicode text: no surrogates (not UTF-8), no NUL (PostgreSQL text cannot hold it).
+_TEXT = st.characters(exclude_categories=["Cs"], min_codepoint=1)
+
+
+def _nfkc_length(text: str) -> int:
+    return len(unicodedata.normalize("NFKC", text))
+
+
+#: "Unicode NFC; no control characters or '/', no whitespace at either end", 1..255 characters.
+USERNAMES = (
+    st.text(_TEXT, min_size=1, max_size=40)
+    .map(lambda u: unicodedata.normalize("NFC", u))
+    .filter(lambda u: 1 <= len(u) <= 255 and _USERNAME_RE.fullmatch(u) is not None)
+)
+#: "min..max characters after NFKC, not only whitespace" (not the username: a generated
+#: username equal to it is vanishingly rare).
+PASSWORDS = st.text(_TEXT, min_size=PASSWORD_MIN, max_size=64).filter(
+    lambda p: PASSWORD_MIN <= _nfkc_length(p) <= PASSWORD_MAX and p.strip() != ""
+)
+#: "the next_cursor of a previous page": a cursor the service issues, for any resume key.
+CURSORS = st.text(_TEXT, min_size=1, max_size=60).map(paging.encode_cursor)
+
+
+def register() -> None:
+    """Register the strategies with schemathesis (global, idempotent)."""
+    schemathesis.openapi.format(rules.USERNAME_FORMAT, USERNAMES)
+    schemathesis.openapi.format(rules.PASSWORD_FORMAT, PASSWORDS)
+    schemathesis.openapi.format(rules.CURSOR_FORMAT, CURSORS)
