@@ -53,12 +53,17 @@ lint: venv ## ruff check (incl. S: flake8-bandit), format check, mypy, import-li
 services: ## Make sure the test PostgreSQL and Redis are up; writes .venv/test-services.env
 	scripts/ensure-test-services.sh
 
-test: venv ## lint, then services, then the pytest suite ($(PYTEST_ARGS))
+test: venv ## lint, services, the pytest suite ($(PYTEST_ARGS)), then the fault suite
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory services
-	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest $(PYTEST_ARGS)
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-faults PYTEST_ARGS=
 
-test-faults: venv services ## Fault-injection suite (tests/faults; not part of `test`)
+# The main suite runs on two pytest-xdist workers (its tests are mostly waiting on PostgreSQL,
+# Redis and servers); the fault suite runs alone, since it measures latency. XDIST= disables.
+XDIST ?= -n 2
+
+test-faults: venv services ## Fault-injection suite alone (tests/faults; FAULTS_SOAK=1 runs 10x longer)
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest tests/faults -p no:cacheprovider -v -s $(PYTEST_ARGS)
 
 bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)

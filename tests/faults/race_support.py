@@ -102,13 +102,15 @@ def rotate_importing(port: int, tenant_id: str) -> tuple[Timed, bytes]:
     return timed_admin(port, "POST", path, {"secret": text}), raw
 
 
-def sign_like(template: str, key: bytes) -> str:
-    """A token with the claims of the server-issued ``template`` (fresh times and jti), signed
-    with ``key`` exactly as the service signs (``tenantauth.crypto.jwt.encode``)."""
+def sign_like(template: str, key: bytes, key_version: int) -> str:
+    """A token with the claims of the server-issued ``template`` (fresh times and jti), for
+    the tenant's ``key_version`` (claim ``kv``), signed with ``key`` exactly as the service
+    signs (``tenantauth.crypto.jwt.encode``)."""
     payload = template.split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     now = int(time.time())
     claims.update(iat=now, nbf=now, exp=now + 900, jti=secrets.token_urlsafe(16))
+    claims["kv"] = key_version
     return jwt.encode(claims, claims["tid"], key)
 
 

@@ -184,7 +184,7 @@ def _race_rounds(
         run.verdicts.add(f"v{i}", timed)
         run.returned_wall.append(timed.returned_wall)
         run.rotate_ms.append((timed.returned - timed.sent) / 1e6)
-        new = sign_like(template, secret)
+        new = sign_like(template, secret, int(timed.reply.json()["key_version"]))
         fleet.token(f"v{i + 1}", new)
         fleet.bystander(f"v{i}", token)  # the old token, now and then, from here on
         token = new
