@@ -136,9 +136,14 @@ def _role(found: KeyStatus, key_id: str) -> str:
 
 
 def _record(svc: Services, report: RotationReport) -> None:
-    """Audit the run like other admin actions (actor ``cli``, target the new key id)."""
+    """Audit the run like other admin actions (actor ``cli``, target the new key id); after a
+    complete run, checkpoint the audit chain under the new key, so that the entries the old
+    key keyed still verify once it is dropped (domain/audit.py, ``checkpoint``)."""
     outcome = "failure" if report.failed else "success"
-    event = AuditEvent(
-        CLI_ACTOR, None, "master_key.rotate", report.current_id, f"cli-{uuid.uuid4().hex}", outcome
-    )
+    request_id = f"cli-{uuid.uuid4().hex}"
+    event = AuditEvent(CLI_ACTOR, None, "master_key.rotate", report.current_id, request_id, outcome)
     run(lambda: audit.record(svc, event))
+    if not report.failed:
+        mark = AuditEvent(CLI_ACTOR, None, audit.CHECKPOINT_ACTION, None, request_id, "success")
+        entry = run(lambda: audit.checkpoint(svc, mark))
+        click.echo(f"audit chain checkpointed at entry {entry.seq} under the new key", err=True)

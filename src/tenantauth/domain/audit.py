@@ -5,6 +5,12 @@ canonical encoding of the entry followed by the previous entry's hash (a hash ch
 RFC 6962 §2.1's log: changing any entry changes every later link). Keyed, so that someone who
 can write the database but does not hold the master key cannot recompute the chain after an
 edit (docs/design.md, "Audit log"). Appends are serialised by ``tx.audit.lock_head``.
+
+A master-key rotation ends with a *checkpoint* (``checkpoint``): an entry, keyed by the new
+key, whose target is the SHA-256 of every earlier entry. Once the old key is dropped, the
+entries it keyed can no longer be checked one by one, but the checkpoint still vouches for
+them all: ``verify_chain`` accepts entries under an unknown key only if a later checkpoint
+under a known key covers them.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from tenantauth.domain import paging
 from tenantauth.domain.admin_models import AdminPrincipal, AuditEntry, AuditEvent, AuditQuery
 from tenantauth.domain.services import Services
 from tenantauth.errors import (
+    ConflictError,
     InvalidRequestError,
     InvalidTokenError,
     PermissionDeniedError,
@@ -36,6 +43,8 @@ AUDIT_CHAIN_PURPOSE = b"tenantauth/audit-chain-hmac/v1"
 GENESIS = bytes(32)
 _FORMAT_VERSION = 1
 VERIFY_BATCH = 1000
+#: The action of a checkpoint entry; its target is the transcript digest (hex).
+CHECKPOINT_ACTION = "audit.checkpoint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,22 +151,98 @@ def verify_chain(svc: Services, batch: int = VERIFY_BATCH) -> ChainReport:
     A link is broken when its ``seq`` is not the previous one plus one (a row was deleted or
     renumbered), its ``prev_hash`` is not the previous ``entry_hash`` (rows were reordered or
     one was replaced), or its ``entry_hash`` does not match its content under any master key
-    (it was edited). Deleting the newest entries is not detectable from the database alone:
-    compare ``head_seq``/``head_hash`` with a copy kept elsewhere. Raises
+    (it was edited) — unless a later checkpoint under a configured key covers it (its key was
+    dropped after a master-key rotation), in which case the checkpoint's digest of every
+    earlier entry must match. Deleting the newest entries is not detectable from the database
+    alone: compare ``head_seq``/``head_hash`` with a copy kept elsewhere. Raises
     ``StorageUnavailableError``.
     """
-    keys = chain_keys(svc)
-    checked, seq, prev = 0, 0, GENESIS
+    walk = _Walk(chain_keys(svc))
     while True:
         with svc.storage.transaction() as tx:
-            entries = tx.audit.walk(seq, batch)
+            entries = tx.audit.walk(walk.seq, batch)
         for entry in entries:
-            reason = _broken(entry, seq + 1, prev, keys)
+            reason = walk.step(entry)
             if reason is not None:
-                return ChainReport(checked, seq, prev, seq + 1, reason)
-            checked, seq, prev = checked + 1, entry.seq, entry.entry_hash
+                return ChainReport(walk.checked, walk.seq, walk.prev, walk.seq + 1, reason)
         if len(entries) < batch:
-            return ChainReport(checked, seq, prev)
+            return walk.report()
+
+
+def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
+    """Verify the chain, then append a checkpoint: ``event`` with action
+    ``audit.checkpoint`` and, as target, the SHA-256 of every earlier entry (``_Walk``).
+
+    Run after a master-key rotation, so the entries keyed by the old key stay verifiable once
+    it is dropped. Raises ``ConflictError`` if the chain is broken (nothing is appended),
+    ``StorageUnavailableError``.
+    """
+    report = verify_chain(svc)
+    if report.broken_seq is not None:
+        raise ConflictError(f"the audit chain is broken at entry {report.broken_seq}")
+    walk = _Walk(chain_keys(svc))
+    with svc.storage.transaction() as tx:
+        head = tx.audit.lock_head()
+        after = 0
+        while True:  # the digest covers exactly the entries before the one we append
+            entries = tx.audit.walk(after, VERIFY_BATCH)
+            for entry in entries:
+                walk.step(entry)
+            if len(entries) < VERIFY_BATCH:
+                break
+            after = entries[-1].seq
+        now = datetime.fromtimestamp(svc.clock.now(), UTC)
+        seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
+        marked = replace(event, action=CHECKPOINT_ACTION, target=walk.digest())
+        entry = AuditEntry(seq, now, marked, prev, link_hash(walk.keys[0], seq, now, marked, prev))
+        tx.audit.append(entry)
+    return entry
+
+
+class _Walk:
+    """The state of a walk along the chain: the last link, a running SHA-256 transcript of
+    every entry seen (what checkpoints vouch for), and where the entries start that no
+    configured key could check and no checkpoint has covered yet."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        self.keys = keys
+        self.checked, self.seq, self.prev = 0, 0, GENESIS
+        self.unchecked_from: int | None = None
+        self._transcript = hashlib.sha256()
+
+    def digest(self) -> str:
+        return self._transcript.hexdigest()
+
+    def step(self, entry: AuditEntry) -> str | None:
+        """Take one entry; return why the chain is broken there, or None."""
+        seq = self.seq + 1
+        if entry.seq != seq:
+            return f"entry {seq} is missing (the next entry is {entry.seq})"
+        if not hmac.compare_digest(entry.prev_hash, self.prev):
+            return f"entry {seq} does not link to entry {seq - 1} (reordered or replaced)"
+        expected = [link_hash(k, seq, entry.occurred_at, entry.event, self.prev) for k in self.keys]
+        if not any(hmac.compare_digest(entry.entry_hash, e) for e in expected):
+            if self.unchecked_from is None:
+                self.unchecked_from = seq  # keyed by a dropped key, or edited: a checkpoint says
+        elif entry.event.action == CHECKPOINT_ACTION and self.unchecked_from is not None:
+            if not hmac.compare_digest((entry.event.target or "").encode(), self.digest().encode()):
+                return f"entries {self.unchecked_from} to {seq - 1} do not match checkpoint {seq}"
+            self.unchecked_from = None
+        self._transcript.update(
+            canonical(seq, entry.occurred_at, entry.event) + entry.prev_hash + entry.entry_hash
+        )
+        self.checked, self.seq, self.prev = self.checked + 1, seq, entry.entry_hash
+        return None
+
+    def report(self) -> ChainReport:
+        if self.unchecked_from is None:
+            return ChainReport(self.checked, self.seq, self.prev)
+        reason = (
+            f"entry {self.unchecked_from} does not match its hash under any configured master "
+            "key, and no later checkpoint covers it (edited, or its key was dropped before a "
+            "checkpoint)"
+        )
+        return ChainReport(self.checked, self.seq, self.prev, self.unchecked_from, reason)
 
 
 def chain_keys(svc: Services) -> list[bytes]:
@@ -189,17 +274,6 @@ def canonical(seq: int, occurred_at: datetime, event: AuditEvent) -> bytes:
         event.outcome,
     ]
     return json.dumps(fields, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
-def _broken(entry: AuditEntry, seq: int, prev: bytes, keys: Sequence[bytes]) -> str | None:
-    if entry.seq != seq:
-        return f"entry {seq} is missing (the next entry is {entry.seq})"
-    if not hmac.compare_digest(entry.prev_hash, prev):
-        return f"entry {seq} does not link to entry {seq - 1} (reordered or replaced)"
-    expected = [link_hash(k, entry.seq, entry.occurred_at, entry.event, prev) for k in keys]
-    if not any(hmac.compare_digest(entry.entry_hash, e) for e in expected):
-        return f"entry {seq} does not match its hash (edited)"
-    return None
 
 
 def _seq_of(cursor: str) -> int:
