@@ -17,6 +17,9 @@ def main() -> None:
 
     With no TENANTAUTH_DATABASE_URL everything runs in embedded mode (SQLite in the state
     directory, secrets generated on first use). Run `tenantauth settings` to see every setting.
+
+    Commands that change tenants, users, clients, tokens or admin keys are recorded in the
+    audit log like the HTTP API's (actor cli:<OS user>); `tenantauth audit list` shows it.
     """
 
 
@@ -47,4 +50,4 @@ def admin_keys() -> None:
 
 @main.group()
 def audit() -> None:
-    """Read the admin audit log and verify its hash chain."""
+    """List the admin audit log (API and CLI actions) and verify its hash chain."""
