@@ -121,6 +121,11 @@ class PostgresStorage:
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
+            # psycopg_pool retries a lost connection with a doubling delay and no cap until
+            # reconnect_timeout (default 5 min): after a minute-long outage the next attempt
+            # could be a minute away. Giving up early instead lets the next request start a
+            # fresh attempt at once, so recovery follows the database within seconds.
+            reconnect_timeout=max(10.0, 2 * timeout),
             open=False,
             check=ConnectionPool.check_connection,
             kwargs={
