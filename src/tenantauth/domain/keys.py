@@ -77,6 +77,10 @@ class KeyResolver:
             return self._key_of(self._load_state(tenant_id, subject, jti))
         if read.state is not None:
             return self._key_of(read.state)
+        if not read.ticket:
+            # Nothing read now could be cached (no shared cache, as in embedded mode, or the
+            # cache would not say which incarnation it is): one targeted read, no sharing.
+            return self._key_of(self._load_state(tenant_id, subject, jti))
         snapshot = self._flights.run(
             tenant_id, lambda waited: self._load(tenant_id, read.ticket, waited)
         )
