@@ -31,7 +31,13 @@ def open_storage(
     if url.startswith(("postgresql://", "postgres://")):
         from tenantauth.storage.postgres import PostgresStorage  # noqa: PLC0415 - optional driver
 
-        return PostgresStorage(url, min_size=pool_min, max_size=pool_max, timeout=timeout)
+        return PostgresStorage(
+            url,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=timeout,
+            statement_timeout_ms=int(timeout * 1000),  # DB_TIMEOUT bounds statements too
+        )
     if url.startswith("sqlite:///"):
         from tenantauth.storage.sqlite import SqliteStorage  # noqa: PLC0415
 

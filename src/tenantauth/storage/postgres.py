@@ -103,6 +103,31 @@ class PostgresTx:
         return [tenant_from_row(r) for r in rows]
 
 
+#: The psycopg exception of a wait that ran out of time (``Connection.wait``'s ``timeout``).
+_WAIT_TIMEOUT: type[Exception] = getattr(psycopg.errors, "_WaitTimeout", psycopg.OperationalError)
+
+
+class BoundedConnection(psycopg.Connection[Any]):
+    """A connection on which no network wait lasts longer than ``op_timeout`` seconds.
+
+    ``statement_timeout`` is enforced by the server, so it cannot end a wait for a server that
+    no longer answers at all (hung, or a network path that swallows packets while the TCP
+    peer still acknowledges them). This bound is the client-side backstop: the connection is
+    closed (the pool then replaces it) and the caller gets an error, 503 upstream.
+    """
+
+    op_timeout: float = 6.0
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        """See ``psycopg.Connection.wait``; bounded by ``op_timeout`` when no timeout is given."""
+        try:
+            return super().wait(gen, interval, self.op_timeout if timeout is None else timeout)
+        except _WAIT_TIMEOUT:
+            # Mid-protocol: the connection cannot be used again.
+            self.pgconn.finish()
+            raise
+
+
 class PostgresStorage:
     """Storage on PostgreSQL (``postgresql://...``)."""
 
@@ -116,8 +141,13 @@ class PostgresStorage:
         statement_timeout_ms: int = 5000,
     ) -> None:
         """Create the (closed) pool; it opens on first use in this process."""
+        # Waits end a second after the server's own statement timeout would have.
+        bounded = type(
+            "Bounded", (BoundedConnection,), {"op_timeout": statement_timeout_ms / 1000 + 1}
+        )
         self._pool = ConnectionPool(
             url,
+            connection_class=bounded,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,

@@ -1,0 +1,72 @@
+"""A PostgreSQL that stops answering mid-conversation cannot hold a request forever.
+
+``statement_timeout`` is the server's; when the server (or the path to it) goes silent while
+TCP still acknowledges, only a client-side bound ends the wait (storage/postgres.py,
+``BoundedConnection``). The silence is made by the fault suite's proxy, in front of the run's
+own database (the shared server itself is never touched).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from tenantauth.errors import StorageUnavailableError
+from tenantauth.storage.postgres import PostgresStorage
+from tests.faults.conftest import proxied_url
+from tests.faults.harness import TcpProxy
+
+#: Far beyond the bound under test (1 s statement timeout + 1 s), far below "forever".
+GIVE_UP = 30.0
+RECOVER = 20.0
+
+
+@pytest.fixture
+def proxy(pg_url: str) -> Iterator[TcpProxy]:
+    parts = urlsplit(pg_url)
+    running = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    yield running
+    running.close()
+
+
+def outcome_of(call: object) -> list[object]:
+    """Run ``call`` in a thread; return [result or exception], or [] if it never finished."""
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(call())  # type: ignore[operator]
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(GIVE_UP)
+    return out
+
+
+def test_a_silent_database_is_an_error_not_a_hang(pg_url: str, proxy: TcpProxy) -> None:
+    """A read on a connection that went silent ends in StorageUnavailableError (503), and the
+    storage works again once the database answers, without a restart."""
+    storage = PostgresStorage(
+        proxied_url(pg_url, proxy.port), timeout=1.0, statement_timeout_ms=1000
+    )
+    try:
+        storage.migrate()  # (a no-op when this run's database is migrated already)
+        assert storage.load_key_record("acme") is None  # a live connection, through the proxy
+        proxy.blackhole()
+        out = outcome_of(lambda: storage.load_key_record("acme"))
+        assert out, f"the read was still waiting after {GIVE_UP} s"
+        assert isinstance(out[0], StorageUnavailableError), out
+        proxy.restore()
+        # The pool replaces the closed connection by itself (with its reconnect backoff).
+        deadline = time.monotonic() + RECOVER
+        while (out := outcome_of(lambda: storage.load_key_record("acme"))) != [None]:
+            assert out and time.monotonic() < deadline, f"no recovery within {RECOVER} s: {out}"
+            time.sleep(0.2)
+    finally:
+        storage.close()
