@@ -8,10 +8,9 @@ errors: ``StorageUnavailableError`` / ``CacheUnavailableError`` for outages,
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import Protocol
 
-from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditQuery
+from tenantauth.domain.admin_ports import AdminKeyRepo, AuditRepo
 from tenantauth.domain.models import (
     CacheRead,
     Client,
@@ -138,55 +137,6 @@ class RevocationRepo(Protocol):
 
     def revoke_jti(self, tenant_id: str, jti: str, expires_at: int, revoked_at: int) -> None:
         """Denylist ``jti`` until ``expires_at`` (idempotent)."""
-        ...
-
-
-class AdminKeyRepo(Protocol):
-    """Admin API keys inside a transaction (``tx.admin_keys``); only keyed hashes are stored."""
-
-    def insert(self, key: AdminKey) -> None:
-        """Insert. Raises ``ConflictError`` if the id exists."""
-        ...
-
-    def get(self, key_id: str) -> AdminKey | None:
-        """Return the key (revoked and expired ones too) or None."""
-        ...
-
-    def list(self, after: str | None, limit: int) -> list[AdminKey]:
-        """Return up to ``limit`` keys with id > ``after``, ordered by id."""
-        ...
-
-    def revoke(self, key_id: str, at: datetime) -> bool:
-        """Set ``revoked_at`` unless already set; return whether it changed."""
-        ...
-
-    def touch(self, key_id: str, at: datetime, unless_since: datetime) -> bool:
-        """Set ``last_used_at`` unless it is ``unless_since`` or later; return whether it did."""
-        ...
-
-    def rehash(self, key_id: str, old_hash: bytes, new_hash: bytes) -> bool:
-        """Replace the key's hash if it is still ``old_hash`` (a master-key rotation moves it
-        to the current key's hash on use); return whether it changed."""
-        ...
-
-
-class AuditRepo(Protocol):
-    """The audit chain inside a transaction (``tx.audit``): append-only."""
-
-    def lock_head(self) -> AuditEntry | None:
-        """Serialise appenders until the transaction ends; return the last entry or None."""
-        ...
-
-    def append(self, entry: AuditEntry) -> None:
-        """Insert the next entry. Raises ``ConflictError`` if its ``seq`` is taken."""
-        ...
-
-    def search(self, query: AuditQuery, before: int | None, limit: int) -> list[AuditEntry]:
-        """Return up to ``limit`` matching entries with seq < ``before``, newest first."""
-        ...
-
-    def walk(self, after: int, limit: int) -> list[AuditEntry]:
-        """Return up to ``limit`` entries with seq > ``after``, in chain order."""
         ...
 
 
