@@ -41,6 +41,7 @@ from tests.e2e.harness import (
     server_errors,
     wait_ready,
 )
+from tests.faults.conftest import StartServer
 from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy, percentile, wait_for
 from tests.faults.race_support import (
     FailoverLoad,
@@ -530,13 +531,15 @@ def _every_worker_answered(server: Server, method: str, path: str) -> bool:
 
 
 def test_s13_sigterm_completes_in_flight_requests(
-    fault_server: Server, pg_proxy: TcpProxy, tmp_path: Path, fault_metrics: Record_
+    start_fault_server: StartServer, pg_proxy: TcpProxy, tmp_path: Path, fault_metrics: Record_
 ) -> None:
     """S13: SIGTERM to a server under load while six slow requests (each waiting >= 0.5 s on a
     delayed PostgreSQL) are inside it: all six are answered 200 and the server exits by itself
     within gunicorn's graceful_timeout. Verifications whose connection a worker had not yet
     accepted at SIGTERM can be reset (gunicorn closes its accept queue): counted, not failed."""
-    server = fault_server
+    # Four connections per worker (one per thread), opened before the proxy is slowed: a new
+    # connection's handshake through it would outlast the 2 s pool timeout (a 503, not a drop).
+    server = start_fault_server(TENANTAUTH_DB_POOL_MIN_SIZE="4")
     Admin(server.port).create_tenant("term13")
     token = mint(server.port, "term13")
     m = ScenarioMetrics("S13 SIGTERM, in-flight requests")
