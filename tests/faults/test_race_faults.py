@@ -14,6 +14,7 @@ Every scenario records its metrics row before asserting, so failed scenarios sho
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import threading
@@ -274,13 +275,19 @@ def _kill_connections(client: redis.Redis, port: int, victim: int, everyone: boo
 
 
 def _rotate_until_done(server: Server, tenant: str, statuses: Counter[int]) -> Timed:
-    """Rotate, retrying a refused rotation (503: its fence could not reach Redis, nothing was
-    committed, so the old token is still valid and must be). Counts every status."""
+    """Rotate, retrying a 503, and count every status. A 503 is either a refused rotation
+    (its fence could not reach Redis: nothing committed, the old token still valid) or an
+    unconfirmed one (``change_unconfirmed``: committed, but the seal after the commit could
+    not reach Redis, so the old token may already be rejected). The returned call is the
+    successful one, with ``sent`` moved back to the first attempt that may have committed."""
+    first_sent: int | None = None
     for _ in range(20):
         timed = rotate(server.port, tenant)
         statuses[timed.reply.status] += 1
         if timed.reply.status == 200:
-            return timed
+            return dataclasses.replace(timed, sent=first_sent or timed.sent)
+        if first_sent is None and b"change_unconfirmed" in timed.reply.body:
+            first_sent = timed.sent
         time.sleep(0.05)
     pytest.fail(f"rotation never succeeded: {statuses}")
 

@@ -32,10 +32,12 @@ from tenantauth.domain.tokens import (
     issue_token,
 )
 from tenantauth.errors import (
+    CacheUnavailableError,
     ConflictError,
     InvalidRequestError,
     InvalidTokenError,
     NotFoundError,
+    UnconfirmedChangeError,
 )
 from tests.support import NOW, FixedClock
 from tests.unit.helpers import (
@@ -485,3 +487,37 @@ def test_key_version_claim_must_match_exactly(svc: Services, acme: Tenant) -> No
     for bad in (1, 3, "2", 2.0, True, None, -2):
         rejects(svc, forge(payload=claims(kv=bad), key=OTHER_SECRET))
     rejects(svc, forge(payload=claims(), key=OTHER_SECRET))  # absent = 1
+
+
+class FlakySeal:
+    """The svc cache, but ``seal`` fails its first ``failures`` calls (a dropped connection)."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        self.inner, self.failures = inner, failures
+
+    def seal(self, tenant_id: str, generation: int) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise CacheUnavailableError("connection dropped")
+        self.inner.seal(tenant_id, generation)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_seal_that_fails_once_is_retried(svc: Services, acme: Tenant) -> None:
+    """One dropped connection after the commit costs a retry, not an error."""
+    flaky = swap(svc, cache=FlakySeal(svc.cache, failures=1))
+    assert rotate_tenant(flaky, "acme").key_version == acme.key_version + 1
+
+
+def test_an_unconfirmed_rotation_is_committed_and_says_so(svc: Services, acme: Tenant) -> None:
+    """The seal cannot reach the cache: 503 change_unconfirmed, yet the rotation committed
+    (old tokens are dead in storage), and repeating the call confirms with a new rotation."""
+    old = issue(svc)
+    broken = swap(svc, cache=FlakySeal(svc.cache, failures=2))
+    with pytest.raises(UnconfirmedChangeError):
+        rotate_tenant(broken, "acme")
+    assert get_tenant(svc, "acme").key_version == acme.key_version + 1
+    rejects(svc, old)
+    assert rotate_tenant(svc, "acme").key_version == acme.key_version + 2

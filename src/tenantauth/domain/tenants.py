@@ -245,7 +245,10 @@ def confirm(action: Callable[[], None]) -> None:
     """Repeat a committed change's cache write; raises ``UnconfirmedChangeError`` (503)
     when the cache cannot take it, since only then is the change known to every verifier."""
     try:
-        action()
+        try:
+            action()
+        except CacheUnavailableError:
+            action()  # once more, on a fresh connection: a dropped one is the common cause
     except CacheUnavailableError as exc:
         raise UnconfirmedChangeError(
             "The change is committed, but the cache could not confirm it; some verifiers may "
