@@ -31,6 +31,7 @@ from tests.contract.test_fence_race import (
     in_thread,
     mint,
     verifier_on,
+    with_cache,
 )
 
 FOREIGN = "0123456789abcdef0123456789abcdef01234567.snapshot"
@@ -136,16 +137,7 @@ def test_cache_lost_between_fence_and_commit_cannot_keep_the_old_secret(
     tenants.create_tenant(svc, "acme", "Acme")
     old = mint(svc)
     pausing = PausingFenceCache(svc.cache)
-    rotating = Services.build(
-        storage=svc.storage,
-        cache=pausing,
-        clock=svc.clock,
-        keyring=svc.keyring,
-        tokens=svc.tokens,
-        caching=svc.caching,
-        admin_token="x" * 32,
-        limiter=svc.limiter,
-    )
+    rotating = with_cache(svc, pausing)
     rotation, rotated = in_thread(lambda: tenants.rotate_tenant(rotating, "acme"))
     assert pausing.fenced.wait(WAIT)
     lose_tenant_keys(redis_url)  # the fence is gone with the restart
@@ -194,16 +186,7 @@ def test_subject_revocation_survives_a_cache_lost_before_its_commit(
     tenants.create_tenant(svc, "acme", "Acme")
     old = mint(svc)
     pausing = PausingMarkCache(svc.cache)
-    revoking = Services.build(
-        storage=svc.storage,
-        cache=pausing,
-        clock=svc.clock,
-        keyring=svc.keyring,
-        tokens=svc.tokens,
-        caching=svc.caching,
-        admin_token="x" * 32,
-        limiter=svc.limiter,
-    )
+    revoking = with_cache(svc, pausing)
     revocation, revoked = in_thread(lambda: revocations.revoke_subject(revoking, "acme", "user-1"))
     assert pausing.marked.wait(WAIT)
     lose_tenant_keys(redis_url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -72,6 +73,11 @@ class PausingFenceCache:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def with_cache(svc: Services, cache: Any) -> Services:
+    """``svc`` whose use cases talk to ``cache`` (a pausing wrapper) instead of its own."""
+    return replace(svc, cache=cache)
 
 
 def verifier_on(svc: Services, storage: Any = None, cache: Any = None) -> TokenVerifier:
@@ -146,16 +152,7 @@ def test_fill_between_fence_and_commit_is_refused(pg_services: Services, redis_u
     tenants.create_tenant(svc, "acme", "Acme")
     old = mint(svc)
     pausing = PausingFenceCache(svc.cache)
-    rotating = Services.build(
-        storage=svc.storage,
-        cache=pausing,
-        clock=svc.clock,
-        keyring=svc.keyring,
-        tokens=svc.tokens,
-        caching=svc.caching,
-        admin_token="x" * 32,
-        limiter=svc.limiter,
-    )
+    rotating = with_cache(svc, pausing)
     thread, out = in_thread(lambda: tenants.rotate_tenant(rotating, "acme"))
     assert pausing.fenced.wait(WAIT)
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
+from tenantauth.cli.auditing import Action, cli_actor, record_command
 from tenantauth.cli.common import json_option, run, services, table
 from tenantauth.cli.groups import main
 from tenantauth.crypto.envelope import generate_master_key
 from tenantauth.domain import audit, master_keys
-from tenantauth.domain.admin_models import CLI_ACTOR, AuditEvent
+from tenantauth.domain.admin_models import AuditEvent
 from tenantauth.domain.master_keys import KeyStatus, RotationReport
 from tenantauth.domain.services import Services
 
@@ -136,14 +137,14 @@ def _role(found: KeyStatus, key_id: str) -> str:
 
 
 def _record(svc: Services, report: RotationReport) -> None:
-    """Audit the run like other admin actions (actor ``cli``, target the new key id); after a
-    complete run, checkpoint the audit chain under the new key, so that the entries the old
-    key keyed still verify once it is dropped (domain/audit.py, ``checkpoint``)."""
-    outcome = "failure" if report.failed else "success"
-    request_id = f"cli-{uuid.uuid4().hex}"
-    event = AuditEvent(CLI_ACTOR, None, "master_key.rotate", report.current_id, request_id, outcome)
-    run(lambda: audit.record(svc, event))
+    """Audit the run like every other command (``cli.auditing``; a tenant that could not be
+    re-wrapped is the 503 the API answers for it); after a complete run, checkpoint the audit
+    chain under the new key, so that the entries the old key keyed still verify once it is
+    dropped (domain/audit.py, ``checkpoint``)."""
+    action = Action("master_key.rotate", None, report.current_id)
+    record_command(svc, action, 503 if report.failed else 200)
     if not report.failed:
-        mark = AuditEvent(CLI_ACTOR, None, audit.CHECKPOINT_ACTION, None, request_id, "success")
+        request_id = f"cli-{uuid.uuid4().hex}"
+        mark = AuditEvent(cli_actor(), None, audit.CHECKPOINT_ACTION, None, request_id, "success")
         entry = run(lambda: audit.checkpoint(svc, mark))
         click.echo(f"audit chain checkpointed at entry {entry.seq} under the new key", err=True)

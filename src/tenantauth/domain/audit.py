@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -158,15 +158,12 @@ def verify_chain(svc: Services, batch: int = VERIFY_BATCH) -> ChainReport:
     ``StorageUnavailableError``.
     """
     walk = _Walk(chain_keys(svc))
-    while True:
-        with svc.storage.transaction() as tx:
-            entries = tx.audit.walk(walk.seq, batch)
-        for entry in entries:
-            reason = walk.step(entry)
-            if reason is not None:
-                return ChainReport(walk.checked, walk.seq, walk.prev, walk.seq + 1, reason)
-        if len(entries) < batch:
-            return walk.report()
+
+    def read(after: int) -> list[AuditEntry]:
+        with svc.storage.transaction() as tx:  # one short transaction per batch
+            return tx.audit.walk(after, batch)
+
+    return walk.run(read, batch)
 
 
 def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
@@ -177,20 +174,14 @@ def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
     it is dropped. Raises ``ConflictError`` if the chain is broken (nothing is appended),
     ``StorageUnavailableError``.
     """
-    report = verify_chain(svc)
-    if report.broken_seq is not None:
-        raise ConflictError(f"the audit chain is broken at entry {report.broken_seq}")
     walk = _Walk(chain_keys(svc))
     with svc.storage.transaction() as tx:
         head = tx.audit.lock_head()
-        after = 0
-        while True:  # the digest covers exactly the entries before the one we append
-            entries = tx.audit.walk(after, VERIFY_BATCH)
-            for entry in entries:
-                walk.step(entry)
-            if len(entries) < VERIFY_BATCH:
-                break
-            after = entries[-1].seq
+        # One walk under the lock: it verifies, and its digest covers exactly the entries
+        # before the one appended here.
+        report = walk.run(lambda after: tx.audit.walk(after, VERIFY_BATCH), VERIFY_BATCH)
+        if report.broken_seq is not None:
+            raise ConflictError(f"the audit chain is broken at entry {report.broken_seq}")
         now = datetime.fromtimestamp(svc.clock.now(), UTC)
         seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
         marked = replace(event, action=CHECKPOINT_ACTION, target=walk.digest())
@@ -209,6 +200,18 @@ class _Walk:
         self.checked, self.seq, self.prev = 0, 0, GENESIS
         self.unchecked_from: int | None = None
         self._transcript = hashlib.sha256()
+
+    def run(self, read: Callable[[int], list[AuditEntry]], batch: int) -> ChainReport:
+        """Take every entry ``read(after_seq)`` yields, ``batch`` at a time; return the report
+        (the first broken link, if any)."""
+        while True:
+            entries = read(self.seq)
+            for entry in entries:
+                reason = self.step(entry)
+                if reason is not None:
+                    return ChainReport(self.checked, self.seq, self.prev, self.seq + 1, reason)
+            if len(entries) < batch:
+                return self.report()
 
     def digest(self) -> str:
         return self._transcript.hexdigest()

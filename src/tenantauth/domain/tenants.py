@@ -170,9 +170,7 @@ def rewrap_tenant(svc: Services, tenant_id: str) -> bool:
         if current is None or sealed is None:
             raise _UnchangedError
         if sealed.key_id == svc.keyring.current_id:
-            # A repeat after an unconfirmed re-wrap (503) confirms it: no cache may keep the
-            # blob sealed by the old key, which replicas without that key cannot open.
-            confirm(lambda: svc.cache.seal(tenant_id, current.generation))
+            reseal(svc, current)  # a repeat after an unconfirmed re-wrap (503) confirms it
             raise _UnchangedError
         plain = svc.keyring.open(tenant_id, sealed)
         return replace(current, sealed_secret=svc.keyring.seal(tenant_id, plain), updated_at=now)
@@ -199,8 +197,7 @@ def delete_tenant(svc: Services, tenant_id: str) -> None:
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
         if current is not None and current.status is TenantStatus.DELETED:
-            # A repeat after an unconfirmed delete (503) confirms it, then says it is gone.
-            confirm(lambda: svc.cache.seal(tenant_id, current.generation))
+            reseal(svc, current)  # a repeat after an unconfirmed delete (503) confirms it
         tenant = require_live(current, tenant_id)
         return replace(tenant, status=TenantStatus.DELETED, sealed_secret=None, updated_at=now)
 
@@ -237,8 +234,15 @@ def _apply(
             also(tx)
     # Seal after commit: had the cache restarted since the fence, a filler could have read
     # the old row into it before our commit (docs/design.md, "Cache incarnations").
-    confirm(lambda: svc.cache.seal(tenant_id, generation))
+    reseal(svc, tenant)
     return tenant
+
+
+def reseal(svc: Services, tenant: Tenant) -> None:
+    """Seal the cache at the tenant's committed generation (``confirm``): after a change,
+    and again when a repeated call finds the change already made, so that a repeat after
+    ``UnconfirmedChangeError`` confirms it. Raises ``UnconfirmedChangeError``."""
+    confirm(lambda: svc.cache.seal(tenant.id, tenant.generation))
 
 
 def confirm(action: Callable[[], None]) -> None:
