@@ -11,5 +11,5 @@ def fill_now(
 ) -> bool:
     """Fill ``record`` under the cache's current ticket, as a verifier that just missed would
     (the ticket is taken before the "storage read", which here is the record in hand)."""
-    ticket = cache.get_state(record.tenant_id, "", "").ticket
+    ticket = cache.get_state(record.tenant_id, "", "").ticket or cache.claim(record.tenant_id)
     return cache.fill(record, ttl, revocations, ticket=ticket)

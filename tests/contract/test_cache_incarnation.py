@@ -18,7 +18,7 @@ import redis
 from tenantauth.cache import cache_key
 from tenantauth.cache.redis import RedisCache, encode_entry
 from tenantauth.domain import revocations, tenants
-from tenantauth.domain.models import KeyRecord, TenantStatus
+from tenantauth.domain.models import CacheRead, KeyRecord, TenantStatus
 from tenantauth.domain.services import Services
 from tenantauth.errors import InvalidTokenError
 from tests.cache_support import fill_now
@@ -70,8 +70,9 @@ def test_an_entry_from_another_server_incarnation_is_ignored(
     finally:
         client.close()
     read = redis_cache.get_state("acme", "", "")
-    assert read.state is None
-    assert read.ticket and read.ticket != FOREIGN
+    assert read == CacheRead(None, "")  # the foreign incarnation is no ticket
+    fresh = redis_cache.claim("acme")
+    assert fresh and fresh != FOREIGN
     assert fill_now(redis_cache, record(2), 60)
     assert redis_cache.get("acme") == record(2)
 
@@ -81,7 +82,8 @@ def test_a_fill_under_a_ticket_older_than_a_flush_is_refused(
 ) -> None:
     """A filler that read storage before the cache lost its keys cannot write afterwards,
     even into an empty cache with no fence: its ticket names the lost incarnation."""
-    stale_ticket = redis_cache.get_state("acme", "", "").ticket
+    stale_ticket = redis_cache.claim("acme")
+    assert stale_ticket
     lose_tenant_keys(redis_url)
     assert not redis_cache.fill(record(1), 60, ticket=stale_ticket)
     assert redis_cache.get("acme") is None
@@ -107,8 +109,9 @@ def test_concurrent_claims_agree_on_one_incarnation(
     """Two processes missing after a loss claim once: the second adopts the first's claim."""
     other = RedisCache(redis_url, timeout=2.0)
     try:
-        first = redis_cache.get_state("acme", "", "").ticket
-        assert other.get_state("acme", "", "").ticket == first
+        first = redis_cache.claim("acme")
+        assert first and other.claim("acme") == first
+        assert redis_cache.get_state("acme", "", "").ticket == first
     finally:
         other.close()
 

@@ -85,6 +85,19 @@ def test_list_is_ordered_and_paged(storage: MigratableStorage) -> None:
         assert tx.list_tenants("d-4", 5) == []
 
 
+def test_tenant_ids_are_every_live_id_or_none_over_the_limit(storage: MigratableStorage) -> None:
+    """load_tenant_ids (the tenant directory's read): live and suspended ids, no tombstones;
+    None once there are more than ``limit``, so a huge directory is never held."""
+    assert storage.load_tenant_ids(10) == frozenset()
+    with storage.transaction() as tx:
+        tx.insert_tenant(tenant("a-1"))
+        tx.insert_tenant(tenant("b-2", status=TenantStatus.SUSPENDED))
+        tx.insert_tenant(tenant("c-3", status=TenantStatus.DELETED, sealed_secret=None))
+    assert storage.load_tenant_ids(10) == {"a-1", "b-2"}
+    assert storage.load_tenant_ids(2) == {"a-1", "b-2"}
+    assert storage.load_tenant_ids(1) is None
+
+
 def test_load_key_record_matches_the_row(storage: MigratableStorage) -> None:
     """The verifier's read returns generation, status and sealed secret of the row."""
     row = tenant(generation=4)

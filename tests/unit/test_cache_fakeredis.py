@@ -23,11 +23,11 @@ from tenantauth.domain.models import (
 from tenantauth.domain.policy import CachePolicy
 from tenantauth.domain.ports import Storage, Tx
 from tenantauth.domain.services import Services
-from tenantauth.domain.tenants import TenantChanges, rotate_tenant, update_tenant
+from tenantauth.domain.tenants import TenantChanges, create_tenant, rotate_tenant, update_tenant
 from tenantauth.errors import CacheUnavailableError
 from tests.cache_support import fill_now
 from tests.support import MASTER_KEY
-from tests.unit.helpers import ACME_SECRET
+from tests.unit.helpers import ACME_SECRET, OTHER_SECRET, secret_text
 
 SEALED = SealedSecret("0123456789ab", b"\x00\x01sealed-blob\xff")
 
@@ -195,6 +195,7 @@ class CountingStorage:
 
     inner: Storage
     key_reads: list[str] = field(default_factory=list)
+    directory_reads: int = 0
 
     def transaction(self) -> AbstractContextManager[Tx]:
         """Delegate."""
@@ -211,6 +212,11 @@ class CountingStorage:
         """Count, then delegate."""
         self.key_reads.append(tenant_id)
         return self.inner.load_verification_state(tenant_id, subject, jti)
+
+    def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
+        """Count (apart from key reads), then delegate."""
+        self.directory_reads += 1
+        return self.inner.load_tenant_ids(limit)
 
     def load_revocations(
         self, tenant_id: str, *, revoked_since: int, expiring_after: int
@@ -269,14 +275,58 @@ def test_hit_costs_no_storage_read(
     assert counting.key_reads == []
 
 
-def test_unknown_tenant_negative_cached(
-    resolver: KeyResolver, counting: CountingStorage, cache: RedisCache
+def test_unknown_tenants_are_ruled_out_by_the_directory(
+    resolver: KeyResolver,
+    counting: CountingStorage,
+    fake_redis: fakeredis.FakeRedis,
+    acme: Tenant,
 ) -> None:
-    """An unknown tenant is read from storage once, then answered from the negative entry."""
+    """Unknown ids cost no key read and leave nothing in the cache: one read of the tenant
+    ids serves them all, until a creation renews the directory."""
+    for tid in ("nobody", "nobody", "ghost-1", "ghost-2"):
+        assert resolver.signing_key(tid) is None
+    assert counting.key_reads == [] and counting.directory_reads == 1
+    assert fake_redis.keys("tenantauth:{nobody}*") == []
+    assert fake_redis.keys("tenantauth:{ghost*") == []
+
+
+def test_a_created_tenant_is_known_at_once(
+    resolver: KeyResolver, counting: CountingStorage, svc: Services, acme: Tenant
+) -> None:
+    """A verifier whose directory predates a creation re-reads it when the creation renewed
+    the directory, so the new tenant's key resolves the moment create returns."""
+    assert resolver.signing_key("beta") is None
+    create_tenant(svc, "beta", "Beta", secret=secret_text(OTHER_SECRET))
+    assert resolver.signing_key("beta") == OTHER_SECRET
+    assert counting.directory_reads == 2 and counting.key_reads == ["beta"]
+
+
+def test_a_lost_directory_is_read_again(
+    resolver: KeyResolver, counting: CountingStorage, fake_redis: fakeredis.FakeRedis
+) -> None:
+    """A cache that lost the directory key (flush, restart, eviction) has a new incarnation,
+    so the ids are read again rather than trusted."""
     assert resolver.signing_key("nobody") is None
+    fake_redis.delete("tenantauth:directory")
     assert resolver.signing_key("nobody") is None
-    assert counting.key_reads == ["nobody"]
-    assert cache.get("nobody") == KeyRecord.absent("nobody")
+    assert counting.directory_reads == 2 and counting.key_reads == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "reads"),
+    [(CachePolicy(directory_max_age=0), 3), (CachePolicy(directory_limit=0), 1)],
+    ids=["max_age", "limit"],
+)
+def test_directory_max_age_and_limit(
+    counting: CountingStorage, cache: RedisCache, acme: Tenant, policy: CachePolicy, reads: int
+) -> None:
+    """max_age: a directory is re-read once it is that old, incarnation or not; limit: with
+    more tenants than that it rules nothing out, and unknown ids are negative-cached."""
+    resolver = KeyResolver(counting, cache, MasterKeyring(MASTER_KEY), policy)
+    for _ in range(3):
+        assert resolver.signing_key("nobody") is None
+    assert counting.directory_reads == reads
+    assert counting.key_reads == ([] if policy.directory_limit else ["nobody"])
 
 
 def test_inactive_tenant_has_no_key(

@@ -17,6 +17,17 @@ class NullCache:
         """Always a miss."""
         return CacheRead(None)
 
+    def claim(self, tenant_id: str) -> str:
+        """No cache to vouch for anything: ""."""
+        return ""
+
+    def directory(self) -> str:
+        """No cache to vouch for a directory: ""."""
+        return ""
+
+    def renew_directory(self) -> None:
+        """No directory to renew."""
+
     def fill(
         self,
         record: KeyRecord,

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: How long a claimed incarnation lives before a fill extends it (covers the storage read).
 CLAIM_TTL_MS = 15_000
+#: The directory incarnation (docs/design.md, "Tenant directory"): one key for the whole
+#: cache, outside every tenant's hash slot; renewed by creations, re-claimed daily at least.
+DIRECTORY_KEY = "tenantauth:directory"
+DIRECTORY_TTL_MS = 86_400_000
 
 
 class RedisCache:
@@ -82,11 +86,8 @@ class RedisCache:
         return state.record if state else None
 
     def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
-        """See ``Cache.get_state``: one MGET of incarnation, entry, subject key and jti key
-        (and, only after a Redis restart or flush, one more round trip to claim a new
-        incarnation for the tenant)."""
-        if self._open_until and time.monotonic() < self._open_until:
-            raise CacheUnavailableError("cache circuit open")
+        """See ``Cache.get_state``: one MGET of incarnation, entry, subject key and jti key."""
+        self._check_breaker()
         keys = [
             cache_key(tenant_id, "inc"),
             cache_key(tenant_id, "entry"),
@@ -94,6 +95,27 @@ class RedisCache:
             jti_key(tenant_id, jti),
         ]
         return self._call(lambda conn: self._read_state(conn, tenant_id, keys))
+
+    def claim(self, tenant_id: str) -> str:
+        """See ``Cache.claim``: one script, which keeps an incarnation of this server."""
+        self._check_breaker()
+        return self._call(lambda conn: self._claim(conn, cache_key(tenant_id, "inc"), CLAIM_TTL_MS))
+
+    def directory(self) -> str:
+        """See ``Cache.directory``: one GET, plus a claim after a restart or a creation."""
+        self._check_breaker()
+
+        def read(conn: Any) -> str:
+            current = _command(conn, "GET", DIRECTORY_KEY)
+            if _current(current, server_of(conn)):
+                return str(current.decode())
+            return self._claim(conn, DIRECTORY_KEY, DIRECTORY_TTL_MS)
+
+        return self._call(read)
+
+    def renew_directory(self) -> None:
+        """See ``Cache.renew_directory``: the next reader claims a new incarnation."""
+        self._call(lambda conn: _command(conn, "DEL", DIRECTORY_KEY))
 
     def fill(
         self,
@@ -153,22 +175,27 @@ class RedisCache:
         self._client.close()
 
     def _read_state(self, conn: Any, tenant_id: str, keys: list[str]) -> CacheRead:
-        server = server_of(conn)
         incarnation, raw, version, revoked = _command(conn, "MGET", *keys)
-        if not _current(incarnation, server):
-            return CacheRead(None, self._claim(conn, keys[0], incarnation, server))
+        if not _current(incarnation, server_of(conn)):
+            return CacheRead(None)  # no incarnation here yet: nothing of it can be trusted
         ticket = incarnation.decode()
         record = decode_entry(tenant_id, raw, ticket) if raw is not None else None
         if record is None:
             return CacheRead(None, ticket)
         return CacheRead(VerificationState(record, int(version or 0), revoked is not None), ticket)
 
-    def _claim(self, conn: Any, key: str, seen: bytes | None, server: str) -> str:
-        """Start a new incarnation of one tenant on this server; return the one in force
-        ("" if it belongs to no server we know, so fills are refused)."""
+    def _claim(self, conn: Any, key: str, ttl_ms: int) -> str:
+        """Return the incarnation in force at ``key`` on this server, starting a new one if
+        there is none ("" if it belongs to no server we know, so fills are refused)."""
+        server = server_of(conn)
         fresh = f"{server}.{secrets.token_urlsafe(12)}"
-        won = run_on(conn, CLAIM, [key], [seen or b"", fresh, CLAIM_TTL_MS])
+        won = run_on(conn, CLAIM, [key], [server + ".", fresh, ttl_ms])
         return won.decode() if _current(won, server) else ""
+
+    def _check_breaker(self) -> None:
+        """Fail fast while the breaker is open. Raises ``CacheUnavailableError``."""
+        if self._open_until and time.monotonic() < self._open_until:
+            raise CacheUnavailableError("cache circuit open")
 
     def _call(self, work: Callable[[Any], T]) -> T:
         """Run ``work`` on one pooled connection; trip the breaker on any Redis error.

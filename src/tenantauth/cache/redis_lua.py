@@ -1,8 +1,9 @@
 """The Lua scripts of RedisCache, and running a script on one chosen connection.
 
-Every script touches only keys of one tenant (one Redis Cluster hash slot, see ``cache_key``)
-and runs atomically. TTLs are relative, so marks live as long as intended whatever Redis' own
-clock says. docs/design.md ("Cache", "Cache incarnations") explains why each check exists.
+Every script touches one key or keys of one tenant (one Redis Cluster hash slot, see
+``cache_key``) and runs atomically. TTLs are relative, so marks live as long as intended
+whatever Redis' own clock says. docs/design.md ("Cache", "Cache incarnations") explains why
+each check exists.
 """
 
 from __future__ import annotations
@@ -51,15 +52,15 @@ if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) en
 return 1
 """
 
-# KEYS: incarnation. ARGV: the value seen ('' if none), the new value, its ttl in ms.
-# Compare-and-set, so concurrent claimers agree on one value. Returns the value now in force.
+# KEYS: an incarnation (a tenant's, or the directory's). ARGV: this server's prefix
+# ('<run_id>.'), a fresh value, its ttl in ms. Keeps a value claimed on this server; replaces
+# anything else (none, or one restored from another server's snapshot). Atomic, so concurrent
+# claimers agree on one value. Returns the value now in force.
 CLAIM = """
 local cur = redis.call('GET', KEYS[1])
-if (cur or '') == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return ARGV[2]
-end
-return cur
+if cur and string.sub(cur, 1, #ARGV[1]) == ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return ARGV[2]
 """
 
 # KEYS: subject key. ARGV: version, ttl in s. Raises the version, never lowers it.

@@ -17,6 +17,7 @@ import random
 
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.clock import SteadyWallClock
+from tenantauth.domain.directory import TenantDirectory
 from tenantauth.domain.flight import SingleFlight
 from tenantauth.domain.models import (
     KeyRecord,
@@ -61,6 +62,13 @@ class KeyResolver:
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], bytes] = {}
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
+        self._directory = TenantDirectory(
+            storage,
+            cache,
+            max_age=policy.directory_max_age,
+            limit=policy.directory_limit,
+            wait=policy.load_wait,
+        )
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -77,12 +85,15 @@ class KeyResolver:
             return self._key_of(self._load_state(tenant_id, subject, jti))
         if read.state is not None:
             return self._key_of(read.state)
-        if not read.ticket:
+        if self._directory.rules_out(tenant_id):  # no such tenant: no storage read, no fill
+            return self._key_of(VerificationState(KeyRecord.absent(tenant_id)))
+        ticket = read.ticket or self._claim(tenant_id)
+        if not ticket:
             # Nothing read now could be cached (no shared cache, as in embedded mode, or the
             # cache would not say which incarnation it is): one targeted read, no sharing.
             return self._key_of(self._load_state(tenant_id, subject, jti))
         snapshot = self._flights.run(
-            tenant_id, lambda waited: self._load(tenant_id, read.ticket, waited)
+            tenant_id, lambda waited: self._load(tenant_id, ticket, waited)
         )
         if snapshot is None:  # the shared read found the cache warm again: read it ourselves
             return self._resolve_again(tenant_id, subject, jti)
@@ -118,7 +129,7 @@ class KeyResolver:
                 read = None
             if read is not None and read.state is not None:
                 return None
-            ticket = read.ticket if read is not None else ""
+            ticket = (read.ticket or self._claim(tenant_id)) if read is not None else ""
         log.debug("storage load tenant=%s pid=%d", tenant_id, os.getpid())
         record = self._storage.load_key_record(tenant_id) or KeyRecord.absent(tenant_id)
         active = record.status is TenantStatus.ACTIVE
@@ -129,6 +140,13 @@ class KeyResolver:
             {subject: version for subject, version, _ in revocations.subjects},
             frozenset(jti for jti, _ in revocations.jtis),
         )
+
+    def _claim(self, tenant_id: str) -> str:
+        """The ticket for a fill of what is read next ("" if the cache cannot give one)."""
+        try:
+            return self._cache.claim(tenant_id)
+        except CacheUnavailableError:
+            return ""
 
     def _fill(self, record: KeyRecord, revocations: Revocations, ticket: str) -> None:
         """Offer ``record`` with its revocations to the cache, which fences it; a cache outage

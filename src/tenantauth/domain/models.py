@@ -136,7 +136,9 @@ class CacheRead:
     The ticket names the cache incarnation the read happened in (docs/design.md, "Cache
     incarnations"). Whatever is read from storage after this lookup may be offered to the cache
     with this ticket; the cache refuses it if it has since restarted, been flushed or been
-    replaced, because storage may have changed in between without it knowing.
+    replaced, because storage may have changed in between without it knowing. An empty
+    ticket: the tenant has no incarnation here yet (``Cache.claim`` starts one), or there is
+    no shared cache at all.
     """
 
     state: VerificationState | None

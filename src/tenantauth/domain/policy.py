@@ -25,6 +25,10 @@ class CachePolicy:
     jitter: float = 0.1
     #: The longest a request waits for another request's storage read of the same tenant.
     load_wait: float = 5.0
+    #: The tenant directory (domain/directory.py): re-read at least this often, even when no
+    #: creation ended its incarnation, and not kept at all beyond this many tenants.
+    directory_max_age: float = 300.0
+    directory_limit: int = 200_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,6 +226,11 @@ class Storage(Protocol):
         ``expiring_after`` as (jti, expires_at)."""
         ...
 
+    def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
+        """Return the id of every tenant that is not deleted, or None if there are more than
+        ``limit`` (the tenant directory, docs/design.md, then stays out of the way)."""
+        ...
+
     def ping(self) -> None:
         """Raise ``StorageUnavailableError`` unless the database answers."""
         ...
@@ -252,10 +257,37 @@ class Cache(Protocol):
 
     def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
         """Return the tenant's record with the subject's version and the jti's denylisting,
-        in one round trip, and the ticket a later ``fill`` must carry. The state is None when
-        the tenant entry is missing or was written in an earlier incarnation of the cache
-        (then storage must answer all three, since revocations are only trusted next to
-        their tenant's entry).
+        in one round trip, and the ticket a later ``fill`` must carry ("" when the tenant has
+        no incarnation on this cache yet: ``claim`` starts one). The state is None when the
+        tenant entry is missing or was written in an earlier incarnation of the cache (then
+        storage must answer all three, since revocations are only trusted next to their
+        tenant's entry).
+
+        Raises ``CacheUnavailableError``.
+        """
+        ...
+
+    def claim(self, tenant_id: str) -> str:
+        """Return the tenant's current incarnation on this cache, starting one if it has none:
+        the ticket for a fill of what is read from storage *after* this call. "" when the
+        cache cannot vouch for one (then nothing read now may be cached).
+
+        Raises ``CacheUnavailableError``.
+        """
+        ...
+
+    def directory(self) -> str:
+        """Return the current *directory incarnation*, starting one if there is none: a token
+        that changes whenever a tenant may have been created since (``renew_directory``) and
+        whenever the cache restarted or was replaced. "" when the cache cannot vouch for one.
+
+        Raises ``CacheUnavailableError``.
+        """
+        ...
+
+    def renew_directory(self) -> None:
+        """After a tenant was created (and committed): end the directory incarnation, so every
+        verifier re-reads the tenant ids before it rules any id out.
 
         Raises ``CacheUnavailableError``.
         """

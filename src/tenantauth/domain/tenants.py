@@ -234,15 +234,24 @@ def _apply(
             also(tx)
     # Seal after commit: had the cache restarted since the fence, a filler could have read
     # the old row into it before our commit (docs/design.md, "Cache incarnations").
-    reseal(svc, tenant)
+    created = current is None or current.status is TenantStatus.DELETED
+    reseal(svc, tenant, created=created)
     return tenant
 
 
-def reseal(svc: Services, tenant: Tenant) -> None:
+def reseal(svc: Services, tenant: Tenant, *, created: bool = False) -> None:
     """Seal the cache at the tenant's committed generation (``confirm``): after a change,
     and again when a repeated call finds the change already made, so that a repeat after
-    ``UnconfirmedChangeError`` confirms it. Raises ``UnconfirmedChangeError``."""
-    confirm(lambda: svc.cache.seal(tenant.id, tenant.generation))
+    ``UnconfirmedChangeError`` confirms it. A creation also renews the tenant directory, so
+    no verifier rules the new id out once this returns (docs/design.md, "Tenant directory").
+    Raises ``UnconfirmedChangeError``."""
+
+    def seal() -> None:
+        svc.cache.seal(tenant.id, tenant.generation)
+        if created:
+            svc.cache.renew_directory()
+
+    confirm(seal)
 
 
 def confirm(action: Callable[[], None]) -> None:

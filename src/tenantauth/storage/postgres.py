@@ -45,6 +45,7 @@ DIALECT = Dialect(
 SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
 LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
+LIST_TENANT_IDS = DIALECT.sql(rows.LIST_TENANT_IDS)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
@@ -209,6 +210,12 @@ class PostgresStorage:
             subjects = conn.execute(LOAD_SUBJECTS, (tenant_id, revoked_since)).fetchall()
             jtis = conn.execute(LOAD_JTIS, (tenant_id, expiring_after)).fetchall()
         return [tuple(r) for r in subjects], [tuple(r) for r in jtis]
+
+    def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
+        """See ``Storage.load_tenant_ids``."""
+        with self._guard(), self._connection() as conn:
+            found = conn.execute(LIST_TENANT_IDS, (limit + 1,)).fetchall()
+        return frozenset(row[0] for row in found) if len(found) <= limit else None
 
     def ping(self) -> None:
         """See ``Storage.ping``."""

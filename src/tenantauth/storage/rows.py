@@ -28,6 +28,7 @@ LIST_TENANTS = (
     f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
     "WHERE status <> 'deleted' AND id > {} ORDER BY id LIMIT {}"
 )
+LIST_TENANT_IDS = "SELECT id FROM tenants WHERE status <> 'deleted' LIMIT {}"
 INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['{}'] * 12)})"  # noqa: S608
 UPDATE_TENANT = (
     f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join(['{}'] * 11)}) WHERE id = {{}}"  # noqa: S608

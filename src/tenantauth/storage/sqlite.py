@@ -30,6 +30,7 @@ DIALECT = Dialect("?", (sqlite3.IntegrityError,), lambda conn: nullcontext(), is
 SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
 LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
+LIST_TENANT_IDS = DIALECT.sql(rows.LIST_TENANT_IDS)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
@@ -116,6 +117,14 @@ class SqliteStorage:
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
         return key_record_from_row(row) if row else None
+
+    def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
+        """See ``Storage.load_tenant_ids``."""
+        try:
+            found = self._conn().execute(LIST_TENANT_IDS, (limit + 1,)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return frozenset(row[0] for row in found) if len(found) <= limit else None
 
     def load_verification_state(
         self, tenant_id: str, subject: str, jti: str
