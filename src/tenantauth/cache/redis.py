@@ -40,7 +40,8 @@ T = TypeVar("T")
 #: How long a claimed incarnation lives before a fill extends it (covers the storage read).
 CLAIM_TTL_MS = 15_000
 #: The directory incarnation (docs/design.md, "Tenant directory"): one key for the whole
-#: cache, outside every tenant's hash slot; renewed by creations, re-claimed daily at least.
+#: cache, read in every get_state MGET (so that MGET spans two hash slots: a Redis Cluster
+#: would need it read apart); renewed by creations, re-claimed daily at least.
 DIRECTORY_KEY = "tenantauth:directory"
 DIRECTORY_TTL_MS = 86_400_000
 
@@ -86,13 +87,15 @@ class RedisCache:
         return state.record if state else None
 
     def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
-        """See ``Cache.get_state``: one MGET of incarnation, entry, subject key and jti key."""
+        """See ``Cache.get_state``: one MGET of incarnation, entry, subject key, jti key and
+        the directory incarnation (so an unknown id costs what a known one does)."""
         self._check_breaker()
         keys = [
             cache_key(tenant_id, "inc"),
             cache_key(tenant_id, "entry"),
             subject_key(tenant_id, subject),
             jti_key(tenant_id, jti),
+            DIRECTORY_KEY,
         ]
         return self._call(lambda conn: self._read_state(conn, tenant_id, keys))
 
@@ -175,14 +178,18 @@ class RedisCache:
         self._client.close()
 
     def _read_state(self, conn: Any, tenant_id: str, keys: list[str]) -> CacheRead:
-        incarnation, raw, version, revoked = _command(conn, "MGET", *keys)
-        if not _current(incarnation, server_of(conn)):
-            return CacheRead(None)  # no incarnation here yet: nothing of it can be trusted
+        incarnation, raw, version, revoked, directory = _command(conn, "MGET", *keys)
+        server = server_of(conn)
+        seen = directory.decode() if _current(directory, server) else ""
+        if not _current(incarnation, server):
+            # No incarnation here yet: nothing of the tenant can be trusted.
+            return CacheRead(None, "", seen)
         ticket = incarnation.decode()
         record = decode_entry(tenant_id, raw, ticket) if raw is not None else None
         if record is None:
-            return CacheRead(None, ticket)
-        return CacheRead(VerificationState(record, int(version or 0), revoked is not None), ticket)
+            return CacheRead(None, ticket, seen)
+        state = VerificationState(record, int(version or 0), revoked is not None)
+        return CacheRead(state, ticket, seen)
 
     def _claim(self, conn: Any, key: str, ttl_ms: int) -> str:
         """Return the incarnation in force at ``key`` on this server, starting a new one if

@@ -53,16 +53,17 @@ class TenantDirectory:
         self._snapshot = _EMPTY
         self._flights: SingleFlight[_Snapshot] = SingleFlight(wait)
 
-    def rules_out(self, tenant_id: str) -> bool:
+    def rules_out(self, tenant_id: str, seen: str = "") -> bool:
         """Return True only if ``tenant_id`` certainly names no tenant created before this
         call; False if it names one, or if the directory cannot tell (no shared cache, the
-        cache unavailable, more tenants than the limit).
+        cache unavailable, more tenants than the limit). ``seen``: the directory incarnation
+        the caller's cache read of the tenant saw ("" for none: it is read, or claimed, here).
 
         Raises ``StorageUnavailableError`` when the ids had to be read again and storage is
         down: the caller's own storage read of the tenant would fail the same way.
         """
         try:
-            incarnation = self._cache.directory()
+            incarnation = seen or self._cache.directory()
         except CacheUnavailableError:
             return False
         if not incarnation:

@@ -85,7 +85,7 @@ class KeyResolver:
             return self._key_of(self._load_state(tenant_id, subject, jti))
         if read.state is not None:
             return self._key_of(read.state)
-        if self._directory.rules_out(tenant_id):  # no such tenant: no storage read, no fill
+        if self._directory.rules_out(tenant_id, read.directory):  # no such tenant: no read
             return self._key_of(VerificationState(KeyRecord.absent(tenant_id)))
         ticket = read.ticket or self._claim(tenant_id)
         if not ticket:

@@ -258,7 +258,8 @@ class Cache(Protocol):
     def get_state(self, tenant_id: str, subject: str, jti: str) -> CacheRead:
         """Return the tenant's record with the subject's version and the jti's denylisting,
         in one round trip, and the ticket a later ``fill`` must carry ("" when the tenant has
-        no incarnation on this cache yet: ``claim`` starts one). The state is None when the
+        no incarnation on this cache yet: ``claim`` starts one) and the directory incarnation
+        (see ``directory``; "" if there is none yet). The state is None when the
         tenant entry is missing or was written in an earlier incarnation of the cache (then
         storage must answer all three, since revocations are only trusted next to their
         tenant's entry).
