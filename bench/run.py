@@ -10,11 +10,16 @@ Rows:
 - ``verifier (embedded)``: our full verification on SQLite with no cache (one SELECT per token).
 - ``verifier (pg+redis)``: our full verification, warm Redis (one GET per token).
 - ``GET /v1/verify (test client)``: the same through Flask routing and response building.
+- ``unknown tenant ids``: tokens of never-seen tenant ids, a new id on every call (a flood
+  no per-id negative cache can absorb; issue 4, S11), rejected.
+- ``bad signature``: the control for it, a real tenant's token re-signed with a wrong key.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import secrets
 import statistics
 import sys
 import tempfile
@@ -32,6 +37,7 @@ from tenantauth.app import build_services, create_app
 from tenantauth.domain import tenants
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, issue_token
+from tenantauth.errors import InvalidTokenError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.support import DATABASE_URL, REDIS_URL, Backend, make_settings
@@ -67,6 +73,32 @@ def prepared(svc: Services) -> tuple[str, bytes]:
     key = svc.keys.signing_key("bench")
     assert key is not None
     return token, key
+
+
+#: Enough fresh ids that none repeats within one row's runs at the rates seen here.
+UNKNOWN_TOKENS = 60_000
+
+
+def unknown_tenant_tokens(template: str, count: int) -> list[str]:
+    """``count`` tokens like ``template`` but each of its own random, non-existent tenant."""
+    claims = pyjwt.decode(template, options={"verify_signature": False})
+    tokens = []
+    for _ in range(count):
+        tenant_id = "ghost-" + secrets.token_hex(8)
+        payload = {**claims, "tid": tenant_id}
+        tokens.append(
+            pyjwt.encode(payload, b"k" * 32, algorithm="HS256", headers={"kid": tenant_id})
+        )
+    return tokens
+
+
+def rejected(svc: Services, token: str) -> None:
+    """Verify a token that must fail."""
+    try:
+        svc.verifier.verify(token)
+    except InvalidTokenError:
+        return
+    raise AssertionError("a token that must fail was accepted")
 
 
 def main() -> None:
@@ -108,6 +140,20 @@ def main() -> None:
                 (
                     "verifier (PostgreSQL + warm Redis)",
                     median_rate(lambda: svc.verifier.verify(token), args.seconds, args.runs),
+                )
+            )
+            unknown = itertools.cycle(unknown_tenant_tokens(token, UNKNOWN_TOKENS))
+            rows.append(
+                (
+                    "  rejected: unknown tenant ids, new each call",
+                    median_rate(lambda: rejected(svc, next(unknown)), args.seconds, args.runs),
+                )
+            )
+            forged = token.rsplit(".", 1)[0] + "." + "A" * 43
+            rows.append(
+                (
+                    "  rejected: bad signature of a real tenant",
+                    median_rate(lambda: rejected(svc, forged), args.seconds, args.runs),
                 )
             )
             client = app.test_client()

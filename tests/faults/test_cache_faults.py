@@ -10,14 +10,16 @@ at the end of the session shows failed scenarios too. See docs/reliability.md.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
+import multiprocessing
 import random
+import re
 import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pytest
@@ -361,24 +363,16 @@ def test_s10_ttl_jitter_spreads_expiries(
 PHASE_SECONDS = 3.0
 LEGIT_RATE, FLOOD_RATE = 150.0, 300.0
 UNKNOWN_POOL = 300
-NEGATIVE_TTL_MS = 10_000 * 1.1  # TENANTAUTH_NEGATIVE_CACHE_TTL's default, +10 % jitter
-#: Redis' own cost of one small string key with a TTL is well under 200 bytes (key, value,
-#: dict entry, expires entry); 512 leaves room for allocator rounding.
-BYTES_PER_KEY = 512
-#: An unknown id may leave its negative entry and its incarnation key (docs/design.md).
-KEYS_PER_UNKNOWN_ID = 2
-#: An incarnation key is claimed for 15 s before a fill extends it (CLAIM_TTL_MS in
-#: cache/redis.py): the longest any key of an unknown id may live.
-CLAIM_TTL_MS = 15_000
-#: A regression guard, not the issue's bound (which is not met, see the test's docstring):
-#: legitimate p99 under the unknown-id flood at most this many times that under the control
-#: flood, plus the slack.
-P99_GUARD_FACTOR, P99_SLACK_MS = 4.0, 10.0
+#: The issue's bound: legitimate p99 under the flood at most this many times the quiet one.
+#: The slack absorbs the timer resolution of a 2-core machine at these few-ms latencies.
+P99_FACTOR, P99_SLACK_MS = 2.0, 1.0
+#: The DEBUG line of a read of the tenant directory (domain/directory.py).
+DIRECTORY_LINE = re.compile(rb"directory load tenants=\S+ pid=(\d+)")
 
 
 class _Unknown:
-    """Tokens of random tenant ids that do not exist: a pool reused over and over (to show
-    negative caching) and fresh ids (to show the memory they cost is bounded)."""
+    """Tokens of random tenant ids that do not exist: a pool reused over and over, and fresh
+    ids (one in four), which no per-id negative cache could have seen."""
 
     def __init__(self, template: str) -> None:
         segment = template.split(".")[1]
@@ -401,83 +395,115 @@ class _Unknown:
         return Shot("unknown", self._token(self._new_id()))
 
 
+def _flood_child(port: int, kind: str, template: str, seed: int, pipe: Connection) -> None:
+    """A flood in a process of its own (spawned): ``kind`` "flood" (unknown ids) or "control"
+    (``template`` re-signed with a wrong key). Reports "started", floods until told "stop",
+    then sends back (records, failure bodies, ids seen)."""
+    unknown = _Unknown(template) if kind == "flood" else None
+    forged = template.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(bytes(32)).decode()[:43]
+    control = [Shot("control", forged)]
+    mix = unknown.mix if unknown is not None else lambda rng: rng.choice(control)
+    with Load(port, mix, connections=8, rate=FLOOD_RATE, seed=seed) as flood:
+        pipe.send("started")
+        pipe.poll(60)  # "stop", or the parent is gone
+        records = flood.stop()
+    seen = UNKNOWN_POOL + unknown.fresh if unknown is not None else 0
+    pipe.send((records, flood.bodies, seen))
+
+
+class _Flood:
+    """A flood in its own process, so that its client work (token signing, parsing) never
+    competes for the test process's GIL with the legitimate clients whose latency is measured
+    — the flood shares only the machine, as an attacker would."""
+
+    def __init__(self, port: int, kind: str, template: str, seed: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(
+            target=_flood_child, args=(port, kind, template, seed, child), daemon=True
+        )
+
+    def __enter__(self) -> _Flood:
+        self._process.start()
+        assert self._pipe.poll(60) and self._pipe.recv() == "started", "flood did not start"
+        return self
+
+    def stop(self) -> tuple[list[Record], Counter[tuple[str, int, str]], int]:
+        """Stop the flood; return its records, failure bodies and the number of ids used."""
+        self._pipe.send("stop")
+        assert self._pipe.poll(60), "flood did not report"
+        result: tuple[list[Record], Counter[tuple[str, int, str]], int] = self._pipe.recv()
+        return result
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.kill()
+        self._pipe.close()
+
+
+def _directory_loads(log: LoadLog) -> Counter[int]:
+    """Reads of the tenant directory per pid logged since ``log``'s mark."""
+    with log.path.open("rb") as handle:
+        handle.seek(log.start)
+        text = handle.read()
+    return Counter(int(m[1]) for m in DIRECTORY_LINE.finditer(text))
+
+
 def _redis_memory(redis: PrivateRedis) -> tuple[int, int]:
     """(used_memory, number of keys) of the private Redis."""
     with redis.client() as client:
         return int(client.info("memory")["used_memory"]), int(client.dbsize())
 
 
-def _flood_key_ttls(redis: PrivateRedis) -> dict[str, list[int]]:
-    """PTTL of every key the flood's unknown ids left in Redis, by kind (-1 = no TTL)."""
-    found: dict[str, list[int]] = {}
+def _flood_keys(redis: PrivateRedis) -> list[str]:
+    """Every key the flood's unknown ids left in Redis."""
     with redis.client() as client:
-        for key in client.scan_iter(match=cache_key("s11x*", "*"), count=1000):
-            kind = key.decode().rpartition(":")[2]
-            ttl = int(client.pttl(key))
-            if ttl != -2:  # -2: it expired between SCAN and PTTL
-                found.setdefault(kind, []).append(ttl)
-    return found
-
-
-def _ttl_summary(ttls: dict[str, list[int]]) -> str:
-    return ", ".join(f"{kind} {len(v)} ({max(v)})" for kind, v in sorted(ttls.items()))
+        return [k.decode() for k in client.scan_iter(match=cache_key("s11x*", "*"), count=1000)]
 
 
 def test_s11_flood_of_unknown_tenant_ids(
     start_fault_server: StartServer, private_redis: PrivateRedis, fault_metrics: Record_
 ) -> None:
     """S11: 300 req/s of random unknown tenant ids next to 150 req/s of real traffic → every
-    unknown id 401 with the same body as a bad signature, real tokens 200; at most one
-    database lookup per unknown id and process; Redis grows only by short-lived negative
-    entries. The legitimate p99 is measured quiet, under the unknown-id flood and under a
-    *control* flood of the same rate of bad-signature tokens of the real tenant, and reported.
+    unknown id 401 with the same body as a bad signature, real tokens 200; no database read
+    and no Redis key for any unknown id (the tenant directory rules them out: one read of the
+    ids per process); the legitimate p99 under the flood at most 2x the quiet one.
 
-    The issue asks for a legitimate p99 at most 2x the quiet baseline. That is NOT met here:
-    on this 2-core machine the client processes and 3 workers share the CPU, and even the
-    control flood raises the p99 2-4x (e.g. 5 -> 12 ms); the unknown-id flood in its steady
-    state (one id in four never seen, so a database read) about doubles that again (-> 24
-    ms). Asserted is only a regression guard: at most 4x the control + 10 ms."""
+    The p99 is also measured under a *control* flood of the same rate of bad-signature tokens
+    of the real tenant (the cheapest request that still fails), and reported: on this 2-core
+    machine the load generators and 3 workers share the CPU, so any flood costs some latency
+    whatever it holds."""
     server = start_fault_server(**COUNT_LOADS)
     (token,) = _tenant(Admin(server.port), "s11real", "alice")
     forged = token.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(bytes(32)).decode()[:43]
-    unknown = _Unknown(token)
     legit = [Shot("legit", token)] * 19 + [Shot("forged", forged)]
     log = LoadLog(server.stderr)
     phases: list[tuple[str, int, int]] = []
     flood_records: list[Record] = []
     failures: Counter[tuple[str, int, str]] = Counter()
+    ids_seen = 0
     with Load(server.port, lambda rng: rng.choice(legit), connections=4, rate=LEGIT_RATE) as real:
         time.sleep(0.5)  # warm
         memory_before = _redis_memory(private_redis)
-        control = [Shot("control", forged)]
-        # Unmeasured first: the pool's ids are seen once (their first lookups are the cold
-        # start of any flood); what is compared below is the flood in its steady state, where
-        # one in four ids is still new.
-        pool = itertools.cycle(unknown.pool)
-        with Load(
-            server.port, lambda rng: Shot("unknown", next(pool)), connections=8, rate=FLOOD_RATE
-        ) as warmup:
-            time.sleep(1.2 * UNKNOWN_POOL / FLOOD_RATE)  # each pool id about once
-            flood_records += warmup.stop()
-            failures += warmup.bodies
-        for name in ("base", "flood", "control", "base", "control", "flood"):
-            begin = time.monotonic_ns()
+        for seed, name in enumerate(("base", "flood", "control", "base", "control", "flood")):
             if name == "base":
+                begin = time.monotonic_ns()
                 time.sleep(PHASE_SECONDS)
             else:
-                mix = unknown.mix if name == "flood" else lambda rng: rng.choice(control)
-                with Load(server.port, mix, connections=8, rate=FLOOD_RATE) as flood:
+                with _Flood(server.port, name, token, seed) as flood:
+                    begin = time.monotonic_ns()
                     time.sleep(PHASE_SECONDS)
-                    flood_records += flood.stop()
-                    failures += flood.bodies
+                    records, bodies, seen = flood.stop()
+                flood_records += records
+                failures += bodies
+                ids_seen += seen
             phases.append((name, begin, time.monotonic_ns()))
         memory_after = _redis_memory(private_redis)
         legit_records = real.stop()
-    negative = _flood_key_ttls(private_redis)
+    leftovers = _flood_keys(private_redis)
     loads = _ours(log.loads(), "s11x")
-    per_id = Counter({tid: 0 for tid, _ in loads})
-    for (tid, _), n in loads.items():
-        per_id[tid] += n
+    directory_reads = _directory_loads(log)
     latency = {
         name: sorted(
             (r.done - r.start) / 1e6
@@ -488,17 +514,15 @@ def test_s11_flood_of_unknown_tenant_ids(
     }
     p99 = {name: percentile(values, 99) for name, values in latency.items()}
     grown, new_keys = memory_after[0] - memory_before[0], memory_after[1] - memory_before[1]
-    ids_seen = UNKNOWN_POOL + unknown.fresh
     m = ScenarioMetrics("S11 flood of unknown tenant ids")
     m.add(legit_records + flood_records, valid={"legit"}, revoked={"unknown", "forged", "control"})
     m.set_loads(loads)
     m.note = (
-        f"legit p99 {p99['base']:.1f} ms quiet, {p99['control']:.1f} ms under the control "
-        f"flood, {p99['flood']:.1f} ms under the unknown-id flood; "
+        f"legit p99 {p99['base']:.1f} ms quiet, {p99['flood']:.1f} ms under the unknown-id "
+        f"flood, {p99['control']:.1f} ms under the control flood; "
         f"{sum(r.label == 'unknown' for r in flood_records)} unknown-id requests, "
-        f"<= {ids_seen} ids, {sum(per_id.values())} "
-        f"DB lookups (max {max(per_id.values(), default=0)} per id); Redis +{new_keys} keys, "
-        f"+{grown} B, unknown-id keys (PTTL max ms) {_ttl_summary(negative)}"
+        f"{ids_seen} ids, {sum(loads.values())} DB lookups of them, "
+        f"{sum(directory_reads.values())} directory reads; Redis {new_keys:+} keys, {grown:+} B"
     )
     fault_metrics(m)
     failures += real.bodies
@@ -506,17 +530,11 @@ def test_s11_flood_of_unknown_tenant_ids(
     assert m.conn_errors == 0
     assert {status for (_, status, _) in failures} == {401}
     assert len({body for (_, _, body) in failures}) == 1, "401 bodies differ: " + str(failures)
-    assert loads, "no database lookup was logged for the unknown ids"
-    assert max(per_id.values()) <= len(server.pids), "an unknown id was read again and again"
-    assert sum(per_id.values()) <= 1.5 * ids_seen, "negative caching did not hold"
-    entries, every = negative.get("entry", []), list(itertools.chain(*negative.values()))
-    # PTTL 0: a key in its last millisecond; -1 would be a key that never expires.
-    assert entries, "no negative entry was found"
-    too_long = [t for t in entries if not 0 <= t <= NEGATIVE_TTL_MS]
-    assert not too_long, f"negative entries outlive the negative TTL: {too_long[:10]}"
-    forever = [t for t in every if not 0 <= t <= CLAIM_TTL_MS]
-    assert not forever, f"keys of unknown ids that outlive the claim TTL: {forever[:10]}"
-    assert len(every) <= KEYS_PER_UNKNOWN_ID * ids_seen, "too many keys per unknown id"
-    assert grown <= max(new_keys, 1) * BYTES_PER_KEY + 256 * 1024, "memory not explained"
-    assert p99["flood"] <= P99_GUARD_FACTOR * p99["control"] + P99_SLACK_MS, p99
+    assert not loads, f"unknown ids were read from the database: {sum(loads.values())}"
+    assert all(pid in server.pids for pid in directory_reads), directory_reads
+    assert max(directory_reads.values(), default=0) <= 1, "the directory was read again"
+    assert not leftovers, f"unknown ids left keys in Redis: {leftovers[:10]}"
+    # used_memory also moves with client buffers and allocator state: 256 KiB of slack.
+    assert new_keys <= 10 and grown <= 256 * 1024, (new_keys, grown)
+    assert p99["flood"] <= P99_FACTOR * p99["base"] + P99_SLACK_MS, p99
     assert _same_workers(server)
