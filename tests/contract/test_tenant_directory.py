@@ -71,9 +71,11 @@ class FailingRenewalCache:
         return getattr(self.inner, name)
 
 
-def resolver_on(svc: Services, storage: Any) -> KeyResolver:
-    """A resolver of its own (its own directory), as another process would have."""
-    return KeyResolver(storage, svc.cache, svc.keyring, svc.caching)
+def resolver_on(svc: Services, storage: Any, *, min_interval: float = 0.0) -> KeyResolver:
+    """A resolver of its own (its own directory), as another process would have; by default
+    it may re-read the ids at once (``directory_min_interval`` 0)."""
+    policy = replace(svc.caching, directory_min_interval=min_interval)
+    return KeyResolver(storage, svc.cache, svc.keyring, policy)
 
 
 def set_directory(redis_url: str, value: str | None) -> None:
@@ -133,6 +135,21 @@ def test_a_directory_from_another_server_is_not_trusted(
     assert storage.id_reads == 2 and svc.cache.directory() != FOREIGN
 
 
+def test_creations_in_a_burst_cost_no_reread_yet_hide_nothing(pg_services: Services) -> None:
+    """Within ``directory_min_interval`` of its last read, an outdated set is not read again:
+    the ids it cannot vouch for take the usual way (one key read each), so a burst of
+    creations costs no read of all ids per miss, and every new tenant is found."""
+    svc = pg_services
+    storage = PausingIdsStorage(svc.storage)
+    resolver = resolver_on(svc, storage, min_interval=60.0)
+    assert resolver.signing_key("ghost") is None
+    for n in range(3):
+        tenants.create_tenant(svc, f"new-{n}", "New")
+        assert resolver.signing_key(f"new-{n}") is not None
+    assert resolver.signing_key("ghost") is None
+    assert storage.id_reads == 1 and storage.key_reads == 4
+
+
 def test_a_lost_directory_key_is_claimed_again(pg_services: Services, redis_url: str) -> None:
     """A flush or eviction of the directory key: a new incarnation, one new read per process."""
     storage = PausingIdsStorage(pg_services.storage)
@@ -159,7 +176,7 @@ def test_storage_down_keeps_a_current_directory_in_force(pg_services: Services) 
     unknown ids when storage cannot be read; one whose incarnation ended does not."""
     svc = pg_services
     storage = PausingIdsStorage(svc.storage)
-    aging = replace(svc.caching, directory_max_age=0)
+    aging = replace(svc.caching, directory_max_age=0, directory_min_interval=0)
     resolver = KeyResolver(storage, svc.cache, svc.keyring, aging)
     assert resolver.signing_key("ghost") is None
     storage.inner = _DownStorage()

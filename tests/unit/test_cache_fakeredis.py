@@ -291,10 +291,12 @@ def test_unknown_tenants_are_ruled_out_by_the_directory(
 
 
 def test_a_created_tenant_is_known_at_once(
-    resolver: KeyResolver, counting: CountingStorage, svc: Services, acme: Tenant
+    counting: CountingStorage, cache: RedisCache, svc: Services, acme: Tenant
 ) -> None:
     """A verifier whose directory predates a creation re-reads it when the creation renewed
     the directory, so the new tenant's key resolves the moment create returns."""
+    policy = CachePolicy(directory_min_interval=0)
+    resolver = KeyResolver(counting, cache, MasterKeyring(MASTER_KEY), policy)
     assert resolver.signing_key("beta") is None
     create_tenant(svc, "beta", "Beta", secret=secret_text(OTHER_SECRET))
     assert resolver.signing_key("beta") == OTHER_SECRET
@@ -302,10 +304,12 @@ def test_a_created_tenant_is_known_at_once(
 
 
 def test_a_lost_directory_is_read_again(
-    resolver: KeyResolver, counting: CountingStorage, fake_redis: fakeredis.FakeRedis
+    counting: CountingStorage, cache: RedisCache, fake_redis: fakeredis.FakeRedis
 ) -> None:
     """A cache that lost the directory key (flush, restart, eviction) has a new incarnation,
     so the ids are read again rather than trusted."""
+    policy = CachePolicy(directory_min_interval=0)
+    resolver = KeyResolver(counting, cache, MasterKeyring(MASTER_KEY), policy)
     assert resolver.signing_key("nobody") is None
     fake_redis.delete("tenantauth:directory")
     assert resolver.signing_key("nobody") is None

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 from tenantauth.domain.flight import SingleFlight
+from tenantauth.domain.policy import CachePolicy
 from tenantauth.domain.ports import Cache, Storage
 from tenantauth.errors import CacheUnavailableError, StorageUnavailableError
 
@@ -40,18 +41,19 @@ class TenantDirectory:
     """Rules out tenant ids that name no tenant, from a per-process set kept exact by the
     cache's directory incarnation."""
 
-    def __init__(
-        self, storage: Storage, cache: Cache, *, max_age: float, limit: int, wait: float
-    ) -> None:
-        """``max_age``: re-read the ids at least this often (a backstop for a creation whose
-        renewal never reached the cache); ``limit``: keep no set beyond this many tenants;
-        ``wait``: how long one storage read may take."""
+    def __init__(self, storage: Storage, cache: Cache, policy: CachePolicy) -> None:
+        """Rules from ``policy``: re-read the ids at least every ``directory_max_age`` (a
+        backstop for a creation whose renewal never reached the cache) and at most every
+        ``directory_min_interval`` (a burst of creations must not turn every miss into a read
+        of all ids); keep no set beyond ``directory_limit`` tenants; a read may take
+        ``load_wait``."""
         self._storage = storage
         self._cache = cache
-        self._max_age = max_age
-        self._limit = limit
+        self._max_age = policy.directory_max_age
+        self._min_interval = policy.directory_min_interval
+        self._limit = policy.directory_limit
         self._snapshot = _EMPTY
-        self._flights: SingleFlight[_Snapshot] = SingleFlight(wait)
+        self._flights: SingleFlight[_Snapshot] = SingleFlight(policy.load_wait)
 
     def rules_out(self, tenant_id: str, seen: str = "") -> bool:
         """Return True only if ``tenant_id`` certainly names no tenant created before this
@@ -73,8 +75,10 @@ class TenantDirectory:
 
     def _ids_under(self, incarnation: str) -> frozenset[str] | None:
         snapshot = self._snapshot
-        if snapshot.incarnation == incarnation and not self._stale(snapshot):
+        if self._in_force(snapshot, incarnation):
             return snapshot.ids
+        if snapshot.incarnation != incarnation and self._age(snapshot) < self._min_interval:
+            return None  # outdated, and read too recently to read again: cannot tell
         try:
             return self._flights.run(incarnation, lambda waited: self._load(incarnation)).ids
         except StorageUnavailableError:
@@ -84,14 +88,11 @@ class TenantDirectory:
             log.debug("tenant directory not refreshed (storage unavailable); still in force")
             return snapshot.ids
 
-    def _stale(self, snapshot: _Snapshot) -> bool:
-        return time.monotonic() - snapshot.loaded_at >= self._max_age
-
     def _load(self, incarnation: str) -> _Snapshot:
         """Read the ids (after ``incarnation`` was read, which is what makes it vouch for
         them) unless a read under it that waited for ours already did."""
         current = self._snapshot
-        if current.incarnation == incarnation and not self._stale(current):
+        if self._in_force(current, incarnation):
             return current
         ids = self._storage.load_tenant_ids(self._limit)
         snapshot = _Snapshot(incarnation, ids, time.monotonic())
@@ -101,3 +102,11 @@ class TenantDirectory:
         count = len(ids) if ids is not None else f"over {self._limit}"
         log.debug("directory load tenants=%s pid=%d", count, os.getpid())
         return snapshot
+
+    def _in_force(self, snapshot: _Snapshot, incarnation: str) -> bool:
+        """Whether ``snapshot`` may rule ids out under ``incarnation``."""
+        return snapshot.incarnation == incarnation and self._age(snapshot) < self._max_age
+
+    @staticmethod
+    def _age(snapshot: _Snapshot) -> float:
+        return time.monotonic() - snapshot.loaded_at

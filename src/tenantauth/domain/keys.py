@@ -62,13 +62,7 @@ class KeyResolver:
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], bytes] = {}
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
-        self._directory = TenantDirectory(
-            storage,
-            cache,
-            max_age=policy.directory_max_age,
-            limit=policy.directory_limit,
-            wait=policy.load_wait,
-        )
+        self._directory = TenantDirectory(storage, cache, policy)
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str

@@ -26,9 +26,11 @@ class CachePolicy:
     #: The longest a request waits for another request's storage read of the same tenant.
     load_wait: float = 5.0
     #: The tenant directory (domain/directory.py): re-read at least this often, even when no
-    #: creation ended its incarnation, and not kept at all beyond this many tenants.
+    #: creation ended its incarnation; at most this often, even when creations keep ending it
+    #: (in between, ids take the usual way); not kept at all beyond this many tenants.
     directory_max_age: float = 300.0
-    directory_limit: int = 200_000
+    directory_min_interval: float = 1.0
+    directory_limit: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
