@@ -442,6 +442,21 @@ class _Flood:
         self._pipe.close()
 
 
+def _until_every_worker_accepts(
+    server: Server, shot: Shot, seconds: float = 10.0
+) -> tuple[list[Record], bool]:
+    """Probe ``shot`` on new connections until every worker answered it 200 (or ``seconds``
+    passed); return the records and whether every worker did."""
+    logs = [server.access_log] if server.access_log else []
+    records: list[Record] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        records.append(_probe(server, shot))
+        if set(server.pids) <= served_by(logs, shot.label, 200):
+            return records, True
+    return records, False
+
+
 def _directory_loads(log: LoadLog) -> Counter[int]:
     """Reads of the tenant directory per pid logged since ``log``'s mark."""
     with log.path.open("rb") as handle:
@@ -500,10 +515,14 @@ def test_s11_flood_of_unknown_tenant_ids(
                 ids_seen += seen
             phases.append((name, begin, time.monotonic_ns()))
         memory_after = _redis_memory(private_redis)
+        directory_reads = _directory_loads(log)
+        # Every worker now holds a directory without this tenant: it must verify everywhere
+        # the moment its creation returned.
+        (new_token,) = _tenant(Admin(server.port), "s11new", "bob")
+        created, everywhere = _until_every_worker_accepts(server, Shot("s11new", new_token))
         legit_records = real.stop()
     leftovers = _flood_keys(private_redis)
     loads = _ours(log.loads(), "s11x")
-    directory_reads = _directory_loads(log)
     latency = {
         name: sorted(
             (r.done - r.start) / 1e6
@@ -522,7 +541,9 @@ def test_s11_flood_of_unknown_tenant_ids(
         f"flood, {p99['control']:.1f} ms under the control flood; "
         f"{sum(r.label == 'unknown' for r in flood_records)} unknown-id requests, "
         f"{ids_seen} ids, {sum(loads.values())} DB lookups of them, "
-        f"{sum(directory_reads.values())} directory reads; Redis {new_keys:+} keys, {grown:+} B"
+        f"{sum(directory_reads.values())} directory reads; Redis {new_keys:+} keys, {grown:+} B; "
+        f"a tenant created after the floods: {len(created)} probes, "
+        f"{sum(r.status == 200 for r in created)} accepted"
     )
     fault_metrics(m)
     failures += real.bodies
@@ -536,5 +557,7 @@ def test_s11_flood_of_unknown_tenant_ids(
     assert not leftovers, f"unknown ids left keys in Redis: {leftovers[:10]}"
     # used_memory also moves with client buffers and allocator state: 256 KiB of slack.
     assert new_keys <= 10 and grown <= 256 * 1024, (new_keys, grown)
+    assert [r.status for r in created if r.status != 200] == [], "a new tenant was ruled out"
+    assert everywhere, "not every worker answered the new tenant's token"
     assert p99["flood"] <= P99_FACTOR * p99["base"] + P99_SLACK_MS, p99
     assert _same_workers(server)
