@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # Lint only the trees that exist (a fresh clone has no empty directories).
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: help venv run lint services test test-faults bench fmt clean
+.PHONY: help venv run lint services test test-faults test-soak bench fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -65,6 +65,11 @@ XDIST ?= -n 2
 
 test-faults: venv services ## Fault-injection suite alone (tests/faults; FAULTS_SOAK=1 runs 10x longer)
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest tests/faults -p no:cacheprovider -v -s $(PYTEST_ARGS)
+
+# The soak: the race and restart scenarios (tests/faults/test_race_faults.py, the only ones
+# FAULTS_SOAK scales) with 10x the rounds and durations. Not part of `make test`.
+test-soak: venv services ## Soak: the race fault scenarios with FAULTS_SOAK=1 (10x rounds, 8-13 min)
+	set -a; . $(SERVICES_ENV); set +a; FAULTS_SOAK=1 $(BIN)/pytest tests/faults/test_race_faults.py -p no:cacheprovider -v -s $(PYTEST_ARGS)
 
 bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)
