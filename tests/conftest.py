@@ -29,6 +29,8 @@ from tests.support import (
     RUN_LOCK,
     Backend,
     FixedClock,
+    empty_database,
+    empty_redis,
     make_settings,
     redis_db_url,
 )
@@ -76,17 +78,7 @@ def worker_id() -> str:
 @pytest.fixture
 def pg_url(pg_database: str) -> Iterator[str]:
     """The run's PostgreSQL database, emptied before the test."""
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        tables = [
-            row[0]
-            for row in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename <> 'schema_migrations'"
-            )
-        ]
-        if tables:
-            names = sql.SQL(", ").join(sql.Identifier(t) for t in tables)
-            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(names))
+    empty_database(pg_database)
     return pg_database
 
 
@@ -125,13 +117,7 @@ def redis_db(worker_id: str) -> Iterator[int]:
 def redis_url(redis_db: int) -> str:
     """Our own Redis DB, emptied of tenantauth keys before the test (the run lock stays)."""
     url = redis_db_url(redis_db)
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        stale = list(client.scan_iter(match="tenantauth:*", count=1000))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
+    empty_redis(url)
     return url
 
 

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+import redis
+from psycopg import sql
+
 from tenantauth.settings import Settings
 
 #: Read once at import, before any test scrubs TENANTAUTH_* from the environment.
@@ -58,6 +62,32 @@ class Backend:
 def redis_db_url(db: int = REDIS_DB) -> str:
     """Return the test Redis URL pointing at our own DB number."""
     return urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{db}"))
+
+
+def empty_database(database_url: str) -> None:
+    """Empty every table of a run's own database but the migrations' record."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'schema_migrations'"
+            )
+        ]
+        if tables:
+            names = sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(names))
+
+
+def empty_redis(redis_url: str) -> None:
+    """Delete the tenantauth keys of a run's own Redis DB (its run lock stays)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        stale = list(client.scan_iter(match="tenantauth:*", count=1000))
+        if stale:
+            client.delete(*stale)
+    finally:
+        client.close()
 
 
 def make_settings(backend: Backend, state_dir: Path, **overrides: Any) -> Settings:

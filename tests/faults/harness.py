@@ -22,13 +22,13 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
-from tests.e2e.harness import HOST, Record, free_port
+from tests.e2e.harness import HOST, Record, Server, children_of, free_port, served_by
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_SECONDS = 10.0
@@ -412,13 +412,32 @@ class LoadLog:
         """Start the window now: loads logged so far are not counted."""
         self.start = self.path.stat().st_size if self.path.exists() else 0
 
-    def loads(self) -> Counter[tuple[str, int]]:
-        """Return the storage loads per (tenant, pid) logged since the mark (whole lines)."""
+    def text(self) -> bytes:
+        """Return what the server logged since the mark (whole lines only)."""
         with self.path.open("rb") as handle:
             handle.seek(self.start)
             text = handle.read()
-        text = text[: text.rfind(b"\n") + 1]
-        return Counter((m[1].decode(), int(m[2])) for m in LOAD_LINE.finditer(text))
+        return text[: text.rfind(b"\n") + 1]
+
+    def loads(self) -> Counter[tuple[str, int]]:
+        """Return the storage loads per (tenant, pid) logged since the mark."""
+        return Counter((m[1].decode(), int(m[2])) for m in LOAD_LINE.finditer(self.text()))
+
+
+def until_every_worker(
+    server: Server, send: Callable[[], object], probe: str, timeout: float = 15.0
+) -> bool:
+    """Call ``send`` (one request labelled ``probe``, on a new connection so that any worker
+    may answer) until every current worker of ``server`` — a replaced one included — answered
+    ``probe`` with 200; return whether they all did within ``timeout``."""
+    logs = [server.access_log] if server.access_log else []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        send()
+        if children_of(server.proc.pid) <= served_by(logs, probe, 200):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def percentile(ordered: list[float], pct: float) -> float:

@@ -34,6 +34,7 @@ from tests.faults.harness import (
     ScenarioMetrics,
     TcpProxy,
     percentile,
+    until_every_worker,
     wait_for,
 )
 from tests.faults.loadgen import Load, Shot, burst
@@ -442,27 +443,9 @@ class _Flood:
         self._pipe.close()
 
 
-def _until_every_worker_accepts(
-    server: Server, shot: Shot, seconds: float = 10.0
-) -> tuple[list[Record], bool]:
-    """Probe ``shot`` on new connections until every worker answered it 200 (or ``seconds``
-    passed); return the records and whether every worker did."""
-    logs = [server.access_log] if server.access_log else []
-    records: list[Record] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        records.append(_probe(server, shot))
-        if set(server.pids) <= served_by(logs, shot.label, 200):
-            return records, True
-    return records, False
-
-
 def _directory_loads(log: LoadLog) -> Counter[int]:
     """Reads of the tenant directory per pid logged since ``log``'s mark."""
-    with log.path.open("rb") as handle:
-        handle.seek(log.start)
-        text = handle.read()
-    return Counter(int(m[1]) for m in DIRECTORY_LINE.finditer(text))
+    return Counter(int(m[1]) for m in DIRECTORY_LINE.finditer(log.text()))
 
 
 def _redis_memory(redis: PrivateRedis) -> tuple[int, int]:
@@ -519,7 +502,10 @@ def test_s11_flood_of_unknown_tenant_ids(
         # Every worker now holds a directory without this tenant: it must verify everywhere
         # the moment its creation returned.
         (new_token,) = _tenant(Admin(server.port), "s11new", "bob")
-        created, everywhere = _until_every_worker_accepts(server, Shot("s11new", new_token))
+        shot, created = Shot("s11new", new_token), list[Record]()
+        everywhere = until_every_worker(
+            server, lambda: created.append(_probe(server, shot)), shot.label, timeout=10.0
+        )
         legit_records = real.stop()
     leftovers = _flood_keys(private_redis)
     loads = _ours(log.loads(), "s11x")

@@ -28,10 +28,15 @@ from tests.e2e.harness import (
     Server,
     call,
     children_of,
-    served_by,
     server_errors,
 )
-from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy, wait_for
+from tests.faults.harness import (
+    PrivateRedis,
+    ScenarioMetrics,
+    TcpProxy,
+    until_every_worker,
+    wait_for,
+)
 from tests.support import ADMIN_TOKEN
 
 pytestmark = pytest.mark.faults
@@ -191,32 +196,6 @@ def _admin(server: Server, method: str, path: str, probe: str, body: object = No
     return call(server.port, method, path, token=ADMIN_TOKEN, body=body, probe=probe)
 
 
-def _every_worker_answers(server: Server, method: str, path: str, probe: str) -> bool:
-    """Call ``path`` on new connections until every worker answered it with 200 (bounded)."""
-    logs = [server.access_log] if server.access_log else []
-    deadline = time.monotonic() + RECOVER_SECONDS
-    while time.monotonic() < deadline:
-        _admin(server, method, path, probe)
-        if set(server.pids) <= served_by(logs, probe, 200):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _every_worker_verifies(server: Server, token: str, probe: str) -> bool:
-    """Verify ``token`` on new connections until every current worker (a replaced one
-    included) answered it 200 (bounded). Each worker's pool reconnects on its own backoff, so
-    one worker's 200 says nothing of the others'."""
-    logs = [server.access_log] if server.access_log else []
-    deadline = time.monotonic() + RECOVER_SECONDS
-    while time.monotonic() < deadline:
-        _verify(server, token, probe)
-        if children_of(server.proc.pid) <= served_by(logs, probe, 200):
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_s3_postgres_cut_redis_warm(
     fault_server: Server,
     private_redis: PrivateRedis,
@@ -258,7 +237,9 @@ def test_s3_postgres_cut_redis_warm(
         ready_during = call(server.port, "GET", "/readyz").status
         pg_proxy.restore()
         restored = time.monotonic()
-        recovered = _every_worker_answers(server, "GET", "/v1/admin/tenants/s3warm", "read")
+        recovered = until_every_worker(
+            server, lambda: _admin(server, "GET", "/v1/admin/tenants/s3warm", "read"), "read"
+        )
         m.recover_s = time.monotonic() - restored if recovered else None
         time.sleep(AFTER_SECONDS / 2)
         records = f.stop()
@@ -325,7 +306,7 @@ def test_s4_both_down(
     )
     # That 200 came from one worker; another may still wait for its pool's next reconnect
     # attempt (psycopg_pool backs off 1, 2, 4 s... during the outage) and answer 503.
-    every_worker = _every_worker_verifies(server, new, "every")
+    every_worker = until_every_worker(server, lambda: _verify(server, new, "every"), "every")
     after = [_probe_record(server, token, label) for token, label in [(new, "v2"), (old, "r2")]]
     m.add([*probes, *after], valid={"v2"}, revoked={"cold", "valid", "revoked", "r2"})
     statuses = {r.label: r.status for r in probes}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-import redis
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
@@ -20,7 +18,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from tests.schema import formats
 from tests.schema.cases import keep_to_the_words
 from tests.schema.test_openapi_fuzz import fuzz_app  # noqa: F401 - a fixture
-from tests.support import ADMIN_TOKEN, Backend
+from tests.support import ADMIN_TOKEN, Backend, empty_database, empty_redis
 
 MAX_EXAMPLES = 40
 STEPS = 10
@@ -71,17 +69,5 @@ def test_call_sequences_conform(fuzz_app: Flask, postgres_backend: Backend) -> N
 def _empty(backend: Backend) -> None:
     """Empty every table but the migrations' and our Redis DB's tenantauth keys (as the
     pg_url and redis_url fixtures do before each test)."""
-    with psycopg.connect(backend.database_url, autocommit=True) as conn:
-        tables = conn.execute(
-            "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
-            "WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        ).fetchone()
-        if tables and tables[0]:
-            conn.execute(f"TRUNCATE {tables[0]} CASCADE".encode())
-    client = redis.Redis.from_url(str(backend.redis_url), socket_timeout=5)
-    try:
-        stale = list(client.scan_iter(match="tenantauth:*", count=1000))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
+    empty_database(backend.database_url)
+    empty_redis(str(backend.redis_url))

@@ -14,17 +14,21 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-import redis
-from psycopg import sql
 
 from tenantauth.app import create_app
 from tests.integration.helpers import ADMIN, TENANTS
 from tests.oauth_accounts import add_client
 from tests.security.forge import ACME_SECRET, OTHER_SECRET, b64url, forge
 from tests.security.probe import World, reference_failures
-from tests.support import Backend, FixedClock, make_settings, redis_db_url
+from tests.support import (
+    Backend,
+    FixedClock,
+    empty_database,
+    empty_redis,
+    make_settings,
+    redis_db_url,
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -58,21 +62,8 @@ def _backend(request: pytest.FixtureRequest, name: str, state: Path) -> Backend:
 
 def _empty(database: str, redis_url: str) -> None:
     """Empty the run's database and our Redis DB of tenantauth data (as ``pg_url`` does)."""
-    with psycopg.connect(database, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'schema_migrations'"
-        ).fetchall()
-        if rows:
-            names = sql.SQL(", ").join(sql.Identifier(r[0]) for r in rows)
-            conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(names))
-    client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    try:
-        stale = list(client.scan_iter(match="tenantauth:*", count=1000))
-        if stale:
-            client.delete(*stale)
-    finally:
-        client.close()
+    empty_database(database)
+    empty_redis(redis_url)
 
 
 class Listener:

@@ -180,16 +180,16 @@ class RedisCache:
     def _read_state(self, conn: Any, tenant_id: str, keys: list[str]) -> CacheRead:
         incarnation, raw, version, revoked, directory = _command(conn, "MGET", *keys)
         server = server_of(conn)
+        ticket = ""  # no incarnation here yet: nothing of the tenant can be trusted
+        if _current(incarnation, server):
+            ticket = incarnation.decode()
+            record = decode_entry(tenant_id, raw, ticket) if raw is not None else None
+            if record is not None:
+                state = VerificationState(record, int(version or 0), revoked is not None)
+                return CacheRead(state, ticket)
+        # A miss: only now does the directory incarnation matter (domain/directory.py).
         seen = directory.decode() if _current(directory, server) else ""
-        if not _current(incarnation, server):
-            # No incarnation here yet: nothing of the tenant can be trusted.
-            return CacheRead(None, "", seen)
-        ticket = incarnation.decode()
-        record = decode_entry(tenant_id, raw, ticket) if raw is not None else None
-        if record is None:
-            return CacheRead(None, ticket, seen)
-        state = VerificationState(record, int(version or 0), revoked is not None)
-        return CacheRead(state, ticket, seen)
+        return CacheRead(None, ticket, seen)
 
     def _claim(self, conn: Any, key: str, ttl_ms: int) -> str:
         """Return the incarnation in force at ``key`` on this server, starting a new one if

@@ -143,8 +143,8 @@ class CacheRead:
 
     state: VerificationState | None
     ticket: str = ""
-    #: The directory incarnation seen by the same read ("" if none of this cache's server):
-    #: what the tenant directory needs to rule an id out (domain/directory.py).
+    #: On a miss, the directory incarnation seen by the same read ("" if none of this cache's
+    #: server): what the tenant directory needs to rule an id out (domain/directory.py).
     directory: str = ""
 
 
