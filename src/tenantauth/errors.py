@@ -55,8 +55,19 @@ class InvalidTokenError(AuthenticationError):
     title = "Invalid token"
 
     def __init__(self, reason: str) -> None:
-        super().__init__("The access token is invalid, expired or revoked.")
+        super().__init__("The access token is missing, invalid, expired or revoked.")
         self.reason = reason
+
+
+class MissingTokenError(InvalidTokenError):
+    """The request carries no credentials at all (gateway endpoint ``GET /v1/verify``).
+
+    Same status and body as any other token failure; only the challenge differs, because
+    RFC 6750 §3.1 says a request without credentials SHOULD get no error code.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("no credentials")
 
 
 class PermissionDeniedError(TenantAuthError):

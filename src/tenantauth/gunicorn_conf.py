@@ -30,11 +30,13 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: PTH1
 accesslog = os.environ.get("TENANTAUTH_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("TENANTAUTH_LOG_LEVEL", "info").lower()
-# Reject oversized request lines and headers before Flask sees them.
-# The same numbers the app enforces itself (tenantauth.api.hygiene): 414 and 431 here.
+# Reject oversized request lines and headers before Flask sees them (414 and 431 here). The
+# header limits are twice the app's own (tenantauth.api.hygiene): gunicorn bounds memory, the
+# app decides the answer between them, so the gateway endpoint GET /v1/verify can answer its
+# uniform 401 (a 431 becomes a 500 behind nginx auth_request) — docs/protecting-services.md.
 limit_request_line = settings.MAX_REQUEST_LINE_BYTES
-limit_request_fields = settings.MAX_HEADER_FIELDS
-limit_request_field_size = settings.MAX_HEADER_FIELD_BYTES
+limit_request_fields = 2 * settings.MAX_HEADER_FIELDS
+limit_request_field_size = 2 * settings.MAX_HEADER_FIELD_BYTES
 # gunicorn 27's control socket lives under $HOME, which is read-only in our containers, and
 # nothing here uses it.
 control_socket_disable = True

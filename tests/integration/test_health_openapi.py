@@ -201,7 +201,6 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", TOKEN_REVOKE, 413, call("POST", f"{ACME}/tokens/revoke", **HUGE_JSON)),
     ("post", TOKEN_REVOKE, 422, call("POST", f"{ACME}/tokens/revoke", json={"x": 1})),
     ("get", "/v1/verify", 200, verify_issued("GET")),
-    ("get", "/v1/verify", 400, call("GET", "/v1/verify", [("Authorization", "Bearer a")] * 2)),
     ("get", "/v1/verify", 401, call("GET", "/v1/verify", bearer(FORGED))),
     ("get", "/v1/verify", 422, call("GET", "/v1/verify?aud=x", bearer(FORGED))),
     ("post", "/v1/verify", 200, verify_issued("POST")),

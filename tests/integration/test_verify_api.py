@@ -10,6 +10,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from tenantauth.settings import MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS
 from tests.integration.helpers import (
     ADMIN,
     TENANTS,
@@ -26,7 +27,7 @@ from tests.integration.helpers import (
 from tests.support import FixedClock
 
 VERIFY = "/v1/verify"
-INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"'
+INVALID_TOKEN_CHALLENGE = 'Bearer realm="tenantauth", error="invalid_token"'
 
 
 @pytest.fixture
@@ -100,11 +101,14 @@ def test_get_unknown_query_parameter_is_unprocessable(
         assert_problem(r, 422, "invalid_request")
 
 
-def test_get_without_authorization_is_401_with_a_challenge(client: FlaskClient) -> None:
-    """GET without an Authorization header is a 401 problem carrying WWW-Authenticate."""
+def test_get_without_authorization_is_the_uniform_401(client: FlaskClient) -> None:
+    """GET without an Authorization header is the uniform 401 body, with a challenge that
+    carries no error code (RFC 6750 §3.1)."""
     r = client.get(VERIFY)
-    assert_problem(r, 401, "unauthenticated")
-    assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    reference = client.get(VERIFY, headers=bearer("a.b.c"))
+    assert_problem(r, 401, "invalid_token")
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="tenantauth"'
+    assert _body_without_request_id(r) == _body_without_request_id(reference)
 
 
 @pytest.mark.parametrize(
@@ -119,12 +123,37 @@ def test_get_rejects_a_bad_token_with_invalid_token(client: FlaskClient, token: 
     assert r.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
 
 
-@pytest.mark.parametrize("authorization", ["Bearer", "Bearer ", "Basic dXNlcjpwdw==", "a.b.c"])
-def test_get_with_unreadable_credentials_is_401(client: FlaskClient, authorization: str) -> None:
-    """An Authorization header that carries no bearer token is a 401 with a Bearer challenge."""
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwdw==",
+        "a.b.c",
+        'Bearer {"protected": "x", "signature": "y"}',  # the JWS JSON serialization
+        "Bearer a,b",  # a comma: two credentials (RFC 9110 §5.3)
+        "Bearer a.b.c, Bearer d.e.f",
+        "Bearer\ta.b.c",
+        'Bearer "a.b.c"',
+    ],
+    ids=["bare", "empty", "basic", "no-scheme", "json", "comma", "two", "tab", "quoted"],
+)
+def test_get_with_unreadable_credentials_is_the_uniform_401(
+    client: FlaskClient, authorization: str
+) -> None:
+    """An Authorization header that is not exactly one Bearer b64token is the uniform 401
+    with error="invalid_token" (never a 400, which nginx auth_request turns into a 500)."""
     r = client.get(VERIFY, headers={"Authorization": authorization})
-    assert_problem(r, 401, "unauthenticated")
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="tenantauth"'
+    reference = client.get(VERIFY, headers=bearer("a.b.c"))
+    assert_problem(r, 401, "invalid_token")
+    assert r.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
+    assert _body_without_request_id(r) == _body_without_request_id(reference)
+
+
+def _body_without_request_id(response: TestResponse) -> dict[str, Any]:
+    body: dict[str, Any] = response.get_json(force=True)
+    del body["request_id"]
+    return body
 
 
 def test_get_rejects_a_forged_token_with_invalid_token(
@@ -137,13 +166,31 @@ def test_get_rejects_a_forged_token_with_invalid_token(
     assert r.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
 
 
-def test_get_with_two_authorization_headers_is_a_bad_request(
+def test_get_with_two_authorization_headers_is_the_uniform_401(
     client: FlaskClient, acme: dict[str, Any]
 ) -> None:
-    """Two Authorization headers on GET /v1/verify are a 400 problem, even if both are valid."""
+    """Two Authorization headers on GET /v1/verify are the uniform 401, even if both are
+    valid: which one would be meant is ambiguous (RFC 6750 §2)."""
     token = issue(client, "acme")
     r = client.get(VERIFY, headers=[("Authorization", f"Bearer {token}")] * 2)
-    assert_problem(r, 400, "invalid_request")
+    assert_problem(r, 401, "invalid_token")
+    assert r.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
+
+
+def test_get_over_the_header_limits_is_the_uniform_401(
+    client: FlaskClient, acme: dict[str, Any]
+) -> None:
+    """GET /v1/verify with more header fields than the limit, or a header line over it, is
+    the uniform 401 (a 431 would be a 500 behind nginx); POST keeps the 431."""
+    token = issue(client, "acme")
+    many = [(f"X-Filler-{i}", "x") for i in range(MAX_HEADER_FIELDS)]
+    huge = [("Authorization", "Bearer " + "A" * MAX_HEADER_FIELD_BYTES)]
+    for headers in ([*many, ("Authorization", f"Bearer {token}")], huge):
+        r = client.get(VERIFY, headers=headers)
+        assert_problem(r, 401, "invalid_token")
+        assert r.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
+    r = client.post(VERIFY, json={"token": token}, headers=many)
+    assert_problem(r, 431)
 
 
 # --------------------------------------------------------------------------- POST

@@ -1,9 +1,11 @@
 """How the bearer token may arrive: Authorization header variants and several methods at once.
 
 Rules (RFC 6750 §2.1 and §3.1, RFC 9110 §11.1 and §5.3), as docs/security.md states them:
-the scheme is case-insensitive and followed by one or more spaces; a header that is no Bearer
-credential is 401 ``unauthenticated``; a bearer credential whose token is bad is the uniform
-401 ``invalid_token``; two credentials, or a token sent by more than one method, are 400.
+the scheme is case-insensitive and followed by one or more spaces. On the gateway endpoint
+``GET /v1/verify`` everything that cannot be accepted — a header that is no Bearer credential,
+two credentials, a token in the query, a bad token — is the one uniform 401 ``invalid_token``
+(nginx ``auth_request`` turns any other 4xx into a 500). On the JSON ``POST`` a token sent by
+more than one method is a 400 ``invalid_request`` (RFC 6750 §3.1).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import pytest
 
 from tests.integration.helpers import assert_problem
 from tests.security.forge import forge
-from tests.security.probe import World
+from tests.security.probe import INVALID_TOKEN_CHALLENGE, REQUEST_ID, World
 
 VALID = forge()
 BAD = forge(key=b"\x04" * 32)
@@ -61,28 +63,33 @@ def test_bearer_spellings_that_are_accepted(world: World, value: str) -> None:
 @pytest.mark.parametrize(
     "value", UNAUTHENTICATED_HEADERS.values(), ids=UNAUTHENTICATED_HEADERS.keys()
 )
-def test_headers_without_a_bearer_credential_are_401(world: World, value: str) -> None:
-    """Anything but `Bearer 1*SP b64token` carries no bearer token: 401 unauthenticated."""
+def test_headers_without_a_bearer_credential_are_the_uniform_401(world: World, value: str) -> None:
+    """Anything but `Bearer 1*SP b64token` is the uniform invalid_token 401 on the gateway
+    endpoint (an empty field counts as no credential: no error code in the challenge)."""
     r = world.get(value)
-    assert_problem(r, 401, "unauthenticated")
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="tenantauth"'
-    assert r.get_data() == world.refs["unreadable"].get_data() or value == ""
+    assert_problem(r, 401, "invalid_token")
+    assert r.get_data() == world.refs["invalid"].get_data()
+    if value:
+        assert r.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
 
 
 @pytest.mark.parametrize(
     "value", TWO_CREDENTIAL_HEADERS.values(), ids=TWO_CREDENTIAL_HEADERS.keys()
 )
-def test_several_credentials_in_one_header_are_400(world: World, value: str) -> None:
-    """A comma means several credentials (RFC 9110 §5.3): 400 invalid_request."""
-    assert world.get(value).get_data() == world.refs["ambiguous"].get_data()
+def test_several_credentials_in_one_header_are_the_uniform_401(world: World, value: str) -> None:
+    """A comma means several credentials (RFC 9110 §5.3): the uniform 401 on GET."""
+    r = world.get(value)
+    assert r.status_code == 401
+    assert r.get_data() == world.refs["invalid"].get_data()
 
 
 @pytest.mark.parametrize("token", [VALID, BAD], ids=["valid", "bad"])
-def test_two_authorization_headers_are_400(world: World, token: str) -> None:
-    """Two Authorization fields are 400, whatever they hold (RFC 6750 §3.1)."""
+def test_two_authorization_headers_are_the_uniform_401(world: World, token: str) -> None:
+    """Two Authorization fields are the uniform 401 on GET, whatever they hold."""
     headers = [("Authorization", f"Bearer {token}"), ("Authorization", f"Bearer {VALID}")]
-    r = world.client.get("/v1/verify", headers=headers)
-    assert_problem(r, 400, "invalid_request")
+    r = world.client.get("/v1/verify", headers=[*headers, ("X-Request-Id", REQUEST_ID)])
+    assert_problem(r, 401, "invalid_token")
+    assert r.get_data() == world.refs["invalid"].get_data()
 
 
 @pytest.mark.parametrize("token", [VALID, BAD], ids=["valid", "bad"])
@@ -94,19 +101,19 @@ def test_token_in_header_and_body_is_400(world: World, token: str) -> None:
     assert_problem(r, 400, "invalid_request")
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("token", [VALID, BAD], ids=["valid", "bad"])
-def test_token_in_the_query_is_refused(world: World, method: str, token: str) -> None:
-    """RFC 6750 §2.3 (URI query) is not supported, alone or beside another method: 400."""
+def test_token_in_the_query_is_refused(world: World, token: str) -> None:
+    """RFC 6750 §2.3 (URI query) is not supported, alone or beside another method: the
+    uniform 401 on the gateway endpoint GET, a 400 invalid_request on the JSON POST."""
     query = {"access_token": token}
-    if method == "GET":
+    for headers in ({"Authorization": f"Bearer {VALID}"}, {}):
         r = world.client.get(
-            "/v1/verify", query_string=query, headers={"Authorization": f"Bearer {VALID}"}
+            "/v1/verify", query_string=query, headers={**headers, "X-Request-Id": REQUEST_ID}
         )
-    else:
-        r = world.client.post("/v1/verify", query_string=query, json={"token": VALID})
+        assert_problem(r, 401, "invalid_token")
+        assert r.get_data() == world.refs["invalid"].get_data()
+    r = world.client.post("/v1/verify", query_string=query, json={"token": VALID})
     assert_problem(r, 400, "invalid_request")
-    assert world.client.get("/v1/verify", query_string=query).status_code == 400
 
 
 def test_post_refuses_query_parameters(world: World) -> None:

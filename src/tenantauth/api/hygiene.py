@@ -3,7 +3,10 @@
 Each check runs before any view, in this order (cheapest first):
 
 1. header count and size (431), for WSGI servers that do not enforce them (gunicorn does
-   first; see ``tenantauth.gunicorn_conf``);
+   too, at twice these limits; see ``tenantauth.gunicorn_conf``). On the gateway endpoint
+   (``GET``/``HEAD /v1/verify``) the answer is the uniform 401 instead: a credential that
+   cannot be accepted as sent, and a status every gateway can map (nginx turns a 431 into
+   a 500);
 2. the admin rate limits (429 + Retry-After) on ``/v1/admin/*``, per credential and per
    client address, before the credential is even checked, so floods of guesses count too;
 3. the nesting depth of JSON bodies (400). The body size itself is Flask's
@@ -25,7 +28,12 @@ from werkzeug.exceptions import RequestHeaderFieldsTooLarge
 
 from tenantauth.api.problems import request_id
 from tenantauth.domain.limits import FailureLimiter, ip_key
-from tenantauth.errors import CacheUnavailableError, MalformedRequestError, RateLimitedError
+from tenantauth.errors import (
+    CacheUnavailableError,
+    InvalidTokenError,
+    MalformedRequestError,
+    RateLimitedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,8 @@ class RequestGuard:
     max_json_depth: int
     max_header_fields: int
     max_header_field_bytes: int
+    #: Paths whose GET/HEAD answer every unacceptable request with the uniform 401.
+    gateway_paths: frozenset[str] = frozenset()
 
     def install(self, app: Flask) -> None:
         """Register the checks (in order) and the response headers on ``app``."""
@@ -75,16 +85,25 @@ class RequestGuard:
     def check_headers(self) -> None:
         """Return None if the header count and every ``name: value`` line fit the limits.
 
-        Raises ``RequestHeaderFieldsTooLarge`` (431, RFC 6585 §5) otherwise.
+        Raises ``RequestHeaderFieldsTooLarge`` (431, RFC 6585 §5) otherwise, or
+        ``InvalidTokenError`` (the uniform 401) on a gateway endpoint.
         """
+        problem = self._header_problem()
+        if problem is None:
+            return
+        if request.method in ("GET", "HEAD") and request.path in self.gateway_paths:
+            raise InvalidTokenError(f"request headers over the limits: {problem}")
+        raise RequestHeaderFieldsTooLarge(problem)
+
+    def _header_problem(self) -> str | None:
+        """Return what breaks the header limits, or None."""
         headers = list(request.headers.items())
         if len(headers) > self.max_header_fields:
-            raise RequestHeaderFieldsTooLarge(f"More than {self.max_header_fields} headers.")
+            return f"More than {self.max_header_fields} headers."
         for name, value in headers:
             if len(name) + 2 + len(value) > self.max_header_field_bytes:
-                raise RequestHeaderFieldsTooLarge(
-                    f"A header line is longer than {self.max_header_field_bytes} bytes."
-                )
+                return f"A header line is longer than {self.max_header_field_bytes} bytes."
+        return None
 
     def limit_admin_rate(self) -> None:
         """Count this request against its admin credential and its client address.
@@ -114,8 +133,8 @@ class RequestGuard:
         Raises ``MalformedRequestError`` (400) when it does, or is so deep the parser gives
         up. Malformed JSON is left to the view's parser, which reports it as usual.
         """
-        if not is_json(request.mimetype):
-            return
+        if request.method in ("GET", "HEAD") or not is_json(request.mimetype):
+            return  # no GET view reads a body, so none is parsed
         data = request.get_data(cache=True)  # 413 beyond MAX_CONTENT_LENGTH
         if not data:
             return

@@ -36,6 +36,8 @@ STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
     errors.DependencyUnavailableError: 503,
     errors.TenantAuthError: 500,
 }
+#: The Bearer challenge (RFC 6750 §3) of every 401 that asks for a bearer token.
+BEARER_REALM = 'Bearer realm="tenantauth"'
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -132,12 +134,12 @@ def _from_domain(exc: errors.TenantAuthError) -> Response:
     if isinstance(exc, errors.InvalidTokenError):
         # RFC 6750 §3; the reason goes to the log only (uniform failures, RFC 8725).
         log.info("token rejected: %s", exc.reason)
-        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        headers["WWW-Authenticate"] = bearer_challenge(exc)
     elif isinstance(exc, errors.InvalidClientError):
         # RFC 6749 §5.2 (and RFC 9110 §15.5.2: a 401 names its scheme), whichever method failed.
         headers["WWW-Authenticate"] = 'Basic realm="tenantauth", charset="UTF-8"'
     elif isinstance(exc, errors.AuthenticationError):
-        headers["WWW-Authenticate"] = 'Bearer realm="tenantauth"'
+        headers["WWW-Authenticate"] = BEARER_REALM
     elif isinstance(exc, errors.RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, errors.InvalidRequestError) and exc.errors is not None:
@@ -145,6 +147,17 @@ def _from_domain(exc: errors.TenantAuthError) -> Response:
     if status >= 500:
         log.warning("%s: %s", type(exc).__name__, exc.detail)
     return problem_response(status, exc.code, exc.title, exc.detail, headers, **extra)
+
+
+def bearer_challenge(exc: errors.InvalidTokenError) -> str:
+    """Return the ``WWW-Authenticate`` value for a rejected bearer credential (RFC 6750 §3).
+
+    ``error="invalid_token"`` when a credential was presented; no error code when there was
+    none at all (§3.1: the client already knows it sent nothing, so this tells it nothing).
+    """
+    if isinstance(exc, errors.MissingTokenError):
+        return BEARER_REALM
+    return f'{BEARER_REALM}, error="invalid_token"'
 
 
 def _from_http(exc: HTTPException) -> Response:

@@ -2,6 +2,13 @@
 
 This is the hot path: the GET view parses its single query parameter by hand and builds its
 response directly, skipping schema (de)serialisation; the schemas still document it.
+
+Status contract (docs/protecting-services.md, "Status contract"). ``GET`` is the gateway
+endpoint: nginx ``auth_request`` allows on 2xx, denies on 401/403 and turns anything else into
+a 500, so every credential that cannot be accepted — missing, not Bearer, malformed, several,
+oversized, invalid, expired, revoked — is the one uniform 401; 503 stays 503 (the example
+gateway configurations map it to a 503 for the client). ``POST`` is a JSON API: a request it
+cannot read is a 400/413/415/422 there, as RFC 6750 §3.1 ``invalid_request`` fits.
 """
 
 from __future__ import annotations
@@ -20,13 +27,17 @@ from tenantauth.api.docs import errors_doc
 from tenantauth.errors import (
     AuthenticationError,
     InvalidRequestError,
+    InvalidTokenError,
     MalformedRequestError,
+    MissingTokenError,
 )
 
 _HEADER_SAFE_RE = re.compile(r"[\x20-\x24\x26-\x7e]*")  # printable ASCII but "%"
 _UNRESERVED_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "%")
 
-bp = Blueprint("verify", __name__, url_prefix="/v1/verify", description="Verify tokens.")
+#: The gateway endpoint's path (GET/HEAD): every unacceptable request is the uniform 401.
+GATEWAY_PATH = "/v1/verify"
+bp = Blueprint("verify", __name__, url_prefix=GATEWAY_PATH, description="Verify tokens.")
 
 _AUDIENCE_PARAM = {
     "in": "query",
@@ -48,13 +59,20 @@ _HEADERS = {
 @bp.get("")
 @bp.doc(parameters=[_AUDIENCE_PARAM], security=[{"bearerToken": []}])
 @bp.response(200, schemas.VerifyResponseSchema, headers=_HEADERS)
-@errors_doc(bp, 400, 401, 422, 503)
+@errors_doc(bp, 401, 422, 503)
 def verify_header() -> Response:
-    """Verify the bearer token of this request (for nginx ``auth_request``, ForwardAuth)."""
+    """Verify the bearer token of this request (for nginx ``auth_request``, ForwardAuth).
+
+    Every credential that cannot be accepted is a 401 (see the module docstring); only an
+    unknown query parameter, which the gateway's configuration sets, is a 422.
+    """
+    if "access_token" in request.args:
+        # RFC 6750 §2.3 is not supported; on the gateway endpoint it is one more credential
+        # that cannot be accepted, so a 401 like the others (never a 400 that nginx turns
+        # into a 500).
+        raise InvalidTokenError("token in the query")
     _check_query({"audience"})
-    token = bearer_token()
-    if token is None:
-        raise AuthenticationError("Send the token as 'Authorization: Bearer <token>'.")
+    token = gateway_token()
     verdict = services().verifier.verify(token, request.args.get("audience"))
     response = _ok(verdict.claims)
     response.headers["X-Tenant-Id"] = verdict.tenant_id
@@ -62,6 +80,23 @@ def verify_header() -> Response:
     if verdict.scope is not None:
         response.headers["X-Scope"] = header_safe(verdict.scope)
     return response
+
+
+def gateway_token() -> str:
+    """Return the one bearer token of this request.
+
+    Raises ``MissingTokenError`` without an Authorization header and ``InvalidTokenError``
+    for anything else that is not exactly one RFC 6750 §2.1 Bearer credential (several
+    fields, a comma, another scheme, a JSON serialization): the uniform 401 of the gateway
+    endpoint, whose reason is logged, never returned.
+    """
+    try:
+        token = bearer_token()
+    except (MalformedRequestError, AuthenticationError) as exc:
+        raise InvalidTokenError(f"unreadable credentials: {exc.detail}") from None
+    if token is None:
+        raise MissingTokenError
+    return token
 
 
 def header_safe(value: str) -> str:
