@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # Lint only the trees that exist (a fresh clone has no empty directories).
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: help venv run lint services test test-faults test-soak bench fmt clean
+.PHONY: help venv run lint services gateways test test-faults test-soak bench fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -53,9 +53,13 @@ lint: venv ## ruff check (incl. S: flake8-bandit), format check, mypy, import-li
 services: ## Make sure the test PostgreSQL and Redis are up; writes .venv/test-services.env
 	scripts/ensure-test-services.sh
 
-test: venv ## lint, services, the pytest suite ($(PYTEST_ARGS)), then the fault suite
+gateways: ## Make sure nginx and Caddy are installed (Debian packages) for tests/gateways
+	scripts/ensure-gateways.sh
+
+test: venv ## lint, services, gateways, the pytest suite ($(PYTEST_ARGS)), then the fault suite
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory services
+	@$(MAKE) --no-print-directory gateways
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-faults PYTEST_ARGS=
 
