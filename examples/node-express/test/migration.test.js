@@ -7,6 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const jwt = require('jsonwebtoken');
+const { mintLegacyToken } = require('../mint-legacy-token');
 const { env, startApp, request, bearer, admin } = require('./support');
 
 const ISSUER = env('TENANTAUTH_ISSUER');
@@ -65,7 +66,7 @@ async function whoami(token) {
 test('an old-stack token verifies after importing its secret, and dies at rotation', async () => {
   const tenant = legacyTenant();
   const oldStack = new OldStack({ [tenant]: crypto.randomBytes(32) });
-  const token = oldStack.sign(tenant, 'dave', 'read write');
+  const token = mintLegacyToken(oldStack.secrets[tenant], { tenant, subject: 'dave', scope: 'read write', issuer: ISSUER });
   assert.equal(oldStack.verify(token).sub, 'dave'); // how the services verified until now
   assert.equal((await whoami(token)).status, 401); // tenantauth does not know the tenant yet
 
@@ -90,9 +91,8 @@ test('an old-stack token verifies after importing its secret, and dies at rotati
 test('a string secret (jwt.sign(payload, "…")) is imported as its UTF-8 bytes', async () => {
   const tenant = legacyTenant();
   const passphrase = `${crypto.randomBytes(24).toString('hex')}-the-old-services-secret`;
-  const oldStack = new OldStack({ [tenant]: passphrase });
   assert.equal((await importTenant(tenant, passphrase)).status, 201);
-  const reply = await whoami(oldStack.sign(tenant, 'erin', 'read'));
+  const reply = await whoami(mintLegacyToken(passphrase, { tenant, subject: 'erin', scope: 'read', issuer: ISSUER }));
   assert.deepEqual([reply.status, reply.body.tenant, reply.body.subject], [200, tenant, 'erin']);
 });
 
