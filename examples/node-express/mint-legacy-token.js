@@ -18,7 +18,10 @@ const jwt = require('jsonwebtoken');
  * what tenantauth requires: header {alg: HS256, typ: JWT, kid: tenant}; claims iss, sub, aud,
  * exp, iat, jti, tid (= kid) and, if given, scope. Lifetime `ttl` seconds (≤ 86400 by default).
  */
-function mintLegacyToken(secret, { tenant, subject, scope, issuer, audience = 'tenantauth', ttl = 900 }) {
+function mintLegacyToken(
+  secret,
+  { tenant, subject, scope, issuer, audience = 'tenantauth', ttl = 900 },
+) {
   const claims = scope ? { tid: tenant, scope } : { tid: tenant };
   return jwt.sign(claims, secret, {
     algorithm: 'HS256', // header alg; jsonwebtoken adds typ: "JWT" itself
@@ -35,7 +38,9 @@ if (require.main === module) {
   const [tenant, subject, scope] = process.argv.slice(2);
   const { TENANT_SECRET: secret, TENANTAUTH_ISSUER: issuer } = process.env;
   if (!tenant || !subject || !secret || !issuer) {
-    console.error('usage: TENANT_SECRET=… TENANTAUTH_ISSUER=… node mint-legacy-token.js TENANT SUBJECT [SCOPE]');
+    console.error(
+      'usage: TENANT_SECRET=… TENANTAUTH_ISSUER=… node mint-legacy-token.js TENANT SUBJECT [SCOPE]',
+    );
     process.exit(2);
   }
   console.log(mintLegacyToken(secret, { tenant, subject, scope, issuer }));

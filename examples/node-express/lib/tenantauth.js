@@ -43,7 +43,9 @@ const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 function tenantAuth(options = {}) {
   const verifier = options.verifier ?? new TenantAuthVerifier(options);
   const realm = options.realm ?? 'api';
-  if (!REALM.test(realm)) throw new TypeError('tenantAuth: realm must be printable ASCII without " or \\');
+  if (!REALM.test(realm)) {
+    throw new TypeError('tenantAuth: realm must be printable ASCII without " or \\');
+  }
   const logger = options.logger ?? console;
   const audience = options.audience;
 
@@ -58,7 +60,11 @@ function tenantAuth(options = {}) {
     verifier.verify(token, { audience }).then(
       (identity) => {
         if (identity === null) {
-          const fields = { event: 'tenantauth.rejected', reason: 'invalid', tokenLength: token.length };
+          const fields = {
+            event: 'tenantauth.rejected',
+            reason: 'invalid',
+            tokenLength: token.length,
+          };
           logger.info(fields, 'bearer token rejected');
           return unauthorized(res, realm, true);
         }
@@ -67,7 +73,10 @@ function tenantAuth(options = {}) {
       },
       (err) => {
         if (!(err instanceof VerifierUnavailableError)) return next(err);
-        logger.warn({ event: 'tenantauth.unavailable', reason: err.reason }, 'tenantauth unavailable; request refused');
+        logger.warn(
+          { event: 'tenantauth.unavailable', reason: err.reason },
+          'tenantauth unavailable; request refused',
+        );
         unavailable(res);
       },
     );
@@ -92,8 +101,17 @@ function requireScope(...required) {
     if (required.every((scope) => req.auth.scopes.includes(scope))) return next();
     const realm = res.locals.tenantauthRealm ?? 'api';
     const scope = required.join(' ');
-    res.set('WWW-Authenticate', `Bearer realm="${realm}", error="insufficient_scope", scope="${scope}"`);
-    problem(res, 403, 'Forbidden', 'insufficient_scope', `This request needs the scope "${scope}".`);
+    res.set(
+      'WWW-Authenticate',
+      `Bearer realm="${realm}", error="insufficient_scope", scope="${scope}"`,
+    );
+    problem(
+      res,
+      403,
+      'Forbidden',
+      'insufficient_scope',
+      `This request needs the scope "${scope}".`,
+    );
   };
 }
 
@@ -103,7 +121,7 @@ function requireScope(...required) {
  */
 function bearerToken(req) {
   // headersDistinct keeps every Authorization line; req.headers silently keeps only the first.
-  const values = req.headersDistinct?.authorization ?? (req.headers.authorization === undefined ? [] : [req.headers.authorization]);
+  const values = req.headersDistinct.authorization ?? [];
   if (values.length === 0) return { token: null, reason: 'missing' };
   if (values.length > 1) return { token: null, reason: 'several' };
   const match = BEARER.exec(values[0].trim());
@@ -119,8 +137,13 @@ function unauthorized(res, realm, invalid) {
 
 function unavailable(res) {
   res.set('Retry-After', RETRY_AFTER_SECONDS);
-  problem(res, 503, 'Service Unavailable', 'verifier_unavailable',
-    'The token could not be verified right now; retry later.');
+  problem(
+    res,
+    503,
+    'Service Unavailable',
+    'verifier_unavailable',
+    'The token could not be verified right now; retry later.',
+  );
 }
 
 /** Send an RFC 9457 problem document. */

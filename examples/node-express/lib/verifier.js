@@ -116,10 +116,14 @@ class TenantAuthVerifier {
         settle(reject, err);
         req.destroy();
       };
-      const timer = setTimeout(() => fail(codedError('ETIMEDOUT', 'deadline passed')),
-        Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => fail(codedError('ETIMEDOUT', 'deadline passed')),
+        Math.max(0, deadline - Date.now()),
+      );
       req.on('error', fail);
-      req.on('response', (res) => readBody(res, (body) => settle(resolve, { status: res.statusCode, body }), fail));
+      req.on('response', (res) =>
+        readBody(res, (body) => settle(resolve, { status: res.statusCode, body }), fail),
+      );
       req.end();
     });
   }

@@ -41,7 +41,10 @@ test('tenantauth unreachable (closed port): 503, fail closed', async () => {
   try {
     const reply = await request(app.base, '/api/whoami', { headers: bearer(READ) });
     assertUnavailable(reply);
-    assert.deepEqual(app.logs.map(([level, fields]) => [level, fields.reason]), [['warn', 'ECONNREFUSED']]);
+    assert.deepEqual(
+      app.logs.map(([level, fields]) => [level, fields.reason]),
+      [['warn', 'ECONNREFUSED']],
+    );
   } finally {
     await app.close();
   }
@@ -76,7 +79,13 @@ test('any answer but 200 or 401 (500, 503, 400, 403, 302) is 503, never a pass',
 });
 
 test('a 200 that does not say active with a tenant and subject is 503', async () => {
-  const bodies = ['not json', '{"active": false, "claims": {}}', '{"active": true}', '{"active": true, "claims": {"sub": "alice"}}', '{"active": true, "claims": {"tid": "acme", "sub": "alice", "scope": ["read"]}}'];
+  const bodies = [
+    'not json',
+    '{"active": false, "claims": {}}',
+    '{"active": true}',
+    '{"active": true, "claims": {"sub": "alice"}}',
+    '{"active": true, "claims": {"tid": "acme", "sub": "alice", "scope": ["read"]}}',
+  ];
   for (const body of bodies) {
     const { app, close } = await againstStub((req, res) => res.end(body));
     try {

@@ -24,7 +24,9 @@ test.after(() => app.close());
 /** Assert the uniform 401 of a refused credential; `invalid` says whether error= is present. */
 function assertUnauthorized(reply, invalid = true) {
   assert.equal(reply.status, 401);
-  const challenge = invalid ? 'Bearer realm="orders", error="invalid_token"' : 'Bearer realm="orders"';
+  const challenge = invalid
+    ? 'Bearer realm="orders", error="invalid_token"'
+    : 'Bearer realm="orders"';
   assert.equal(reply.headers['www-authenticate'], challenge);
   assert.match(reply.headers['content-type'], /^application\/problem\+json/);
   assert.deepEqual(reply.body, {
@@ -52,7 +54,12 @@ function acmeToken(key, extra = {}) {
 test('a valid token reaches the handler with the verified tenant, subject and scope', async () => {
   const reply = await request(app.base, '/api/whoami', { headers: bearer(READ) });
   assert.equal(reply.status, 200);
-  assert.deepEqual(reply.body, { tenant: 'acme', subject: 'alice', scope: 'read', clientTenantHeader: null });
+  assert.deepEqual(reply.body, {
+    tenant: 'acme',
+    subject: 'alice',
+    scope: 'read',
+    clientTenantHeader: null,
+  });
   const orders = await request(app.base, '/api/orders', { headers: bearer(READ) });
   assert.deepEqual([orders.status, orders.body], [200, { tenant: 'acme', orders: [] }]);
 });
@@ -80,9 +87,10 @@ test('garbage and malformed credentials are 401 invalid_token, all alike', async
 });
 
 test('forged, tampered and alg=none tokens are 401 invalid_token', async () => {
-  const [header, , signature] = READ.split('.');
-  const tampered = Buffer.from(JSON.stringify({ tid: 'globex', sub: 'alice' })).toString('base64url');
-  const none = `${Buffer.from('{"alg":"none","typ":"JWT","kid":"acme"}').toString('base64url')}.${READ.split('.')[1]}.`;
+  const b64url = (text) => Buffer.from(text).toString('base64url');
+  const [header, payload, signature] = READ.split('.');
+  const tampered = b64url(JSON.stringify({ tid: 'globex', sub: 'alice' }));
+  const none = `${b64url('{"alg":"none","typ":"JWT","kid":"acme"}')}.${payload}.`;
   const forged = [acmeToken(crypto.randomBytes(32)), `${header}.${tampered}.${signature}`, none];
   for (const token of forged) {
     assertUnauthorized(await request(app.base, '/api/whoami', { headers: bearer(token) }));
@@ -90,10 +98,20 @@ test('forged, tampered and alg=none tokens are 401 invalid_token', async () => {
 });
 
 test('a client-sent X-Tenant-Id (or X-Subject, X-Scope) is never trusted', async () => {
-  const spoofed = { ...bearer(OTHER_TENANT), 'x-tenant-id': 'acme', 'x-subject': 'alice', 'x-scope': 'read write' };
+  const spoofed = {
+    ...bearer(OTHER_TENANT),
+    'x-tenant-id': 'acme',
+    'x-subject': 'alice',
+    'x-scope': 'read write',
+  };
   const reply = await request(app.base, '/api/whoami', { headers: spoofed });
   assert.equal(reply.status, 200);
-  assert.deepEqual(reply.body, { tenant: 'globex', subject: 'bob', scope: 'read', clientTenantHeader: null });
+  assert.deepEqual(reply.body, {
+    tenant: 'globex',
+    subject: 'bob',
+    scope: 'read',
+    clientTenantHeader: null,
+  });
   const write = await request(app.base, '/api/orders', { method: 'POST', headers: spoofed });
   assert.equal(write.status, 403); // X-Scope: write did not grant anything
   // Without a token the spoofed headers get nothing at all.
@@ -104,9 +122,15 @@ test('a client-sent X-Tenant-Id (or X-Subject, X-Scope) is never trusted', async
 test('requireScope answers 403 insufficient_scope for a token without the scope', async () => {
   const reply = await request(app.base, '/api/orders', { method: 'POST', headers: bearer(READ) });
   assert.equal(reply.status, 403);
-  assert.equal(reply.headers['www-authenticate'], 'Bearer realm="orders", error="insufficient_scope", scope="write"');
+  assert.equal(
+    reply.headers['www-authenticate'],
+    'Bearer realm="orders", error="insufficient_scope", scope="write"',
+  );
   assert.equal(reply.body.code, 'insufficient_scope');
-  const allowed = await request(app.base, '/api/orders', { method: 'POST', headers: bearer(READ_WRITE) });
+  const allowed = await request(app.base, '/api/orders', {
+    method: 'POST',
+    headers: bearer(READ_WRITE),
+  });
   assert.deepEqual([allowed.status, allowed.body], [201, { tenant: 'acme', createdBy: 'alice' }]);
 });
 
@@ -146,7 +170,8 @@ test('the middleware never logs a token, and logs why it refused', async () => {
   const watched = await startApp();
   const tokens = [READ, OTHER_TENANT, acmeToken(crypto.randomBytes(32)), 'not-a-jwt'];
   try {
-    for (const token of tokens) await request(watched.base, '/api/whoami', { headers: bearer(token) });
+    for (const token of tokens)
+      await request(watched.base, '/api/whoami', { headers: bearer(token) });
     await request(watched.base, '/api/whoami', { headers: { authorization: 'Bearer a,b' } });
   } finally {
     await watched.close();
@@ -154,7 +179,8 @@ test('the middleware never logs a token, and logs why it refused', async () => {
   const text = JSON.stringify(watched.logs);
   for (const token of tokens) {
     assert.ok(!text.includes(token), 'a token was logged');
-    for (const part of token.split('.').filter((p) => p.length > 8)) assert.ok(!text.includes(part));
+    for (const part of token.split('.').filter((p) => p.length > 8))
+      assert.ok(!text.includes(part));
   }
   const reasons = watched.logs.map(([, fields]) => fields.reason);
   assert.deepEqual(reasons, ['invalid', 'invalid', 'malformed']);

@@ -33,7 +33,8 @@ class OldStack {
       expiresIn: 600,
       ...options,
     };
-    for (const [name, value] of Object.entries(merged)) if (value === undefined) delete merged[name];
+    for (const [name, value] of Object.entries(merged))
+      if (value === undefined) delete merged[name];
     return jwt.sign({ tid: tenant, scope, ...claims }, this.secrets[tenant], merged);
   }
 
@@ -50,7 +51,11 @@ function legacyTenant() {
 /** Import `secret` (Buffer or string: its UTF-8 bytes are the HMAC key) as tenant `id`. */
 function importTenant(id, secret) {
   const raw = Buffer.isBuffer(secret) ? secret : Buffer.from(secret, 'utf8');
-  return admin('POST', '/v1/admin/tenants', { id, name: `Imported ${id}`, secret: raw.toString('base64url') });
+  return admin('POST', '/v1/admin/tenants', {
+    id,
+    name: `Imported ${id}`,
+    secret: raw.toString('base64url'),
+  });
 }
 
 let app;
@@ -66,7 +71,12 @@ async function whoami(token) {
 test('an old-stack token verifies after importing its secret, and dies at rotation', async () => {
   const tenant = legacyTenant();
   const oldStack = new OldStack({ [tenant]: crypto.randomBytes(32) });
-  const token = mintLegacyToken(oldStack.secrets[tenant], { tenant, subject: 'dave', scope: 'read write', issuer: ISSUER });
+  const token = mintLegacyToken(oldStack.secrets[tenant], {
+    tenant,
+    subject: 'dave',
+    scope: 'read write',
+    issuer: ISSUER,
+  });
   assert.equal(oldStack.verify(token).sub, 'dave'); // how the services verified until now
   assert.equal((await whoami(token)).status, 401); // tenantauth does not know the tenant yet
 
@@ -77,7 +87,12 @@ test('an old-stack token verifies after importing its secret, and dies at rotati
 
   const reply = await whoami(token);
   assert.equal(reply.status, 200);
-  assert.deepEqual(reply.body, { tenant, subject: 'dave', scope: 'read write', clientTenantHeader: null });
+  assert.deepEqual(reply.body, {
+    tenant,
+    subject: 'dave',
+    scope: 'read write',
+    clientTenantHeader: null,
+  });
 
   const rotated = await admin('POST', `/v1/admin/tenants/${tenant}/rotate`);
   assert.equal(rotated.status, 200);
@@ -92,7 +107,9 @@ test('a string secret (jwt.sign(payload, "…")) is imported as its UTF-8 bytes'
   const tenant = legacyTenant();
   const passphrase = `${crypto.randomBytes(24).toString('hex')}-the-old-services-secret`;
   assert.equal((await importTenant(tenant, passphrase)).status, 201);
-  const reply = await whoami(mintLegacyToken(passphrase, { tenant, subject: 'erin', scope: 'read', issuer: ISSUER }));
+  const reply = await whoami(
+    mintLegacyToken(passphrase, { tenant, subject: 'erin', scope: 'read', issuer: ISSUER }),
+  );
   assert.deepEqual([reply.status, reply.body.tenant, reply.body.subject], [200, tenant, 'erin']);
 });
 
@@ -136,7 +153,11 @@ test('an old-stack token passes only with every claim and header tenantauth requ
   const baseline = oldStack.sign(tenant, 'frank', 'read', options, { iat: now, exp: now + 300 });
   assert.equal((await whoami(baseline)).status, 200);
   for (const [what, override] of Object.entries(claims)) {
-    const token = oldStack.sign(tenant, 'frank', 'read', options, { iat: now, exp: now + 300, ...override });
+    const token = oldStack.sign(tenant, 'frank', 'read', options, {
+      iat: now,
+      exp: now + 300,
+      ...override,
+    });
     assert.equal((await whoami(token)).status, 401, what);
   }
 });

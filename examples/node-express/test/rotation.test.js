@@ -23,9 +23,14 @@ test('rotating the tenant makes the very next request with its old token 401', a
     assert.equal(after.headers['www-authenticate'], 'Bearer realm="orders", error="invalid_token"');
 
     // The tenant itself keeps working: a token issued after the rotation passes.
-    const issued = await admin('POST', `/v1/admin/tenants/${tenant}/tokens`, { sub: 'carol', scope: 'read' });
+    const issued = await admin('POST', `/v1/admin/tenants/${tenant}/tokens`, {
+      sub: 'carol',
+      scope: 'read',
+    });
     assert.equal(issued.status, 201);
-    const fresh = await request(app.base, '/api/whoami', { headers: bearer(issued.body.access_token) });
+    const fresh = await request(app.base, '/api/whoami', {
+      headers: bearer(issued.body.access_token),
+    });
     assert.deepEqual([fresh.status, fresh.body.subject], [200, 'carol']);
   } finally {
     await app.close();

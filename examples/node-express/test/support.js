@@ -64,7 +64,11 @@ function request(base, path, { method = 'GET', headers = {} } = {}) {
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         const json = /json/.test(res.headers['content-type'] ?? '');
-        resolve({ status: res.statusCode, headers: res.headers, body: json ? JSON.parse(text) : text });
+        resolve({
+          status: res.statusCode,
+          headers: res.headers,
+          body: json ? JSON.parse(text) : text,
+        });
       });
     });
     req.end();
