@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 # Lint only the trees that exist (a fresh clone has no empty directories).
 LINT_PATHS := $(wildcard src tests bench)
 
-.PHONY: help venv run lint services gateways test test-faults test-soak bench fmt clean
+.PHONY: help venv run lint services gateways test test-faults test-soak bench bench-protecting fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -53,7 +53,7 @@ lint: venv ## ruff check (incl. S: flake8-bandit), format check, mypy, import-li
 services: ## Make sure the test PostgreSQL and Redis are up; writes .venv/test-services.env
 	scripts/ensure-test-services.sh
 
-gateways: ## Make sure nginx and Caddy are installed (Debian packages) for tests/gateways
+gateways: ## Make sure nginx, Caddy, node and npm are installed (Debian packages) for the tests
 	scripts/ensure-gateways.sh
 
 test: venv ## lint, services, gateways, the pytest suite ($(PYTEST_ARGS)), then the fault suite
@@ -78,11 +78,14 @@ test-soak: venv services ## Soak: the race fault scenarios with FAULTS_SOAK=1 (1
 bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)
 
+bench-protecting: venv services gateways ## Latency each way of protecting a service adds (bench/protecting.py $(ARGS))
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/protecting.py $(ARGS)
+
 fmt: venv ## Format and auto-fix: ruff format, ruff check --fix
 	$(BIN)/ruff format $(LINT_PATHS)
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 
-clean: ## Remove .venv and caches (keeps the .tenantauth/ state dir)
+clean: ## Remove .venv and caches (keeps the state directory, ~/.local/state/tenantauth)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage build dist
 	find . -path ./.git -prune -o -path ./.tenantauth -prune -o \
 		\( -name __pycache__ -o -name '*.egg-info' \) -type d -prune -exec rm -rf {} +

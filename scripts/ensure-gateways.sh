@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Make sure the real gateways the test suite drives are installed: nginx (with the
-# auth_request module) and Caddy, from Debian's packages (tests/gateways; docs/protecting-services.md).
+# Make sure the real servers the test suite drives are installed: nginx (with the auth_request
+# module) and Caddy (tests/gateways), node and npm (tests/e2e/test_node_express.py), from
+# Debian's packages (docs/protecting-services.md).
 #
 # Installs only what is missing, and never starts, stops or reconfigures a system nginx or
 # Caddy: the tests run private instances with their own prefix and ports. Needs root (or sudo)
@@ -13,8 +14,10 @@ have() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" ]]; }
 missing=()
 have nginx || missing+=(nginx)
 have caddy || missing+=(caddy)
+have node || missing+=(nodejs)
+have npm || missing+=(npm)
 if ((${#missing[@]} == 0)); then
-    log "nginx and caddy present"
+    log "nginx, caddy, node and npm present"
     exit 0
 fi
 
@@ -29,5 +32,7 @@ log "installing ${missing[*]} from Debian's packages"
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-have nginx && have caddy || { log "ERROR: install did not provide nginx and caddy" >&2; exit 1; }
-log "installed: $(/usr/sbin/nginx -v 2>&1 || nginx -v 2>&1); caddy $(caddy version)"
+for tool in nginx caddy node npm; do
+    have "$tool" || { log "ERROR: the install did not provide $tool" >&2; exit 1; }
+done
+log "installed: $(/usr/sbin/nginx -v 2>&1); caddy $(caddy version); node $(node --version)"
