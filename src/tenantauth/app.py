@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_json_depth=settings.max_json_depth,
         max_header_fields=MAX_HEADER_FIELDS,
         max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
-        gateway_paths=frozenset({verify.GATEWAY_PATH}),
+        gateway_path=verify.GATEWAY_PATH,
     ).install(app)
     return app
 

@@ -143,6 +143,7 @@ def test_audience_per_location(stack: Stack) -> None:
     assert stack.bearer("/orders/1", orders).status == 200
     assert stack.bearer("/orders/2?audience=billing", other).status == 401
     assert stack.bearer("/api/1", other).status == 200
+    assert stack.bearer("/api/2?audience=nope&debug=1&access_token=x", other).status == 200
     assert len(stack.upstream.requests_to("/orders/2")) == 0
 
 

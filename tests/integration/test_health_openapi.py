@@ -56,10 +56,10 @@ def call(method: str, path: str, headers: Any = ADMIN, **kwargs: Any) -> Send:
     return lambda c: c.open(path, method=method, headers=headers, **kwargs)
 
 
-def verify_issued(method: str) -> Send:
+def verify_issued(method: str, path: str = "/v1/verify") -> Send:
     """Return a sender that verifies a freshly issued token of "acme"."""
     if method == "GET":
-        return lambda c: c.get("/v1/verify", headers=bearer(issue(c, "acme")))
+        return lambda c: c.get(path, headers=bearer(issue(c, "acme")))
     return lambda c: c.post("/v1/verify", json={"token": issue(c, "acme")})
 
 
@@ -202,6 +202,8 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", TOKEN_REVOKE, 422, call("POST", f"{ACME}/tokens/revoke", json={"x": 1})),
     ("get", "/v1/verify", 200, verify_issued("GET")),
     ("get", "/v1/verify", 401, call("GET", "/v1/verify", bearer(FORGED))),
+    ("get", "/v1/verify/{forwarded}", 200, verify_issued("GET", "/v1/verify/api/x?y=z")),
+    ("get", "/v1/verify/{forwarded}", 401, call("GET", "/v1/verify/a/b?c=d", bearer(FORGED))),
     ("get", "/v1/verify", 422, call("GET", "/v1/verify?aud=x", bearer(FORGED))),
     ("post", "/v1/verify", 200, verify_issued("POST")),
     ("post", "/v1/verify", 400, call("POST", "/v1/verify", None, **BAD_JSON)),
@@ -448,9 +450,10 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 13 + 4 + 11 + 5  # + OAuth: token, revoke, introspect, metadata
+    assert len(routed) == 13 + 4 + 11 + 5 + 1  # + OAuth: token, revoke, introspect, metadata
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
     # + admin keys (create, list, show, revoke) and the audit listing
+    # + GET /v1/verify/{forwarded} (gateways that append the protected request's path)
 
 
 @pytest.mark.parametrize("case", OBSERVED, ids=[f"{m.upper()} {p} {s}" for m, p, s, _ in OBSERVED])

@@ -339,3 +339,42 @@ def test_tokens_do_not_cross_tenants(client: FlaskClient, clock: FixedClock) -> 
     assert verify_status(client, as_beta) == 401
     assert verify_status(client, tid_mismatch) == 401
     assert verify_status(client, sign(key_a, claims_for("alpha", clock.now()), "alpha")) == 200
+
+
+# --------------------------------------------------------------------------- GET /v1/verify/<path>
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/verify/api/orders", "/v1/verify/a/b/c?audience=nope&access_token=x&debug=1"],
+    ids=["path", "path-and-query"],
+)
+def test_forwarded_path_form_verifies_and_ignores_the_protected_requests_path_and_query(
+    client: FlaskClient, acme: dict[str, Any], path: str
+) -> None:
+    """GET /v1/verify/<path> (Envoy ext_authz appends the protected request's path and query)
+    answers like GET /v1/verify; the appended query is not ours and changes nothing."""
+    token = issue(client, "acme", sub="user-7", scope="read")
+    r = client.get(path, headers=bearer(token))
+    assert assert_json(r, 200) == {"active": True, "claims": _claims(token)}
+    assert (r.headers["X-Tenant-Id"], r.headers["X-Subject"], r.headers["X-Scope"]) == (
+        "acme",
+        "user-7",
+        "read",
+    )
+
+
+def test_forwarded_path_form_rejects_like_the_gateway_endpoint(
+    client: FlaskClient, acme: dict[str, Any]
+) -> None:
+    """GET /v1/verify/<path> gives the uniform 401 for a missing, unreadable or bad token and
+    for too many header fields, byte for byte the body of GET /v1/verify."""
+    reference = client.get(VERIFY, headers=bearer("a.b.c"))
+    many = [(f"X-Filler-{i}", "x") for i in range(MAX_HEADER_FIELDS)]
+    cases = [[], [("Authorization", "Bearer a,b")], list(bearer("a.b.c").items()), many]
+    for headers in cases:
+        r = client.get("/v1/verify/api/x", headers=headers)
+        assert_problem(r, 401, "invalid_token")
+        assert _body_without_request_id(r) | {"instance": VERIFY} == _body_without_request_id(
+            reference
+        )

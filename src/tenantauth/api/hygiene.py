@@ -72,8 +72,9 @@ class RequestGuard:
     max_json_depth: int
     max_header_fields: int
     max_header_field_bytes: int
-    #: Paths whose GET/HEAD answer every unacceptable request with the uniform 401.
-    gateway_paths: frozenset[str] = frozenset()
+    #: The gateway endpoint: GET/HEAD of this path, or below it, answer every unacceptable
+    #: request with the uniform 401.
+    gateway_path: str | None = None
 
     def install(self, app: Flask) -> None:
         """Register the checks (in order) and the response headers on ``app``."""
@@ -91,9 +92,17 @@ class RequestGuard:
         problem = self._header_problem()
         if problem is None:
             return
-        if request.method in ("GET", "HEAD") and request.path in self.gateway_paths:
+        if self._is_gateway_request():
             raise InvalidTokenError(f"request headers over the limits: {problem}")
         raise RequestHeaderFieldsTooLarge(problem)
+
+    def _is_gateway_request(self) -> bool:
+        path, gateway = request.path, self.gateway_path
+        return (
+            gateway is not None
+            and request.method in ("GET", "HEAD")
+            and (path == gateway or path.startswith(gateway + "/"))
+        )
 
     def _header_problem(self) -> str | None:
         """Return what breaks the header limits, or None."""

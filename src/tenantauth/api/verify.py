@@ -72,8 +72,41 @@ def verify_header() -> Response:
         # into a 500).
         raise InvalidTokenError("token in the query")
     _check_query({"audience"})
-    token = gateway_token()
-    verdict = services().verifier.verify(token, request.args.get("audience"))
+    return _verify_gateway(request.args.get("audience"))
+
+
+@bp.get("/<path:forwarded>")
+@bp.doc(
+    security=[{"bearerToken": []}],
+    parameters=[
+        {
+            "in": "path",
+            "name": "forwarded",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "The protected request's path, appended by the gateway; ignored.",
+        }
+    ],
+)
+@bp.response(200, schemas.VerifyResponseSchema, headers=_HEADERS)
+@errors_doc(bp, 401, 503)
+def verify_forwarded(forwarded: str) -> Response:
+    """Verify like ``GET /v1/verify``, for gateways that append the protected request's path
+    and query to the verify URL (Envoy ``ext_authz`` HTTP service, ``path_prefix``).
+
+    The path and query are the protected request's, not ours: both are ignored, so no
+    audience can be asked for here and a client's query can never change the answer.
+    """
+    del forwarded  # routing only
+    return _verify_gateway(None)
+
+
+def _verify_gateway(audience: str | None) -> Response:
+    """Return the 200 answer with identity headers for the request's bearer token.
+
+    Raises ``InvalidTokenError`` (the uniform 401) or ``DependencyUnavailableError`` (503).
+    """
+    verdict = services().verifier.verify(gateway_token(), audience)
     response = _ok(verdict.claims)
     response.headers["X-Tenant-Id"] = verdict.tenant_id
     response.headers["X-Subject"] = header_safe(verdict.subject)
