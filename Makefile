@@ -18,7 +18,9 @@ ARGS ?=
 PYTEST_ARGS ?=
 
 # Lint only the trees that exist (a fresh clone has no empty directories).
-LINT_PATHS := $(wildcard src tests bench)
+LINT_PATHS := $(wildcard src tests bench clients/python/src)
+# The Python client: its own distribution (clients/python), installed editable beside the server.
+CLIENT := clients/python
 
 .PHONY: help venv run lint services gateways test test-faults test-soak bench bench-protecting fmt clean
 
@@ -28,15 +30,15 @@ help: ## Show this list of targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 # The interpreter is order-only, so recreating it never forces a reinstall by itself;
-# the stamp is newer than pyproject.toml exactly when the last install succeeded.
+# the stamp is newer than both pyproject.toml files exactly when the last install succeeded.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[dev]'
+$(STAMP): pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[dev]' -e '$(CLIENT)[flask]'
 	touch $@
 
-venv: $(STAMP) ## Create .venv and install the package with [dev] extras (only when pyproject.toml changed)
+venv: $(STAMP) ## Create .venv; install the server with [dev] and the client (clients/python) with [flask]
 
 run: venv ## Serve the API with gunicorn (tenantauth serve $(ARGS))
 	$(BIN)/tenantauth serve $(ARGS)
