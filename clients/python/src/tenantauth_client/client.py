@@ -1,28 +1,12 @@
 """``TenantAuthClient``: verify tokens with tenantauth, and its common admin tasks.
 
-Retries (bounded, with backoff; see ``_http.retry_policies``) happen only after a connection
-error, a read error or a 503, and only for calls that may safely run twice:
-
-=================  =========  ==========================================================
-call               retried    why it is safe to repeat (or not)
-=================  =========  ==========================================================
-verify             yes        no side effect (``POST /v1/verify`` only reads)
-get_tenant         yes        no side effect
-rotate_tenant      yes        a repeat rotates again: what the first attempt revoked stays
-                              revoked (plus tokens minted in between); after a 503
-                              ``change_unconfirmed`` repeating is what confirms the change
-suspend_tenant,    yes        sets a status; a repeat confirms an unconfirmed change
-resume_tenant
-delete_tenant      yes        a repeat confirms; a 404 after a retried attempt means an
-                              earlier attempt deleted it, so the call succeeds
-revoke_user        yes        a repeat revokes again (same tokens, and any issued between)
-revoke_token       yes        denylists the same ``jti`` again
-issue_token        yes        a token minted by an attempt whose answer was lost reached
-                              no one
-create_tenant,     connect    a repeat would be a 409 (hiding an unconfirmed creation) or,
-create_user,       errors     for clients, a second client whose secret no one has: only
-create_client      only       failures to connect (nothing sent) are retried
-=================  =========  ==========================================================
+Retries (bounded, with backoff; ``_http.retry_policies``) follow a connection error, a read
+error or a 503, and only for calls that may safely run twice. Every call is, but the
+creations: ``create_tenant`` and ``create_user`` repeated would be a 409 hiding an unconfirmed
+creation, ``create_client`` a second client whose secret no one has, so those retry only a
+failure to connect (nothing was sent). Why each other call is safe to repeat — a repeated
+rotate rotates again, a repeated delete finds the tenant gone — is in the README's table,
+"Timeouts and retries".
 """
 
 from __future__ import annotations
