@@ -3,8 +3,8 @@ tenantauth (gunicorn, PostgreSQL, Redis) started by the e2e harness, clients poi
 and a fresh tenant per test.
 
 Most tests share one server per module (``live``): a server start and stop costs ~4 s, and
-every test works in a tenant of its own. Tests that stop a server start their own
-(``launch``, ``server``, imported from the e2e suite).
+every test works in a tenant of its own. A test that stops a server starts its own with
+``launch``, the e2e suite's fixture (imported here with its failure-report hook).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from tenantauth_client import TenantAuthClient
-from tests.e2e.conftest import _SERVERS, launch, pytest_runtest_makereport, server
+from tests.e2e.conftest import _SERVERS, launch, pytest_runtest_makereport
 from tests.e2e.harness import HOST, Server, production_environ, start_server, wait_ready
 from tests.support import ADMIN_TOKEN, empty_database, empty_redis, redis_db_url
 
-__all__ = ["launch", "pytest_runtest_makereport", "server"]
+__all__ = ["launch", "pytest_runtest_makereport"]
 
 
 @dataclass(frozen=True)
