@@ -163,7 +163,7 @@ def test_unavailable_tenantauth_fails_closed_with_503(
 def test_extension_configuration(live: Server) -> None:
     """init_app builds the client from the config (realm and cache included), a given client
     is used as is, and a view of an app without the extension fails loudly."""
-    app = resource_server(base_url(live), TENANTAUTH_REALM="reports", TENANTAUTH_CACHE_TTL=5)
+    app = resource_server(base_url(live), TENANTAUTH_REALM="reports", TENANTAUTH_VERIFY_CACHE_TTL=5)
     client = TenantAuth.client_for(app)
     assert client.base_url == base_url(live) and client.cache is not None
     assert app.test_client().get("/me").headers["WWW-Authenticate"] == 'Bearer realm="reports"'

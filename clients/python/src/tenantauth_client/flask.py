@@ -11,9 +11,11 @@ the ``require_token`` decorator.
         ...
 
 Configuration keys: ``TENANTAUTH_URL`` (required unless a client is given),
-``TENANTAUTH_TIMEOUT`` (5.0), ``TENANTAUTH_RETRIES`` (2), ``TENANTAUTH_CACHE_TTL`` (0: off; see
-``cache.VerifyCache`` for the revocation delay it brings), ``TENANTAUTH_AUDIENCE`` (default
-audience of ``require_token``, ``None``), ``TENANTAUTH_REALM`` (``"api"``).
+``TENANTAUTH_TIMEOUT`` (5.0), ``TENANTAUTH_RETRIES`` (2), ``TENANTAUTH_VERIFY_CACHE_TTL`` (0:
+off; see ``cache.VerifyCache`` for the revocation delay it brings; not the server's
+``TENANTAUTH_CACHE_TTL``, so a shared environment cannot turn it on by accident),
+``TENANTAUTH_AUDIENCE`` (default audience of ``require_token``, ``None``), ``TENANTAUTH_REALM``
+(``"api"``).
 
 Refusals are those of ``_bearer.authorize`` (401/403 per RFC 6750 §3, 503 fail closed),
 as ``application/problem+json``; the view never runs for a refused request.
@@ -59,7 +61,7 @@ class TenantAuth:
             config["TENANTAUTH_URL"],
             timeout=float(config.get("TENANTAUTH_TIMEOUT", 5.0)),
             retries=int(config.get("TENANTAUTH_RETRIES", 2)),
-            cache_ttl=float(config.get("TENANTAUTH_CACHE_TTL", 0)),
+            cache_ttl=float(config.get("TENANTAUTH_VERIFY_CACHE_TTL", 0)),
         )
         app.extensions[EXTENSION] = _State(
             client,
