@@ -14,9 +14,11 @@ from tenantauth.api import (
     audit,
     clients,
     health,
+    introspection,
     issue,
     oauth,
     problems,
+    resource_servers,
     revocations,
     tenants,
     users,
@@ -84,7 +86,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         revocations.bp,
         verify.bp,
         oauth.bp,
+        introspection.bp,
         admin_keys.bp,
+        resource_servers.bp,
         audit.bp,
     ):
         api.register_blueprint(blueprint)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tenantauth.domain import oauth
+from tenantauth.domain.introspection import introspect_for_client
 from tenantauth.domain.grants import GrantRequest, TokenResponse, grant_token
 from tenantauth.domain.models import Client, Tenant, UserStatus
 from tenantauth.domain.oauth import ClientCredentials
@@ -54,7 +54,7 @@ def refresh(
 
 def live(svc: Services, value: str) -> bool:
     """Whether the token is live and unused (introspection's view)."""
-    return oauth.introspect(svc, "acme", _client(svc), value)["active"] is True
+    return introspect_for_client(svc, "acme", _client(svc), value)["active"] is True
 
 
 def _client(svc: Services) -> Client:

@@ -1,4 +1,4 @@
-"""Marshmallow schemas of the admin plane: admin API keys and the audit log.
+"""Marshmallow schemas of the admin plane: admin API keys, resource servers and the audit log.
 
 Split from api/schemas.py (which holds the tenant, user and client schemas) to keep modules
 small; the same rules apply: strict input (``unknown = RAISE``), explicit output.
@@ -14,13 +14,16 @@ from marshmallow import fields, validate
 from tenantauth.api import rules
 from tenantauth.api.schemas import (
     CURSOR_FIELD,
+    NAME,
     PAGE_LIMIT,
     TENANT_ID_PATTERN,
+    UNIQUE,
     StrictInt,
     StrictSchema,
     validate_tenant_id,
 )
-from tenantauth.domain import admin_keys, paging
+from tenantauth.domain import admin_keys, paging, resource_servers
+from tenantauth.domain.tokens import MAX_AUDIENCE_LENGTH
 
 _HEX = {"type": "string", "description": "HMAC-SHA256, hex (docs/design.md, Audit log)."}
 _TENANT_ID = {"validate": validate_tenant_id, "metadata": {"pattern": TENANT_ID_PATTERN}}
@@ -93,6 +96,71 @@ class AdminKeyListResponseSchema(ma.Schema):
     """One page of admin keys."""
 
     items = fields.List(fields.Nested(AdminKeyResponseSchema), required=True)
+    next_cursor = fields.String(allow_none=True, required=True)
+
+
+_SERVER_TENANTS = {
+    "validate": validate.Length(max=resource_servers.MAX_TENANTS),
+    "metadata": UNIQUE
+    | {"description": "Tenant ids whose tokens it may introspect (each must exist)."},
+}
+_SERVER_AUDIENCE = rules.text(
+    rules.PRINTABLE,
+    length=(1, MAX_AUDIENCE_LENGTH),
+    description="If set, introspection calls a token active only if its `aud` names this.",
+)
+
+
+class ResourceServerCreateRequestSchema(StrictSchema):
+    """POST /v1/admin/resource-servers."""
+
+    name = fields.String(required=True, **NAME)
+    tenants = fields.List(fields.String(**_TENANT_ID), required=True, **_SERVER_TENANTS)  # type: ignore[arg-type]
+    audience = fields.String(allow_none=True, **_SERVER_AUDIENCE)
+
+
+class ResourceServerUpdateRequestSchema(StrictSchema):
+    """PATCH /v1/admin/resource-servers/{server_id}: what is given replaces what is stored;
+    ``audience: null`` removes the audience."""
+
+    name = fields.String(**NAME)
+    tenants = fields.List(fields.String(**_TENANT_ID), **_SERVER_TENANTS)  # type: ignore[arg-type]
+    audience = fields.String(allow_none=True, **_SERVER_AUDIENCE)
+
+
+class ResourceServerResponseSchema(ma.Schema):
+    """A resource server as listed: never its secret or the secret's hash."""
+
+    id = fields.String(
+        required=True, metadata={"description": "Its HTTP Basic user name: `tar_...`."}
+    )
+    name = fields.String(required=True)
+    tenants = fields.List(fields.String(), required=True)
+    audience = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    secret_rotated_at = fields.DateTime(required=True)
+
+
+class ResourceServerSecretResponseSchema(ResourceServerResponseSchema):
+    """A resource server with its secret: only when it is created or its secret rotated."""
+
+    secret = fields.String(
+        required=True, metadata={"description": "Shown this once; store it now."}
+    )
+
+
+class ResourceServerListQuerySchema(StrictSchema):
+    """GET /v1/admin/resource-servers query."""
+
+    limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
+    cursor = fields.String(**CURSOR_FIELD)
+
+
+class ResourceServerListResponseSchema(ma.Schema):
+    """One page of resource servers."""
+
+    items = fields.List(fields.Nested(ResourceServerResponseSchema), required=True)
     next_cursor = fields.String(allow_none=True, required=True)
 
 

@@ -29,7 +29,7 @@ from tenantauth.domain.admin_models import AuditEvent
 F = TypeVar("F", bound=Callable[..., Any])
 _ACTION_ATTR = "_tenantauth_audit_action"
 #: URL arguments naming the target of an action, most specific first.
-_TARGET_ARGS = ("key_id", "client_id", "username")
+_TARGET_ARGS = ("key_id", "server_id", "client_id", "username")
 
 
 def audited(action: str) -> Callable[[F], F]:

@@ -29,7 +29,7 @@ _DESCRIPTIONS = {
     "a token sent both in the header and the body).",
     401: "Missing or invalid credentials or token.",
     403: "The admin key is limited to another tenant, or this needs a global admin.",
-    404: "No such tenant, or no such user or client in it.",
+    404: "No such tenant, or no such user or client in it (or no such key or resource server).",
     405: "The method is not allowed here; `Allow` lists those that are.",
     409: "Conflicts with the current state.",
     413: "The body exceeds the size limit (TENANTAUTH_MAX_BODY_BYTES, 64 KiB by default).",
@@ -50,6 +50,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "client_id": {"pattern": rules.CLIENT_ID},
     "key_id": {"pattern": rules.KEY_ID},
+    "server_id": {"pattern": rules.SERVER_ID},
 }
 #: JSON Schema keywords apispec does not copy from field metadata (it keeps an allow-list).
 _EXTRA_KEYWORDS = ("propertyNames",)

@@ -1,5 +1,6 @@
-"""OAuth 2.0 endpoints of each tenant: token (RFC 6749), revocation (RFC 7009), introspection
-(RFC 7662) and authorization server metadata (RFC 8414).
+"""OAuth 2.0 endpoints of each tenant: token (RFC 6749), revocation (RFC 7009) and
+authorization server metadata (RFC 8414); introspection (RFC 7662) is api/introspection.py,
+which shares this module's hooks, client authentication parsing and error documentation.
 
 Requests are ``application/x-www-form-urlencoded`` (RFC 6749 §3.2, RFC 7009 §2.1, RFC 7662
 §2.1); unrecognised parameters are ignored (RFC 6749 §3.2), repeated ones refused. Errors are
@@ -34,7 +35,7 @@ FORM = "application/x-www-form-urlencoded"
 bp = Blueprint(
     OAUTH_BLUEPRINT, __name__, url_prefix="/v1/tenants", description="OAuth 2.0 endpoints."
 )
-_CLIENT_SECURITY: list[dict[str, list[str]]] = [
+CLIENT_SECURITY: list[dict[str, list[str]]] = [
     {"clientBasic": []},
     {},
 ]  # Basic, or client_secret_post in the form
@@ -72,7 +73,7 @@ class TokenFormSchema(OAuthFormSchema):
 
 
 class TokenFormatSchema(OAuthFormSchema):
-    """POST …/revoke and …/introspect (RFC 7009 §2.1, RFC 7662 §2.1)."""
+    """POST …/revoke (RFC 7009 §2.1); introspection adds ``audience`` (RFC 7662 §2.1)."""
 
     token = fields.String(metadata={"description": "Required: an access or refresh token."})
     token_type_hint = fields.String(
@@ -90,24 +91,6 @@ class OAuthTokenResponseSchema(ma.Schema):
     refresh_token = fields.String()
 
 
-class IntrospectionResponseSchema(ma.Schema):
-    """RFC 7662 §2.2: only ``active`` when the token is not active."""
-
-    active = fields.Boolean(required=True)
-    token_type = fields.String()
-    scope = fields.String()
-    client_id = fields.String()
-    username = fields.String()
-    sub = fields.String()
-    tid = fields.String()
-    exp = fields.Integer()
-    iat = fields.Integer()
-    nbf = fields.Integer()
-    iss = fields.String()
-    aud = fields.Raw(metadata={"description": "A string or a list of strings."})
-    jti = fields.String()
-
-
 class MetadataResponseSchema(ma.Schema):
     """RFC 8414 §2."""
 
@@ -122,10 +105,12 @@ class MetadataResponseSchema(ma.Schema):
     introspection_endpoint_auth_methods_supported = fields.List(fields.String(), required=True)
 
 
-def _errors_doc(*statuses: int) -> Any:
+def oauth_errors_doc(blueprint: Blueprint, *statuses: int) -> Any:
+    """Document the RFC 6749 §5.2 error responses a view of ``blueprint`` can return."""
+
     def decorate(view: Any) -> Any:
         for status in statuses:
-            view = bp.alt_response(
+            view = blueprint.alt_response(
                 status,
                 schema=OAuthErrorSchema,
                 content_type="application/json",
@@ -137,7 +122,7 @@ def _errors_doc(*statuses: int) -> Any:
 
 
 @bp.before_request
-def _form_only() -> None:
+def form_only() -> None:
     """Refuse bodies that are not form-encoded, and repeated parameters (RFC 6749 §3.2)."""
     if request.method != "POST":
         return
@@ -149,7 +134,7 @@ def _form_only() -> None:
 
 
 @bp.after_request
-def _no_store(response: Response) -> Response:
+def no_store(response: Response) -> Response:
     """RFC 6749 §5.1: token responses (and ours all carry tokens or secrets) are not cached."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
@@ -186,18 +171,27 @@ def client_credentials(form: dict[str, Any]) -> ClientCredentials | None:
     return ClientCredentials(client_id, secret, "client_secret_basic")
 
 
-def _authenticated(tenant_id: str, form: dict[str, Any]) -> Client:
+def required_credentials(form: dict[str, Any]) -> ClientCredentials:
+    """Return the caller's credentials (as ``client_credentials``).
+
+    Raises ``InvalidClientError`` when there are none, and what ``client_credentials`` raises.
+    """
     credentials = client_credentials(form)
     if credentials is None:
         raise InvalidClientError("Authenticate the client with HTTP Basic or client_secret_post.")
+    return credentials
+
+
+def _authenticated(tenant_id: str, form: dict[str, Any]) -> Client:
+    credentials = required_credentials(form)
     return oauth.authenticate_client(services(), tenant_id, credentials, request.remote_addr)
 
 
 @bp.post("/<tenant_id>/token")
 @bp.arguments(TokenFormSchema, location="form")
 @bp.response(200, OAuthTokenResponseSchema)
-@_errors_doc(400, 401, 404, 413, 429, 503)
-@bp.doc(security=_CLIENT_SECURITY)
+@oauth_errors_doc(bp, 400, 401, 404, 413, 429, 503)
+@bp.doc(security=CLIENT_SECURITY)
 def token(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """Token endpoint (RFC 6749 §3.2): client_credentials, password and refresh_token grants."""
     grant = GrantRequest(
@@ -215,8 +209,8 @@ def token(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 @bp.post("/<tenant_id>/revoke")
 @bp.arguments(TokenFormatSchema, location="form")
 @bp.response(200)
-@_errors_doc(400, 401, 404, 413, 429, 503)
-@bp.doc(security=_CLIENT_SECURITY)
+@oauth_errors_doc(bp, 400, 401, 404, 413, 429, 503)
+@bp.doc(security=CLIENT_SECURITY)
 def revoke(form: dict[str, Any], tenant_id: str) -> Response:
     """Revocation endpoint (RFC 7009 §2): 200 with an empty body, also for tokens that are
     invalid, unknown or another client's (§2.2); refresh tokens take their family along."""
@@ -227,22 +221,9 @@ def revoke(form: dict[str, Any], tenant_id: str) -> Response:
     return Response(status=200)
 
 
-@bp.post("/<tenant_id>/introspect")
-@bp.arguments(TokenFormatSchema, location="form")
-@bp.response(200, IntrospectionResponseSchema)
-@_errors_doc(400, 401, 404, 413, 429, 503)
-@bp.doc(security=_CLIENT_SECURITY)
-def introspect(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
-    """Introspection endpoint (RFC 7662 §2): ``{"active": false}`` for anything not valid."""
-    client = _authenticated(tenant_id, form)
-    if "token" not in form:
-        raise OAuthError("token is required (RFC 7662 section 2.1).")
-    return oauth.introspect(services(), tenant_id, client, form["token"])
-
-
 @bp.get("/<tenant_id>/.well-known/oauth-authorization-server")
 @bp.response(200, MetadataResponseSchema)
-@_errors_doc(404, 503)
+@oauth_errors_doc(bp, 404, 503)
 def server_metadata(tenant_id: str) -> dict[str, Any]:
     """Authorization server metadata (RFC 8414 §3): what this tenant actually supports."""
     return oauth.metadata(services(), tenant_id, GRANT_TYPES)

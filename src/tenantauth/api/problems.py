@@ -21,6 +21,8 @@ PROBLEM_JSON = "application/problem+json"
 #: Blueprints whose errors also carry RFC 6749 §5.2 ``error``/``error_description`` members and
 #: are served as ``application/json``, the type OAuth client libraries parse.
 OAUTH_BLUEPRINT = "oauth"
+INTROSPECTION_BLUEPRINT = "introspection"
+OAUTH_BLUEPRINTS = frozenset({OAUTH_BLUEPRINT, INTROSPECTION_BLUEPRINT})
 
 #: Error class -> HTTP status, resolved through the MRO (most specific class wins).
 STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
@@ -69,7 +71,7 @@ def problem_response(
         **extra,
     }
     mimetype = PROBLEM_JSON
-    if request.blueprint == OAUTH_BLUEPRINT:
+    if request.blueprint in OAUTH_BLUEPRINTS:
         body, mimetype = oauth_error_body(body), "application/json"
         body["status"] = status = 400 if status == 422 else status  # §5.2 knows no 422
     response = Response(json.dumps(body), status=status, mimetype=mimetype)

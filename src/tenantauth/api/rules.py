@@ -60,6 +60,7 @@ AUDIT_CURSOR = "^[0-9]{1,18}$"
 #: Path parameters other than the tenant id.
 KEY_ID = "^[0-9a-f]{16}$"
 CLIENT_ID = "^[A-Za-z0-9_-]{1,64}$"
+SERVER_ID = "^tar_[A-Za-z0-9_-]{22}$"
 
 #: Field metadata naming the Settings attribute that caps a field: the document shows the
 #: configured ``maximum`` (api/docs.py), which the domain enforces, not the schema's bound.

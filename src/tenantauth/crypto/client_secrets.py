@@ -24,6 +24,10 @@ from tenantauth.errors import ConfigurationError
 #: Prefixes make leaked credentials recognisable to secret scanners and to humans.
 CLIENT_SECRET_PREFIX = "tas_"  # noqa: S105 - a public prefix, not a secret
 CLIENT_ID_PREFIX = "tac_"
+#: Resource servers (introspection only): their own prefixes, so neither is ever taken for a
+#: client's (the OAuth endpoints tell the two apart by the id's prefix).
+RESOURCE_SERVER_ID_PREFIX = "tar_"
+RESOURCE_SERVER_SECRET_PREFIX = "tars_"  # noqa: S105 - a public prefix, not a secret
 #: 256 bits of entropy (RFC 6749 §10.10; RFC 6819 §5.1.4.2.2).
 CLIENT_SECRET_BYTES = 32
 #: 128 bits: ids are public, but must not collide or be enumerable.
@@ -51,6 +55,17 @@ def generate_client_id() -> str:
     (RFC 6749 §2.3.1) or in ``client_id`` form fields.
     """
     return CLIENT_ID_PREFIX + _b64url(secrets.token_bytes(CLIENT_ID_BYTES))
+
+
+def generate_resource_server_id() -> str:
+    """Return a new resource server id: ``tar_`` + base64url of 16 CSPRNG bytes (26 characters),
+    safe in HTTP Basic and form fields like a client id."""
+    return RESOURCE_SERVER_ID_PREFIX + _b64url(secrets.token_bytes(CLIENT_ID_BYTES))
+
+
+def generate_resource_server_secret() -> str:
+    """Return a new resource server secret: ``tars_`` + base64url of 32 CSPRNG bytes."""
+    return RESOURCE_SERVER_SECRET_PREFIX + _b64url(secrets.token_bytes(CLIENT_SECRET_BYTES))
 
 
 def derive_key(master_key: bytes, purpose: bytes) -> bytes:

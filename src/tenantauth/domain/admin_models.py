@@ -1,4 +1,5 @@
-"""Frozen value objects of the admin plane: admin API keys, principals, audit entries."""
+"""Frozen value objects of the admin plane: admin API keys, principals, audit entries, and
+the resource servers global admins register."""
 
 from __future__ import annotations
 
@@ -51,6 +52,24 @@ class AdminKey:
         """Return whether the key is neither revoked nor expired at ``when``."""
         expired = self.expires_at is not None and self.expires_at <= when
         return self.revoked_at is None and not expired
+
+
+@dataclass(frozen=True)
+class ResourceServer:
+    """A stored resource server: a credential that may introspect tokens (RFC 7662) of the
+    ``tenants`` it is allowed for and nothing else. Only the keyed hash of its secret is kept.
+
+    ``audience``, when set, must be in a token's ``aud`` for introspection to call it active.
+    """
+
+    id: str
+    name: str
+    tenants: tuple[str, ...]
+    audience: str | None
+    secret_hash: bytes = field(repr=False)
+    created_at: datetime
+    updated_at: datetime
+    secret_rotated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

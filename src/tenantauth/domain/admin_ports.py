@@ -1,12 +1,12 @@
-"""Ports of the admin plane: the admin API key and audit-chain repositories of a ``Tx``
-(split from domain/ports.py to keep each module small)."""
+"""Ports of the admin plane: the admin API key, resource server and audit-chain repositories
+of a ``Tx`` (split from domain/ports.py to keep each module small)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Protocol
 
-from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditQuery
+from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditQuery, ResourceServer
 
 
 class AdminKeyRepo(Protocol):
@@ -35,6 +35,41 @@ class AdminKeyRepo(Protocol):
     def rehash(self, key_id: str, old_hash: bytes, new_hash: bytes) -> bool:
         """Replace the key's hash if it is still ``old_hash`` (a master-key rotation moves it
         to the current key's hash on use); return whether it changed."""
+        ...
+
+
+class ResourceServerRepo(Protocol):
+    """Resource servers and the tenants each may introspect for (``tx.resource_servers``);
+    only keyed hashes of their secrets are stored."""
+
+    def insert(self, server: ResourceServer) -> None:
+        """Insert the server with its tenants. Raises ``ConflictError`` if the id exists."""
+        ...
+
+    def get(self, server_id: str, *, for_update: bool = False) -> ResourceServer | None:
+        """Return the server, its tenants sorted, or None; ``for_update`` locks it until the
+        transaction ends, which serialises changes of one server."""
+        ...
+
+    def list(self, after: str | None, limit: int) -> list[ResourceServer]:
+        """Return up to ``limit`` servers with id > ``after``, ordered by id, with tenants."""
+        ...
+
+    def update(self, server: ResourceServer) -> None:
+        """Overwrite the server and replace its tenants. Raises ``NotFoundError`` if missing."""
+        ...
+
+    def delete(self, server_id: str) -> bool:
+        """Delete the server and its tenant grants; return whether it existed."""
+        ...
+
+    def rehash(self, server_id: str, old_hash: bytes, new_hash: bytes) -> bool:
+        """Replace the secret's hash if it is still ``old_hash`` (moved to the current master
+        key on use); return whether it changed."""
+        ...
+
+    def delete_all(self, tenant_id: str) -> int:
+        """Remove a tenant that is being deleted from every server; return how many grants."""
         ...
 
 

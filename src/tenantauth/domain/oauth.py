@@ -1,5 +1,6 @@
-"""OAuth 2.0 client authentication, scopes, revocation (RFC 7009), introspection (RFC 7662)
-and server metadata (RFC 8414), per tenant. The token endpoint's grants are in ``grants.py``.
+"""OAuth 2.0 client authentication, scopes, revocation (RFC 7009) and server metadata
+(RFC 8414), per tenant. The token endpoint's grants are in ``grants.py``, introspection
+(RFC 7662) in ``introspection.py``.
 
 Brute force (issue 3): before a client secret is checked, ``limiter.check`` runs on keys built
 from the client id *as sent* (never looked up first), failures are recorded for unknown clients
@@ -30,8 +31,7 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 #: RFC 6749 §3.3: scope-token = 1*NQCHAR, joined by single spaces.
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
 #: Static: never depends on the secret, so a wrong secret costs what a right one does.
-_DUMMY_HASH = bytes(32)
-INACTIVE: dict[str, Any] = {"active": False}
+DUMMY_HASH = bytes(32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ def authenticate_client(
             tenant = tx.get_tenant(tenant_id)
             if tenant is not None and tenant.status is TenantStatus.ACTIVE:
                 client = tx.clients.get(tenant_id, credentials.client_id)
-    stored = client.secret_hash if client is not None else _DUMMY_HASH
+    stored = client.secret_hash if client is not None else DUMMY_HASH
     matched = svc.client_secrets.verify(credentials.secret, stored)
     if client is None or not matched:
         svc.limiter.record_failure(keys)
@@ -114,39 +114,6 @@ def revoke(svc: Services, tenant_id: str, client: Client, token: str) -> None:
         return
     if verdict.tenant_id == tenant_id and verdict.claims.get("client_id") == client.client_id:
         revoke_token(svc, token, tenant_id)
-
-
-def introspect(svc: Services, tenant_id: str, client: Client, token: str) -> dict[str, Any]:
-    """Describe a token to an authenticated client of the tenant (RFC 7662 §2.2).
-
-    Returns ``{"active": False}`` for anything not valid here (bad, expired, revoked, another
-    tenant's; refresh tokens of another client, or already rotated). Access tokens are
-    checked by the verifier (one cache round trip). Raises ``DependencyUnavailableError``.
-    """
-    if refresh.is_refresh_token(token):
-        stored = refresh.find_live(svc, tenant_id, client.client_id, token)
-        if stored is None:
-            return dict(INACTIVE)
-        return {
-            "active": True,
-            "scope": stored.scope,
-            "client_id": stored.client_id,
-            "username": stored.username,
-            "exp": stored.expires_at,
-            "iat": stored.issued_at,
-            "token_type": "refresh_token",
-        }
-    try:
-        verdict = svc.verifier.verify(token)
-    except InvalidTokenError:
-        return dict(INACTIVE)
-    if verdict.tenant_id != tenant_id:
-        return dict(INACTIVE)
-    claims = verdict.claims
-    names = ("sub", "tid", "scope", "client_id", "exp", "iat", "nbf", "iss", "aud", "jti")
-    body: dict[str, Any] = {"active": True, "token_type": "Bearer"}
-    body.update({name: claims[name] for name in names if name in claims})
-    return body
 
 
 def metadata(svc: Services, tenant_id: str, grant_types: Sequence[str]) -> dict[str, Any]:

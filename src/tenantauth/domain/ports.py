@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from tenantauth.domain.admin_ports import AdminKeyRepo, AuditRepo
+from tenantauth.domain.admin_ports import AdminKeyRepo, AuditRepo, ResourceServerRepo
 from tenantauth.domain.models import (
     CacheRead,
     Client,
@@ -170,6 +170,11 @@ class Tx(Protocol):
     @property
     def admin_keys(self) -> AdminKeyRepo:
         """The admin API keys of this transaction."""
+        ...
+
+    @property
+    def resource_servers(self) -> ResourceServerRepo:
+        """The resource servers of this transaction."""
         ...
 
     @property

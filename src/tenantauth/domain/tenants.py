@@ -188,9 +188,9 @@ class _UnchangedError(Exception):
 
 
 def delete_tenant(svc: Services, tenant_id: str) -> None:
-    """Delete a tenant: its secret, users, clients and refresh tokens are erased, and a
-    tombstone keeps its generation (so a re-created tenant starts empty and no old credential
-    or token of the old one works in it).
+    """Delete a tenant: its secret, users, clients and refresh tokens are erased, it leaves
+    every resource server's list, and a tombstone keeps its generation (so a re-created
+    tenant starts empty and no old credential or token of the old one works in it).
 
     Raises ``NotFoundError`` for unknown or already deleted ids.
     """
@@ -205,6 +205,8 @@ def delete_tenant(svc: Services, tenant_id: str) -> None:
         tx.refresh_tokens.delete_all(tenant_id)
         tx.clients.delete_all(tenant_id)
         tx.users.delete_all(tenant_id)
+        # No resource server keeps a tenant that is gone: a re-created one starts unlisted.
+        tx.resource_servers.delete_all(tenant_id)
 
     _apply(svc, tenant_id, build, erase_accounts)
 

@@ -27,6 +27,9 @@ class Dialect:
     conflict: tuple[type[BaseException], ...]
     savepoint: Callable[[Any], AbstractContextManager[Any]]
     iso_times: bool
+    #: Appended to a SELECT that must lock its row until the transaction ends ("" where the
+    #: adapter's transactions are serialised anyway, as SQLite's BEGIN IMMEDIATE are).
+    row_lock: str = ""
 
     def sql(self, text: str) -> str:
         """Return ``text`` with ``{}`` placeholders in this dialect's style."""

@@ -27,6 +27,7 @@ from tenantauth.errors import (
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.admin_rows import AdminKeyRows, AuditRows
+from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
@@ -40,7 +41,11 @@ log = logging.getLogger(__name__)
 # A failed statement aborts a PostgreSQL transaction: inserts that may conflict run in a
 # savepoint (conn.transaction() nested) so the outer transaction survives the ConflictError.
 DIALECT = Dialect(
-    "%s", (psycopg.errors.UniqueViolation,), lambda conn: conn.transaction(), iso_times=False
+    "%s",
+    (psycopg.errors.UniqueViolation,),
+    lambda conn: conn.transaction(),
+    iso_times=False,
+    row_lock=" FOR UPDATE",
 )
 SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
@@ -75,6 +80,7 @@ class PostgresTx:
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
         self.revocations = RevocationRows(conn, DIALECT)
         self.admin_keys = AdminKeyRows(conn, DIALECT)
+        self.resource_servers = ResourceServerRows(conn, DIALECT)
         self.audit = AuditRows(conn, DIALECT, AUDIT_LOCK_SQL)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:

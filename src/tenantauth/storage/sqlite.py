@@ -17,6 +17,7 @@ from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableEr
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.admin_rows import AdminKeyRows, AuditRows
+from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
@@ -53,6 +54,7 @@ class SqliteTx:
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
         self.revocations = RevocationRows(conn, DIALECT)
         self.admin_keys = AdminKeyRows(conn, DIALECT)
+        self.resource_servers = ResourceServerRows(conn, DIALECT)
         # BEGIN IMMEDIATE already serialises writers, audit appends included.
         self.audit = AuditRows(conn, DIALECT, None)
 
