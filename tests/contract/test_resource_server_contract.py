@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import timedelta
-
 import threading
 import time
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 

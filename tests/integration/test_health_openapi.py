@@ -118,7 +118,7 @@ def assert_oauth_error(response: TestResponse, status: int) -> None:
 
 def assert_error(path: str, response: TestResponse, status: int) -> None:
     """Assert the error format of ``path``: OAuth endpoints add §5.2 members, JSON typed."""
-    if path.startswith("/v1/tenants/"):
+    if path.startswith("/v1/tenants/") or path == ANY_INTROSPECT:
         assert_oauth_error(response, status)
     else:
         assert_problem(response, status)
@@ -142,6 +142,53 @@ def account(method: str, path: str, headers: Any = ADMIN, **kwargs: Any) -> Send
         made = c.post(ACME_CLIENTS, json=NEW_CLIENT, headers=ADMIN).get_json()
         target = path.replace("{client}", made["client_id"])
         return c.open(target, method=method, headers=headers, **kwargs)
+
+    return send
+
+
+SERVERS = "/v1/admin/resource-servers"
+SERVER, SERVER_ROTATE = f"{SERVERS}/{{server_id}}", f"{SERVERS}/{{server_id}}/rotate-secret"
+ANY_INTROSPECT = "/v1/introspect"
+NEW_SERVER = {"name": "S", "tenants": ["acme"]}
+GHOST_SERVER = "tar_" + "A" * 22
+
+
+def basic_header(user: str, secret: str) -> dict[str, str]:
+    """An HTTP Basic Authorization header."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
+
+
+def _new_server(c: FlaskClient) -> dict[str, Any]:
+    return c.post(SERVERS, json=NEW_SERVER, headers=ADMIN).get_json()  # type: ignore[no-any-return]
+
+
+def server_admin_call(method: str, suffix: str, headers: Any = ADMIN, **kwargs: Any) -> Send:
+    """Return a sender that first registers a resource server; ``{server}`` in ``suffix``
+    becomes its admin URL."""
+
+    def send(c: FlaskClient) -> TestResponse:
+        url = suffix.replace("{server}", f"{SERVERS}/{_new_server(c)['id']}")
+        return c.open(url, method=method, headers=headers, **kwargs)
+
+    return send
+
+
+def server_call(path: str, form: dict[str, str]) -> Send:
+    """Return a sender of a form, authenticated as a resource server allowed for acme."""
+
+    def send(c: FlaskClient) -> TestResponse:
+        made = _new_server(c)
+        return c.post(path, data=form, headers=basic_header(made["id"], made["secret"]))
+
+    return send
+
+
+def tenant_admin_call(method: str, path: str, **kwargs: Any) -> Send:
+    """Return a sender acting with an admin key limited to acme (403 on global routes)."""
+
+    def send(c: FlaskClient) -> TestResponse:
+        key = c.post("/v1/admin/keys", json={"name": "k", "tenant_id": "acme"}, headers=ADMIN)
+        return c.open(path, method=method, headers=bearer(key.get_json()["key"]), **kwargs)
 
     return send
 
@@ -290,6 +337,55 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ),
     ("post", ROTATE_SECRET, 401, account("POST", f"{ACME_CLIENT}/rotate-secret", None)),
     ("post", ROTATE_SECRET, 404, call("POST", f"{ACME_CLIENTS}/tac_none/rotate-secret")),
+    ("post", ANY_INTROSPECT, 200, server_call(ANY_INTROSPECT, {"token": "x"})),
+    ("post", ANY_INTROSPECT, 400, server_call(ANY_INTROSPECT, {})),
+    ("post", ANY_INTROSPECT, 401, oauth(ANY_INTROSPECT, {"token": "x"})),
+    ("post", ANY_INTROSPECT, 413, oauth(ANY_INTROSPECT, None, **HUGE_FORM)),
+    ("post", ANY_INTROSPECT, 429, oauth_locked(ANY_INTROSPECT, {"token": "x"})),
+    ("post", SERVERS, 201, call("POST", SERVERS, json=NEW_SERVER)),
+    ("post", SERVERS, 400, call("POST", SERVERS, **BAD_JSON)),
+    ("post", SERVERS, 401, call("POST", SERVERS, None, json=NEW_SERVER)),
+    ("post", SERVERS, 403, tenant_admin_call("POST", SERVERS, json=NEW_SERVER)),
+    ("post", SERVERS, 404, call("POST", SERVERS, json={"name": "S", "tenants": ["zz"]})),
+    ("post", SERVERS, 413, call("POST", SERVERS, **HUGE_JSON)),
+    ("post", SERVERS, 422, call("POST", SERVERS, json={"name": "S"})),
+    ("get", SERVERS, 200, call("GET", SERVERS)),
+    ("get", SERVERS, 400, call("GET", SERVERS, TWO_ADMIN_HEADERS)),
+    ("get", SERVERS, 401, call("GET", SERVERS, None)),
+    ("get", SERVERS, 403, tenant_admin_call("GET", SERVERS)),
+    ("get", SERVERS, 422, call("GET", f"{SERVERS}?limit=0")),
+    ("get", SERVER, 200, server_admin_call("GET", "{server}")),
+    ("get", SERVER, 400, server_admin_call("GET", "{server}", TWO_ADMIN_HEADERS)),
+    ("get", SERVER, 401, server_admin_call("GET", "{server}", None)),
+    ("get", SERVER, 403, tenant_admin_call("GET", f"{SERVERS}/{GHOST_SERVER}")),
+    ("get", SERVER, 404, call("GET", f"{SERVERS}/{GHOST_SERVER}")),
+    ("patch", SERVER, 200, server_admin_call("PATCH", "{server}", json={"name": "T"})),
+    ("patch", SERVER, 400, server_admin_call("PATCH", "{server}", **BAD_JSON)),
+    ("patch", SERVER, 401, server_admin_call("PATCH", "{server}", None, json={})),
+    ("patch", SERVER, 403, tenant_admin_call("PATCH", f"{SERVERS}/{GHOST_SERVER}", json={})),
+    ("patch", SERVER, 404, call("PATCH", f"{SERVERS}/{GHOST_SERVER}", json={})),
+    ("patch", SERVER, 413, server_admin_call("PATCH", "{server}", **HUGE_JSON)),
+    ("patch", SERVER, 422, server_admin_call("PATCH", "{server}", json={"tenants": "acme"})),
+    ("delete", SERVER, 204, server_admin_call("DELETE", "{server}")),
+    ("delete", SERVER, 400, server_admin_call("DELETE", "{server}", TWO_ADMIN_HEADERS)),
+    ("delete", SERVER, 401, server_admin_call("DELETE", "{server}", None)),
+    ("delete", SERVER, 403, tenant_admin_call("DELETE", f"{SERVERS}/{GHOST_SERVER}")),
+    ("delete", SERVER, 404, call("DELETE", f"{SERVERS}/{GHOST_SERVER}")),
+    ("post", SERVER_ROTATE, 200, server_admin_call("POST", "{server}/rotate-secret")),
+    (
+        "post",
+        SERVER_ROTATE,
+        400,
+        server_admin_call("POST", "{server}/rotate-secret", TWO_ADMIN_HEADERS),
+    ),
+    ("post", SERVER_ROTATE, 401, server_admin_call("POST", "{server}/rotate-secret", None)),
+    (
+        "post",
+        SERVER_ROTATE,
+        403,
+        tenant_admin_call("POST", f"{SERVERS}/{GHOST_SERVER}/rotate-secret"),
+    ),
+    ("post", SERVER_ROTATE, 404, call("POST", f"{SERVERS}/{GHOST_SERVER}/rotate-secret")),
 ]
 #: (method, OpenAPI path, how to call it) for what only a dead database provokes: 503.
 UNAVAILABLE: list[tuple[str, str, Send]] = [
@@ -332,6 +428,17 @@ UNAVAILABLE: list[tuple[str, str, Send]] = [
     ("patch", CLIENT, call("PATCH", f"{ACME_CLIENTS}/tac_x", json={})),
     ("delete", CLIENT, call("DELETE", f"{ACME_CLIENTS}/tac_x")),
     ("post", ROTATE_SECRET, call("POST", f"{ACME_CLIENTS}/tac_x/rotate-secret")),
+    (
+        "post",
+        ANY_INTROSPECT,
+        call("POST", ANY_INTROSPECT, basic_header(GHOST_SERVER, "s"), data={"token": "x"}),
+    ),
+    ("post", SERVERS, call("POST", SERVERS, json=NEW_SERVER)),
+    ("get", SERVERS, call("GET", SERVERS)),
+    ("get", SERVER, call("GET", f"{SERVERS}/{GHOST_SERVER}")),
+    ("patch", SERVER, call("PATCH", f"{SERVERS}/{GHOST_SERVER}", json={})),
+    ("delete", SERVER, call("DELETE", f"{SERVERS}/{GHOST_SERVER}")),
+    ("post", SERVER_ROTATE, call("POST", f"{SERVERS}/{GHOST_SERVER}/rotate-secret")),
 ]
 
 
@@ -450,10 +557,12 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 13 + 4 + 11 + 5 + 1  # + OAuth: token, revoke, introspect, metadata
+    assert len(routed) == 13 + 5 + 11 + 5 + 1 + 6
+    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
     # + admin keys (create, list, show, revoke) and the audit listing
     # + GET /v1/verify/{forwarded} (gateways that append the protected request's path)
+    # + resource servers (create, list, show, patch, delete, rotate-secret)
 
 
 @pytest.mark.parametrize("case", OBSERVED, ids=[f"{m.upper()} {p} {s}" for m, p, s, _ in OBSERVED])
@@ -507,8 +616,9 @@ def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
             assert schema["type"] == "object"
             assert schema["additionalProperties"] is False, ref
             bodies += 1
-    assert bodies == 6 + 4 + 1  # + users and clients: create and patch each; + admin key
-    assert forms == 3  # OAuth token, revoke, introspect
+    assert bodies == 6 + 4 + 1 + 2  # + users and clients: create and patch each; + admin key
+    # + resource servers: create and patch
+    assert forms == 4  # OAuth token, revoke, introspect (per tenant and tenant-less)
 
 
 def test_spec_states_the_tenant_id_pattern_portably(spec: dict[str, Any]) -> None:

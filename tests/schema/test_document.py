@@ -47,14 +47,16 @@ def test_every_error_response_has_a_text(document: dict[str, Any]) -> None:
 
 
 def test_path_parameters_carry_their_patterns(document: dict[str, Any]) -> None:
-    """tenant_id, username, client_id and key_id path parameters state their patterns (the
-    protected request's path a gateway appends to /v1/verify/ is any path: no pattern)."""
+    """tenant_id, username, client_id, key_id and server_id path parameters state their
+    patterns (the protected request's path a gateway appends to /v1/verify/ is any path: no
+    pattern)."""
     expected = {
         "tenant_id": rules.TENANT_ID,
         "username": rules.USERNAME,
         "client_id": rules.CLIENT_ID,
         "key_id": rules.KEY_ID,
         "forwarded": None,
+        "server_id": rules.SERVER_ID,
     }
     seen = {}
     for item in document["paths"].values():
@@ -78,7 +80,7 @@ def test_bodies_state_their_rules(document: dict[str, Any]) -> None:
     assert issue["claims"]["propertyNames"] == rules.CLAIM_NAMES
     scopes = schemas["ClientCreateRequest"]["properties"]["scopes"]
     assert (scopes["items"]["pattern"], scopes["uniqueItems"]) == (rules.SCOPE_TOKEN, True)
-    for form in ("TokenForm", "TokenFormat"):
+    for form in ("TokenForm", "TokenFormat", "IntrospectionForm"):
         assert schemas[form]["additionalProperties"] == {"type": "string"}
     listing = document["paths"]["/v1/admin/tenants"]["get"]["parameters"]
     cursor = next(p for p in listing if p["name"] == "cursor")["schema"]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tenantauth.api import rules
 from tenantauth.crypto.secrets import decode_imported_secret
-from tenantauth.domain import admin_keys, audit, clients, paging, tenants, users
+from tenantauth.domain import admin_keys, audit, clients, paging, resource_servers, tenants, users
 from tenantauth.domain.tokens import CONTROL_CHARACTERS, TokenRequest
 from tenantauth.errors import InvalidRequestError, NotFoundError
 
@@ -140,11 +140,12 @@ def test_audit_cursor(value: str) -> None:
         (rules.TENANT_ID, tenants.require_tenant_id),
         (rules.KEY_ID, admin_keys._require_possible),
         (rules.CLIENT_ID, clients._require_possible),
+        (rules.SERVER_ID, resource_servers.require_possible),
     ],
-    ids=["tenant_id", "key_id", "client_id"],
+    ids=["tenant_id", "key_id", "client_id", "server_id"],
 )
 @given(data=st.data())
 def test_path_ids(pattern: str, check: Callable[[str], None], data: st.DataObject) -> None:
     """The id patterns of the path parameters are the ids the domain would look up."""
-    value = data.draw(_strings(pattern, "az09-_AF\n"))
+    value = data.draw(_strings(pattern, "az09-_AFtr\n"))
     assert _matches(pattern, value) == _accepts(lambda: check(value))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tenantauth.domain.introspection import introspect_for_client
 from tenantauth.domain.grants import GrantRequest, TokenResponse, grant_token
+from tenantauth.domain.introspection import introspect_for_client
 from tenantauth.domain.models import Client, Tenant, UserStatus
 from tenantauth.domain.oauth import ClientCredentials
 from tenantauth.domain.revocations import revoke_subject

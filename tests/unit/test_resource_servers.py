@@ -52,6 +52,7 @@ def test_create_returns_secret_once_and_stores_only_its_hash(svc: Services) -> N
         ({"name": " "}, "name must be"),
         ({"name": "x" * 201}, "name must be"),
         ({"name": "a\nb"}, "control characters"),
+        ({"name": "a\ud800"}, "lone surrogates"),
         ({"tenants": "acme"}, "not a string"),
         ({"tenants": ["acme", "acme"]}, "twice"),
         ({"tenants": ["Acme"]}, "is not a tenant id"),
@@ -59,6 +60,7 @@ def test_create_returns_secret_once_and_stores_only_its_hash(svc: Services) -> N
         ({"audience": ""}, "audience must be"),
         ({"audience": "a" * 256}, "audience must be"),
         ({"audience": "a\x00b"}, "audience must be"),
+        ({"audience": "\udc00"}, "audience must be"),
     ],
 )
 def test_create_refuses_bad_input(svc: Services, changes: dict[str, Any], fragment: str) -> None:
@@ -125,7 +127,9 @@ def test_delete_then_everything_is_404(svc: Services) -> None:
             call()
 
 
-@pytest.mark.parametrize("server_id", ["", "tac_AAAAAAAAAAAAAAAAAAAAAA", "tar_x", "tar_" + "A" * 23])
+@pytest.mark.parametrize(
+    "server_id", ["", "tac_AAAAAAAAAAAAAAAAAAAAAA", "tar_x", "tar_" + "A" * 23]
+)
 def test_impossible_ids_are_404_without_lookup(svc: Services, server_id: str) -> None:
     """Ids no server can have are 404."""
     with pytest.raises(NotFoundError):

@@ -7,7 +7,16 @@ work before the server is started and need only the service's own environment.
 from __future__ import annotations
 
 # The command modules are imported for their side effect: registering their commands.
-from tenantauth.cli import admin, clients, master_key, serve, tenants, tokens, users  # noqa: F401
+from tenantauth.cli import (  # noqa: F401
+    admin,
+    clients,
+    master_key,
+    resource_servers,
+    serve,
+    tenants,
+    tokens,
+    users,
+)
 from tenantauth.cli.groups import main
 
 __all__ = ["main"]

@@ -18,8 +18,9 @@ def main() -> None:
     With no TENANTAUTH_DATABASE_URL everything runs in embedded mode (SQLite in the state
     directory, secrets generated on first use). Run `tenantauth settings` to see every setting.
 
-    Commands that change tenants, users, clients, tokens or admin keys are recorded in the
-    audit log like the HTTP API's (actor cli:<OS user>); `tenantauth audit list` shows it.
+    Commands that change tenants, users, clients, tokens, resource servers or admin keys are
+    recorded in the audit log like the HTTP API's (actor cli:<OS user>); `tenantauth audit
+    list` shows it.
     """
 
 
@@ -41,6 +42,12 @@ def user() -> None:
 @main.group()
 def client() -> None:
     """Register OAuth clients of a tenant and rotate their secrets."""
+
+
+@main.group("resource-server")
+def resource_server() -> None:
+    """Register resource servers: credentials that may only introspect tokens (RFC 7662) of
+    the tenants they are allowed for."""
 
 
 @main.group("admin-keys")

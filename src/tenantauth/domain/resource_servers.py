@@ -42,6 +42,8 @@ MAX_SERVER_NAME_LENGTH = MAX_NAME_LENGTH
 RESOURCE_SERVER_PURPOSE = b"tenantauth/resource-server-secret-hmac/v1"
 #: Generated ids: "tar_" + base64url of 16 bytes. Anything else cannot exist (404 unread).
 SERVER_ID_RE = re.compile(r"tar_[A-Za-z0-9_-]{22}")
+# Lone surrogates are not Unicode text (RFC 8259 §8.2): no storage could hold them.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class Keep(Enum):
@@ -196,12 +198,12 @@ def check_tenants(tenants: Sequence[str]) -> tuple[str, ...]:
 def check_audience(audience: str | None) -> str | None:
     """Return the audience (None: none required) after checking it.
 
-    Raises ``InvalidRequestError`` unless it is 1 to 255 characters without control
-    characters (an ``aud`` value, RFC 7519 §4.1.3).
+    Raises ``InvalidRequestError`` unless it is 1 to 255 characters of Unicode text without
+    control characters (an ``aud`` value, RFC 7519 §4.1.3).
     """
     if audience is None:
         return None
-    if not 1 <= len(audience) <= MAX_AUDIENCE_LENGTH or CONTROL_CHARACTERS.search(audience):
+    if not 1 <= len(audience) <= MAX_AUDIENCE_LENGTH or not _printable(audience):
         raise InvalidRequestError(
             f"audience must be 1 to {MAX_AUDIENCE_LENGTH} characters without control characters"
         )
@@ -240,9 +242,13 @@ def _require(server: ResourceServer | None, server_id: str) -> ResourceServer:
 def _name(name: str) -> str:
     if not name.strip() or len(name) > MAX_SERVER_NAME_LENGTH:
         raise InvalidRequestError(f"name must be 1 to {MAX_SERVER_NAME_LENGTH} characters")
-    if CONTROL_CHARACTERS.search(name):
-        raise InvalidRequestError("name must not contain control characters")
+    if not _printable(name):
+        raise InvalidRequestError("name must not contain control characters or lone surrogates")
     return name
+
+
+def _printable(text: str) -> bool:
+    return not (CONTROL_CHARACTERS.search(text) or _LONE_SURROGATE.search(text))
 
 
 def _now(svc: Services) -> datetime:
