@@ -25,7 +25,8 @@ def _forms(secret: str) -> set[str]:
 
 
 def _run_the_api(client: FlaskClient) -> list[str]:
-    """Create, issue, log in, refresh, introspect, revoke, rotate, verify; return secrets."""
+    """Create, issue, log in, refresh, introspect (as a client and a resource server), revoke,
+    rotate, verify; return secrets."""
     _, imported = new_secret()
     assert_json(
         client.post(TENANTS, json={"id": "acme", "name": "A", "secret": imported}, headers=ADMIN),
@@ -60,6 +61,19 @@ def _run_the_api(client: FlaskClient) -> list[str]:
     client.post(
         "/v1/tenants/acme/token", data={**grant, "password": "wrong " + PASSWORD}, headers=auth
     )
+    server = assert_json(
+        client.post(
+            "/v1/admin/resource-servers", json={"name": "R", "tenants": ["acme"]}, headers=ADMIN
+        ),
+        201,
+    )
+    rs_basic = base64.b64encode(f"{server['id']}:{server['secret']}".encode()).decode()
+    rs_auth = {"Authorization": f"Basic {rs_basic}"}
+    client.post("/v1/introspect", data={"token": again["access_token"]}, headers=rs_auth)
+    wrong_rs = base64.b64encode(f"{server['id']}:{server['secret']}x".encode()).decode()
+    client.post(
+        "/v1/introspect", data={"token": issued}, headers={"Authorization": f"Basic {wrong_rs}"}
+    )
     rotated = assert_json(client.post(f"{TENANTS}/acme/rotate", json={}, headers=ADMIN), 200)
     client.get("/v1/verify", headers=bearer(issued))  # now revoked: logs its reason
     client.post("/v1/verify", json={"token": login["access_token"]})
@@ -73,6 +87,8 @@ def _run_the_api(client: FlaskClient) -> list[str]:
         login["refresh_token"],
         again["access_token"],
         again["refresh_token"],
+        server["secret"],
+        rs_basic,
     ]
     secrets += [v for k, v in rotated.items() if "secret" in k and isinstance(v, str)]
     return secrets
