@@ -50,9 +50,9 @@ def summary(items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 def test_every_changing_command_writes_one_entry(
     mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tenant, user, client, token and key commands each append one entry, named as the API
-    names them, with actor cli:<OS user>; reads and token issuing append none; the chain
-    verifies."""
+    """Tenant, user, client, token, key and resource server commands each append one entry,
+    named as the API names them, with actor cli:<OS user>; reads and token issuing append
+    none; the chain verifies."""
     monkeypatch.setenv("LOGNAME", "ops-anna")
     ok("tenant", "create", "acme", "--name", "Acme")
     ok("tenant", "rotate", "acme")
@@ -74,6 +74,10 @@ def test_every_changing_command_writes_one_entry(
     ok("token", "revoke", token)
     key_id = ok_json("admin-keys", "create", "--name", "k", "--tenant", "acme")["id"]
     ok("admin-keys", "revoke", key_id)
+    server_id = ok_json("resource-server", "add", "--name", "r", "--tenant", "acme")["id"]
+    ok("resource-server", "rotate", server_id)
+    ok("resource-server", "list")
+    ok("resource-server", "delete", server_id, "--yes")
     ok("tenant", "show", "acme")
     ok("user", "list", "acme")
     ok("tenant", "delete", "acme", "--yes")
@@ -95,6 +99,9 @@ def test_every_changing_command_writes_one_entry(
         ("acme", "token.revoke", jti, "success"),
         ("acme", "admin_key.create", key_id, "success"),
         ("acme", "admin_key.revoke", key_id, "success"),
+        (None, "resource_server.create", server_id, "success"),
+        (None, "resource_server.rotate_secret", server_id, "success"),
+        (None, "resource_server.delete", server_id, "success"),
         ("acme", "tenant.delete", None, "success"),
     ]
     assert {e["actor"] for e in items} == {"cli:ops-anna"}
