@@ -86,14 +86,17 @@ def authenticate_resource_server(
         # The same answer as a wrong secret: a caller learns nothing about other tenants.
         log.info("resource server %s is not allowed for tenant %s", server.id, tenant_id)
         raise InvalidClientError("Client authentication failed.")
-    current = hasher.hash(credentials.secret)
+    _upgrade_hash(svc, server, hasher.hash(credentials.secret))
+    return server
+
+
+def _upgrade_hash(svc: Services, server: ResourceServer, current: bytes) -> None:
+    """Store ``current`` (the secret's hash under the current master key) if the server holds
+    a hash under an older key; conditional, so a secret rotated meanwhile is never written
+    back (docs/design.md, "Master-key rotation")."""
     if not hmac.compare_digest(current, server.secret_hash):
-        # Hashed under an older master key: move it to the current one, conditionally, so a
-        # secret rotated meanwhile is never written back (docs/design.md, "Master-key
-        # rotation").
         with svc.storage.transaction() as tx:
             tx.resource_servers.rehash(server.id, server.secret_hash, current)
-    return server
 
 
 def introspect_at_tenant(
