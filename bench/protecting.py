@@ -14,6 +14,7 @@ the single-request cost a team weighs when choosing (docs/protecting-services.md
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -26,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import redis
 
@@ -95,6 +96,17 @@ def summary(samples: list[list[float]]) -> tuple[float, float]:
     return statistics.median(medians) * 1e3, statistics.median(p99s) * 1e3
 
 
+def resource_server_basic(admin: Admin) -> str:
+    """Create a resource server allowed for acme; return its HTTP Basic credentials."""
+    reply = admin._call(
+        "POST", "/v1/admin/resource-servers", {"name": "bench", "tenants": ["acme"]}
+    )
+    assert reply.status == 201, reply
+    created = reply.json()
+    pair = f"{quote(created['id'], safe='')}:{quote(created['secret'], safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
 def client_rows(base_url: str, token: str) -> dict[str, Callable[[], object]]:
     """The Python client's rows (in-process calls: clients/python, installed by make venv)."""
     plain = TenantAuthClient(base_url)
@@ -156,6 +168,14 @@ def main() -> None:
             gateways = [nginx, caddy]
             bearer = {"Authorization": f"Bearer {token}"}
             body = json.dumps({"token": token}).encode()
+            introspect = post(
+                "/v1/introspect",
+                urlencode({"token": token}).encode(),
+                {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Authorization": resource_server_basic(admin),
+                },
+            )
             rows: dict[str, tuple[int, Request]] = {
                 "upstream alone (no auth)": (app.port, get("/api/x", {})),
                 "nginx auth_request → upstream": (nginx.port, get("/api/x", bearer)),
@@ -165,6 +185,7 @@ def main() -> None:
                     server.port,
                     post("/v1/verify", body, {"Content-Type": "application/json"}),
                 ),
+                "POST /v1/introspect (resource server, RFC 7662)": (server.port, introspect),
             }
             express = start_express(server.port)
             if express is not None:
@@ -210,7 +231,7 @@ def _print(results: dict[str, tuple[float, float]], args: argparse.Namespace) ->
     for name, (median, p99) in results.items():
         base = baselines.get(name)
         added = f"{median - results[base][0]:+.2f}" if base in results else "—"
-        print(f"| {name} | {median:.2f} | {p99:.2f} | {added} | {base or '—'} |")
+        print(f"| {name} | {median:.3f} | {p99:.3f} | {added} | {base or '—'} |")
 
 
 if __name__ == "__main__":
