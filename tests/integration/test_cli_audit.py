@@ -112,7 +112,8 @@ def test_every_changing_command_writes_one_entry(
 
 def test_refused_commands_record_the_api_status(mode: str) -> None:
     """A command the domain refuses exits 1 and records the status the API answers for the
-    same error (409 conflict, 404 unknown tenant, 422 invalid input)."""
+    same error (409 conflict, 404 unknown tenant, 422 invalid input); the control character
+    of the refused username is stored percent-encoded."""
     ok("tenant", "create", "acme", "--name", "Acme")
     assert run("tenant", "create", "acme", "--name", "Again").exit_code == 1
     assert run("tenant", "rotate", "ghost").exit_code == 1
@@ -121,7 +122,7 @@ def test_refused_commands_record_the_api_status(mode: str) -> None:
     assert summary(entries())[1:] == [
         ("acme", "tenant.create", "acme", "409"),
         ("ghost", "tenant.rotate", None, "404"),
-        ("acme", "user.create", "bad\x01name", "422"),
+        ("acme", "user.create", "bad%01name", "422"),
         ("acme", "client.delete", "nope", "404"),
     ]
 
@@ -138,7 +139,7 @@ def test_an_invalid_token_revocation_names_no_target() -> None:
 @pytest.mark.usefixtures("embedded")
 def test_actor_and_cells_are_safe_to_print(monkeypatch: pytest.MonkeyPatch) -> None:
     """Control characters from the OS user name become '?' in the actor, and those of a
-    recorded target (a refused username) are shown escaped in the table, so listing the log
+    recorded target (a refused username) are stored percent-encoded, so listing the log
     cannot send escape sequences to the terminal."""
     monkeypatch.setenv("LOGNAME", "ro ot\x1b[31m")
     ok("tenant", "create", "acme", "--name", "Acme")
@@ -146,7 +147,7 @@ def test_actor_and_cells_are_safe_to_print(monkeypatch: pytest.MonkeyPatch) -> N
     assert [e["actor"] for e in entries()] == ["cli:ro?ot??31m"] * 2
     table = ok("audit", "list").stdout
     assert "\x1b" not in table and "\x07" not in table
-    assert "eve\\x1b]0;owned\\x07" in table
+    assert "eve%1B]0;owned%07" in table
 
 
 @pytest.mark.usefixtures("embedded")

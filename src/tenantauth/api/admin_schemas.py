@@ -6,6 +6,7 @@ small; the same rules apply: strict input (``unknown = RAISE``), explicit output
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
@@ -23,6 +24,7 @@ from tenantauth.api.schemas import (
     validate_tenant_id,
 )
 from tenantauth.domain import admin_keys, paging, resource_servers
+from tenantauth.domain.audit_input import TIME_RANGE, representable
 from tenantauth.domain.tokens import MAX_AUDIENCE_LENGTH
 
 _HEX = {"type": "string", "description": "HMAC-SHA256, hex (docs/design.md, Audit log)."}
@@ -38,6 +40,18 @@ def _printable(**metadata: str) -> dict[str, Any]:
         error="must not contain control characters",
         **metadata,
     )
+
+
+def _time(what: str) -> dict[str, Any]:
+    """An RFC 3339 time with an offset whose UTC equivalent exists (``TIME_RANGE``); 422 if
+    not, before the storage adapter would overflow converting it."""
+    rule = f"{what} (RFC 3339, with an offset); in UTC within {TIME_RANGE}."
+    return {"validate": _representable, "metadata": {"description": rule}}
+
+
+def _representable(value: datetime) -> None:
+    if not representable(value):
+        raise ma.ValidationError(f"must lie within {TIME_RANGE} once converted to UTC")
 
 
 class AdminKeyCreateRequestSchema(StrictSchema):
@@ -170,8 +184,8 @@ class AuditQuerySchema(StrictSchema):
     tenant = fields.String(**_TENANT_ID)  # type: ignore[arg-type]
     action = fields.String(**_printable(example="user.create"))
     actor = fields.String(**_printable(description="Key id, `bootstrap` or `cli:<OS user>`."))
-    since = fields.AwareDateTime(metadata={"description": "Entries at or after (RFC 3339)."})
-    until = fields.AwareDateTime(metadata={"description": "Entries at or before (RFC 3339)."})
+    since = fields.AwareDateTime(**_time("Entries at or after this time"))
+    until = fields.AwareDateTime(**_time("Entries at or before this time"))
     limit = fields.Integer(load_default=paging.DEFAULT_PAGE_SIZE, validate=PAGE_LIMIT)
     cursor = fields.String(
         **rules.text(

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from tenantauth.crypto.jwt import parse_compact, payload_of
 from tenantauth.domain import paging
 from tenantauth.domain.admin_models import AdminPrincipal, AuditEntry, AuditEvent, AuditQuery
+from tenantauth.domain.audit_input import TIME_RANGE, representable, storable
 from tenantauth.domain.services import Services
 from tenantauth.errors import (
     ConflictError,
@@ -73,7 +74,7 @@ def record(svc: Services, event: AuditEvent) -> AuditEntry:
     Raises ``StorageUnavailableError`` if it could not be written.
     """
     now = datetime.fromtimestamp(svc.clock.now(), UTC)
-    key = chain_keys(svc)[0]
+    key, event = chain_keys(svc)[0], storable(event)
     with svc.storage.transaction() as tx:
         head = tx.audit.lock_head()
         seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
@@ -129,9 +130,12 @@ def list_entries(
     """Return one page of entries matching ``query``, newest first.
 
     A tenant admin sees only its tenant's entries. Raises ``PermissionDeniedError`` when a
-    tenant admin asks for another tenant, ``InvalidRequestError`` for a malformed cursor or
-    a limit outside 1..500.
+    tenant admin asks for another tenant, ``InvalidRequestError`` for a malformed cursor, a
+    limit outside 1..500 or a time outside ``TIME_RANGE``.
     """
+    for name, when in (("since", query.since), ("until", query.until)):
+        if when is not None and not representable(when):
+            raise InvalidRequestError(f"{name} must lie within {TIME_RANGE} in UTC")
     if not viewer.is_global:
         if query.tenant_id not in (None, viewer.tenant_id):
             raise PermissionDeniedError("a tenant admin sees only its own tenant's entries")
@@ -184,7 +188,7 @@ def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
             raise ConflictError(f"the audit chain is broken at entry {report.broken_seq}")
         now = datetime.fromtimestamp(svc.clock.now(), UTC)
         seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
-        marked = replace(event, action=CHECKPOINT_ACTION, target=walk.digest())
+        marked = replace(storable(event), action=CHECKPOINT_ACTION, target=walk.digest())
         entry = AuditEntry(seq, now, marked, prev, link_hash(walk.keys[0], seq, now, marked, prev))
         tx.audit.append(entry)
     return entry
