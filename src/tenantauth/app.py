@@ -24,6 +24,7 @@ from tenantauth.api import (
     users,
     verify,
 )
+from tenantauth.api.bodies import StrictJSONProvider
 from tenantauth.api.context import EXTENSION
 from tenantauth.api.docs import ProblemApi
 from tenantauth.api.hygiene import RequestGuard
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     if settings.auto_migrate:
         services.storage.migrate()  # type: ignore[attr-defined]
     app = Flask("tenantauth")
+    app.json = StrictJSONProvider(app)  # request.get_json: the parser of api/bodies.py
     app.config.update(
         API_TITLE="tenantauth",
         API_VERSION=__version__,

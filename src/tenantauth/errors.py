@@ -37,6 +37,18 @@ class MalformedRequestError(InvalidRequestError):
     """
 
 
+class UnsupportedMediaTypeError(InvalidRequestError):
+    """The request has a body of a media type the endpoint does not take (HTTP 415);
+    ``accept`` names the type it does take."""
+
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+    def __init__(self, detail: str, accept: str) -> None:
+        super().__init__(detail)
+        self.accept = accept
+
+
 class AuthenticationError(TenantAuthError):
     """The caller could not be authenticated."""
 

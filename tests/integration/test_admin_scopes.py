@@ -51,6 +51,7 @@ def tenant_calls(tid: str, client_id: str) -> list[Call]:
         ("GET", f"{base}/users/alice", None),
         ("PATCH", f"{base}/users/alice", {"claims": {"team": "x"}}),
         ("POST", f"{base}/users/alice/revoke", None),
+        ("POST", f"{base}/subjects/revoke", {"sub": "team/alice"}),
         ("DELETE", f"{base}/users/bob", None),
         ("GET", f"{base}/clients", None),
         ("POST", f"{base}/clients", {"name": "c", "scopes": [], "grant_types": ["password"]}),

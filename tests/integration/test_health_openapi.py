@@ -37,6 +37,8 @@ ACME = f"{TENANTS}/acme"
 TWO_ADMIN_HEADERS = [("Authorization", f"Bearer {ADMIN_TOKEN}")] * 2
 BAD_JSON = {"data": '{"oops": ', "content_type": "application/json"}
 HUGE_JSON = {"data": '{"pad": "' + "x" * (64 * 1024) + '"}', "content_type": "application/json"}
+#: A JSON body sent as another media type: a 415 wherever a body is JSON.
+TEXT_BODY = {"data": "{}", "content_type": "text/plain"}
 #: An imported secret (35 bytes, base64url) for the "rotate to the same secret" conflict.
 IMPORTED = "aW1wb3J0ZWQtc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmctISE"
 #: A well-formed token for "acme" signed with a key no tenant has.
@@ -49,6 +51,7 @@ ROTATE = f"{ONE}/rotate"
 TOKENS = f"{ONE}/tokens"
 USER_REVOKE = f"{ONE}/users/{{username}}/revoke"
 TOKEN_REVOKE = f"{ONE}/tokens/revoke"
+SUBJECT_REVOKE = f"{ONE}/subjects/revoke"
 
 
 def call(method: str, path: str, headers: Any = ADMIN, **kwargs: Any) -> Send:
@@ -204,6 +207,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", TENANTS, 401, call("POST", TENANTS, None, json=NEW_TENANT)),
     ("post", TENANTS, 409, call("POST", TENANTS, json={"id": "acme", "name": "A"})),
     ("post", TENANTS, 413, call("POST", TENANTS, **HUGE_JSON)),
+    ("post", TENANTS, 415, call("POST", TENANTS, **TEXT_BODY)),
     ("post", TENANTS, 422, call("POST", TENANTS, json={"id": "B!", "name": "B"})),
     ("get", TENANTS, 200, call("GET", TENANTS)),
     ("get", TENANTS, 400, call("GET", TENANTS, TWO_ADMIN_HEADERS)),
@@ -218,6 +222,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("patch", ONE, 401, call("PATCH", ACME, None, json={})),
     ("patch", ONE, 404, call("PATCH", f"{TENANTS}/zz", json={})),
     ("patch", ONE, 413, call("PATCH", ACME, **HUGE_JSON)),
+    ("patch", ONE, 415, call("PATCH", ACME, **TEXT_BODY)),
     ("patch", ONE, 422, call("PATCH", ACME, json={"status": "deleted"})),
     ("delete", ONE, 204, call("DELETE", ACME)),
     ("delete", ONE, 400, call("DELETE", ACME, TWO_ADMIN_HEADERS)),
@@ -229,6 +234,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", ROTATE, 404, call("POST", f"{TENANTS}/zz/rotate")),
     ("post", ROTATE, 409, call("POST", f"{TENANTS}/imported/rotate", json={"secret": IMPORTED})),
     ("post", ROTATE, 413, call("POST", f"{ACME}/rotate", **HUGE_JSON)),
+    ("post", ROTATE, 415, call("POST", f"{ACME}/rotate", **TEXT_BODY)),
     ("post", ROTATE, 422, call("POST", f"{ACME}/rotate", json={"secret": "c2hvcnQ"})),
     ("post", TOKENS, 201, call("POST", f"{ACME}/tokens", json={"sub": "u"})),
     ("post", TOKENS, 400, call("POST", f"{ACME}/tokens", **BAD_JSON)),
@@ -236,16 +242,27 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", TOKENS, 404, call("POST", f"{TENANTS}/zz/tokens", json={"sub": "u"})),
     ("post", TOKENS, 409, call("POST", f"{TENANTS}/paused/tokens", json={"sub": "u"})),
     ("post", TOKENS, 413, call("POST", f"{ACME}/tokens", **HUGE_JSON)),
+    ("post", TOKENS, 415, call("POST", f"{ACME}/tokens", **TEXT_BODY)),
     ("post", TOKENS, 422, call("POST", f"{ACME}/tokens", json={"sub": "u", "ttl": "9"})),
     ("post", USER_REVOKE, 200, call("POST", f"{ACME}/users/u/revoke")),
     ("post", USER_REVOKE, 400, call("POST", f"{ACME}/users/u/revoke", TWO_ADMIN_HEADERS)),
     ("post", USER_REVOKE, 401, call("POST", f"{ACME}/users/u/revoke", None)),
     ("post", USER_REVOKE, 404, call("POST", f"{TENANTS}/zz/users/u/revoke")),
+    ("post", USER_REVOKE, 413, call("POST", f"{ACME}/users/u/revoke", **HUGE_JSON)),
+    ("post", USER_REVOKE, 415, call("POST", f"{ACME}/users/u/revoke", **TEXT_BODY)),
     ("post", USER_REVOKE, 422, call("POST", f"{ACME}/users/a%0Ab/revoke")),
+    ("post", SUBJECT_REVOKE, 200, call("POST", f"{ACME}/subjects/revoke", json={"sub": "a/b"})),
+    ("post", SUBJECT_REVOKE, 400, call("POST", f"{ACME}/subjects/revoke", **BAD_JSON)),
+    ("post", SUBJECT_REVOKE, 401, call("POST", f"{ACME}/subjects/revoke", None, json={})),
+    ("post", SUBJECT_REVOKE, 404, call("POST", f"{TENANTS}/zz/subjects/revoke", json={"sub": "u"})),
+    ("post", SUBJECT_REVOKE, 413, call("POST", f"{ACME}/subjects/revoke", **HUGE_JSON)),
+    ("post", SUBJECT_REVOKE, 415, call("POST", f"{ACME}/subjects/revoke", **TEXT_BODY)),
+    ("post", SUBJECT_REVOKE, 422, call("POST", f"{ACME}/subjects/revoke", json={})),
     ("post", TOKEN_REVOKE, 200, call("POST", f"{ACME}/tokens/revoke", json={"token": FORGED})),
     ("post", TOKEN_REVOKE, 400, call("POST", f"{ACME}/tokens/revoke", **BAD_JSON)),
     ("post", TOKEN_REVOKE, 401, call("POST", f"{ACME}/tokens/revoke", None, json={})),
     ("post", TOKEN_REVOKE, 413, call("POST", f"{ACME}/tokens/revoke", **HUGE_JSON)),
+    ("post", TOKEN_REVOKE, 415, call("POST", f"{ACME}/tokens/revoke", **TEXT_BODY)),
     ("post", TOKEN_REVOKE, 422, call("POST", f"{ACME}/tokens/revoke", json={"x": 1})),
     ("get", "/v1/verify", 200, verify_issued("GET")),
     ("get", "/v1/verify", 401, call("GET", "/v1/verify", bearer(FORGED))),
@@ -256,24 +273,28 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", "/v1/verify", 400, call("POST", "/v1/verify", None, **BAD_JSON)),
     ("post", "/v1/verify", 401, call("POST", "/v1/verify", None, json={"token": FORGED})),
     ("post", "/v1/verify", 413, call("POST", "/v1/verify", None, **HUGE_JSON)),
+    ("post", "/v1/verify", 415, call("POST", "/v1/verify", None, **TEXT_BODY)),
     ("post", "/v1/verify", 422, call("POST", "/v1/verify", None, json={})),
     ("post", OAUTH_TOKEN, 200, oauth(f"{OAUTH_BASE}/token", CC)),
     ("post", OAUTH_TOKEN, 400, oauth(f"{OAUTH_BASE}/token", {"grant_type": "x"})),
     ("post", OAUTH_TOKEN, 401, oauth(f"{OAUTH_BASE}/token", CC, auth=False)),
     ("post", OAUTH_TOKEN, 404, oauth("/v1/tenants/A!/token", CC)),
     ("post", OAUTH_TOKEN, 413, oauth(f"{OAUTH_BASE}/token", None, **HUGE_FORM)),
+    ("post", OAUTH_TOKEN, 415, oauth(f"{OAUTH_BASE}/token", None, json=CC)),
     ("post", OAUTH_TOKEN, 429, oauth_locked(f"{OAUTH_BASE}/token", CC)),
     ("post", OAUTH_REVOKE, 200, oauth(f"{OAUTH_BASE}/revoke", {"token": "x"})),
     ("post", OAUTH_REVOKE, 400, oauth(f"{OAUTH_BASE}/revoke", {})),
     ("post", OAUTH_REVOKE, 401, oauth(f"{OAUTH_BASE}/revoke", {"token": "x"}, auth=False)),
     ("post", OAUTH_REVOKE, 404, oauth("/v1/tenants/A!/revoke", {"token": "x"})),
     ("post", OAUTH_REVOKE, 413, oauth(f"{OAUTH_BASE}/revoke", None, **HUGE_FORM)),
+    ("post", OAUTH_REVOKE, 415, oauth(f"{OAUTH_BASE}/revoke", None, json={"token": "x"})),
     ("post", OAUTH_REVOKE, 429, oauth_locked(f"{OAUTH_BASE}/revoke", {"token": "x"})),
     ("post", OAUTH_INTROSPECT, 200, oauth(f"{OAUTH_BASE}/introspect", {"token": "x"})),
-    ("post", OAUTH_INTROSPECT, 400, oauth(f"{OAUTH_BASE}/introspect", None, json={"token": "x"})),
+    ("post", OAUTH_INTROSPECT, 400, oauth(f"{OAUTH_BASE}/introspect", {})),
     ("post", OAUTH_INTROSPECT, 401, oauth(f"{OAUTH_BASE}/introspect", {"token": "x"}, auth=False)),
     ("post", OAUTH_INTROSPECT, 404, oauth("/v1/tenants/A!/introspect", {"token": "x"})),
     ("post", OAUTH_INTROSPECT, 413, oauth(f"{OAUTH_BASE}/introspect", None, **HUGE_FORM)),
+    ("post", OAUTH_INTROSPECT, 415, oauth(f"{OAUTH_BASE}/introspect", None, json={"token": "x"})),
     ("post", OAUTH_INTROSPECT, 429, oauth_locked(f"{OAUTH_BASE}/introspect", {"token": "x"})),
     ("get", OAUTH_METADATA, 200, oauth(f"{OAUTH_BASE}/.well-known/oauth-authorization-server")),
     ("get", OAUTH_METADATA, 404, oauth("/v1/tenants/zz/.well-known/oauth-authorization-server")),
@@ -283,6 +304,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", USERS, 404, call("POST", f"{TENANTS}/zz/users", json=ALICE)),
     ("post", USERS, 409, account("POST", ACME_USERS, json=ALICE)),
     ("post", USERS, 413, call("POST", ACME_USERS, **HUGE_JSON)),
+    ("post", USERS, 415, call("POST", ACME_USERS, **TEXT_BODY)),
     ("post", USERS, 422, call("POST", ACME_USERS, json={"username": "alice"})),
     ("get", USERS, 200, call("GET", ACME_USERS)),
     ("get", USERS, 400, call("GET", ACME_USERS, TWO_ADMIN_HEADERS)),
@@ -298,6 +320,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("patch", USER, 401, account("PATCH", ACME_ALICE, None, json={})),
     ("patch", USER, 404, call("PATCH", f"{ACME_USERS}/ghost", json={})),
     ("patch", USER, 413, account("PATCH", ACME_ALICE, **HUGE_JSON)),
+    ("patch", USER, 415, account("PATCH", ACME_ALICE, **TEXT_BODY)),
     ("patch", USER, 422, account("PATCH", ACME_ALICE, json={"status": "deleted"})),
     ("delete", USER, 204, account("DELETE", ACME_ALICE)),
     ("delete", USER, 400, account("DELETE", ACME_ALICE, TWO_ADMIN_HEADERS)),
@@ -308,6 +331,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("post", CLIENTS, 401, call("POST", ACME_CLIENTS, None, json=NEW_CLIENT)),
     ("post", CLIENTS, 404, call("POST", f"{TENANTS}/zz/clients", json=NEW_CLIENT)),
     ("post", CLIENTS, 413, call("POST", ACME_CLIENTS, **HUGE_JSON)),
+    ("post", CLIENTS, 415, call("POST", ACME_CLIENTS, **TEXT_BODY)),
     ("post", CLIENTS, 422, call("POST", ACME_CLIENTS, json={"name": "C"})),
     ("get", CLIENTS, 200, call("GET", ACME_CLIENTS)),
     ("get", CLIENTS, 400, call("GET", ACME_CLIENTS, TWO_ADMIN_HEADERS)),
@@ -323,6 +347,7 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
     ("patch", CLIENT, 401, account("PATCH", ACME_CLIENT, None, json={})),
     ("patch", CLIENT, 404, call("PATCH", f"{ACME_CLIENTS}/tac_none", json={})),
     ("patch", CLIENT, 413, account("PATCH", ACME_CLIENT, **HUGE_JSON)),
+    ("patch", CLIENT, 415, account("PATCH", ACME_CLIENT, **TEXT_BODY)),
     ("patch", CLIENT, 422, account("PATCH", ACME_CLIENT, json={"scopes": ["a b"]})),
     ("delete", CLIENT, 204, account("DELETE", ACME_CLIENT)),
     ("delete", CLIENT, 400, account("DELETE", ACME_CLIENT, TWO_ADMIN_HEADERS)),
@@ -386,6 +411,9 @@ OBSERVED: list[tuple[str, str, int, Send]] = [
         tenant_admin_call("POST", f"{SERVERS}/{GHOST_SERVER}/rotate-secret"),
     ),
     ("post", SERVER_ROTATE, 404, call("POST", f"{SERVERS}/{GHOST_SERVER}/rotate-secret")),
+    ("post", ROTATE_SECRET, 413, account("POST", f"{ACME_CLIENT}/rotate-secret", **HUGE_JSON)),
+    ("post", ROTATE_SECRET, 415, account("POST", f"{ACME_CLIENT}/rotate-secret", **TEXT_BODY)),
+    ("post", ROTATE_SECRET, 422, account("POST", f"{ACME_CLIENT}/rotate-secret", json={"x": 1})),
 ]
 #: (method, OpenAPI path, how to call it) for what only a dead database provokes: 503.
 UNAVAILABLE: list[tuple[str, str, Send]] = [
@@ -398,6 +426,7 @@ UNAVAILABLE: list[tuple[str, str, Send]] = [
     ("post", ROTATE, call("POST", f"{ACME}/rotate")),
     ("post", TOKENS, call("POST", f"{ACME}/tokens", json={"sub": "u"})),
     ("post", USER_REVOKE, call("POST", f"{ACME}/users/u/revoke")),
+    ("post", SUBJECT_REVOKE, call("POST", f"{ACME}/subjects/revoke", json={"sub": "a/b"})),
     ("post", TOKEN_REVOKE, call("POST", f"{ACME}/tokens/revoke", json={"token": FORGED})),
     ("get", "/v1/verify", call("GET", "/v1/verify", bearer(FORGED))),
     ("post", "/v1/verify", call("POST", "/v1/verify", None, json={"token": FORGED})),
@@ -557,7 +586,7 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 13 + 5 + 11 + 5 + 1 + 6
+    assert len(routed) == 14 + 5 + 11 + 5 + 1 + 6
     # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
     # + admin keys (create, list, show, revoke) and the audit listing
@@ -616,9 +645,19 @@ def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
             assert schema["type"] == "object"
             assert schema["additionalProperties"] is False, ref
             bodies += 1
-    assert bodies == 6 + 4 + 1 + 2  # + users and clients: create and patch each; + admin key
-    # + resource servers: create and patch
-    assert forms == 4  # OAuth token, revoke, introspect (per tenant and tenant-less)
+    assert len(routed) == 14 + 5 + 11 + 5 + 1 + 6
+    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata
+
+
+def test_every_body_is_declared_and_its_refusals_documented(spec: dict[str, Any]) -> None:
+    """Every POST and PATCH declares its body (so none ignores one), and documents the 400
+    of a body the parser refuses, the 413 of one too large and the 415 of one not JSON."""
+    for path, operations in spec["paths"].items():
+        for method in ("post", "patch"):
+            if method in operations:
+                operation = operations[method]
+                assert "requestBody" in operation, (method, path)
+                assert {"400", "413", "415"} <= operation["responses"].keys(), (method, path)
 
 
 def test_spec_states_the_tenant_id_pattern_portably(spec: dict[str, Any]) -> None:

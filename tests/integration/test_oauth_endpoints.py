@@ -199,10 +199,17 @@ def test_token_errors(
     oauth_error(post(client, TOKEN, form, headers=headers), status, error)
 
 
-def test_json_body_is_invalid_request(client: FlaskClient) -> None:
-    """§3.2: parameters are form-encoded; a JSON body is invalid_request."""
+def test_json_body_is_unsupported_media_type(client: FlaskClient) -> None:
+    """§3.2: parameters are form-encoded; a JSON body is a 415 whose ``error`` is
+    invalid_request and whose ``Accept-Post`` names the form type."""
     r = client.post(TOKEN, json={"grant_type": "client_credentials"}, headers=basic())
-    oauth_error(r, 400, "invalid_request")
+    oauth_error(r, 415, "invalid_request")
+    assert r.headers["Accept-Post"] == "application/x-www-form-urlencoded"
+
+
+def test_no_body_at_all_is_invalid_request(client: FlaskClient) -> None:
+    """A POST without a body (and so without a form type) lacks its parameters: a 400."""
+    oauth_error(client.post(TOKEN, headers=basic()), 400, "invalid_request")
 
 
 def test_repeated_parameter_is_invalid_request(client: FlaskClient) -> None:

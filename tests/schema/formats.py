@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
 
 import schemathesis
 from hypothesis import strategies as st
@@ -42,8 +43,24 @@ PASSWORDS = st.text(_TEXT, min_size=PASSWORD_MIN, max_size=64).filter(
 CURSORS = st.text(_TEXT, min_size=1, max_size=60).map(paging.encode_cursor)
 
 
+#: The audit filters' words: "RFC 3339, with an offset; in UTC within 0001-01-01T00:00:00Z to
+#: 9999-12-31T23:59:59.999999Z" (``date-time`` appears in no other input). Any date, any
+#: offset RFC 3339 allows (under a day), kept when its UTC instant lies in that range.
+_FIRST, _LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+TIMES = (
+    st.builds(
+        lambda moment, minutes: moment.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+        st.datetimes(),
+        st.integers(-(24 * 60 - 1), 24 * 60 - 1),
+    )
+    .filter(lambda moment: _FIRST <= moment <= _LAST)
+    .map(datetime.isoformat)
+)
+
+
 def register() -> None:
     """Register the strategies with schemathesis (global, idempotent)."""
     schemathesis.openapi.format(rules.USERNAME_FORMAT, USERNAMES)
     schemathesis.openapi.format(rules.PASSWORD_FORMAT, PASSWORDS)
     schemathesis.openapi.format(rules.CURSOR_FORMAT, CURSORS)
+    schemathesis.openapi.format("date-time", TIMES)

@@ -143,7 +143,23 @@ def _duplicate_cases() -> list[Case]:
     return cases + [Case(k, forge(payload=v), "RFC 7519 §4") for k, v in bodies.items()]
 
 
-CASES = _time_cases() + _issuer_cases() + _audience_cases() + _duplicate_cases()
+def _custom_number_cases() -> list[Case]:
+    """A number no double holds (or no JSON at all) in a custom claim: the claims of a 200
+    could only carry it on as the non-JSON ``Infinity``/``NaN`` (RFC 8259 §6)."""
+    literals = {"1e999": b"1e999", "minus-1e999": b"-1e999", "NaN": b"NaN", "nested": b"[1e999]"}
+    return [
+        Case(f"custom-claim-{k}", forge(payload=raw_json(claims(), ctx=v)), "RFC 8259 §6")
+        for k, v in literals.items()
+    ]
+
+
+CASES = (
+    _time_cases()
+    + _issuer_cases()
+    + _audience_cases()
+    + _duplicate_cases()
+    + _custom_number_cases()
+)
 
 #: Valid edge cases: the rejections above must come from the claim, not from strictness.
 ACCEPTED: dict[str, dict[str, Any]] = {
@@ -157,6 +173,7 @@ ACCEPTED: dict[str, dict[str, Any]] = {
     "aud-other-only-when-not-asked": {"aud": "elsewhere"},
     "custom-claim-nested": {"ctx": {"a": [1, {"b": None}]}},
     "custom-claim-surrogate-pair": {"emoji": "\U0001f600"},
+    "custom-claim-largest-double": {"big": 1.7976931348623157e308, "tiny": 1e-999},
 }
 
 

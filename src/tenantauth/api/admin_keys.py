@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from tenantauth.api import admin_schemas as schemas
 from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
+from tenantauth.api.schemas import EmptyRequestSchema
 from tenantauth.domain import admin_keys as use
 from tenantauth.domain.admin_models import AdminKey
 
@@ -31,7 +31,7 @@ NO_STORE = {"Cache-Control": {"schema": {"type": "string"}, "description": "no-s
 @audited("admin_key.create")
 @bp.arguments(schemas.AdminKeyCreateRequestSchema)
 @bp.response(201, schemas.AdminKeySecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create an admin key, global or limited to one tenant. ``key`` is in this response
@@ -68,10 +68,11 @@ def show(key_id: str) -> dict[str, Any]:
 @bp.post("/<key_id>/revoke")
 @admin_scope(GLOBAL)
 @audited("admin_key.revoke")
+@bp.arguments(EmptyRequestSchema, required=False)
 @bp.response(200, schemas.AdminKeyResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
-def revoke(key_id: str) -> dict[str, Any]:
+def revoke(_body: dict[str, Any], key_id: str) -> dict[str, Any]:
     """Revoke an admin key: requests that start after this returns are refused (401).
     Revoking a revoked key changes nothing."""
     key = use.revoke_admin_key(services(), key_id)

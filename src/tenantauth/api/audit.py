@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from tenantauth.api import admin_schemas as schemas
 from tenantauth.api.auth import ANY, admin_scope, current_admin, require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain import audit as use

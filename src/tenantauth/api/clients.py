@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
 from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain import clients as use
@@ -35,7 +35,7 @@ SecretResponse = tuple[dict[str, Any], int, dict[str, str]]
 @audited("client.create")
 @bp.arguments(schemas.ClientCreateRequestSchema)
 @bp.response(201, schemas.ClientSecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any], tenant_id: str) -> SecretResponse:
     """Register a confidential client. ``client_secret`` is in this response only: store it."""
@@ -69,7 +69,7 @@ def show(tenant_id: str, client_id: str) -> Client:
 @audited("client.update")
 @bp.arguments(schemas.ClientUpdateRequestSchema)
 @bp.response(200, schemas.ClientResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str, client_id: str) -> Client:
     """Rename a client or replace its scopes or grant types."""
@@ -98,10 +98,11 @@ def delete(tenant_id: str, client_id: str) -> Response:
 
 @bp.post("/<tenant_id>/clients/<client_id>/rotate-secret")
 @audited("client.rotate_secret")
+@bp.arguments(schemas.EmptyRequestSchema, required=False)
 @bp.response(200, schemas.ClientSecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 403, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
-def rotate_secret(tenant_id: str, client_id: str) -> SecretResponse:
+def rotate_secret(_body: dict[str, Any], tenant_id: str, client_id: str) -> SecretResponse:
     """Give the client a new secret, shown in this response only; the old secret stops
     working when this returns."""
     client, secret = use.rotate_client_secret(services(), tenant_id, client_id)

@@ -25,15 +25,17 @@ from tenantauth.api.schemas import ProblemSchema
 F = TypeVar("F", bound=Callable[..., Any])
 ADMIN_SECURITY: list[dict[str, list[str]]] = [{"adminToken": []}]
 _DESCRIPTIONS = {
-    400: "Malformed request (bad or too deeply nested JSON, several Authorization headers, "
-    "a token sent both in the header and the body).",
+    400: "Malformed request: JSON that is invalid or refused (too deeply nested, a number "
+    "longer than 100 characters or not finite, a lone surrogate, a repeated member name), "
+    "several Authorization headers, a token sent both in the header and the body.",
     401: "Missing or invalid credentials or token.",
     403: "The admin key is limited to another tenant, or this needs a global admin.",
     404: "No such tenant, or no such user or client in it (or no such key or resource server).",
     405: "The method is not allowed here; `Allow` lists those that are.",
     409: "Conflicts with the current state.",
     413: "The body exceeds the size limit (TENANTAUTH_MAX_BODY_BYTES, 64 KiB by default).",
-    415: "The body is not of a media type this operation accepts.",
+    415: "The body is not JSON: send it with `Content-Type: application/json` "
+    "(`Accept-Post`/`Accept-Patch` names the type).",
     422: "The body or query failed validation; `errors` says where.",
     429: "Too many requests; `Retry-After` says when to try again.",
     500: "An unexpected error; it is logged with the request id, never shown.",

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Response, json
-from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.problems import problem_response
 from tenantauth.errors import DependencyUnavailableError

@@ -9,8 +9,9 @@ Each check runs before any view, in this order (cheapest first):
    a 500);
 2. the admin rate limits (429 + Retry-After) on ``/v1/admin/*``, per credential and per
    client address, before the credential is even checked, so floods of guesses count too;
-3. the nesting depth of JSON bodies (400). The body size itself is Flask's
-   ``MAX_CONTENT_LENGTH`` (413), enforced while the body is read.
+3. the nesting depth of JSON bodies (400), parsed once for the whole request by
+   ``api.bodies.json_body``. The body size itself is Flask's ``MAX_CONTENT_LENGTH`` (413),
+   enforced while the body is read.
 
 Every response, error or not, then gets the security headers of ``SECURITY_HEADERS``.
 """
@@ -18,7 +19,6 @@ Every response, error or not, then gets the security headers of ``SECURITY_HEADE
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, request
 from werkzeug.exceptions import RequestHeaderFieldsTooLarge
 
+from tenantauth.api.bodies import is_json, json_body
 from tenantauth.api.problems import request_id
 from tenantauth.domain.limits import FailureLimiter, ip_key
 from tenantauth.errors import (
@@ -140,15 +141,15 @@ class RequestGuard:
         """Return None unless the JSON body nests deeper than ``max_json_depth``.
 
         Raises ``MalformedRequestError`` (400) when it does, or is so deep the parser gives
-        up. Malformed JSON is left to the view's parser, which reports it as usual.
+        up. A body the parser refuses otherwise is left to the view's parser (``api.bodies``),
+        which reports it once the caller is admitted, so an admin's mistake is audited.
         """
         if request.method in ("GET", "HEAD") or not is_json(request.mimetype):
             return  # no GET view reads a body, so none is parsed
-        data = request.get_data(cache=True)  # 413 beyond MAX_CONTENT_LENGTH
-        if not data:
+        if not request.get_data(cache=True):  # 413 beyond MAX_CONTENT_LENGTH
             return
         try:
-            value = json.loads(data)
+            value = json_body()
         except RecursionError:
             # json recurses once per level; a 64 KiB body can nest 32,768 levels.
             raise MalformedRequestError(self._too_deep()) from None
@@ -185,14 +186,6 @@ def admin_rate_keys(authorization: str | None, remote_addr: str | None) -> list[
     if remote_addr:
         keys.append(ip_key(remote_addr))
     return keys
-
-
-def is_json(mimetype: str) -> bool:
-    """Return whether ``mimetype`` is JSON: ``application/json`` or ``application/*+json``
-    (the types webargs and Flask parse as JSON)."""
-    return mimetype == "application/json" or (
-        mimetype.startswith("application/") and mimetype.endswith("+json")
-    )
 
 
 def json_depth(value: object) -> int:

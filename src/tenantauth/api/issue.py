@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
-
 from tenantauth.api import schemas
 from tenantauth.api.auth import require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain.models import IssuedToken
@@ -22,7 +21,7 @@ bp.before_request(require_admin)
 @bp.response(
     201, schemas.TokenResponseSchema, headers={"Cache-Control": {"schema": {"type": "string"}}}
 )
-@errors_doc(bp, 400, 401, 404, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 404, 409, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def issue(body: dict[str, Any], tenant_id: str) -> tuple[IssuedToken, int, dict[str, str]]:
     """Mint an access token for a subject of the tenant (header ``kid`` = tenant id)."""

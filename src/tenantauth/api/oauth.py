@@ -19,9 +19,9 @@ from urllib.parse import unquote_plus
 
 import marshmallow as ma
 from flask import Response, request
-from flask_smorest import Blueprint
 from marshmallow import fields
 
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.problems import OAUTH_BLUEPRINT
 from tenantauth.api.schemas import OAuthErrorSchema
@@ -29,7 +29,7 @@ from tenantauth.domain import oauth
 from tenantauth.domain.grants import GRANT_TYPES, GrantRequest, grant_token
 from tenantauth.domain.models import Client
 from tenantauth.domain.oauth import ClientCredentials
-from tenantauth.errors import InvalidClientError, OAuthError
+from tenantauth.errors import InvalidClientError, OAuthError, UnsupportedMediaTypeError
 
 FORM = "application/x-www-form-urlencoded"
 bp = Blueprint(
@@ -45,6 +45,7 @@ _ERRORS = {
     401: "invalid_client, with `WWW-Authenticate: Basic`.",
     404: "No such tenant.",
     413: "The body exceeds 64 KiB.",
+    415: f"The body is not {FORM} (`error` is invalid_request; `Accept-Post` names the type).",
     429: "Too many failed attempts for this client, username or address; see Retry-After.",
     503: "A dependency is unavailable (`error` is temporarily_unavailable).",
 }
@@ -123,11 +124,15 @@ def oauth_errors_doc(blueprint: Blueprint, *statuses: int) -> Any:
 
 @bp.before_request
 def form_only() -> None:
-    """Refuse bodies that are not form-encoded, and repeated parameters (RFC 6749 §3.2)."""
+    """Refuse bodies that are not form-encoded (415; 400 when there is no body at all), and
+    repeated parameters (400, RFC 6749 §3.2)."""
     if request.method != "POST":
         return
     if request.mimetype != FORM:
-        raise OAuthError(f"Send the parameters as {FORM} (RFC 6749 section 3.2).")
+        detail = f"Send the parameters as {FORM} (RFC 6749 section 3.2)."
+        if request.get_data(cache=True):  # a body of another type: 415 (RFC 9110 §15.5.16)
+            raise UnsupportedMediaTypeError(detail, accept=FORM)
+        raise OAuthError(detail)  # no body at all: the parameters are missing
     repeated = sorted(k for k in request.form if len(request.form.getlist(k)) > 1)
     if repeated:
         raise OAuthError(f"Parameters must not be repeated: {', '.join(repeated)}.")
@@ -190,7 +195,7 @@ def _authenticated(tenant_id: str, form: dict[str, Any]) -> Client:
 @bp.post("/<tenant_id>/token")
 @bp.arguments(TokenFormSchema, location="form")
 @bp.response(200, OAuthTokenResponseSchema)
-@oauth_errors_doc(bp, 400, 401, 404, 413, 429, 503)
+@oauth_errors_doc(bp, 400, 401, 404, 413, 415, 429, 503)
 @bp.doc(security=CLIENT_SECURITY)
 def token(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
     """Token endpoint (RFC 6749 §3.2): client_credentials, password and refresh_token grants."""
@@ -209,7 +214,7 @@ def token(form: dict[str, Any], tenant_id: str) -> dict[str, Any]:
 @bp.post("/<tenant_id>/revoke")
 @bp.arguments(TokenFormatSchema, location="form")
 @bp.response(200)
-@oauth_errors_doc(bp, 400, 401, 404, 413, 429, 503)
+@oauth_errors_doc(bp, 400, 401, 404, 413, 415, 429, 503)
 @bp.doc(security=CLIENT_SECURITY)
 def revoke(form: dict[str, Any], tenant_id: str) -> Response:
     """Revocation endpoint (RFC 7009 §2): 200 with an empty body, also for tokens that are

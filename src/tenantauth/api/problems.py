@@ -29,6 +29,7 @@ STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
     errors.MalformedRequestError: 400,
     errors.OAuthError: 400,  # RFC 6749 §5.2
     errors.InvalidClientError: 401,  # RFC 6749 §5.2: always 401, with WWW-Authenticate
+    errors.UnsupportedMediaTypeError: 415,  # RFC 9110 §15.5.16
     errors.InvalidRequestError: 422,
     errors.AuthenticationError: 401,
     errors.PermissionDeniedError: 403,
@@ -82,13 +83,14 @@ def problem_response(
 def oauth_error_body(body: dict[str, Any]) -> dict[str, Any]:
     """Return a problem body with RFC 6749 §5.2 ``error`` and ``error_description`` added.
 
-    ``error`` is our code for OAuth errors and ``invalid_request`` for other request errors;
-    a 503 is ``temporarily_unavailable`` and a 500 ``server_error`` (the RFC 6749 §4.1.2.1
-    values); anything else (404, 413, 429) keeps our code. The description is reduced to the
+    ``error`` is our code for OAuth errors and ``invalid_request`` for other request errors,
+    a body that is not a form (415) included (§5.2: "or is otherwise malformed"); a 503 is
+    ``temporarily_unavailable`` and a 500 ``server_error`` (the RFC 6749 §4.1.2.1 values);
+    anything else (404, 413, 429) keeps our code. The description is reduced to the
     characters §5.2 allows (printable ASCII without '"' and '\\').
     """
     code, status = body["code"], body["status"]
-    if status in (400, 422):
+    if status in (400, 415, 422):
         error = code if code in _OAUTH_CODES else "invalid_request"
     elif status >= 500:
         error = "server_error" if status == 500 else "temporarily_unavailable"
@@ -144,6 +146,10 @@ def _from_domain(exc: errors.TenantAuthError) -> Response:
         headers["WWW-Authenticate"] = BEARER_REALM
     elif isinstance(exc, errors.RateLimitedError):
         headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, errors.UnsupportedMediaTypeError):
+        # RFC 9110 §15.5.16 says what to send; RFC 5789 §2.2 names Accept-Patch for PATCH,
+        # and Accept-Post (W3C LDP §7.1, IANA-registered) is its counterpart for POST.
+        headers["Accept-Patch" if request.method == "PATCH" else "Accept-Post"] = exc.accept
     elif isinstance(exc, errors.InvalidRequestError) and exc.errors is not None:
         extra["errors"] = exc.errors
     if status >= 500:

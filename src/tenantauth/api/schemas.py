@@ -81,6 +81,8 @@ NAME = rules.text(
 CLAIM_NAME = validate.Length(1, 100)
 _AUDIENCE = {"type": "string", "minLength": 1, "maxLength": tokens.MAX_AUDIENCE_LENGTH}
 _AUDIENCE_LIST = {"type": "array", "items": _AUDIENCE, "minItems": 1, "maxItems": 10}
+#: A token subject (``sub``): any printable text, ``/`` included (usernames are narrower).
+SUBJECT = rules.text(rules.PRINTABLE, length=(1, tokens.MAX_SUBJECT_LENGTH))
 #: A list cursor; ``rules.CURSOR_FORMAT`` because a cursor must also be one we issued.
 CURSOR_FIELD = rules.text(
     rules.CURSOR,
@@ -141,6 +143,14 @@ class TenantListResponseSchema(ma.Schema):
     next_cursor = fields.String(allow_none=True, required=True)
 
 
+class EmptyRequestSchema(StrictSchema):
+    """The body of an action without parameters: none, ``{}``, or no body at all.
+
+    Declared so that such a route refuses what every other route refuses (an unknown field is
+    a 422, malformed JSON a 400, a body that is not JSON a 415) instead of ignoring its body.
+    """
+
+
 class RotateRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/rotate."""
 
@@ -158,13 +168,7 @@ class RotateResponseSchema(ma.Schema):
 class TokenIssueRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/tokens."""
 
-    sub = fields.String(
-        required=True,
-        **rules.text(
-            rules.PRINTABLE,
-            length=(1, tokens.MAX_SUBJECT_LENGTH),
-        ),
-    )
+    sub = fields.String(required=True, **SUBJECT)
     ttl = StrictInt(
         validate=TTL,
         metadata=CAPPED | {"description": "Lifetime (s); at most the tenant's max_token_ttl."},
@@ -221,6 +225,20 @@ class SubjectRevocationResponseSchema(ma.Schema):
         required=True, metadata={"description": "Tokens with a lower `uv` claim are revoked."}
     )
     revoked_at = fields.DateTime(required=True)
+
+
+class SubjectRevokeRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/subjects/revoke."""
+
+    sub = fields.String(
+        required=True,
+        **rules.text(
+            rules.PRINTABLE,
+            length=(1, tokens.MAX_SUBJECT_LENGTH),
+            description="The subject to log out everywhere: a username, or any `sub` a "
+            "token can be issued to ('/' included).",
+        ),
+    )
 
 
 class TokenRevokeRequestSchema(StrictSchema):

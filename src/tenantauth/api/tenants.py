@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
 from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain import tenants as use
@@ -25,7 +25,7 @@ bp.after_request(record_outcome)
 @audited("tenant.create")
 @bp.arguments(schemas.TenantCreateRequestSchema)
 @bp.response(201, schemas.TenantResponseSchema)
-@errors_doc(bp, 400, 401, 403, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 409, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any]) -> Tenant:
     """Create a tenant with a new (or imported) signing secret. The secret is never returned."""
@@ -65,7 +65,7 @@ def show(tenant_id: str) -> Tenant:
 @audited("tenant.update")
 @bp.arguments(schemas.TenantUpdateRequestSchema)
 @bp.response(200, schemas.TenantResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str) -> Tenant:
     """Rename, suspend/resume or change token TTLs. Suspension applies at once everywhere."""
@@ -97,7 +97,7 @@ def delete(tenant_id: str) -> Response:
 @audited("tenant.rotate")
 @bp.arguments(schemas.RotateRequestSchema, required=False)
 @bp.response(200, schemas.RotateResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 409, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def rotate(body: dict[str, Any], tenant_id: str) -> Tenant:
     """Rotate the signing secret. When this returns, every token signed with the old secret is

@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
 from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.domain import users as use
@@ -29,7 +29,7 @@ bp.after_request(record_outcome)
 @audited("user.create")
 @bp.arguments(schemas.UserCreateRequestSchema)
 @bp.response(201, schemas.UserResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 409, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 409, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any], tenant_id: str) -> User:
     """Create an active user. The password is stored as an argon2id hash and never returned."""
@@ -62,7 +62,7 @@ def show(tenant_id: str, username: str) -> User:
 @audited("user.update")
 @bp.arguments(schemas.UserUpdateRequestSchema)
 @bp.response(200, schemas.UserResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], tenant_id: str, username: str) -> User:
     """Disable or enable a user, reset its password or replace its claims.

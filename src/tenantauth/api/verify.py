@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Response, json, request
-from flask_smorest import Blueprint
 
 from tenantauth.api import schemas
 from tenantauth.api.auth import bearer_token
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import errors_doc
 from tenantauth.domain.introspection import token_claims
@@ -149,7 +149,7 @@ def header_safe(value: str) -> str:
 @bp.post("")
 @bp.arguments(schemas.VerifyRequestSchema)
 @bp.response(200, schemas.VerifyResponseSchema)
-@errors_doc(bp, 400, 401, 413, 422, 503)
+@errors_doc(bp, 400, 401, 413, 415, 422, 503)
 def verify_body(body: dict[str, Any]) -> Response:
     """Verify a token given in the JSON body."""
     _check_query(set())

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from tenantauth import embedded
+from tenantauth.api.bodies import strict_loads
 from tenantauth.app import build_services
 from tenantauth.domain import paging
 from tenantauth.domain.services import Services
@@ -118,14 +119,20 @@ def read_secret() -> str:
 
 
 def parse_claim(text: str) -> tuple[str, Any]:
-    """Return (name, value) of a NAME=JSON --claim; a value that is not JSON is a string."""
+    """Return (name, value) of a NAME=JSON --claim; a value that is not JSON is a string.
+
+    The value is read by the API's parser (``api.bodies.strict_loads``): JSON the API would
+    refuse (a number over 100 characters, NaN, 1e999 ...) fails here too, never a traceback.
+    """
     name, sep, raw = text.partition("=")
     if not sep or not name:
         fail(f"--claim must be NAME=JSON, got {text!r}")
     try:
-        return name, json.loads(raw)
+        return name, strict_loads(raw)
     except json.JSONDecodeError:
         return name, raw  # a bare word is a string claim
+    except (ValueError, RecursionError) as exc:
+        fail(f"--claim {name}: {exc}")
 
 
 def describe_mode(settings: Settings) -> str:

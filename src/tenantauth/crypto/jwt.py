@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,7 @@ def _json_object(raw: bytes, what: str) -> dict[str, Any]:
             text,
             object_pairs_hook=_reject_duplicates,
             parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidTokenError(f"{what} is not strict JSON") from exc
@@ -173,3 +175,12 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(literal: str) -> float:
+    # 1e999 is JSON but no double: it would read as infinity, which the claims of a response
+    # could only carry out as the non-JSON ``Infinity`` (RFC 8259 §6).
+    value = float(literal)
+    if not math.isfinite(value):
+        raise ValueError("number out of range")
+    return value

@@ -1,0 +1,80 @@
+"""The request-body JSON parser (api/bodies.py) and the escaping of audit text
+(domain/audit_input.py): pure functions, no app."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from tenantauth.api.bodies import MAX_NUMBER_LENGTH, strict_loads
+from tenantauth.domain.audit_input import escape
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('{"a": [1, -2, 3.5, 1e308, 5e-324, true, null, "\\ud83d\\ude00"]}', None),
+        ("9" * MAX_NUMBER_LENGTH, int("9" * MAX_NUMBER_LENGTH)),
+        ("-" + "9" * (MAX_NUMBER_LENGTH - 1), -int("9" * (MAX_NUMBER_LENGTH - 1))),
+        ("1e-999", 0.0),
+        ('"\\u00e9"', "é"),
+    ],
+)
+def test_ordinary_json_reads_as_the_stdlib_reads_it(text: str, value: Any) -> None:
+    """Valid JSON within the bounds gives exactly what json.loads gives."""
+    assert strict_loads(text) == json.loads(text)
+    assert strict_loads(text.encode()) == json.loads(text)
+    if value is not None:
+        assert strict_loads(text) == value
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ("1" * (sys.get_int_max_str_digits() + 1), "longer than"),
+        ("1" * (MAX_NUMBER_LENGTH + 1), "longer than"),
+        ("0." + "1" * MAX_NUMBER_LENGTH, "longer than"),
+        ("1e999", "too large"),
+        ("[-1e999]", "too large"),
+        ("NaN", "not a JSON value"),
+        ('{"a": Infinity}', "not a JSON value"),
+        ("-Infinity", "not a JSON value"),
+        ('"\\ud800"', "lone surrogate"),
+        ('[{"\\udfff": 1}]', "lone surrogate"),
+        ('{"a": 1, "a": 1}', "repeated"),
+        (b"\xef\xbb\xbf{}", "BOM"),
+        ('{"a": 1}'.encode("utf-16"), "utf-8"),
+        ('{"a": 1}'.encode("utf-16-le"), "Expecting"),
+        (b'"\xff"', "utf-8"),
+        ("{", "Expecting"),
+    ],
+    ids=repr,
+)
+def test_refused_json_raises_value_error_with_the_reason(data: str | bytes, reason: str) -> None:
+    """Each refusal is a ValueError saying why (never Python's int-limit error or a value)."""
+    with pytest.raises(ValueError, match=reason):
+        strict_loads(data)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("alice", "alice"),
+        ("José/Ñ", "José/Ñ"),
+        ("tb\x00", "tb%00"),
+        ("a\nb\x7f\x85", "a%0Ab%7F%C2%85"),
+        ("50%off", "50%25off"),
+        ("%00", "%2500"),
+        ("\ud800x", "%ED%A0%80x"),
+    ],
+)
+def test_audit_text_is_percent_encoded_only_where_needed(value: str, stored: str) -> None:
+    """Control characters, surrogates and '%' are percent-encoded; decoding gives the value
+    back exactly (so a stored '%' is always an escape)."""
+    assert escape(value) == stored
+    assert unquote(stored, errors="surrogatepass") == value
+    assert escape(None) is None
