@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import pkgutil
 import sys
 from typing import Any
 from urllib.parse import unquote
 
+import flask_smorest
 import pytest
 
-from tenantauth.api.bodies import MAX_NUMBER_LENGTH, strict_loads
+import tenantauth.api
+from tenantauth.api.bodies import MAX_NUMBER_LENGTH, Blueprint, BodyParser, strict_loads
 from tenantauth.domain.audit_input import escape
 
 
@@ -78,3 +82,16 @@ def test_audit_text_is_percent_encoded_only_where_needed(value: str, stored: str
     assert escape(value) == stored
     assert unquote(stored, errors="surrogatepass") == value
     assert escape(None) is None
+
+
+def test_every_blueprint_parses_bodies_with_the_strict_parser() -> None:
+    """Every ``bp`` of an ``api`` module is ``api.bodies.Blueprint``, so no view can read a
+    JSON body with webargs' default parser (which would let a 5,001-digit number reach a 500)."""
+    blueprints = {}
+    for info in pkgutil.iter_modules(tenantauth.api.__path__):
+        module = importlib.import_module(f"tenantauth.api.{info.name}")
+        if isinstance(getattr(module, "bp", None), flask_smorest.Blueprint):
+            blueprints[info.name] = module.bp
+    assert len(blueprints) >= 10
+    assert all(isinstance(bp, Blueprint) for bp in blueprints.values()), blueprints
+    assert all(isinstance(bp.ARGUMENTS_PARSER, BodyParser) for bp in blueprints.values())
