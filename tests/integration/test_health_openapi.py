@@ -645,8 +645,12 @@ def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
             assert schema["type"] == "object"
             assert schema["additionalProperties"] is False, ref
             bodies += 1
-    assert len(routed) == 14 + 5 + 11 + 5 + 1 + 6
-    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata
+    # tenants: create, patch, rotate; tokens: issue, revoke; subjects/revoke; POST /v1/verify
+    # + users and clients: create and patch each; + admin key create
+    # + the actions without parameters: user revoke, rotate-secret, admin key revoke
+    # + resource servers: create, patch and rotate-secret (without parameters)
+    assert bodies == 7 + 4 + 1 + 3 + 3
+    assert forms == 4  # OAuth token, revoke, introspect (per tenant and tenant-less)
 
 
 def test_every_body_is_declared_and_its_refusals_documented(spec: dict[str, Any]) -> None:

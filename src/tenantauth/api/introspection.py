@@ -16,9 +16,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response, json, request
-from flask_smorest import Blueprint
 from marshmallow import fields, validate
 
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.oauth import (
     CLIENT_SECURITY,
@@ -80,7 +80,7 @@ class IntrospectionResponseSchema(ma.Schema):
 @bp.post("/tenants/<tenant_id>/introspect")
 @bp.arguments(IntrospectionFormSchema, location="form")
 @bp.response(200, IntrospectionResponseSchema)
-@oauth_errors_doc(bp, 400, 401, 404, 413, 429, 503)
+@oauth_errors_doc(bp, 400, 401, 404, 413, 415, 429, 503)
 @bp.doc(security=CLIENT_SECURITY)
 def introspect(form: dict[str, Any], tenant_id: str) -> Response:
     """Introspection endpoint of a tenant (RFC 7662 §2), for its clients and for resource
@@ -99,7 +99,7 @@ def introspect(form: dict[str, Any], tenant_id: str) -> Response:
 @bp.post("/introspect")
 @bp.arguments(IntrospectionFormSchema, location="form")
 @bp.response(200, IntrospectionResponseSchema)
-@oauth_errors_doc(bp, 400, 401, 413, 429, 503)
+@oauth_errors_doc(bp, 400, 401, 413, 415, 429, 503)
 @bp.doc(security=CLIENT_SECURITY)
 def introspect_any_tenant(form: dict[str, Any]) -> Response:
     """Introspection for resource servers, for every tenant they are allowed for (RFC 7662

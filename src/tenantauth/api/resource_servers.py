@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
 from tenantauth.api import admin_schemas as schemas
 from tenantauth.api.auditing import audited, note, record_outcome
 from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
+from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
+from tenantauth.api.schemas import EmptyRequestSchema
 from tenantauth.domain import resource_servers as use
 from tenantauth.domain.admin_models import ResourceServer
 
@@ -36,7 +37,7 @@ SecretResponse = tuple[dict[str, Any], int, dict[str, str]]
 @audited("resource_server.create")
 @bp.arguments(schemas.ResourceServerCreateRequestSchema)
 @bp.response(201, schemas.ResourceServerSecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any]) -> SecretResponse:
     """Register a resource server allowed to introspect tokens of the listed tenants.
@@ -74,7 +75,7 @@ def show(server_id: str) -> ResourceServer:
 @audited("resource_server.update")
 @bp.arguments(schemas.ResourceServerUpdateRequestSchema)
 @bp.response(200, schemas.ResourceServerResponseSchema)
-@errors_doc(bp, 400, 401, 403, 404, 413, 422, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def update(body: dict[str, Any], server_id: str) -> ResourceServer:
     """Rename a resource server, replace its tenants, or set or remove (null) its audience.
@@ -105,10 +106,11 @@ def delete(server_id: str) -> Response:
 @bp.post("/<server_id>/rotate-secret")
 @admin_scope(GLOBAL)
 @audited("resource_server.rotate_secret")
+@bp.arguments(EmptyRequestSchema, required=False)
 @bp.response(200, schemas.ResourceServerSecretResponseSchema, headers=NO_STORE)
-@errors_doc(bp, 400, 401, 403, 404, 503)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
-def rotate_secret(server_id: str) -> SecretResponse:
+def rotate_secret(_body: dict[str, Any], server_id: str) -> SecretResponse:
     """Give the resource server a new secret, shown in this response only; the old secret
     stops working when this returns."""
     server, secret = use.rotate_resource_server_secret(services(), server_id)
