@@ -78,14 +78,15 @@ def test_users_and_clients_work_with_the_oauth_endpoints(
 def test_path_segments_are_percent_encoded(
     admin: TenantAuthClient, verifier: TenantAuthClient, tenant: Tenant
 ) -> None:
-    """A subject with characters reserved in URLs (? # % space, non-ASCII) is revoked as
-    itself: each path segment is percent-encoded."""
-    subject = "a?b#c d%2F€"
-    token, bystander = admin.issue_token(tenant.id, subject), admin.issue_token(tenant.id, "a")
-    assert verifier.verify(token).subject == subject
-    assert admin.revoke_user(tenant.id, subject)["subject"] == subject
-    with pytest.raises(InvalidToken):
-        verifier.verify(token)
+    """A subject with characters reserved in URLs (? # % / space, .., non-ASCII) is revoked
+    as itself, and no other subject is."""
+    bystander = admin.issue_token(tenant.id, "a")
+    for subject in ("a?b#c d%2F€", "team/alice", "..", "/a"):
+        token = admin.issue_token(tenant.id, subject)
+        assert verifier.verify(token).subject == subject
+        assert admin.revoke_user(tenant.id, subject)["subject"] == subject
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
     assert verifier.verify(bystander).subject == "a"
 
 

@@ -222,9 +222,14 @@ class TenantAuthClient:
     def revoke_user(self, tenant_id: str, username: str) -> dict[str, Any]:
         """Log ``username`` (any subject) out everywhere: every token issued to it until now is
         rejected once this returns. Returns ``{"tenant_id", "subject", "version",
-        "revoked_at"}``."""
-        path = f"{TENANTS}/{segment(tenant_id)}/users/{segment(username)}/revoke"
-        return self._admin("POST", path, {})  # type: ignore[no-any-return]
+        "revoked_at"}``.
+
+        Names the subject in the body (``POST …/subjects/revoke``), so any subject a token can
+        carry works, ``/`` and ``..`` included, which no path segment can carry through every
+        proxy.
+        """
+        path = f"{TENANTS}/{segment(tenant_id)}/subjects/revoke"
+        return self._admin("POST", path, {"sub": username})  # type: ignore[no-any-return]
 
     def create_user(
         self,
