@@ -15,7 +15,16 @@ from typing import Any
 import click
 
 from tenantauth.cli.auditing import Action, cli_actor, run_audited
-from tenantauth.cli.common import cell, fail, json_option, paged, row, run, services, table
+from tenantauth.cli.common import (
+    fail,
+    json_option,
+    paged,
+    row,
+    run,
+    services,
+    show_record,
+    table,
+)
 from tenantauth.cli.groups import admin_keys, audit
 from tenantauth.domain import admin_keys as keys
 from tenantauth.domain import audit as chain
@@ -45,8 +54,7 @@ def key_create(name: str, tenant_id: str | None, expires_in: int | None, as_json
             lambda result: Action("admin_key.create", tenant_id, result[0].id),
         )
     shown = _key_dict(made) | {"key": full}
-    _show(shown, as_json, f"created admin key {made.id}")
-    click.echo(ONE_TIME_NOTICE, err=True)
+    show_record(shown, as_json, f"created admin key {made.id}", ONE_TIME_NOTICE)
 
 
 @admin_keys.command("list")
@@ -83,7 +91,7 @@ def key_revoke(key_id: str, as_json: bool) -> None:
             lambda: keys.revoke_admin_key(svc, key_id),
             lambda key: Action("admin_key.revoke", key.tenant_id, key.id),
         )
-    _show(_key_dict(revoked), as_json, f"revoked admin key {key_id}")
+    show_record(_key_dict(revoked), as_json, f"revoked admin key {key_id}")
 
 
 class Rfc3339Time(click.ParamType[datetime]):
@@ -189,11 +197,3 @@ def _key_dict(k: AdminKey) -> dict[str, Any]:
         "revoked_at": iso(k.revoked_at),
         "last_used_at": iso(k.last_used_at),
     }
-
-
-def _show(shown: dict[str, Any], as_json: bool, summary: str) -> None:
-    if as_json:
-        click.echo(json.dumps(shown))
-    else:
-        table(("field", "value"), [(k, cell(v)) for k, v in shown.items()])
-    click.echo(summary, err=True)

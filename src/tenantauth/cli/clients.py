@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from tenantauth.cli.auditing import Action, run_audited
-from tenantauth.cli.common import cell, json_option, paged, row, run, services, table
+from tenantauth.cli.common import json_option, paged, row, run, services, show_record, table
 from tenantauth.cli.groups import client
 from tenantauth.domain import clients
 from tenantauth.domain.models import Client
@@ -133,11 +133,4 @@ def _show_client(
     c: Client, as_json: bool, summary: str | None = None, secret: str | None = None
 ) -> None:
     shown = _client_dict(c) | ({"client_secret": secret} if secret else {})
-    if as_json:
-        click.echo(json.dumps(shown))
-    else:
-        table(("field", "value"), [(k, cell(v)) for k, v in shown.items()])
-    if summary:
-        click.echo(summary, err=True)
-    if secret:
-        click.echo(ONE_TIME_NOTICE, err=True)
+    show_record(shown, as_json, summary, ONE_TIME_NOTICE if secret else None)

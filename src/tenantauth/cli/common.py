@@ -169,6 +169,20 @@ def fmt(value: Any) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
+def show_record(
+    shown: dict[str, Any], as_json: bool, summary: str | None = None, notice: str | None = None
+) -> None:
+    """Print one record: JSON on stdout, or a field/value table; then ``summary`` and a
+    one-time-secret ``notice`` on stderr (so ``--json`` output stays parseable)."""
+    if as_json:
+        click.echo(json.dumps(shown))
+    else:
+        table(("field", "value"), [(k, cell(v)) for k, v in shown.items()])
+    for line in (summary, notice):
+        if line:
+            click.echo(line, err=True)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Print rows as aligned columns under a header."""
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
