@@ -1,0 +1,1 @@
+"""Offline checks of the deployment files: compose, the Dockerfile, the Kubernetes manifests."""
