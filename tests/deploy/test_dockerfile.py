@@ -10,9 +10,17 @@ from tests.deploy.tools import ROOT, run, tool
 IGNORE = re.compile(r"^#\s*hadolint\s+ignore=")
 
 
+#: No HADOLINT_* variables and no user config (~/.config/hadolint.yaml): either could ignore rules.
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+
+
 def test_hadolint_finds_nothing() -> None:
     """hadolint reports no finding at any level (style included) on the Dockerfile."""
-    run([tool("hadolint"), "--failure-threshold", "style", "Dockerfile"], ROOT)
+    run(
+        [tool("hadolint"), "--no-color", "--failure-threshold", "style", "Dockerfile"],
+        ROOT,
+        CLEAN_ENV,
+    )
 
 
 def test_no_config_file_ignores_rules() -> None:
