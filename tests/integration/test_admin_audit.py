@@ -187,3 +187,69 @@ def test_a_lost_audit_write_does_not_undo_the_reply(
         "audit entry NOT recorded" in r.getMessage() and "tenant.create" in r.getMessage()
         for r in caplog.records
     )
+
+
+def _published_heads(caplog: pytest.LogCaptureFixture) -> list[audit.PublishedHead]:
+    """The heads the service published in its log, oldest first (`audit head SEQ:HASH`)."""
+    return [
+        audit.PublishedHead.parse(r.getMessage().removeprefix("audit head "))
+        for r in caplog.records
+        if r.name == "tenantauth.audit.head"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cut", "statement"),
+    [(1, "DELETE FROM audit_log WHERE seq > 11"), (10, "DELETE FROM audit_log WHERE seq > 2")],
+    ids=["newest-1", "newest-10"],
+)
+def test_a_published_head_catches_the_newest_entries_cut_off(  # noqa: PLR0917 - fixtures
+    client: FlaskClient,
+    services: Services,
+    backend: Backend,
+    caplog: pytest.LogCaptureFixture,
+    cut: int,
+    statement: str,
+) -> None:
+    """Every change logs the new head; deleting the newest 1 or 10 entries leaves a chain that
+    verifies on its own, but not against the last published head."""
+    caplog.set_level(logging.INFO, logger="tenantauth.audit.head")
+    create_tenant(client, "acme")
+    for _ in range(11):
+        client.post(f"{TENANTS}/acme/rotate", headers=ADMIN)
+    heads = _published_heads(caplog)
+    assert [h.seq for h in heads] == list(range(1, 13))
+    newest = heads[-1]
+    assert audit.verify_chain(services, published=newest).broken_seq is None
+    raw_sql(backend, statement)
+    alone = audit.verify_chain(services)
+    assert (alone.broken_seq, alone.head_seq) == (None, 12 - cut)  # the known limit
+    report = audit.verify_chain(services, published=newest)
+    assert report.broken_seq == 13 - cut, report
+    assert report.reason is not None and "truncated" in report.reason
+    assert audit.verify_chain(services, published=heads[11 - cut]).broken_seq is None
+
+
+def test_a_published_head_catches_a_rewritten_tail(
+    client: FlaskClient, services: Services, backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cutting the newest entry and appending another in its place keeps the chain linked,
+    but the entry at the published seq is no longer the published one."""
+    caplog.set_level(logging.INFO, logger="tenantauth.audit.head")
+    create_tenant(client, "acme")
+    client.post(f"{TENANTS}/acme/rotate", headers=ADMIN)
+    published = _published_heads(caplog)[-1]
+    assert published.seq == 2
+    raw_sql(backend, "DELETE FROM audit_log WHERE seq = 2")
+    client.patch(f"{TENANTS}/acme", json={"name": "Other"}, headers=ADMIN)
+    assert audit.verify_chain(services).broken_seq is None
+    report = audit.verify_chain(services, published=published)
+    assert report.broken_seq == published.seq
+    assert report.reason is not None and "not the one published" in report.reason
+
+
+@pytest.mark.parametrize("text", ["", "0:" + "0" * 64, "1:abc", "x:" + "0" * 64, "1:" + "g" * 64])
+def test_a_published_head_must_be_seq_colon_hash(text: str) -> None:
+    """A head is SEQ:HASH with seq >= 1 and 64 hex digits; anything else is refused."""
+    with pytest.raises(ValueError, match="SEQ:HASH"):
+        audit.PublishedHead.parse(text)

@@ -51,3 +51,20 @@ def test_audit_verify_fails_on_a_tampered_chain(embedded: Path) -> None:  # noqa
     result = run("audit", "verify")
     assert result.exit_code == 1
     assert "BROKEN at entry 1" in result.stderr and "edited" in result.stderr
+
+
+def test_audit_verify_against_a_published_head(embedded: Path) -> None:  # noqa: F811
+    """`audit verify --head SEQ:HASH` passes on the intact chain, exits 1 once the newest entry
+    is cut off (which verify alone cannot see), and refuses a malformed head (exit 2)."""
+    ok("admin-keys", "create", "--name", "a")
+    ok("admin-keys", "create", "--name", "b")
+    _, seq, digest = ok("audit", "verify").stdout.rsplit(" ", 2)
+    head = f"{seq}:{digest.strip()}"
+    assert "intact" in ok("audit", "verify", "--head", head).stdout
+    with sqlite3.connect(embedded / "tenantauth.db") as conn:
+        conn.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert "intact" in ok("audit", "verify").stdout
+    result = run("audit", "verify", "--head", head)
+    assert result.exit_code == 1
+    assert "BROKEN at entry 2" in result.stderr and "truncated" in result.stderr
+    assert run("audit", "verify", "--head", "2:abc").exit_code == 2

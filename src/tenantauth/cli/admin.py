@@ -153,11 +153,26 @@ def audit_list(
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--head",
+    "published",
+    metavar="SEQ:HASH",
+    help="A head kept outside the database (the newest `audit head SEQ:HASH` line of the "
+    "service's log): the chain must still hold that entry, so cutting off the newest entries "
+    "is detected too.",
+)
+def audit_verify(published: str | None) -> None:
     """Walk the audit chain; exit 1 naming the first broken link (edited, deleted or
-    reordered entry). Prints the head, which you can keep elsewhere to detect truncation."""
+    reordered entry, or, with --head, entries cut off after a published head). Prints the
+    head, which you can keep elsewhere to detect truncation."""
+    head = None
+    if published is not None:
+        try:
+            head = chain.PublishedHead.parse(published)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--head") from None
     with services() as svc:
-        report = run(lambda: chain.verify_chain(svc))
+        report = run(lambda: chain.verify_chain(svc, published=head))
     if report.broken_seq is not None:
         fail(f"audit chain BROKEN at entry {report.broken_seq}: {report.reason}")
     click.echo(

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -37,6 +38,10 @@ from tenantauth.errors import (
 )
 
 log = logging.getLogger(__name__)
+#: Where each new chain head is published (docs/design.md, "Audit log"): a line per change in
+#: the service's log stream, which the database cannot rewrite, so a log archive can later
+#: prove that the newest entries were cut off (``verify_chain(..., published=…)``).
+head_log = logging.getLogger("tenantauth.audit.head")
 
 #: HKDF ``info`` of the chain key (RFC 5869 §3.2).
 AUDIT_CHAIN_PURPOSE = b"tenantauth/audit-chain-hmac/v1"
@@ -80,7 +85,33 @@ def record(svc: Services, event: AuditEvent) -> AuditEntry:
         seq, prev = (head.seq + 1, head.entry_hash) if head else (1, GENESIS)
         entry = AuditEntry(seq, now, event, prev, link_hash(key, seq, now, event, prev))
         tx.audit.append(entry)
+    publish_head(entry)
     return entry
+
+
+_HEAD_RE = re.compile(r"([0-9]{1,18}):([0-9a-fA-F]{64})")
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedHead:
+    """A chain head kept outside the database (from the log line ``publish_head`` writes)."""
+
+    seq: int
+    entry_hash: bytes
+
+    @classmethod
+    def parse(cls, text: str) -> PublishedHead:
+        """Return the head written as ``SEQ:HEX`` (the form of the log line and of
+        ``tenantauth audit verify``). Raises ``ValueError`` for anything else."""
+        match = _HEAD_RE.fullmatch(text.strip())
+        if match is None or int(match[1]) < 1:
+            raise ValueError("a head is SEQ:HASH, e.g. 42:9f86d0…, with a 64-digit hex hash")
+        return cls(int(match[1]), bytes.fromhex(match[2]))
+
+
+def publish_head(entry: AuditEntry) -> None:
+    """Log the new chain head once its entry is committed: ``audit head SEQ:HASH``."""
+    head_log.info("audit head %d:%s", entry.seq, entry.entry_hash.hex())
 
 
 def record_action(svc: Services, event: AuditEvent) -> AuditEntry | None:
@@ -149,7 +180,9 @@ def list_entries(
     return AuditPage(items, str(items[-1].seq) if len(rows) > limit else None)
 
 
-def verify_chain(svc: Services, batch: int = VERIFY_BATCH) -> ChainReport:
+def verify_chain(
+    svc: Services, batch: int = VERIFY_BATCH, published: PublishedHead | None = None
+) -> ChainReport:
     """Walk the whole chain in order; return a report naming the first broken link.
 
     A link is broken when its ``seq`` is not the previous one plus one (a row was deleted or
@@ -158,16 +191,34 @@ def verify_chain(svc: Services, batch: int = VERIFY_BATCH) -> ChainReport:
     (it was edited) — unless a later checkpoint under a configured key covers it (its key was
     dropped after a master-key rotation), in which case the checkpoint's digest of every
     earlier entry must match. Deleting the newest entries is not detectable from the database
-    alone: compare ``head_seq``/``head_hash`` with a copy kept elsewhere. Raises
+    alone: give ``published``, a head kept outside it (the ``audit head`` log line of any
+    change), and the chain must still hold that entry with that hash. Raises
     ``StorageUnavailableError``.
     """
-    walk = _Walk(chain_keys(svc))
+    walk = _Walk(chain_keys(svc), published.seq if published else None)
 
     def read(after: int) -> list[AuditEntry]:
         with svc.storage.transaction() as tx:  # one short transaction per batch
             return tx.audit.walk(after, batch)
 
-    return walk.run(read, batch)
+    report = walk.run(read, batch)
+    if published is None or report.broken_seq is not None:
+        return report
+    return _against(report, published, walk.hash_at_published)
+
+
+def _against(report: ChainReport, head: PublishedHead, found: bytes | None) -> ChainReport:
+    """Return ``report``, broken if the chain lacks ``head`` (cut off, or rewritten)."""
+    if found is None:
+        reason = (
+            f"the chain ends at entry {report.head_seq} but entry {head.seq} was published: "
+            f"entries {report.head_seq + 1} to {head.seq} at least were deleted (truncated)"
+        )
+        return replace(report, broken_seq=report.head_seq + 1, reason=reason)
+    if not hmac.compare_digest(found, head.entry_hash):
+        reason = f"entry {head.seq} is not the one published (the chain was rewritten from there)"
+        return replace(report, broken_seq=head.seq, reason=reason)
+    return report
 
 
 def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
@@ -191,6 +242,7 @@ def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
         marked = replace(storable(event), action=CHECKPOINT_ACTION, target=walk.digest())
         entry = AuditEntry(seq, now, marked, prev, link_hash(walk.keys[0], seq, now, marked, prev))
         tx.audit.append(entry)
+    publish_head(entry)
     return entry
 
 
@@ -199,8 +251,10 @@ class _Walk:
     every entry seen (what checkpoints vouch for), and where the entries start that no
     configured key could check and no checkpoint has covered yet."""
 
-    def __init__(self, keys: Sequence[bytes]) -> None:
+    def __init__(self, keys: Sequence[bytes], published_seq: int | None = None) -> None:
         self.keys = keys
+        self.published_seq = published_seq
+        self.hash_at_published: bytes | None = None
         self.checked, self.seq, self.prev = 0, 0, GENESIS
         self.unchecked_from: int | None = None
         self._transcript = hashlib.sha256()
@@ -239,6 +293,8 @@ class _Walk:
             canonical(seq, entry.occurred_at, entry.event) + entry.prev_hash + entry.entry_hash
         )
         self.checked, self.seq, self.prev = self.checked + 1, seq, entry.entry_hash
+        if seq == self.published_seq:
+            self.hash_at_published = entry.entry_hash
         return None
 
     def report(self) -> ChainReport:
