@@ -39,4 +39,6 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-CMD ["tenantauth", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "4"]
+# One gunicorn worker per CPU the container may use (its CPU limit, from the cgroup quota), or
+# WEB_CONCURRENCY; each runs TENANTAUTH_THREADS threads (default 4).
+CMD ["tenantauth", "serve", "--host", "0.0.0.0", "--port", "8000"]

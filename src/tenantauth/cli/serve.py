@@ -9,6 +9,7 @@ import click
 
 from tenantauth import __version__
 from tenantauth.cli.common import describe_mode, fail, load_settings, services, table
+from tenantauth.cli.cpus import available_cpus
 from tenantauth.cli.groups import main
 from tenantauth.settings import PREFIX, SETTINGS
 
@@ -25,9 +26,9 @@ from tenantauth.settings import PREFIX, SETTINGS
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")),
-    show_default="$WEB_CONCURRENCY or 2",
-    help="gunicorn worker processes.",
+    default=lambda: int(os.environ.get("WEB_CONCURRENCY") or min(available_cpus(), 64)),
+    show_default="$WEB_CONCURRENCY, else one per available CPU (container limit included)",
+    help="gunicorn worker processes (each runs $TENANTAUTH_THREADS threads, default 4).",
 )
 def serve(host: str, port: int, workers: int) -> None:
     """Start the HTTP service under gunicorn.
