@@ -277,7 +277,36 @@ class HealthResponseSchema(ma.Schema):
     """Liveness/readiness report."""
 
     status = fields.String(required=True)
-    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class DependencySchema(ma.Schema):
+    """One dependency's probe; a dependency that is not configured has only ``configured``."""
+
+    configured = fields.Boolean(required=True)
+    ok = fields.Boolean()
+    latency_ms = fields.Float(metadata={"description": "How long the bounded probe took."})
+    eviction_policy = fields.String(
+        metadata={"description": "Redis maxmemory-policy (cache only; 'unknown' if hidden)."}
+    )
+
+
+class DependenciesSchema(ma.Schema):
+    """The state of each dependency."""
+
+    database = fields.Nested(DependencySchema, required=True)
+    cache = fields.Nested(DependencySchema, required=True)
+
+
+class ReadinessSchema(ma.Schema):
+    """Readiness: "ready", or "degraded" (still in rotation) with the reasons."""
+
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(["ready", "degraded"]),
+        metadata={"description": "503 (problem+json, readiness 'unavailable') otherwise."},
+    )
+    reasons = fields.List(fields.String(), required=True)
+    dependencies = fields.Nested(DependenciesSchema, required=True)
 
 
 # --------------------------------------------------------------------------- users and clients

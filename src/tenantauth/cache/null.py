@@ -55,5 +55,9 @@ class NullCache:
     def ping(self) -> None:
         """Nothing to reach."""
 
+    def eviction_policy(self) -> str:
+        """Return "": there is no server to evict anything."""
+        return ""
+
     def close(self) -> None:
         """Nothing to release."""

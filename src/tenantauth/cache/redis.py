@@ -24,6 +24,7 @@ import redis
 import redis.exceptions
 
 from tenantauth.cache import cache_key
+from tenantauth.cache.eviction import read_policy
 from tenantauth.cache.redis_lua import CLAIM, FENCE, FILL, REVOKE_SUBJECT, SEAL, run_on
 from tenantauth.domain.models import (
     CacheRead,
@@ -172,6 +173,10 @@ class RedisCache:
     def ping(self) -> None:
         """See ``Cache.ping``."""
         self._call(lambda c: _command(c, "PING"))
+
+    def eviction_policy(self) -> str:
+        """See ``Cache.eviction_policy``."""
+        return self._call(read_policy)
 
     def close(self) -> None:
         """Disconnect the pool."""

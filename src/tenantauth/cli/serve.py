@@ -11,6 +11,9 @@ from tenantauth import __version__
 from tenantauth.cli.common import describe_mode, fail, load_settings, services, table
 from tenantauth.cli.cpus import available_cpus
 from tenantauth.cli.groups import main
+from tenantauth.domain.ports import Cache
+from tenantauth.domain.readiness import REQUIRED_EVICTION_POLICY, eviction_policy_problem
+from tenantauth.errors import CacheUnavailableError
 from tenantauth.settings import PREFIX, SETTINGS
 
 
@@ -34,11 +37,13 @@ def serve(host: str, port: int, workers: int) -> None:
     """Start the HTTP service under gunicorn.
 
     Embedded mode prints the generated admin token once, on first start. Production mode
-    refuses to start while migrations are pending.
+    refuses to start while migrations are pending, or when Redis may evict keys.
     """
     settings = load_settings(serving=f"http://{host}:{port}")
     with services(settings) as svc:  # applies migrations first when auto_migrate is on
         pending = svc.storage.pending_migrations()  # type: ignore[attr-defined]
+        if settings.redis_url:
+            check_eviction_policy(svc.cache)
     if pending:
         fail(f"migrations {pending} are pending: run `tenantauth migrate` first")
     click.echo(
@@ -63,6 +68,33 @@ def serve(host: str, port: int, workers: int) -> None:
     os.environ["TENANTAUTH_AUTO_MIGRATE"] = "false"
     sys.stdout.flush()
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
+
+
+def check_eviction_policy(cache: Cache) -> None:
+    """Exit with a message when Redis's maxmemory-policy is not ``noeviction`` (an evicted
+    revocation mark could let a revoked token through). When Redis does not answer, or will
+    not tell (CONFIG and INFO both refused), warn loudly and go on: /readyz keeps checking.
+    """
+    try:
+        policy = cache.eviction_policy()
+    except CacheUnavailableError:
+        _warn("Redis did not answer: its maxmemory-policy is not checked yet (/readyz does)")
+        return
+    problem = eviction_policy_problem(policy)
+    if problem:
+        fail(
+            f"{problem}; set it (redis-server --maxmemory-policy {REQUIRED_EVICTION_POLICY}, "
+            "or the maxmemory-policy flag of Memorystore/ElastiCache) and start again"
+        )
+    if not policy:
+        _warn(
+            "Redis refuses both CONFIG GET and INFO memory: its maxmemory-policy cannot be "
+            f"checked; make sure it is {REQUIRED_EVICTION_POLICY} (docs/design.md, Readiness)"
+        )
+
+
+def _warn(message: str) -> None:
+    click.secho(f"WARNING: {message}", err=True, fg="yellow", bold=True)
 
 
 @main.command()

@@ -352,6 +352,11 @@ class Cache(Protocol):
         """Raise ``CacheUnavailableError`` unless the cache answers."""
         ...
 
+    def eviction_policy(self) -> str:
+        """Return the cache server's eviction policy ("" when it will not say, or there is
+        no server). Raises ``CacheUnavailableError`` unless the cache answers."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
