@@ -41,9 +41,11 @@ STOP_SECONDS = 5.0
 class PrivateRedis:
     """A redis-server owned by the suite: its own port and directory, no persistence."""
 
-    def __init__(self, directory: Path) -> None:
-        """Prepare (not start) a server in ``directory`` on a free loopback port."""
+    def __init__(self, directory: Path, *, config: tuple[str, ...] = ()) -> None:
+        """Prepare (not start) a server in ``directory`` on a free loopback port; ``config``
+        is appended to its command line (later options win: ``--maxmemory-policy X``)."""
         self.dir = directory
+        self.config = config
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -72,6 +74,7 @@ class PrivateRedis:
         argv = [REDIS_SERVER, "--port", str(self.port), "--bind", HOST]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self.dir)]
         argv += ["--maxmemory-policy", "noeviction", "--logfile", str(self.dir / "redis.log")]
+        argv += self.config
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

@@ -253,7 +253,7 @@ def test_s3_postgres_cut_redis_warm(
     assert m.wrong_rejects == 0, "the warm tenant's valid token was rejected"
     assert all(r.status in (401, 503) for r in probes), cold_codes
     assert rotate_statuses == [503, 503]
-    assert ready_during == 503
+    assert ready_during == 200  # degraded but in rotation: warm tenants verify (R2)
     warm = [r for r in records if r.label == "valid"]
     assert warm and all(r.status == 200 for r in warm), "warm tenant not served from cache"
     assert version_after == version, "a refused rotation changed the tenant"
