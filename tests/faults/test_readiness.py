@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tenantauth.cache.redis import RedisCache
+from tenantauth.cli.serve import check_eviction_policy
 from tests.e2e.harness import Admin, Launch, Server, call, production_environ
 from tests.faults.harness import PrivateRedis, TcpProxy, wait_for
 
@@ -157,10 +158,11 @@ def test_r5_serve_refuses_an_evicting_redis(
     ids=["config-renamed", "config-and-info-renamed"],
 )
 def test_r6_policy_read_without_config(
-    tmp_path: Path, renamed: tuple[str, ...], expected: str
+    tmp_path: Path, renamed: tuple[str, ...], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """R6: a Redis with CONFIG disabled (as on managed services) still reports its policy
-    through INFO memory; with INFO disabled too the policy is "" (unknown), not an error."""
+    through INFO memory; with INFO disabled too the policy is "" (unknown), not an error,
+    and the start-up check warns instead of refusing."""
     config = tuple(arg for name in renamed for arg in ("--rename-command", name, ""))
     server = PrivateRedis(tmp_path / "managed", config=config)
     try:
@@ -169,7 +171,10 @@ def test_r6_policy_read_without_config(
         try:
             assert cache.eviction_policy() == expected
             cache.ping()  # a refused command did not open the breaker
+            check_eviction_policy(cache)  # returns: no SystemExit
         finally:
             cache.close()
     finally:
         server.close()
+    warned = "cannot be checked" in capsys.readouterr().err
+    assert warned is (expected == "")
