@@ -95,3 +95,35 @@ def test_gke_overlay_sets_its_registry_image() -> None:
     }
     assert len(images) == 1, f"the API and the migration must run one build: {images}"
     assert images.pop().startswith("REGION-docker.pkg.dev/PROJECT/tenantauth/tenantauth")
+
+
+def _gke_workloads() -> dict[str, dict[str, Any]]:
+    """Return the GKE overlay's Deployment and Job pod specs by workload name."""
+    docs = render(ROOT / "k8s" / "overlays" / "gke")
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in POD_KINDS
+    }
+
+
+def test_gke_pods_run_the_cloud_sql_proxy_as_a_native_sidecar() -> None:
+    """GKE: the API and the migration run as the Workload Identity service account, without a
+    mounted API token, with the Cloud SQL Auth Proxy as a native sidecar (restartPolicy Always)
+    on 127.0.0.1:5432 over private IP, probed on its admin port, non-root, read-only root."""
+    docs = render(ROOT / "k8s" / "overlays" / "gke")
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    annotation = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+    assert annotation == "tenantauth@PROJECT.iam.gserviceaccount.com"
+    workloads = _gke_workloads()
+    assert set(workloads) == {"tenantauth", "tenantauth-migrate"}
+    for spec in workloads.values():
+        assert spec["serviceAccountName"] == account["metadata"]["name"]
+        assert spec["automountServiceAccountToken"] is False
+        (proxy,) = spec["initContainers"]
+        assert proxy["restartPolicy"] == "Always"
+        assert proxy["image"].startswith("gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.")
+        assert {"--private-ip", "--port=5432", "--health-check"} <= set(proxy["args"])
+        assert proxy["startupProbe"]["httpGet"]["path"] == "/startup"
+        assert proxy["livenessProbe"]["httpGet"]["path"] == "/liveness"
+        assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
+        assert proxy["securityContext"]["runAsNonRoot"] is True
+        assert proxy["resources"]["limits"]["memory"]
