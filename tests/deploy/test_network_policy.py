@@ -1,5 +1,6 @@
 """k8s NetworkPolicies (issue 13): ingress to the tenantauth pods only on the HTTP port from
-selected peers; on GKE, egress only to DNS, PostgreSQL and Redis."""
+selected peers; on GKE, egress only to DNS, Cloud SQL (through the Auth Proxy), Redis, the
+metadata server and Google APIs."""
 
 from __future__ import annotations
 
@@ -30,13 +31,28 @@ def test_ingress_is_the_http_port_from_selected_peers_only() -> None:
         assert [p["ipBlock"]["cidr"] for p in peers if "ipBlock" in p] == extra
 
 
-def test_gke_egress_is_dns_postgres_and_redis_only() -> None:
-    """GKE: the egress policy selects the tenantauth pods and allows ports 53 (UDP and TCP),
-    5432 and 6379 only, each to named destinations (no rule without `to`)."""
+def test_gke_egress_is_dns_cloud_sql_redis_and_google_auth_only() -> None:
+    """GKE: the egress policy selects the tenantauth pods and allows DNS (53 UDP/TCP), the
+    proxy's Cloud SQL port 3307 (never 5432), Redis 6379, the metadata server on 80 and
+    private.googleapis.com on 443, each to named destinations (no rule without `to`)."""
     spec = _policies("overlays/gke")["tenantauth-egress"]
     assert spec["podSelector"]["matchLabels"] == SELECTED
     assert spec["policyTypes"] == ["Egress"]
     ports = sorted((p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"])
-    assert ports == [(53, "TCP"), (53, "UDP"), (5432, "TCP"), (6379, "TCP")]
+    assert ports == [
+        (53, "TCP"),
+        (53, "UDP"),
+        (80, "TCP"),
+        (443, "TCP"),
+        (3307, "TCP"),
+        (6379, "TCP"),
+    ]
     assert all(rule.get("to") for rule in spec["egress"])
+    by_port = {
+        p["port"]: [peer["ipBlock"]["cidr"] for peer in rule["to"] if "ipBlock" in peer]
+        for rule in spec["egress"]
+        for p in rule["ports"]
+    }
+    assert by_port[80] == ["169.254.169.254/32"]
+    assert by_port[443] == ["199.36.153.8/30"]
     assert "tenantauth-egress" not in _policies("base")  # addresses differ per platform
