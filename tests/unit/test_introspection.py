@@ -15,7 +15,6 @@ from tenantauth.domain.introspection import (
     introspect_at_tenant,
     introspect_for_client,
     introspect_for_server,
-    token_claims,
 )
 from tenantauth.domain.models import Client
 from tenantauth.domain.oauth import ClientCredentials
@@ -63,7 +62,7 @@ def test_active_access_token_shows_what_verify_shows(svc: Services) -> None:
     """Introspection shows every claim /v1/verify shows (custom claims and kv) plus its own."""
     rotate_tenant(svc, "acme")  # so the token carries kv = 2
     token = issue(svc, claims={"plan": "pro", "roles": ["a", "b"]}, scope="read")
-    verified = token_claims(svc.verifier.verify(token))
+    verified = svc.verifier.verify(token).claims
     assert verified["kv"] == 2
     assert verified["plan"] == "pro"
     body = introspect_for_client(svc, "acme", client(svc), token)

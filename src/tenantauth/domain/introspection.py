@@ -8,8 +8,9 @@ an oracle for token scanning):
   allowed for — any other tenant is the same ``invalid_client`` as a wrong secret — or at
   the tenant-less endpoint, where a token of a tenant it is not allowed for is inactive.
 
-What an active access token shows is ``token_claims`` — exactly what ``/v1/verify`` returns
-for the same token, custom claims and ``kv`` included — plus ``active`` and ``token_type``.
+What an active access token shows is the verdict's claims — exactly what ``/v1/verify``
+returns for the same token, custom claims and ``kv`` included — plus ``active`` and
+``token_type``.
 An expected audience (the server's own, and the request's ``audience`` parameter, an RFC 7662
 §2.1 extension) must each be in the token's ``aud``, or the token is inactive.
 """
@@ -25,7 +26,7 @@ from tenantauth.crypto.client_secrets import RESOURCE_SERVER_ID_PREFIX
 from tenantauth.domain import refresh
 from tenantauth.domain.admin_models import ResourceServer
 from tenantauth.domain.limits import failure_keys, user_key
-from tenantauth.domain.models import Client, VerifiedToken
+from tenantauth.domain.models import Client
 from tenantauth.domain.oauth import DUMMY_HASH, ClientCredentials, authenticate_client
 from tenantauth.domain.resource_servers import SERVER_ID_RE, secret_hasher
 from tenantauth.domain.services import Services
@@ -38,15 +39,6 @@ log = logging.getLogger(__name__)
 #: counters never meet a tenant's, and one counter per server spans every tenant it may ask.
 LIMIT_SCOPE = "~resource-servers"
 INACTIVE: Mapping[str, Any] = {"active": False}
-
-
-def token_claims(verdict: VerifiedToken) -> dict[str, Any]:
-    """Return the claims a verifier is shown for a valid access token: every claim as signed.
-
-    ``/v1/verify`` answers with these and introspection adds its members to them, so the two
-    cannot drift apart. Returns the verdict's own dict: copy it before changing it.
-    """
-    return verdict.claims
 
 
 def is_resource_server_id(client_id: str) -> bool:
@@ -191,7 +183,7 @@ def _access_view(
         log.info("introspection: audience not in the token (tenant %s)", verdict.tenant_id)
         return dict(INACTIVE)
     # RFC 7662 §2.2's own members win over custom claims of the same names.
-    return {**token_claims(verdict), "active": True, "token_type": "Bearer"}
+    return {**verdict.claims, "active": True, "token_type": "Bearer"}
 
 
 def _refresh_view(svc: Services, tenant_id: str, client: Client, token: str) -> dict[str, Any]:
