@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import sys
 
 import redis
 from flask import Flask
@@ -39,6 +39,10 @@ from tenantauth.domain.limits import FailureLimiter, LimitPolicy
 from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock
 from tenantauth.domain.services import Services
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
+from tenantauth.observability import logs
+from tenantauth.observability.http import RequestTelemetry
+from tenantauth.observability.metrics import PrometheusTelemetry
 from tenantauth.settings import MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, Settings
 from tenantauth.storage import MigratableStorage, open_storage
 
@@ -53,8 +57,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     when ``settings.auto_migrate``. Raises ``ConfigurationError`` listing every bad setting.
     """
     settings = settings or Settings.from_env()
-    _configure_logging(settings.log_level)
-    services = build_services(settings, clock=clock)
+    writer = logs.configure(settings.log_level, log_format(settings))
+    metrics = PrometheusTelemetry() if settings.metrics_port else None
+    if metrics is not None:
+        writer.on_drop = metrics.log_dropped
+    services = build_services(settings, clock=clock, telemetry=metrics or NULL_TELEMETRY)
     if settings.auto_migrate:
         services.storage.migrate()  # type: ignore[attr-defined]
     app = Flask("tenantauth")
@@ -95,6 +102,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     ):
         api.register_blueprint(blueprint)
     problems.register(app)  # after Api(): ours replace flask-smorest's error handler
+    # First of the request hooks: its clock starts before every check, its line is last.
+    RequestTelemetry(metrics, writer, settings.log_sample_accepted).install(app)
     if settings.proxy_hops:
         # Trust exactly this many proxies: remote_addr (login limits) then names the client,
         # not the load balancer; more hops than real proxies would let clients spoof it.
@@ -114,16 +123,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     return app
 
 
-def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
-    """Build the adapters and the domain bundle for ``settings`` (nothing is opened yet)."""
+def build_services(
+    settings: Settings, *, clock: Clock | None = None, telemetry: Telemetry = NULL_TELEMETRY
+) -> Services:
+    """Build the adapters and the domain bundle for ``settings`` (nothing is opened yet);
+    everything reports to ``telemetry`` (the CLI's commands count nothing)."""
     storage: MigratableStorage = open_storage(
         settings.database_url,
         pool_min=settings.db_pool_min_size,
         pool_max=settings.db_pool_max_size,
         timeout=settings.db_timeout,
+        telemetry=telemetry,
     )
     cache: Cache = (
-        RedisCache(settings.redis_url, timeout=settings.redis_timeout)
+        RedisCache(settings.redis_url, timeout=settings.redis_timeout, telemetry=telemetry)
         if settings.redis_url
         else NullCache()
     )
@@ -157,6 +170,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             refresh_token_ttl=settings.refresh_token_ttl,
             refresh_reuse_grace=settings.refresh_reuse_grace,
         ),
+        telemetry=telemetry,
     )
 
 
@@ -195,7 +209,9 @@ def _redis_client(url: str, timeout: float) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
-def _configure_logging(level: str) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("tenantauth").setLevel(level)
+def log_format(settings: Settings) -> str:
+    """``json`` or ``console``: as set, or (``auto``) console for people — on a terminal, or
+    in embedded mode — and JSON for log collectors."""
+    if settings.log_format != "auto":
+        return settings.log_format
+    return "console" if settings.embedded or sys.stdout.isatty() else "json"

@@ -7,6 +7,8 @@ base knows about status codes.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class TenantAuthError(Exception):
     """Base of every error tenantauth raises on purpose."""
@@ -56,6 +58,25 @@ class AuthenticationError(TenantAuthError):
     title = "Authentication required"
 
 
+class RejectReason(StrEnum):
+    """Why a token was rejected, in categories few enough to be a metrics label and a log
+    field (``tenantauth_verify_total{reason}``); never sent to the client (uniform 401)."""
+
+    MISSING = "missing"  # no credentials at all
+    MALFORMED = "malformed"  # not one strict compact JWS, bad header, bad JSON, bad encoding
+    SIGNATURE = "signature"
+    UNKNOWN_TENANT = "unknown_tenant"  # no such tenant, or suspended or deleted
+    ROTATED = "rotated"  # signed before the tenant's secret was rotated
+    REVOKED_TOKEN = "revoked_token"  # noqa: S105 - a label, not a secret: jti revoked
+    REVOKED_SUBJECT = "revoked_subject"  # user logged out / revoked
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"  # nbf or iat in the future
+    LIFETIME = "lifetime"  # exp - iat over the maximum
+    ISSUER = "issuer"
+    AUDIENCE = "audience"
+    CLAIMS = "claims"  # a required claim missing or mistyped, tid != kid
+
+
 class InvalidTokenError(AuthenticationError):
     """A bearer token failed verification.
 
@@ -66,9 +87,12 @@ class InvalidTokenError(AuthenticationError):
     code = "invalid_token"
     title = "Invalid token"
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: RejectReason | None = None) -> None:
+        """``reason`` is free text for the log line; ``kind`` its bounded category (the
+        metrics label), malformed unless given."""
         super().__init__("The access token is missing, invalid, expired or revoked.")
         self.reason = reason
+        self.kind = kind or RejectReason.MALFORMED
 
 
 class MissingTokenError(InvalidTokenError):
@@ -79,7 +103,7 @@ class MissingTokenError(InvalidTokenError):
     """
 
     def __init__(self) -> None:
-        super().__init__("no credentials")
+        super().__init__("no credentials", RejectReason.MISSING)
 
 
 class PermissionDeniedError(TenantAuthError):

@@ -6,8 +6,11 @@ each worker after fork (never in the master), so no socket is shared between pro
 
 import gc
 import os
+import sys
+from typing import Any
 
 from tenantauth import settings
+from tenantauth.observability import exposition, logs
 
 worker_class = "gthread"
 # Threads let a worker keep serving while one request waits on a slow dependency.
@@ -40,6 +43,65 @@ limit_request_field_size = 2 * settings.MAX_HEADER_FIELD_BYTES
 # gunicorn 27's control socket lives under $HOME, which is read-only in our containers, and
 # nothing here uses it.
 control_socket_disable = True
+
+
+# Metrics (docs/design.md, "Metrics"): the multiprocess directory must exist, empty, and be
+# named in the environment before any worker imports prometheus_client; this module is read by
+# the master before it loads or forks anything.
+METRICS_PORT = settings.metrics_port(os.environ)
+_metrics_dir = exposition.MetricsDirectory.prepare(os.environ) if METRICS_PORT else None
+_metrics_server: Any = None
+
+
+def when_ready(server: Any) -> None:
+    """Master, once listening: serve /metrics on its own port. A port that cannot be bound
+    stops the server with a message saying which (``tenantauth serve`` checks it first)."""
+    global _metrics_server  # noqa: PLW0603 - one server per master process
+    if not METRICS_PORT:
+        return
+    host = os.environ.get("TENANTAUTH_METRICS_HOST") or _bind_host(server.cfg.bind)
+    try:
+        _metrics_server = exposition.start_server(host, METRICS_PORT)
+    except OSError as exc:
+        server.log.error(  # noqa: TRY400 - the message says it all; no traceback
+            "cannot serve metrics on %s:%d (%s): set TENANTAUTH_METRICS_PORT to a free port, "
+            "or 0 to turn metrics off",
+            host,
+            METRICS_PORT,
+            exc.strerror,
+        )
+        sys.exit(1)
+    server.log.info("metrics on http://%s:%d/metrics", host, METRICS_PORT)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Worker, just forked: close its inherited copy of the master's metrics socket, so the
+    port is released as soon as the master exits."""
+    if _metrics_server is not None:
+        _metrics_server.socket.close()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Master, a worker has exited: its live gauges stop counting (totals stay)."""
+    if METRICS_PORT:
+        exposition.worker_gone(worker.pid)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Worker, exiting: write out the request log lines still queued."""
+    logs.flush()
+
+
+def on_exit(server: Any) -> None:
+    """Master, exiting: remove the metrics directory if it was ours."""
+    if _metrics_dir is not None:
+        _metrics_dir.remove()
+
+
+def _bind_host(binds: list[str]) -> str:
+    """The host of gunicorn's first bind address ("127.0.0.1:8000" -> "127.0.0.1")."""
+    host = binds[0].rsplit(":", 1)[0] if binds else "127.0.0.1"
+    return host.strip("[]") or "127.0.0.1"
 
 
 def post_worker_init(worker: object) -> None:

@@ -101,6 +101,29 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], Any]:
     return parse
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text.lower()
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port (1-65535), or 0 for none")
+    return value
+
+
 def _reuse_grace(text: str) -> int:
     value = int(text)
     if not 0 <= value <= MAX_REUSE_GRACE:
@@ -305,6 +328,32 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting("LOG_LEVEL", "INFO", "Python log level."),
+    Setting(
+        "LOG_FORMAT",
+        "auto",
+        "`json` (one object per line on stdout), `console` (for people), or `auto`: console "
+        "on a terminal and in embedded mode, else json.",
+        _choice("auto", "json", "console"),
+    ),
+    Setting(
+        "LOG_SAMPLE_ACCEPTED",
+        "1",
+        "Share of accepted verifications that get a request log line (0 to 1); rejections, "
+        "errors and all other requests are always logged, and metrics count everything.",
+        _fraction,
+    ),
+    Setting(
+        "METRICS_PORT",
+        "9464",
+        "Port of the Prometheus /metrics endpoint (separate from the API port; 0 turns "
+        "metrics off).",
+        _port,
+    ),
+    Setting(
+        "METRICS_HOST",
+        None,
+        "Address the metrics port binds. Default: the one `tenantauth serve --host` binds.",
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -350,6 +399,9 @@ class Settings:
     db_timeout: float = 5.0
     auto_migrate: bool = False
     log_level: str = "INFO"
+    log_format: str = "auto"
+    log_sample_accepted: float = 1.0
+    metrics_port: int = 9464
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -421,7 +473,23 @@ class Settings:
             db_timeout=values["DB_TIMEOUT"],
             auto_migrate=embedded if auto is None else auto,
             log_level=values["LOG_LEVEL"].upper(),
+            log_format=values["LOG_FORMAT"],
+            log_sample_accepted=values["LOG_SAMPLE_ACCEPTED"],
+            metrics_port=values["METRICS_PORT"],
         )
+
+
+def metrics_port(environ: Mapping[str, str]) -> int:
+    """Return the metrics port ``environ`` asks for (0: metrics off), for gunicorn's master,
+    which must know it before any app (and its full ``Settings``) exists.
+
+    Raises ``ConfigurationError`` for a value that is not a port.
+    """
+    problems: list[str] = []
+    port = _read(_BY_NAME["METRICS_PORT"], environ, problems)
+    if problems:
+        raise ConfigurationError(problems)
+    return int(port)
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:

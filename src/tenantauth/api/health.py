@@ -37,6 +37,9 @@ def readyz() -> Response:
     svc = services()
     cache = _cache_state(svc.cache.eviction_policy, configured=bool(settings().redis_url))
     database = _database_state(svc.storage.ping)
+    svc.telemetry.dependency_state("database", up=database.ok)
+    if cache.configured:
+        svc.telemetry.dependency_state("cache", up=cache.ok)
     readiness, reasons = assess(database, cache)
     dependencies = {"database": _describe(database), "cache": _describe(cache)}
     if readiness is Readiness.UNAVAILABLE:

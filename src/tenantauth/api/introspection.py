@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, json, request
+from flask import Response, g, json, request
 from marshmallow import fields, validate
 
 from tenantauth.api.bodies import Blueprint
@@ -115,6 +115,10 @@ def introspect_any_tenant(form: dict[str, Any]) -> Response:
 
 
 def _json(body: dict[str, Any]) -> Response:
+    g.introspection_active = bool(body.get("active"))  # for metrics and the log line
+    tid = body.get("tid")
+    if tid:
+        g.tenant_id = tid
     # Built here, not dumped through the schema: a schema dumps only its declared fields,
     # and custom claims are not declared.
     return Response(json.dumps(body), status=200, mimetype="application/json")

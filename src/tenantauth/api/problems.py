@@ -71,6 +71,7 @@ def problem_response(
         "request_id": request_id(),
         **extra,
     }
+    g.problem_code = code  # for the request's log line
     mimetype = PROBLEM_JSON
     if request.blueprint in OAUTH_BLUEPRINTS:
         body, mimetype = oauth_error_body(body), "application/json"
@@ -136,8 +137,9 @@ def _from_domain(exc: errors.TenantAuthError) -> Response:
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.InvalidTokenError):
-        # RFC 6750 §3; the reason goes to the log only (uniform failures, RFC 8725).
-        log.info("token rejected: %s", exc.reason)
+        # RFC 6750 §3; the reason goes to the request's log line and metrics only (uniform
+        # failures, RFC 8725).
+        g.rejected = exc
         headers["WWW-Authenticate"] = bearer_challenge(exc)
     elif isinstance(exc, errors.InvalidClientError):
         # RFC 6749 §5.2 (and RFC 9110 §15.5.2: a 401 names its scheme), whichever method failed.

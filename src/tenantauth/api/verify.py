@@ -17,7 +17,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from flask import Response, json, request
+from flask import Response, g, json, request
 
 from tenantauth.api import schemas
 from tenantauth.api.auth import bearer_token
@@ -107,6 +107,7 @@ def _verify_gateway(audience: str | None) -> Response:
     Raises ``InvalidTokenError`` (the uniform 401) or ``DependencyUnavailableError`` (503).
     """
     verdict = services().verifier.verify(gateway_token(), audience)
+    g.tenant_id = verdict.tenant_id  # for the request's log line
     response = _ok(verdict.claims)
     response.headers["X-Tenant-Id"] = verdict.tenant_id
     response.headers["X-Subject"] = header_safe(verdict.subject)
@@ -156,6 +157,7 @@ def verify_body(body: dict[str, Any]) -> Response:
         # RFC 6750 §2: one method per request; more is an invalid_request (400, §3.1).
         raise MalformedRequestError("Send the token in the body or the header, not both.")
     verdict = services().verifier.verify(body["token"], body.get("audience"))
+    g.tenant_id = verdict.tenant_id
     return _ok(verdict.claims)
 
 

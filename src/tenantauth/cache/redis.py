@@ -34,6 +34,7 @@ from tenantauth.domain.models import (
     TenantStatus,
     VerificationState,
 )
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import CacheUnavailableError
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,13 @@ class RedisCache:
         timeout: float = 0.25,
         breaker_seconds: float = 1.0,
         client: redis.Redis | None = None,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
         """Create the client; redis-py connects lazily and re-creates its pool after fork.
 
         ``client``, if given, is used as is instead of one built from ``url`` (then ``url``
         and ``timeout`` are ignored); the unit tests pass a fakeredis client this way.
+        ``telemetry`` is told each call's latency and outcome and each breaker change.
         """
         self._client: redis.Redis = (
             client
@@ -81,6 +84,7 @@ class RedisCache:
         )
         self._breaker_seconds = breaker_seconds
         self._open_until = 0.0
+        self._telemetry = telemetry
 
     def get(self, tenant_id: str) -> KeyRecord | None:
         """See ``Cache.get``."""
@@ -215,6 +219,7 @@ class RedisCache:
         Raises ``CacheUnavailableError``.
         """
         pool = self._client.connection_pool
+        started = time.perf_counter()
         try:
             conn: Any = pool.get_connection()
             try:
@@ -227,10 +232,16 @@ class RedisCache:
             finally:
                 pool.release(conn)
         except redis.exceptions.RedisError as exc:
+            self._telemetry.dependency_call("cache", time.perf_counter() - started, ok=False)
+            if not self._open_until:
+                self._telemetry.breaker(is_open=True)
             self._open_until = time.monotonic() + self._breaker_seconds
             log.warning("redis error: %s", type(exc).__name__)
             raise CacheUnavailableError("the cache is unavailable") from exc
-        self._open_until = 0.0
+        self._telemetry.dependency_call("cache", time.perf_counter() - started, ok=True)
+        if self._open_until:
+            self._telemetry.breaker(is_open=False)
+            self._open_until = 0.0
         return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 import click
@@ -46,9 +47,11 @@ def serve(host: str, port: int, workers: int) -> None:
             check_eviction_policy(svc.cache)
     if pending:
         fail(f"migrations {pending} are pending: run `tenantauth migrate` first")
+    metrics_host = os.environ.setdefault("TENANTAUTH_METRICS_HOST", host)
+    metrics = _metrics_url(metrics_host, settings.metrics_port, api_port=port)
     click.echo(
         f"tenantauth {__version__}: {describe_mode(settings)}; "
-        f"http://{host}:{port} ({workers} workers)"
+        f"http://{host}:{port} ({workers} workers); metrics: {metrics}"
     )
     argv = [
         sys.executable,
@@ -68,6 +71,24 @@ def serve(host: str, port: int, workers: int) -> None:
     os.environ["TENANTAUTH_AUTO_MIGRATE"] = "false"
     sys.stdout.flush()
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
+
+
+def _metrics_url(host: str, port: int, *, api_port: int) -> str:
+    """Return where /metrics will be served ("off" for port 0), after checking that the
+    port can be bound: exits with a message saying what to change when it cannot."""
+    if not port:
+        return "off"
+    if port == api_port:
+        fail(f"TENANTAUTH_METRICS_PORT={port} is the API port: choose another (or 0 for none)")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        fail(
+            f"cannot serve metrics on {host}:{port} ({exc.strerror}): set "
+            "TENANTAUTH_METRICS_PORT to a free port, or 0 to turn metrics off"
+        )
+    return f"http://{host}:{port}/metrics"
 
 
 def check_eviction_policy(cache: Cache) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import jwt as pyjwt
 
-from tenantauth.errors import InvalidTokenError
+from tenantauth.errors import InvalidTokenError, RejectReason
 
 #: VERIFIER-CHECKLIST #3: a cap checked before any base64 or JSON work. Our tokens are far
 #: smaller (issuance refuses to mint anything longer).
@@ -85,7 +85,7 @@ def check_signature(token: CompactToken, key: bytes) -> None:
     """
     expected = hmac.new(key, token.signing_input, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, token.signature):
-        raise InvalidTokenError("bad signature")
+        raise InvalidTokenError("bad signature", RejectReason.SIGNATURE)
 
 
 def payload_of(token: CompactToken) -> dict[str, Any]:

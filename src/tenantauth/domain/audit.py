@@ -86,6 +86,8 @@ def record(svc: Services, event: AuditEvent) -> AuditEntry:
         entry = AuditEntry(seq, now, event, prev, link_hash(key, seq, now, event, prev))
         tx.audit.append(entry)
     publish_head(entry)
+    svc.telemetry.audit_head(entry.seq)
+    svc.telemetry.change(event.action, event.outcome)
     return entry
 
 
@@ -243,6 +245,7 @@ def checkpoint(svc: Services, event: AuditEvent) -> AuditEntry:
         entry = AuditEntry(seq, now, marked, prev, link_hash(walk.keys[0], seq, now, marked, prev))
         tx.audit.append(entry)
     publish_head(entry)
+    svc.telemetry.audit_head(entry.seq)
     return entry
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from tenantauth.domain.flight import SingleFlight
 from tenantauth.domain.policy import CachePolicy
 from tenantauth.domain.ports import Cache, Storage
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import CacheUnavailableError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,20 @@ class TenantDirectory:
     """Rules out tenant ids that name no tenant, from a per-process set kept exact by the
     cache's directory incarnation."""
 
-    def __init__(self, storage: Storage, cache: Cache, policy: CachePolicy) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        cache: Cache,
+        policy: CachePolicy,
+        telemetry: Telemetry = NULL_TELEMETRY,
+    ) -> None:
         """Rules from ``policy``: re-read the ids at least every ``directory_max_age`` (a
         backstop for a creation whose renewal never reached the cache) and at most every
         ``directory_min_interval`` (a burst of creations must not turn every miss into a read
         of all ids); keep no set beyond ``directory_limit`` tenants; a read may take
-        ``load_wait``."""
+        ``load_wait``; each read is reported to ``telemetry``."""
         self._storage = storage
+        self._telemetry = telemetry
         self._cache = cache
         self._max_age = policy.directory_max_age
         self._min_interval = policy.directory_min_interval
@@ -99,6 +107,7 @@ class TenantDirectory:
         # Last writer wins, even if it read under an older incarnation: a snapshot whose tag
         # is not the cache's current one is never trusted, only read again.
         self._snapshot = snapshot
+        self._telemetry.directory_loaded(len(ids) if ids is not None else None)
         count = len(ids) if ids is not None else f"over {self._limit}"
         log.debug("directory load tenants=%s pid=%d", count, os.getpid())
         return snapshot

@@ -28,6 +28,7 @@ from tenantauth.domain.models import (
 )
 from tenantauth.domain.policy import CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import CacheUnavailableError
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,12 @@ class KeyResolver:
         *,
         clock: Clock | None = None,
         tokens: TokenPolicy | None = None,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
         """Wire the resolver; it owns a per-process memo of decrypted keys.
 
-        ``tokens`` gives the horizon of revocations worth caching (max lifetime + leeway).
+        ``tokens`` gives the horizon of revocations worth caching (max lifetime + leeway);
+        ``telemetry`` is told how each lookup went.
         """
         self._storage = storage
         self._cache = cache
@@ -62,7 +65,8 @@ class KeyResolver:
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], bytes] = {}
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
-        self._directory = TenantDirectory(storage, cache, policy)
+        self._telemetry = telemetry
+        self._directory = TenantDirectory(storage, cache, policy, telemetry)
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -76,11 +80,15 @@ class KeyResolver:
             read = self._cache.get_state(tenant_id, subject, jti)
         except CacheUnavailableError:
             log.debug("cache unavailable; reading tenant %s from storage", tenant_id)
+            self._telemetry.cache_read("unavailable")
             return self._key_of(self._load_state(tenant_id, subject, jti))
         if read.state is not None:
+            self._telemetry.cache_read("hit")
             return self._key_of(read.state)
         if self._directory.rules_out(tenant_id, read.directory):  # no such tenant: no read
+            self._telemetry.cache_read("ruled_out")
             return self._key_of(VerificationState(KeyRecord.absent(tenant_id)))
+        self._telemetry.cache_read("miss")
         ticket = read.ticket or self._claim(tenant_id)
         if not ticket:
             # Nothing read now could be cached (no shared cache, as in embedded mode, or the
@@ -150,9 +158,11 @@ class KeyResolver:
         ttl = self._policy.negative_ttl if absent else self._policy.ttl
         ttl *= 1 + random.uniform(-self._policy.jitter, self._policy.jitter)  # noqa: S311
         try:
-            self._cache.fill(record, ttl, revocations, ticket=ticket)
+            stored = self._cache.fill(record, ttl, revocations, ticket=ticket)
         except CacheUnavailableError:
             log.debug("cache unavailable; not filling tenant %s", record.tenant_id)
+            return
+        self._telemetry.cache_fill(stored=stored)
 
     def revocation_horizon(self) -> int:
         """Seconds a revocation can matter: the longest token lifetime plus leeway."""

@@ -13,6 +13,7 @@ from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.limits import FailureLimiter
 from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.domain.tokens import TokenVerifier
 
 
@@ -34,6 +35,7 @@ class Services:
     refresh_hasher: ClientSecretHasher
     limiter: FailureLimiter
     auth: AuthPolicy
+    telemetry: Telemetry
 
     @classmethod
     def build(
@@ -49,13 +51,16 @@ class Services:
         limiter: FailureLimiter,
         passwords: PasswordHasher | None = None,
         auth: AuthPolicy | None = None,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> Services:
         """Wire the resolver and verifier around the given adapters and policies.
 
         Client secrets and refresh tokens are hashed with subkeys of the master key, so they
         survive restarts and replicas; the defaults of the optional parts suit tests.
         """
-        keys = KeyResolver(storage, cache, keyring, caching, clock=clock, tokens=tokens)
+        keys = KeyResolver(
+            storage, cache, keyring, caching, clock=clock, tokens=tokens, telemetry=telemetry
+        )
         verifier = TokenVerifier(keys, tokens, clock)
         secrets_key, older_secrets = keyring.derive(b"tenantauth/client-secret/v1")
         refresh_key, older_refresh = keyring.derive(b"tenantauth/refresh-token/v1")
@@ -74,6 +79,7 @@ class Services:
             ClientSecretHasher(refresh_key, older_keys=older_refresh),
             limiter,
             auth or AuthPolicy(),
+            telemetry,
         )
 
     def close(self) -> None:

@@ -253,18 +253,20 @@ def reseal(svc: Services, tenant: Tenant, *, created: bool = False) -> None:
         if created:
             svc.cache.renew_directory()
 
-    confirm(seal)
+    confirm(svc, seal)
 
 
-def confirm(action: Callable[[], None]) -> None:
+def confirm(svc: Services, action: Callable[[], None]) -> None:
     """Repeat a committed change's cache write; raises ``UnconfirmedChangeError`` (503)
-    when the cache cannot take it, since only then is the change known to every verifier."""
+    when the cache cannot take it, since only then is the change known to every verifier
+    (and counts it: ``tenantauth_changes_unconfirmed_total``)."""
     try:
         try:
             action()
         except CacheUnavailableError:
             action()  # once more, on a fresh connection: a dropped one is the common cause
     except CacheUnavailableError as exc:
+        svc.telemetry.change_unconfirmed()
         raise UnconfirmedChangeError(
             "The change is committed, but the cache could not confirm it; some verifiers may "
             "still accept what it revoked. Repeat the same request to confirm it."

@@ -21,7 +21,13 @@ from tenantauth.domain.models import (
 )
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.ports import Clock, Storage
-from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, NotFoundError
+from tenantauth.errors import (
+    ConflictError,
+    InvalidRequestError,
+    InvalidTokenError,
+    NotFoundError,
+    RejectReason,
+)
 
 #: Claims the service sets itself; ``claims`` in an issue request may not override them.
 RESERVED_CLAIMS = frozenset(
@@ -66,9 +72,9 @@ class TokenVerifier:
         claims = jwt.payload_of(parsed)
         subject, jti = claims.get("sub"), claims.get("jti")
         if not (_nonempty_str(subject) and _nonempty_str(jti)):
-            raise InvalidTokenError("sub or jti missing")
+            raise InvalidTokenError("sub or jti missing", RejectReason.CLAIMS)
         if _LONE_SURROGATE.search(subject) or _LONE_SURROGATE.search(jti):
-            raise InvalidTokenError("sub or jti holds a lone surrogate")
+            raise InvalidTokenError("sub or jti holds a lone surrogate", RejectReason.CLAIMS)
         key, state = self._keys.resolve(parsed.kid, subject, jti)
         if key is None:
             # Same work as a wrong signature, so unknown tenants are not distinguishable by
@@ -77,15 +83,15 @@ class TokenVerifier:
                 hmac.new(self._dummy_key, parsed.signing_input, hashlib.sha256).digest(),
                 parsed.signature,
             )
-            raise InvalidTokenError("unknown or inactive tenant")
+            raise InvalidTokenError("unknown or inactive tenant", RejectReason.UNKNOWN_TENANT)
         jwt.check_signature(parsed, key)
         self._check_claims(claims, parsed.kid, audience)
         if _version_claim(claims, "kv", absent=1) != state.record.key_version:
-            raise InvalidTokenError("minted under an earlier secret")
+            raise InvalidTokenError("minted under an earlier secret", RejectReason.ROTATED)
         if state.jti_revoked:
-            raise InvalidTokenError("jti revoked")
+            raise InvalidTokenError("jti revoked", RejectReason.REVOKED_TOKEN)
         if _version_claim(claims, "uv", absent=0) < state.subject_version:
-            raise InvalidTokenError("subject revoked")
+            raise InvalidTokenError("subject revoked", RejectReason.REVOKED_SUBJECT)
         return VerifiedToken(parsed.kid, subject, claims.get("scope"), claims)
 
     def _check_claims(self, claims: dict[str, Any], tenant_id: str, audience: str | None) -> None:
@@ -95,25 +101,25 @@ class TokenVerifier:
         exp, iat = _int_claim(claims, "exp"), _int_claim(claims, "iat")
         nbf = _int_claim(claims, "nbf") if "nbf" in claims else None
         if now >= exp + leeway:  # RFC 7519 §4.1.4
-            raise InvalidTokenError("expired")
+            raise InvalidTokenError("expired", RejectReason.EXPIRED)
         if nbf is not None and nbf > now + leeway:  # RFC 7519 §4.1.5
-            raise InvalidTokenError("not yet valid")
+            raise InvalidTokenError("not yet valid", RejectReason.NOT_YET_VALID)
         if iat > now + leeway:  # RFC 7519 §4.1.6: issued in the future
-            raise InvalidTokenError("iat in the future")
+            raise InvalidTokenError("iat in the future", RejectReason.NOT_YET_VALID)
         if exp - iat > self._policy.max_lifetime or exp <= iat:
-            raise InvalidTokenError("lifetime out of bounds")
+            raise InvalidTokenError("lifetime out of bounds", RejectReason.LIFETIME)
         if claims.get("iss") != self._policy.issuer:  # exact, RFC 7519 §4.1.1
-            raise InvalidTokenError("wrong issuer")
+            raise InvalidTokenError("wrong issuer", RejectReason.ISSUER)
         if claims.get("tid") != tenant_id:
-            raise InvalidTokenError("tid differs from kid")
+            raise InvalidTokenError("tid differs from kid", RejectReason.CLAIMS)
         for name in ("sub", "jti"):
             if not _nonempty_str(claims.get(name)):
-                raise InvalidTokenError(f"{name} missing")
+                raise InvalidTokenError(f"{name} missing", RejectReason.CLAIMS)
         if "scope" in claims and not isinstance(claims["scope"], str):
-            raise InvalidTokenError("scope not a string")
+            raise InvalidTokenError("scope not a string", RejectReason.CLAIMS)
         audiences = _audiences(claims.get("aud"))
         if audience is not None and audience not in audiences:  # RFC 7519 §4.1.3
-            raise InvalidTokenError("audience mismatch")
+            raise InvalidTokenError("audience mismatch", RejectReason.AUDIENCE)
 
 
 def issue_token(
@@ -221,7 +227,7 @@ def _int_claim(claims: dict[str, Any], name: str) -> int:
     value = claims.get(name)
     # JSON integers only: bool is an int subclass, floats/strings are refused (CHECKLIST #7).
     if type(value) is not int:
-        raise InvalidTokenError(f"{name} missing or not an integer")
+        raise InvalidTokenError(f"{name} missing or not an integer", RejectReason.CLAIMS)
     return value
 
 
@@ -233,7 +239,7 @@ def _version_claim(claims: dict[str, Any], name: str, *, absent: int) -> int:
         return absent
     value = claims[name]
     if type(value) is not int or value < 0:
-        raise InvalidTokenError(f"{name} not a non-negative integer")
+        raise InvalidTokenError(f"{name} not a non-negative integer", RejectReason.CLAIMS)
     return value
 
 
@@ -246,4 +252,4 @@ def _audiences(aud: object) -> list[str]:
         return [aud]
     if isinstance(aud, list) and aud and all(_nonempty_str(a) for a in aud):
         return aud
-    raise InvalidTokenError("aud missing or malformed")
+    raise InvalidTokenError("aud missing or malformed", RejectReason.CLAIMS)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tenantauth.domain.ports import Storage
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import ConfigurationError
 
 
@@ -22,9 +23,15 @@ class MigratableStorage(Storage, Protocol):
 
 
 def open_storage(
-    url: str, *, pool_min: int = 1, pool_max: int = 10, timeout: float = 5.0
+    url: str,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 10,
+    timeout: float = 5.0,
+    telemetry: Telemetry = NULL_TELEMETRY,
 ) -> MigratableStorage:
-    """Return the adapter for ``url`` (``postgresql://`` or ``sqlite:///path``), unopened.
+    """Return the adapter for ``url`` (``postgresql://`` or ``sqlite:///path``), unopened;
+    PostgreSQL reports its calls and pool to ``telemetry`` (SQLite, embedded, does not).
 
     Raises ``ConfigurationError`` for any other scheme.
     """
@@ -37,6 +44,7 @@ def open_storage(
             max_size=pool_max,
             timeout=timeout,
             statement_timeout_ms=int(timeout * 1000),  # DB_TIMEOUT bounds statements too
+            telemetry=telemetry,
         )
     if url.startswith("sqlite:///"):
         from tenantauth.storage.sqlite import SqliteStorage  # noqa: PLC0415

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +19,7 @@ import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import (
     ConflictError,
     InvalidRequestError,
@@ -146,8 +148,10 @@ class PostgresStorage:
         max_size: int = 10,
         timeout: float = 5.0,
         statement_timeout_ms: int = 5000,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
-        """Create the (closed) pool; it opens on first use in this process."""
+        """Create the (closed) pool; it opens on first use in this process. ``telemetry`` is
+        told each call's latency and outcome, and the pool's use after it."""
         # Waits end a second after the server's own statement timeout would have.
         bounded = type(
             "Bounded", (BoundedConnection,), {"op_timeout": statement_timeout_ms / 1000 + 1}
@@ -183,6 +187,7 @@ class PostgresStorage:
         )
         self._open_lock = threading.Lock()
         self._opened = False
+        self._telemetry = telemetry
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresTx]:
@@ -271,10 +276,12 @@ class PostgresStorage:
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        """Turn driver and pool failures into ``StorageUnavailableError``."""
+        """Turn driver and pool failures into ``StorageUnavailableError``; report the call."""
+        started, outage = time.perf_counter(), False
         try:
             yield
         except PoolTimeout as exc:
+            outage = True
             raise StorageUnavailableError("no database connection available in time") from exc
         except (psycopg.errors.UniqueViolation, psycopg.errors.IntegrityError) as exc:
             raise ConflictError("the change conflicts with existing data") from exc
@@ -282,8 +289,24 @@ class PostgresStorage:
             # A value PostgreSQL cannot store (e.g. NUL in text) is bad input, not an outage.
             raise InvalidRequestError("a value cannot be stored as given") from exc
         except psycopg.Error as exc:
+            outage = True
             log.warning("database error: %s", type(exc).__name__)
             raise StorageUnavailableError("the database is unavailable") from exc
+        finally:
+            # Conflicts, bad values and the domain's own errors are answers, not outages.
+            self._report(time.perf_counter() - started, ok=not outage)
+
+    def _report(self, seconds: float, *, ok: bool) -> None:
+        """Tell telemetry how the call went and how full the pool is now."""
+        self._telemetry.dependency_call("database", seconds, ok=ok)
+        stats = self._pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        self._telemetry.pool(
+            in_use=size - idle,
+            idle=idle,
+            waiting=stats.get("requests_waiting", 0),
+            maximum=self._pool.max_size,
+        )
 
 
 def _nul_free(text: str) -> str | None:

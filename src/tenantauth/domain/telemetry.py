@@ -1,0 +1,101 @@
+"""What the domain and its adapters report for metrics: the ``Telemetry`` port.
+
+The domain says what happened (a cache hit, a refused fill, a committed change); the adapter
+(``tenantauth.observability.metrics``) decides how it is counted. Every method must be cheap
+and must never raise or block: they run on the verify path. Label values are always from a
+small fixed set — never a tenant id, subject or token (issue 13).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+#: How a verification found its tenant state: in the shared cache; not there (read from
+#: storage); ruled out by the tenant directory (no read at all); or the cache did not answer
+#: (read from storage).
+CacheOutcome = Literal["hit", "miss", "ruled_out", "unavailable"]
+#: The dependencies, named as /readyz names them.
+Dependency = Literal["database", "cache"]
+
+
+class Telemetry(Protocol):
+    """Receives the events metrics are made of. Implementations never raise."""
+
+    def cache_read(self, outcome: CacheOutcome) -> None:
+        """One verification's state lookup ended this way."""
+        ...
+
+    def cache_fill(self, *, stored: bool) -> None:
+        """A fill was offered to the cache; ``stored`` False when its fence refused it."""
+        ...
+
+    def directory_loaded(self, size: int | None) -> None:
+        """The tenant directory read the ids again: ``size`` of them (None: over its limit)."""
+        ...
+
+    def change(self, action: str, outcome: str) -> None:
+        """An admin action was recorded in the audit log (``action`` from a fixed set;
+        ``outcome`` is ``success`` or an HTTP status)."""
+        ...
+
+    def change_unconfirmed(self) -> None:
+        """A committed change could not be confirmed to the cache (the 503
+        ``change_unconfirmed``)."""
+        ...
+
+    def audit_head(self, seq: int) -> None:
+        """The audit chain's head is now entry ``seq``."""
+        ...
+
+    def dependency_call(self, dependency: Dependency, seconds: float, *, ok: bool) -> None:
+        """One call to a dependency took ``seconds``; ``ok`` False when it failed."""
+        ...
+
+    def dependency_state(self, dependency: Dependency, *, up: bool) -> None:
+        """A readiness probe found the dependency answering (or not)."""
+        ...
+
+    def breaker(self, *, is_open: bool) -> None:
+        """The cache circuit breaker opened (True) or closed again (False)."""
+        ...
+
+    def pool(self, *, in_use: int, idle: int, waiting: int, maximum: int) -> None:
+        """The database pool's connections after a checkout was returned."""
+        ...
+
+
+class NullTelemetry:
+    """Counts nothing: the CLI, and tests that do not look at metrics."""
+
+    def cache_read(self, outcome: CacheOutcome) -> None:
+        """Ignore it."""
+
+    def cache_fill(self, *, stored: bool) -> None:
+        """Ignore it."""
+
+    def directory_loaded(self, size: int | None) -> None:
+        """Ignore it."""
+
+    def change(self, action: str, outcome: str) -> None:
+        """Ignore it."""
+
+    def change_unconfirmed(self) -> None:
+        """Ignore it."""
+
+    def audit_head(self, seq: int) -> None:
+        """Ignore it."""
+
+    def dependency_call(self, dependency: Dependency, seconds: float, *, ok: bool) -> None:
+        """Ignore it."""
+
+    def dependency_state(self, dependency: Dependency, *, up: bool) -> None:
+        """Ignore it."""
+
+    def breaker(self, *, is_open: bool) -> None:
+        """Ignore it."""
+
+    def pool(self, *, in_use: int, idle: int, waiting: int, maximum: int) -> None:
+        """Ignore it."""
+
+
+NULL_TELEMETRY: Telemetry = NullTelemetry()

@@ -1,0 +1,191 @@
+"""Structured logs: one JSON object per line on stdout (or console lines for people).
+
+Request threads never format or write a line. They put a plain dict on a queue; one writer
+thread per process renders it with structlog's processors and writes batches of lines with
+one ``write`` each, so no request holds a lock across I/O and a line that is never emitted
+(level off, or an accepted verify not sampled) is never formatted (issue 13). The queue is
+bounded: when the writer falls behind (stdout blocked), lines are dropped and counted
+(``tenantauth_log_lines_dropped_total``) rather than growing memory or stalling requests.
+
+Records of the standard ``logging`` module (warnings, errors, the audit head) go through the
+same writer, so the stream has one format. Secrets never reach it: request lines are built
+from a fixed set of fields (``observability.http``), none of which is a header, a body or a
+path; and the code base never logs a token or a secret (tests/security/test_log_hygiene.py).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import structlog
+
+#: Lines that may wait for the writer; beyond it new lines are dropped (and counted).
+QUEUE_LIMIT = 20_000
+#: Most lines written with one write call.
+BATCH = 256
+_STOP = object()
+
+
+class LogWriter:
+    """The per-process queue and writer thread (started on first use, again after a fork)."""
+
+    def __init__(self, stream: TextIO, render: Callable[[dict[str, Any]], str]) -> None:
+        """Write rendered lines to ``stream``; ``render`` turns an event dict into a line."""
+        self._stream = stream
+        self._render = render
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self.dropped = 0
+        self.on_drop: Callable[[int], None] = lambda _count: None
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Queue ``event`` for writing; drop it (and count it) when the queue is full."""
+        if self._pid != os.getpid():
+            self._start()
+        if self._queue.qsize() >= QUEUE_LIMIT:
+            self.dropped += 1
+            self.on_drop(1)
+            return
+        self._queue.put(event)
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Write what is queued, waiting at most ``timeout`` seconds (at exit)."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid() or not thread.is_alive():
+            return
+        self._queue.put(_STOP)
+        thread.join(timeout)
+        self._thread, self._pid = None, 0  # the next line starts a writer again
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.SimpleQueue()  # a forked copy may hold the parent's lines
+            self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(item is _STOP for item in batch)
+            self._write([item for item in batch if item is not _STOP])
+            if stop:
+                return
+
+    def _write(self, events: list[dict[str, Any]]) -> None:
+        lines = []
+        for event in events:
+            try:
+                lines.append(self._render(event))
+            except Exception:  # noqa: BLE001 - a bad field must not kill the writer
+                lines.append(f"unrenderable log event {event.get('event')!r}")
+        try:
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # stdout closed or gone: nothing better to do
+            self.dropped += len(lines)
+
+
+def renderer(fmt: str, *, colors: bool) -> Callable[[dict[str, Any]], str]:
+    """Return the function that turns an event dict into one line: ``json`` or ``console``."""
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
+    final: Any
+    if fmt == "json":
+        final = structlog.processors.JSONRenderer(sort_keys=False)
+    else:
+        final = structlog.dev.ConsoleRenderer(colors=colors, sort_keys=False)
+
+    def render(event: dict[str, Any]) -> str:
+        # The event's own time (taken when it happened, not when the writer got to it).
+        at = event.pop("_at", None)
+        event = dict(stamp(None, "", event)) if at is None else _stamped(event, at)
+        return str(final(None, event.get("level", "info"), event))
+
+    return render
+
+
+def _stamped(event: dict[str, Any], at: float) -> dict[str, Any]:
+    seconds = time.gmtime(at)
+    millis = int((at % 1) * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{millis:03d}Z"
+    return {"timestamp": stamp, **event}
+
+
+class QueueHandler(logging.Handler):
+    """Standard ``logging`` records into the writer's queue, as event dicts."""
+
+    def __init__(self, writer: LogWriter) -> None:
+        """Send records to ``writer``."""
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record (its message formatted now: its arguments may change later)."""
+        try:
+            event: dict[str, Any] = {
+                "_at": record.created,
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "event": record.getMessage(),
+            }
+            if record.exc_info:
+                event["exception"] = logging.Formatter().formatException(record.exc_info)
+            self._writer.put(event)
+        except Exception:  # noqa: BLE001 - logging must never raise into the caller
+            self.handleError(record)
+
+
+_writer: LogWriter | None = None
+
+
+def configure(level: str, fmt: str, *, stream: TextIO | None = None) -> LogWriter:
+    """Send every ``logging`` record to one writer (on stdout unless ``stream``) in ``fmt``
+    (``json`` or ``console``); return the writer, which request lines use too.
+
+    Replaces only the handler an earlier call installed (tests build many apps; pytest's own
+    capture handlers stay). ``level`` applies to tenantauth's loggers; others keep the root's.
+    """
+    global _writer  # noqa: PLW0603 - one writer per process: the stream is per process
+    out = stream or sys.stdout
+    flush()
+    _writer = LogWriter(out, renderer(fmt, colors=fmt == "console" and _isatty(out)))
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, QueueHandler):
+            root.removeHandler(handler)
+    root.addHandler(QueueHandler(_writer))
+    logging.getLogger("tenantauth").setLevel(level)
+    return _writer
+
+
+def flush() -> None:
+    """Write out this process's queued lines (gunicorn's worker_exit, and at exit)."""
+    if _writer is not None:
+        _writer.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+atexit.register(flush)
