@@ -45,12 +45,19 @@ limit_request_field_size = 2 * settings.MAX_HEADER_FIELD_BYTES
 control_socket_disable = True
 
 
-# Metrics (docs/design.md, "Metrics"): the multiprocess directory must exist, empty, and be
-# named in the environment before any worker imports prometheus_client; this module is read by
-# the master before it loads or forks anything.
+# Metrics (docs/design.md, "Metrics"): served by the master on their own port, from the
+# files the workers write in the multiprocess directory.
 METRICS_PORT = settings.metrics_port(os.environ)
-_metrics_dir = exposition.MetricsDirectory.prepare(os.environ) if METRICS_PORT else None
+_metrics_dir: exposition.MetricsDirectory | None = None
 _metrics_server: Any = None
+
+
+def on_starting(server: Any) -> None:
+    """Master, before anything is loaded or forked: the multiprocess directory must exist,
+    empty, and be named in the environment before any worker imports prometheus_client."""
+    global _metrics_dir  # noqa: PLW0603 - one directory per master process
+    if METRICS_PORT:
+        _metrics_dir = exposition.MetricsDirectory.prepare(os.environ)
 
 
 def when_ready(server: Any) -> None:

@@ -175,6 +175,7 @@ class Server:
     stderr: Path
     access_log: AccessLog | None = None
     pids: frozenset[int] = frozenset()
+    metrics_port: int = 0
 
     def output(self) -> str:
         """Return everything the server printed so far."""
@@ -198,8 +199,10 @@ class Server:
 def start_server(
     tmp_path: Path, name: str, env: Mapping[str, str], *, workers: int, port: int | None = None
 ) -> Server:
-    """Start `tenantauth serve` without waiting; see ``wait_ready``."""
+    """Start `tenantauth serve` without waiting; see ``wait_ready``. Its metrics port is a
+    free one unless ``env`` sets ``TENANTAUTH_METRICS_PORT``."""
     port = port or free_port()
+    env = {"TENANTAUTH_METRICS_PORT": str(free_port()), **env}
     stdout, stderr = tmp_path / f"{name}.stdout", tmp_path / f"{name}.stderr"
     argv = [str(TENANTAUTH), "serve", "--host", HOST, "--port", str(port)]
     argv += ["--workers", str(workers)]
@@ -214,7 +217,9 @@ def start_server(
             start_new_session=True,
         )
     log = env.get("TENANTAUTH_ACCESS_LOG")
-    return Server(name, port, workers, proc, stdout, stderr, AccessLog(Path(log)) if log else None)
+    access = AccessLog(Path(log)) if log else None
+    metrics_port = int(env["TENANTAUTH_METRICS_PORT"])
+    return Server(name, port, workers, proc, stdout, stderr, access, metrics_port=metrics_port)
 
 
 def wait_ready(server: Server, timeout: float = READY_SECONDS) -> None:

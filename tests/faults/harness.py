@@ -403,10 +403,10 @@ LOAD_LINE = re.compile(rb"storage load tenant=(\S+) pid=(\d+)")
 
 
 class LoadLog:
-    """Counts storage loads in a server's stderr, from a mark on: what one window cost."""
+    """Counts storage loads in a server's log (stdout), from a mark on: what one window cost."""
 
     def __init__(self, path: Path) -> None:
-        """Follow ``path`` (the server's stderr); the window starts at its current end."""
+        """Follow ``path`` (the server's stdout); the window starts at its current end."""
         self.path = path
         self.start = 0
         self.mark()

@@ -123,7 +123,7 @@ def test_s5_redis_restarts_empty_under_load(
         return Shot("revoked", revoked) if rng.random() < 0.1 else rng.choice(shots)
 
     m = ScenarioMetrics("S5 redis restarted empty under load")
-    log = LoadLog(server.stderr)
+    log = LoadLog(server.stdout)
     with Load(server.port, mix, connections=24, rate=600, max_seconds=30) as load:
         time.sleep(1.0)
         log.mark()
@@ -294,7 +294,7 @@ def test_s10_cold_cache_stampede_of_a_hot_tenant(
     → all 200, and at most a few database lookups per process (single-flight)."""
     server = start_fault_server(TENANTAUTH_THREADS=STAMPEDE_THREADS, **COUNT_LOADS)
     (token,) = _tenant(Admin(server.port), "s10hot", "alice")
-    log = LoadLog(server.stderr)
+    log = LoadLog(server.stdout)
     fired: list[float] = []
 
     def cold() -> None:
@@ -476,7 +476,7 @@ def test_s11_flood_of_unknown_tenant_ids(
     (token,) = _tenant(Admin(server.port), "s11real", "alice")
     forged = token.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(bytes(32)).decode()[:43]
     legit = [Shot("legit", token)] * 19 + [Shot("forged", forged)]
-    log = LoadLog(server.stderr)
+    log = LoadLog(server.stdout)
     phases: list[tuple[str, int, int]] = []
     flood_records: list[Record] = []
     failures: Counter[tuple[str, int, str]] = Counter()

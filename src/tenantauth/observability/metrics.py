@@ -54,6 +54,7 @@ class PrometheusTelemetry:
         self._define_dependencies()
         self._define_state()
         self._info.labels(__version__).set(1)
+        self._touch_children()
 
     # ------------------------------------------------------------------ definitions
 
@@ -190,6 +191,17 @@ class PrometheusTelemetry:
         self._info = self._gauge(
             "tenantauth_build_info", "Always 1; the version is a label.", "livemax", ("version",)
         )
+
+    def _touch_children(self) -> None:
+        """Create the children whose label values are known in advance, at zero: a series
+        that appears only with its first event has no rate() until its second."""
+        for dependency in ("database", "cache"):
+            self._errors(dependency)
+            self._calls(dependency)
+        for outcome in ("hit", "miss", "ruled_out", "unavailable"):
+            self._cache_reads(outcome)
+        for result in ("stored", "refused"):
+            self._fills(result)
 
     # ------------------------------------------------------------------ HTTP layer
 
