@@ -21,13 +21,18 @@ from tests.deploy.tools import ROOT, run, tool
 #: The Kubernetes version the manifests are validated against (k8s/README.md): bump it with
 #: the oldest cluster version the GKE overlay is deployed to.
 KUBERNETES_VERSION = "1.34.0"
-#: GKE custom resources whose CRD schemas no registry package ships (k8s/README.md): checked
-#: only for apiVersion, kind, metadata.name and the namespace, not their spec.
+#: Custom resources (GKE's, Managed Prometheus', prometheus-operator's) whose CRD schemas no
+#: registry package ships as a schema (k8s/README.md): checked only for apiVersion, kind,
+#: metadata.name and the namespace, not their spec. The rules inside PrometheusRule and Rules
+#: are checked by promtool (tests/deploy/test_monitoring.py).
 UNCHECKED_CRDS = frozenset(
     {
         ("cloud.google.com/v1", "BackendConfig"),
         ("networking.gke.io/v1", "ManagedCertificate"),
         ("monitoring.googleapis.com/v1", "PodMonitoring"),
+        ("monitoring.googleapis.com/v1", "Rules"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+        ("monitoring.coreos.com/v1", "PodMonitor"),
     }
 )
 KUSTOMIZATIONS = sorted(p.parent for p in (ROOT / "k8s").rglob("kustomization.yaml"))
@@ -54,8 +59,9 @@ def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_base_and_overlays_are_found() -> None:
-    """The discovery finds k8s/base and the GKE overlay (an empty list would pass everything)."""
-    assert {"base", "overlays/gke"} <= {name_of(d) for d in KUSTOMIZATIONS}
+    """The discovery finds k8s/base, the GKE overlay and k8s/monitoring (an empty list would
+    pass everything)."""
+    assert {"base", "overlays/gke", "monitoring"} <= {name_of(d) for d in KUSTOMIZATIONS}
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=name_of)
