@@ -121,3 +121,13 @@ def test_every_long_running_service_has_a_healthcheck(tmp_path: Path) -> None:
         if name != "migrate":
             assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
             assert not service["healthcheck"].get("disable"), f"{name} disables its healthcheck"
+
+
+def test_metrics_port_is_published_on_the_host_loopback_only(tmp_path: Path) -> None:
+    """The API's container port 9464 (/metrics) is published on 127.0.0.1 only, the API port
+    8000 as before; no other container port is published."""
+    ports = compose_model(tmp_path)["services"]["tenantauth"]["ports"]
+    by_target = {p["target"]: p for p in ports}
+    assert set(by_target) == {8000, 9464}
+    assert by_target[9464]["host_ip"] == "127.0.0.1"
+    assert by_target[9464]["published"] == "9464"
