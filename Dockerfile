@@ -36,7 +36,8 @@ WORKDIR /app
 COPY --chown=root:root gunicorn.conf.py ./
 # Numeric so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
-EXPOSE 8000
+# 8000: the API; 9464: Prometheus /metrics (TENANTAUTH_METRICS_PORT), never routed by an ingress.
+EXPOSE 8000 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 # One gunicorn worker per CPU the container may use (its CPU limit, from the cgroup quota), or

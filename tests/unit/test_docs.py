@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from tenantauth.observability.metrics import PrometheusTelemetry
 from tenantauth.settings import PREFIX, SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,3 +29,13 @@ def test_design_doc_states_the_revocation_guarantee() -> None:
     design = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
     assert "## The revocation guarantee" in design
     assert "### Why each race is impossible" in design
+
+
+def test_observability_doc_lists_every_metric() -> None:
+    """Every metric family tenantauth exports has a row in docs/observability.md, under the
+    name Prometheus shows (counters with ``_total``)."""
+    doc = (ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
+    metrics = PrometheusTelemetry(CollectorRegistry())
+    for family in metrics.registry.collect():
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert f"| `{name}` |" in doc, f"{name} needs a row in docs/observability.md"

@@ -8,8 +8,8 @@ metrics port; in a single process (tests) the values live in the registry given.
 
 Every label value comes from a fixed set (route templates, statuses, reason categories, audit
 actions): never a tenant id, subject, client or token, so no series can be created at will.
-The hot path takes a label child from a dict (about 50 ns) instead of ``labels()`` (about
-1 µs: it locks and validates) each time.
+The hot path takes a label child from a dict instead of ``labels()``, which locks and
+validates (0.4 µs against 2.2 µs per call, docs/design.md "Metrics and request logs").
 """
 
 from __future__ import annotations
