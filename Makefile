@@ -22,7 +22,7 @@ LINT_PATHS := $(wildcard src tests bench clients/python/src)
 # The Python client: its own distribution (clients/python), installed editable beside the server.
 CLIENT := clients/python
 
-.PHONY: help venv run lint services gateways promtool validate-deploy test test-faults test-soak bench bench-protecting fmt clean
+.PHONY: help venv run lint services gateways promtool validate-deploy test test-faults test-soak bench bench-protecting bench-observability fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -92,6 +92,9 @@ bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)
 
 bench-protecting: venv services gateways ## Latency each way of protecting a service adds (bench/protecting.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/protecting.py $(ARGS)
+
+bench-observability: venv services ## What the request log line and metrics cost per verify, µs (bench/observability.py $(ARGS))
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/observability.py $(ARGS)
 
 fmt: venv ## Format and auto-fix: ruff format, ruff check --fix
 	$(BIN)/ruff format $(LINT_PATHS)
