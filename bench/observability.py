@@ -10,10 +10,11 @@ In process: every configuration is ``create_app(make_settings(...))`` in a proce
 (PostgreSQL + Redis, the tenant warm in Redis), its stdout (where the log writer writes) a
 file. Each run calls the app's WSGI callable directly N times (GET /v1/verify, a valid token;
 one environ built once, copied per call) and reports per request: ``wall`` (the request
-thread's latency, incl. the Redis round trip), ``thread CPU`` (the request thread alone) and
-``process CPU`` (every thread, incl. the log writer's rendering, taken after a flush). The
-configurations run in turn, R rounds, each round in a rotated order; the table gives the
-median and min–max of the R runs and the median's difference from the baseline row.
+thread's latency, incl. the Redis round trip), ``request-thread CPU`` (that thread alone) and
+``process CPU`` (every thread, incl. the log writer's rendering, taken after a flush). Each of
+R rounds pairs every configuration with a baseline run, back to back (which goes first
+alternates, the configurations' order rotates): a row's Δ is the median [quartiles] of its R
+paired differences, so the load of a shared machine, which drifts between pairs, cancels.
 
 Rows:
 - ``baseline``: metrics off (``metrics_port=0``), log level WARNING (no request line).
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from flask import g
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -127,6 +129,10 @@ def worker(spec: dict[str, Any]) -> None:
     control.write(json.dumps(ready) + "\n")
     control.flush()
     for command in sys.stdin:
+        if command.startswith("parts"):
+            control.write(json.dumps(parts(app, settings, spec["token"])) + "\n")
+            control.flush()
+            continue
         count = int(command)
         size = log.tell()
         wall, thread, cpu = time.perf_counter(), time.thread_time(), time.process_time()
@@ -148,6 +154,70 @@ def worker(spec: dict[str, Any]) -> None:
         }
         control.write(json.dumps(result) + "\n")
         control.flush()
+
+
+#: Calls per timed loop of ``parts`` (below the log queue's limit) and loops (best taken).
+PART_CALLS, PART_LOOPS = 2_000, 25
+
+
+def parts(app: Any, settings: Any, token: str) -> dict[str, float | None]:
+    """Time, without the rest of the request, what observability adds to one verify: the
+    ``after_request`` hook (metrics and the line's dict, queued) on the request thread; the
+    domain's telemetry calls of a warm verify (a cache hit and the Redis call's duration); and
+    the writer thread's rendering of one line. µs per call, the best of PART_LOOPS loops."""
+    from tenantauth.observability import logs  # noqa: PLC0415
+    from tenantauth.observability.http import RequestTelemetry  # noqa: PLC0415
+    from tenantauth.observability.metrics import PrometheusTelemetry  # noqa: PLC0415
+
+    telemetry = app.extensions["tenantauth"]["services"].telemetry
+    metrics = telemetry if isinstance(telemetry, PrometheusTelemetry) else None
+    hook = RequestTelemetry(metrics, logs._writer, settings.log_sample_accepted)
+    captured: list[dict[str, Any]] = []
+    capture = RequestTelemetry(None, Capture(captured), 1.0)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {token}"}
+    with app.test_request_context("/v1/verify", headers=headers):
+        g.started, g.tenant_id = time.perf_counter(), "bench"
+        response = app.response_class("{}", headers={"X-Request-Id": secrets.token_hex(16)})
+        out: dict[str, float | None] = {"hook_us": _best(lambda: hook.finish(response))}
+        logs.flush()
+        capture.finish(response)
+    out["domain_us"] = None
+    if metrics is not None:
+        out["domain_us"] = _best(
+            lambda: (metrics.cache_read("hit"), metrics.dependency_call("cache", 1e-4, ok=True))
+        )
+    out["render_us"] = out["line_bytes"] = None
+    if captured:  # the line's level is on
+        render = logs.renderer("json", colors=False)
+        out["render_us"] = _best(lambda: render(dict(captured[0])))
+        out["line_bytes"] = len(render(dict(captured[0]))) + 1
+    return out
+
+
+class Capture:
+    """A stand-in log writer that keeps the events put."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        """Append every event put to ``events``."""
+        self.events = events
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Keep ``event``."""
+        self.events.append(event)
+
+
+def _best(fn: Any) -> float:
+    """µs per call of ``fn``: the best of PART_LOOPS loops of PART_CALLS calls (thread CPU)."""
+    from tenantauth.observability import logs  # noqa: PLC0415
+
+    best = float("inf")
+    for _ in range(PART_LOOPS):
+        start = time.thread_time()
+        for _ in range(PART_CALLS):
+            fn()
+        best = min(best, time.thread_time() - start)
+        logs.flush()  # what the hook queued: written before the next loop
+    return best / PART_CALLS * 1e6
 
 
 def _written(path: Path, since: int) -> tuple[int, int]:
@@ -191,6 +261,13 @@ class Worker:
         self.proc.stdin.flush()
         return self._reply()
 
+    def parts(self) -> dict[str, Any]:
+        """Time the observability parts alone (``parts`` in the worker)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("parts\n")
+        self.proc.stdin.flush()
+        return self._reply()
+
     def _reply(self) -> dict[str, Any]:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -210,25 +287,51 @@ class Worker:
 
 
 def in_process(spec: dict[str, Any], tmp: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Measure every configuration, alternating; return one summary per configuration."""
+    """Measure every configuration in pairs with the baseline; return one summary each.
+
+    Each round runs, for every configuration in a rotated order, the baseline and it back to
+    back (which goes first alternates), so a change of the machine's load between pairs
+    cancels out of the paired difference; a row's delta is the median of its rounds' deltas.
+    """
     workers = [Worker(config, spec, tmp) for config in CONFIGS]
+    base, others = workers[0], workers[1:]
     runs: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONFIGS}
+    deltas: dict[str, list[dict[str, float]]] = {c.name: [] for c in CONFIGS[1:]}
     try:
         for round_ in range(args.runs):
-            order = workers[round_ % len(workers) :] + workers[: round_ % len(workers)]
-            for w in order:
-                runs[w.config.name].append(w.measure(args.requests))
+            shift = round_ % len(others)
+            for i, w in enumerate(others[shift:] + others[:shift]):
+                first, second = (base, w) if (round_ + i) % 2 else (w, base)
+                got = {first: first.measure(args.requests), second: second.measure(args.requests)}
+                runs[base.config.name].append(got[base])
+                runs[w.config.name].append(got[w])
+                deltas[w.config.name].append({key: got[w][key] - got[base][key] for key in KEYS})
+        measured = {w.config.name: w.parts() for w in workers}
     finally:
         for w in workers:
             w.stop()
-    return [summarise(w.config, w.value_class, runs[w.config.name]) for w in workers]
+    return [
+        summarise(w.config, w.value_class, runs[w.config.name], deltas.get(w.config.name))
+        | {"parts": measured[w.config.name]}
+        for w in workers
+    ]
 
 
-def summarise(config: Config, value_class: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Medians and ranges of one configuration's runs."""
+KEYS = ("wall_us", "thread_us", "cpu_us")
+
+
+def summarise(
+    config: Config,
+    value_class: str,
+    runs: list[dict[str, Any]],
+    deltas: list[dict[str, float]] | None,
+) -> dict[str, Any]:
+    """Medians and ranges of one configuration's runs and of its paired deltas."""
     out: dict[str, Any] = {"name": config.name, "mmap": config.mmap, "value_class": value_class}
-    for key in ("wall_us", "thread_us", "cpu_us"):
+    for key in KEYS:
         out[key] = _stats([r[key] for r in runs])
+        if deltas is not None:
+            out[f"delta_{key}"] = _stats([d[key] for d in deltas])
     lines = sum(r["lines"] for r in runs)
     out["lines_per_request"] = lines / sum(r["requests"] for r in runs)
     out["bytes_per_line"] = sum(r["bytes"] for r in runs) / lines if lines else 0.0
@@ -341,37 +444,63 @@ def over_http(
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    """Median, min, max and the quartiles of ``values``."""
+    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values * 3)
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "q1": q1,
+        "q3": q3,
+    }
 
 
 # --------------------------------------------------------------------------- output
 
 
-def _cell(stat: dict[str, float], base: float | None = None, digits: int = 1) -> str:
-    text = f"{stat['median']:.{digits}f} ({stat['min']:.{digits}f}–{stat['max']:.{digits}f})"
-    if base is not None:
-        text += f" {stat['median'] - base:+.{digits}f}"
-    return text
+def _cell(stat: dict[str, float], digits: int = 1) -> str:
+    return f"{stat['median']:.{digits}f} ({stat['min']:.{digits}f}–{stat['max']:.{digits}f})"
+
+
+def _delta(stat: dict[str, float] | None) -> str:
+    if stat is None:
+        return "—"
+    return f"{stat['median']:+.1f} [{stat['q1']:+.1f}, {stat['q3']:+.1f}]"
 
 
 def print_in_process(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    """The in-process table (markdown): µs per request, median (min–max) and Δ baseline."""
-    base = rows[0]
-    print(f"\nIn process: {args.requests} WSGI calls x {args.runs} runs per row, alternating\n")
+    """The in-process table (markdown): µs per request, median (min–max), and each row's
+    paired difference from the baseline, median [quartiles]."""
+    pairs = args.runs * (len(rows) - 1)
     print(
-        "| configuration | wall µs (min–max) Δ | request-thread CPU µs Δ | process CPU µs Δ "
-        "| lines/req | bytes/line |"
+        f"\nIn process: {args.requests} WSGI calls per run; {args.runs} rounds, each pairing "
+        f"every row with a baseline run ({pairs} baseline runs)\n"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| configuration | wall µs | process CPU µs | Δ wall µs | Δ request-thread CPU µs "
+        "| Δ process CPU µs | lines/req | bytes/line |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        cells = [
-            _cell(row[key], None if row is base else base[key]["median"])
-            for key in ("wall_us", "thread_us", "cpu_us")
-        ]
+        cells = [_cell(row["wall_us"]), _cell(row["cpu_us"])]
+        cells += [_delta(row.get(f"delta_{key}")) for key in KEYS]
         per_line = f"{row['bytes_per_line']:.0f}" if row["bytes_per_line"] else "—"
         print(
             f"| {row['name']} | {' | '.join(cells)} | {row['lines_per_request']:.2f} | {per_line} |"
         )
+    print(
+        f"\nThe parts alone, µs per call (thread CPU, best of {PART_LOOPS} x {PART_CALLS:,}); "
+        "Δ hook: minus the baseline's hook (route, status, outcome: paid even with both off)\n"
+    )
+    print("| configuration | after_request hook | Δ hook | domain telemetry | render a line |")
+    print("|---|---:|---:|---:|---:|")
+    base = rows[0]["parts"]["hook_us"]
+    for row in rows:
+        got = row["parts"]
+        cells = [f"{got['hook_us']:.2f}", f"{got['hook_us'] - base:+.2f}"]
+        cells.append("—" if got["domain_us"] is None else f"{got['domain_us']:.2f}")
+        cells.append("—" if got["render_us"] is None else f"{got['render_us']:.2f}")
+        print(f"| {row['name']} | {' | '.join(cells)} |")
     mmap = {row["value_class"] for row in rows if row["mmap"]}
     print(
         f"\nvalue class with PROMETHEUS_MULTIPROC_DIR: {', '.join(sorted(mmap))}; "
@@ -401,8 +530,10 @@ def print_http(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
 def main() -> None:
     """Measure, print the tables, and write JSON to --out if given."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000, help="WSGI calls per run")
-    parser.add_argument("--runs", type=int, default=11, help="runs per row (median reported)")
+    parser.add_argument("--requests", type=int, default=1000, help="WSGI calls per run")
+    parser.add_argument(
+        "--runs", type=int, default=21, help="rounds (each pairs every row with a baseline run)"
+    )
     parser.add_argument("--http-seconds", type=float, default=5.0, help="length of a wrk run")
     parser.add_argument("--http-runs", type=int, default=5, help="wrk runs per HTTP row")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP rows")
