@@ -15,6 +15,9 @@ thread's latency, incl. the Redis round trip), ``request-thread CPU`` (that thre
 R rounds pairs every configuration with a baseline run, back to back (which goes first
 alternates, the configurations' order rotates): a row's Δ is the median [quartiles] of its R
 paired differences, so the load of a shared machine, which drifts between pairs, cancels.
+Then each process times the parts alone (no Redis, no routing; thread CPU, best of several
+loops): the ``after_request`` hook as configured (its fixed part — route, status, outcome — is
+the baseline's), the domain's telemetry calls of a warm verify, and rendering one line.
 
 Rows:
 - ``baseline``: metrics off (``metrics_port=0``), log level WARNING (no request line).
@@ -97,7 +100,8 @@ def worker(spec: dict[str, Any]) -> None:
     from tenantauth.observability import logs  # noqa: PLC0415
 
     control = sys.stdout
-    sys.stdout = log = Path(spec["log"]).open("a", encoding="utf-8")  # noqa: SIM115
+    log = Path(spec["log"]).open("a", encoding="utf-8")  # noqa: SIM115
+    sys.stdout = counted = CountedStream(log)
     backend = Backend("postgres", spec["database_url"], spec["redis_url"])
     settings = make_settings(
         backend, Path(spec["state"]), auto_migrate=False, log_format="json", **spec["overrides"]
@@ -134,7 +138,7 @@ def worker(spec: dict[str, Any]) -> None:
             control.flush()
             continue
         count = int(command)
-        size = log.tell()
+        size, writes = log.tell(), counted.writes
         wall, thread, cpu = time.perf_counter(), time.thread_time(), time.process_time()
         for _ in range(count):
             call()
@@ -150,6 +154,7 @@ def worker(spec: dict[str, Any]) -> None:
             "requests": count,
             "lines": lines,
             "bytes": written,
+            "writes": counted.writes - writes,
             "dropped": logs._writer.dropped if logs._writer else 0,  # the writer of this process
         }
         control.write(json.dumps(result) + "\n")
@@ -218,6 +223,28 @@ def _best(fn: Any) -> float:
         best = min(best, time.thread_time() - start)
         logs.flush()  # what the hook queued: written before the next loop
     return best / PART_CALLS * 1e6
+
+
+class CountedStream:
+    """A text stream that counts its ``write`` calls (the writer's batches)."""
+
+    def __init__(self, stream: Any) -> None:
+        """Write to ``stream``."""
+        self._stream = stream
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        """Write ``text``; count the call."""
+        self.writes += 1
+        return int(self._stream.write(text))
+
+    def flush(self) -> None:
+        """Flush the stream."""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        """Never a terminal."""
+        return False
 
 
 def _written(path: Path, since: int) -> tuple[int, int]:
@@ -335,6 +362,7 @@ def summarise(
     lines = sum(r["lines"] for r in runs)
     out["lines_per_request"] = lines / sum(r["requests"] for r in runs)
     out["bytes_per_line"] = sum(r["bytes"] for r in runs) / lines if lines else 0.0
+    out["lines_per_write"] = lines / max(1, sum(r["writes"] for r in runs))
     out["dropped"] = max(r["dropped"] for r in runs)
     out["runs"] = runs
     return out
@@ -478,16 +506,17 @@ def print_in_process(rows: list[dict[str, Any]], args: argparse.Namespace) -> No
     )
     print(
         "| configuration | wall µs | process CPU µs | Δ wall µs | Δ request-thread CPU µs "
-        "| Δ process CPU µs | lines/req | bytes/line |"
+        "| Δ process CPU µs | lines/req | bytes/line | lines/write |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         cells = [_cell(row["wall_us"]), _cell(row["cpu_us"])]
         cells += [_delta(row.get(f"delta_{key}")) for key in KEYS]
-        per_line = f"{row['bytes_per_line']:.0f}" if row["bytes_per_line"] else "—"
-        print(
-            f"| {row['name']} | {' | '.join(cells)} | {row['lines_per_request']:.2f} | {per_line} |"
-        )
+        logged = bool(row["bytes_per_line"])
+        cells.append(f"{row['lines_per_request']:.2f}")
+        cells.append(f"{row['bytes_per_line']:.0f}" if logged else "—")
+        cells.append(f"{row['lines_per_write']:.2f}" if logged else "—")
+        print(f"| {row['name']} | {' | '.join(cells)} |")
     print(
         f"\nThe parts alone, µs per call (thread CPU, best of {PART_LOOPS} x {PART_CALLS:,}); "
         "Δ hook: minus the baseline's hook (route, status, outcome: paid even with both off)\n"
