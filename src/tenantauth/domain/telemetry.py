@@ -8,6 +8,7 @@ small fixed set — never a tenant id, subject or token (issue 13).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 #: How a verification found its tenant state: in the shared cache; not there (read from
@@ -99,3 +100,26 @@ class NullTelemetry:
 
 
 NULL_TELEMETRY: Telemetry = NullTelemetry()
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What one answered HTTP request was, for its metrics and its log line.
+
+    Built by the Flask hook (``observability.http``) or by the lean verify path
+    (``api.lean_verify``); nothing in it comes from a header or a body except ``request_id``
+    (already validated) and ``client``.
+    """
+
+    route: str  # the route template, never the path
+    method: str
+    status: int
+    seconds: float
+    request_id: str | None
+    client: str | None
+    verifier: str = ""  # "verify" or "introspect" for a verifying endpoint, else ""
+    tenant_id: str | None = None
+    reject_kind: str | None = None  # RejectReason of a rejected token
+    reject_reason: str | None = None  # its free-text reason (logs only)
+    code: str | None = None  # the problem code of an error answer
+    introspection_active: bool = True

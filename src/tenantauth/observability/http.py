@@ -1,4 +1,5 @@
-"""Per-request metrics and the request log line, as Flask hooks.
+"""Per-request metrics and the request log line: ``RequestTelemetry.record`` for one answered
+request, and the Flask hooks that describe each request the Flask app answers.
 
 One line per request (``event: "request"``): request id, method, route template, status,
 duration, client address, tenant id when known, and for a rejected token its reason category
@@ -8,8 +9,9 @@ sampled (``TENANTAUTH_LOG_SAMPLE_ACCEPTED``); everything else is always logged, 
 always count everything.
 
 What the views know travels on ``flask.g``: ``tenant_id`` (the verified token's tenant),
-``rejected`` (the ``InvalidTokenError`` answered, set by ``api.problems``) and
-``introspection_active`` (RFC 7662's answer).
+``rejected`` (the ``InvalidTokenError`` answered, set by ``api.problems``),
+``introspection_active`` (RFC 7662's answer) and ``problem_code``. The lean verify path
+(``api.lean_verify``) builds the same ``RequestFacts`` itself.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from tenantauth.domain.models import is_tenant_id
+from tenantauth.domain.telemetry import RequestFacts
 from tenantauth.observability.logs import LogWriter
 from tenantauth.observability.metrics import PrometheusTelemetry
 
@@ -34,14 +37,14 @@ VERIFY_ENDPOINTS = {
     "introspection.introspect": "introspect",
     "introspection.introspect_any_tenant": "introspect",
 }
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _UNMATCHED = "<unmatched>"
 _log = logging.getLogger("tenantauth.request")
 
 
 @dataclass(frozen=True)
 class RequestTelemetry:
-    """Counts and logs every request the app answers.
+    """Counts and logs every answered request.
 
     ``metrics`` None: nothing counted (metrics off); ``writer`` None: no request lines.
     """
@@ -51,30 +54,43 @@ class RequestTelemetry:
     sample_accepted: float = 1.0
 
     def install(self, app: Flask) -> None:
-        """Register the hooks; call before any other ``before_request`` so the duration
-        covers every check (and its ``after_request`` then runs last)."""
+        """Register the Flask hooks; call before any other ``before_request`` so the
+        duration covers every check (and its ``after_request`` then runs last)."""
         app.before_request(_start_clock)
         app.after_request(self.finish)
 
     def finish(self, response: Response) -> Response:
-        """``after_request``: count the request and queue its log line; return ``response``."""
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        """``after_request``: record the request the Flask app answered; return ``response``."""
         rule = request.url_rule
-        route = rule.rule if rule is not None else _UNMATCHED
-        method = request.method if request.method in _METHODS else "other"
-        status = response.status_code
-        verifier = VERIFY_ENDPOINTS.get(request.endpoint or "")
-        outcome, reason = _outcome(verifier, status) if verifier else ("", "")
-        if self.metrics is not None:
-            self.metrics.request(route, method, status, seconds)
-            if verifier:
-                self.metrics.verify(verifier, outcome, reason)
-        if self.writer is not None and self._logged(outcome, status):
-            line = _line(
-                response, route=route, method=method, status=status, seconds=seconds, reason=reason
+        rejected = g.get("rejected")
+        tenant = g.get("tenant_id") or (request.view_args or {}).get("tenant_id")
+        self.record(
+            RequestFacts(
+                route=rule.rule if rule is not None else _UNMATCHED,
+                method=request.method if request.method in METHODS else "other",
+                status=response.status_code,
+                seconds=time.perf_counter() - g.get("started", time.perf_counter()),
+                request_id=response.headers.get("X-Request-Id"),
+                client=request.remote_addr,
+                verifier=VERIFY_ENDPOINTS.get(request.endpoint or "", ""),
+                tenant_id=tenant if isinstance(tenant, str) else None,
+                reject_kind=str(rejected.kind) if rejected is not None else None,
+                reject_reason=rejected.reason if rejected is not None else None,
+                code=g.get("problem_code"),
+                introspection_active=g.get("introspection_active", True),
             )
-            self.writer.put(line)
+        )
         return response
+
+    def record(self, facts: RequestFacts) -> None:
+        """Count one answered request and queue its log line (if it gets one)."""
+        outcome, reason = _outcome(facts) if facts.verifier else ("", "")
+        if self.metrics is not None:
+            self.metrics.request(facts.route, facts.method, facts.status, facts.seconds)
+            if facts.verifier:
+                self.metrics.verify(facts.verifier, outcome, reason)
+        if self.writer is not None and self._logged(outcome, facts.status):
+            self.writer.put(_line(facts))
 
     def _logged(self, outcome: str, status: int) -> bool:
         """Whether this request gets a line: its level is on, and it is not an accepted
@@ -90,43 +106,37 @@ def _start_clock() -> None:
     g.started = time.perf_counter()
 
 
-def _outcome(verifier: str, status: int) -> tuple[str, str]:
+def _outcome(facts: RequestFacts) -> tuple[str, str]:
     """Return (outcome, reason category) of a request to a verifying endpoint."""
-    rejected = g.get("rejected")
-    if rejected is not None:
-        return "rejected", str(rejected.kind)
-    if status == 200:
-        if verifier == "introspect" and not g.get("introspection_active", True):
+    if facts.reject_kind is not None:
+        return "rejected", facts.reject_kind
+    if facts.status == 200:
+        if not facts.introspection_active:
             return "rejected", "inactive"
         return "accepted", "none"
-    if status == 503:
+    if facts.status == 503:
         return "unavailable", "none"
     return "bad_request", "none"
 
 
-def _line(
-    response: Response, *, route: str, method: str, status: int, seconds: float, reason: str
-) -> dict[str, Any]:
+def _line(facts: RequestFacts) -> dict[str, Any]:
     """The request's log event (rendered later, by the writer thread)."""
     event: dict[str, Any] = {
-        "_at": time.time() - seconds,
-        "level": "error" if status >= 500 else "info",
+        "_at": time.time() - facts.seconds,
+        "level": "error" if facts.status >= 500 else "info",
         "event": "request",
-        "request_id": response.headers.get("X-Request-Id"),
-        "method": method,
-        "route": route,
-        "status": status,
-        "duration_ms": round(seconds * 1000, 3),
-        "client": request.remote_addr,
+        "request_id": facts.request_id,
+        "method": facts.method,
+        "route": facts.route,
+        "status": facts.status,
+        "duration_ms": round(facts.seconds * 1000, 3),
+        "client": facts.client,
     }
-    tenant = g.get("tenant_id") or (request.view_args or {}).get("tenant_id")
-    if isinstance(tenant, str) and is_tenant_id(tenant):  # never echo junk from a URL
-        event["tenant_id"] = tenant
-    rejected = g.get("rejected")
-    if rejected is not None:
-        event["reason"] = reason
-        event["detail"] = rejected.reason
-    code = g.get("problem_code")
-    if code is not None:
-        event["code"] = code
+    if facts.tenant_id is not None and is_tenant_id(facts.tenant_id):  # never echo junk
+        event["tenant_id"] = facts.tenant_id
+    if facts.reject_kind is not None:
+        event["reason"] = facts.reject_kind
+        event["detail"] = facts.reject_reason
+    if facts.code is not None:
+        event["code"] = facts.code
     return event
