@@ -22,7 +22,7 @@ LINT_PATHS := $(wildcard src tests bench clients/python/src)
 # The Python client: its own distribution (clients/python), installed editable beside the server.
 CLIENT := clients/python
 
-.PHONY: help venv run lint services gateways promtool validate-deploy test test-faults test-soak bench bench-protecting bench-observability fmt clean
+.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-protecting bench-observability fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -61,17 +61,21 @@ gateways: ## Make sure nginx, Caddy, node and npm are installed (Debian packages
 promtool: ## Make sure promtool is installed (Debian's prometheus package; its server is never started)
 	scripts/ensure-promtool.sh
 
+spin: ## Make sure spin (Debian's package) and gcc are there for the model check (tests/model)
+	scripts/ensure-spin.sh
+
 # Also part of `make test` (tests/deploy is in the main suite); this runs those checks alone.
 # Offline but for one test: the metric names the monitoring rules use are checked against a
 # live server's /metrics (tests/deploy/test_monitoring.py), hence the test services.
 validate-deploy: venv services promtool ## Checks of compose, Dockerfile (hadolint), k8s (kustomize + schemas), monitoring rules
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest tests/deploy -p no:cacheprovider -q $(PYTEST_ARGS)
 
-test: venv ## lint, services, gateways, promtool, the pytest suite ($(PYTEST_ARGS)), then the fault suite
+test: venv ## lint, services, gateways, promtool, spin, the pytest suite ($(PYTEST_ARGS)), then the fault suite
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory services
 	@$(MAKE) --no-print-directory gateways
 	@$(MAKE) --no-print-directory promtool
+	@$(MAKE) --no-print-directory spin
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-faults PYTEST_ARGS=
 
