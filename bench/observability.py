@@ -41,24 +41,22 @@ import os
 import re
 import secrets
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis
 from flask import g
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # bench/common.py
+from common import claimed_redis, stats
 from run import postgres_database  # bench/run.py
-from tests.support import RUN_LOCK, Backend, make_settings, redis_db_url
+from tests.support import Backend, make_settings
 
 WARMUP = 500
 
@@ -356,9 +354,9 @@ def summarise(
     """Medians and ranges of one configuration's runs and of its paired deltas."""
     out: dict[str, Any] = {"name": config.name, "mmap": config.mmap, "value_class": value_class}
     for key in KEYS:
-        out[key] = _stats([r[key] for r in runs])
+        out[key] = stats([r[key] for r in runs])
         if deltas is not None:
-            out[f"delta_{key}"] = _stats([d[key] for d in deltas])
+            out[f"delta_{key}"] = stats([d[key] for d in deltas])
     lines = sum(r["lines"] for r in runs)
     out["lines_per_request"] = lines / sum(r["requests"] for r in runs)
     out["bytes_per_line"] = sum(r["bytes"] for r in runs) / lines if lines else 0.0
@@ -366,24 +364,6 @@ def summarise(
     out["dropped"] = max(r["dropped"] for r in runs)
     out["runs"] = runs
     return out
-
-
-@contextmanager
-def claimed_redis() -> Iterator[str]:
-    """Claim a free Redis DB as the test suite does (tests/conftest.py); flush it after."""
-    run_id = f"bench-{os.getpid()}-{secrets.token_hex(4)}"
-    for db in range(15, 0, -1):
-        client = redis.Redis.from_url(redis_db_url(db), socket_timeout=5)
-        if client.set(RUN_LOCK, run_id, nx=True, ex=3600):
-            try:
-                yield redis_db_url(db)
-            finally:
-                if client.get(RUN_LOCK) == run_id.encode():
-                    client.flushdb()
-                client.close()
-            return
-        client.close()
-    raise RuntimeError("no free Redis DB among 1..15")
 
 
 def seeded(pg_url: str, redis_url: str, state: Path) -> str:
@@ -410,30 +390,14 @@ HTTP_CONFIGS = {
     "metrics off, INFO": {"TENANTAUTH_METRICS_PORT": "0", "TENANTAUTH_LOG_LEVEL": "INFO"},
     "metrics on, INFO": {"TENANTAUTH_LOG_LEVEL": "INFO"},
 }
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def wrk(port: int, token: str, seconds: float) -> dict[str, float]:
-    """One ``wrk -t2 -c32 --latency`` run at GET /v1/verify; return req/s, p50 and p99 ms."""
+    """One ``wrk -t2 -c32 --latency`` run at GET /v1/verify; every response must be a 2xx."""
     url = f"http://127.0.0.1:{port}/v1/verify"
-    argv = ["wrk", "-t2", "-c32", f"-d{seconds:g}s", "--latency"]
-    out = subprocess.run(
-        [*argv, "-H", f"Authorization: Bearer {token}", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 30,
-    ).stdout
-    assert "Non-2xx" not in out and "Socket errors" not in out, out
-
-    def latency(pct: str) -> float:
-        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)
-        assert found is not None, out
-        return float(found[1]) * _UNITS[found[2]]
-
-    found = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    assert found is not None, out
-    return {"rps": float(found[1]), "p50_ms": latency("50"), "p99_ms": latency("99")}
+    got = common.wrk(url, seconds, headers={"Authorization": f"Bearer {token}"})
+    assert not got["non_2xx"] and not got["socket_errors"], got
+    return got
 
 
 def over_http(
@@ -466,21 +430,9 @@ def over_http(
             server.stop()
     keys = ("rps", "p50_ms", "p99_ms")
     return [
-        {"name": name, **{key: _stats([r[key] for r in rs]) for key in keys}, "runs": rs}
+        {"name": name, **{key: stats([r[key] for r in rs]) for key in keys}, "runs": rs}
         for name, rs in runs.items()
     ]
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    """Median, min, max and the quartiles of ``values``."""
-    q1, _, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values * 3)
-    return {
-        "median": statistics.median(values),
-        "min": min(values),
-        "max": max(values),
-        "q1": q1,
-        "q3": q3,
-    }
 
 
 # --------------------------------------------------------------------------- output
