@@ -51,21 +51,25 @@ def wrk(
     headers: Mapping[str, str] | None = None,
     script: Path | None = None,
 ) -> dict[str, float]:
-    """One ``wrk -t{threads} -c{connections} -d{seconds}s --latency`` run at ``url``.
+    """One ``wrk -t{threads} -c{connections} -d{seconds}s --latency`` run at ``url`` (wrk takes
+    whole seconds: ``seconds`` is rounded, at least 1).
 
     Returns req/s, p50/p90/p99 in ms, the request count, and the counts of non-2xx (or 3xx)
-    responses and socket errors (0 when wrk printed none). Raises CalledProcessError if wrk
-    fails, AssertionError if its report cannot be read.
+    responses and socket errors (0 when wrk printed none). Raises RuntimeError with wrk's
+    output if it fails, AssertionError if its report cannot be read.
     """
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    duration = max(1, round(seconds))
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
         argv += ["-s", str(script)]
-    out = subprocess.run(
-        [*argv, url], capture_output=True, text=True, check=True, timeout=seconds + 30
-    ).stdout
-    return parse_wrk(out)
+    done = subprocess.run(
+        [*argv, url], capture_output=True, text=True, check=False, timeout=duration + 30
+    )
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+    return parse_wrk(done.stdout)
 
 
 def parse_wrk(out: str) -> dict[str, float]:
