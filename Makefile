@@ -91,7 +91,9 @@ test-faults: venv services ## Fault-injection suite alone (tests/faults; FAULTS_
 test-soak: venv services ## Soak: the race fault scenarios with FAULTS_SOAK=1 (10x rounds, 8-13 min)
 	set -a; . $(SERVICES_ENV); set +a; FAULTS_SOAK=1 $(BIN)/pytest tests/faults/test_race_faults.py -p no:cacheprovider -v -s $(PYTEST_ARGS)
 
-bench: venv services ## Run the benchmarks: bench/run.py $(ARGS)
+# Issue 14: in process, then over HTTP against the naive Python and Node baselines (bench/
+# baselines/); writes docs/performance.md and docs/performance-verify.svg. ~5 min; ARGS=--quick < 2.
+bench: venv services gateways ## Verify vs its baselines; writes docs/performance.md (bench/run.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)
 
 bench-protecting: venv services gateways ## Latency each way of protecting a service adds (bench/protecting.py $(ARGS))

@@ -1,9 +1,18 @@
-"""Verification throughput, side by side with a PyJWT baseline (median of several runs).
+"""Issue 14's benchmark: verification in process and over HTTP, against its baselines.
 
-Usage: ``make bench`` or ``.venv/bin/python bench/run.py [--seconds S] [--runs N]``.
-Needs ``TENANTAUTH_TEST_DATABASE_URL`` / ``TENANTAUTH_TEST_REDIS_URL`` (``make bench`` sets
-them) for the PostgreSQL + Redis rows; creates and drops its own database, uses Redis DB 12.
+Usage: ``make bench [ARGS=--quick]`` or ``.venv/bin/python bench/run.py [--quick] [--no-http]
+[--http-seconds S] [--http-runs N] [--tenants T] [--no-write] [--out results.json]``. Needs
+``TENANTAUTH_TEST_DATABASE_URL`` / ``TENANTAUTH_TEST_REDIS_URL`` (``make bench`` sets them),
+``wrk``, node and npm (``make bench`` installs them from Debian if missing); creates and drops
+its own database and claims free Redis DBs as the test suite does (bench/common.py).
 
+Over HTTP (bench/verify_http.py): tenantauth against the naive Python and the Node baselines
+(bench/baselines/), the same tokens and wrk settings, alternating; the table with ratios to
+each baseline is printed and written, with the machine and the date, to docs/performance.md,
+and drawn in docs/performance-verify.svg (bench/report.py). ``make bench`` takes about 5
+minutes, ``--quick`` under 2.
+
+In-process rows:
 Rows:
 - ``pyjwt.decode``: the baseline a hand-rolled PyJWT setup pays per token (secret in hand, no
   lookup, no revocation check at all).
@@ -19,18 +28,22 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
+import platform
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import jwt as pyjwt
 import psycopg
-import redis
+from flask import Flask
 from psycopg import sql
 
 from tenantauth.app import build_services, create_app
@@ -40,9 +53,14 @@ from tenantauth.domain.tokens import TokenRequest, issue_token
 from tenantauth.errors import InvalidTokenError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import DATABASE_URL, REDIS_URL, Backend, make_settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # bench/common.py
+import report  # bench/report.py
+import verify_http  # bench/verify_http.py
+from common import claimed_redis
+from tests.support import DATABASE_URL, Backend, make_settings
 
-BENCH_REDIS_DB = 12
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def rate(fn: Callable[[], object], seconds: float) -> float:
@@ -75,8 +93,9 @@ def prepared(svc: Services) -> tuple[str, bytes]:
     return token, key
 
 
-#: Enough fresh ids that none repeats within one row's runs at the rates seen here.
-UNKNOWN_TOKENS = 60_000
+#: Fresh ids per second of measuring: enough that none repeats within one row's runs at the
+#: rates seen here (60,000 for the default 5 runs of 1 s).
+UNKNOWN_TOKENS_PER_SECOND = 12_000
 
 
 def unknown_tenant_tokens(template: str, count: int) -> list[str]:
@@ -101,12 +120,8 @@ def rejected(svc: Services, token: str) -> None:
     raise AssertionError("a token that must fail was accepted")
 
 
-def main() -> None:
-    """Measure and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of one run")
-    parser.add_argument("--runs", type=int, default=5, help="runs per row (median reported)")
-    args = parser.parse_args()
+def in_process(seconds: float, runs: int, redis_url: str) -> list[tuple[str, float]]:
+    """Measure the in-process rows (see the module docstring); return (name, ops/s) each."""
     rows: list[tuple[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
@@ -119,62 +134,143 @@ def main() -> None:
         def baseline() -> object:
             return pyjwt.decode(token, key, algorithms=["HS256"], audience=aud, issuer=iss)
 
-        rows.append(
-            ("pyjwt.decode (baseline, no lookup)", median_rate(baseline, args.seconds, args.runs))
-        )
+        rows.append(("pyjwt.decode (baseline, no lookup)", median_rate(baseline, seconds, runs)))
         rows.append(
             (
                 "verifier (embedded: SQLite, no cache)",
-                median_rate(lambda: svc.verifier.verify(token), args.seconds, args.runs),
+                median_rate(lambda: svc.verifier.verify(token), seconds, runs),
             )
         )
         svc.close()
         with postgres_database() as pg_url:
-            redis_url = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{BENCH_REDIS_DB}"))
-            redis.Redis.from_url(redis_url).flushdb()
-            backend = Backend("postgres", pg_url, redis_url)
-            app = create_app(make_settings(backend, state))
+            app = create_app(make_settings(Backend("postgres", pg_url, redis_url), state))
             svc = app.extensions["tenantauth"]["services"]
-            token, _ = prepared(svc)
-            rows.append(
-                (
-                    "verifier (PostgreSQL + warm Redis)",
-                    median_rate(lambda: svc.verifier.verify(token), args.seconds, args.runs),
-                )
-            )
-            unknown = itertools.cycle(unknown_tenant_tokens(token, UNKNOWN_TOKENS))
-            rows.append(
-                (
-                    "  rejected: unknown tenant ids, new each call",
-                    median_rate(lambda: rejected(svc, next(unknown)), args.seconds, args.runs),
-                )
-            )
-            forged = token.rsplit(".", 1)[0] + "." + "A" * 43
-            rows.append(
-                (
-                    "  rejected: bad signature of a real tenant",
-                    median_rate(lambda: rejected(svc, forged), args.seconds, args.runs),
-                )
-            )
-            client = app.test_client()
-            headers = {"Authorization": f"Bearer {token}"}
-
-            def http_verify() -> object:
-                response = client.get("/v1/verify", headers=headers)
-                assert response.status_code == 200
-                return response
-
-            rows.append(
-                (
-                    "GET /v1/verify via Flask test client",
-                    median_rate(http_verify, args.seconds, args.runs),
-                )
-            )
+            rows += pg_rows(app, svc, seconds, runs)
             svc.close()
+    return rows
+
+
+def pg_rows(app: Flask, svc: Services, seconds: float, runs: int) -> list[tuple[str, float]]:
+    """The PostgreSQL + Redis rows: verifier, rejections, the Flask test client."""
+    token, _ = prepared(svc)
+    count = max(1_000, int(UNKNOWN_TOKENS_PER_SECOND * seconds * runs))
+    unknown = itertools.cycle(unknown_tenant_tokens(token, count))
+    forged = token.rsplit(".", 1)[0] + "." + "A" * 43
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def http_verify() -> object:
+        response = client.get("/v1/verify", headers=headers)
+        assert response.status_code == 200
+        return response
+
+    measured: list[tuple[str, Callable[[], object]]] = [
+        ("verifier (PostgreSQL + warm Redis)", lambda: svc.verifier.verify(token)),
+        ("  rejected: unknown tenant ids, new each call", lambda: rejected(svc, next(unknown))),
+        ("  rejected: bad signature of a real tenant", lambda: rejected(svc, forged)),
+        ("GET /v1/verify via Flask test client", http_verify),
+    ]
+    return [(name, median_rate(fn, seconds, runs)) for name, fn in measured]
+
+
+def print_in_process(rows: list[tuple[str, float]], runs: int) -> None:
+    """Print the in-process rows with their ratio to the first (PyJWT) row."""
     base = rows[0][1]
-    print(f"\n{'what':45} {'ops/s (median of ' + str(args.runs) + ')':>22} {'vs baseline':>12}")
+    print(f"\n{'what':45} {'ops/s (median of ' + str(runs) + ')':>22} {'vs baseline':>12}")
     for name, value in rows:
         print(f"{name:45} {value:22,.0f} {value / base:11.2f}x")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; ``--quick`` shortens every run (under 2 minutes in all)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (a check, not a result)")
+    parser.add_argument("--seconds", type=float, help="length of one in-process run (1)")
+    parser.add_argument("--runs", type=int, help="in-process runs per row, median reported (5)")
+    parser.add_argument("--http-seconds", type=float, help="length of one wrk run (10)")
+    parser.add_argument("--http-runs", type=int, help="wrk rounds, every server once each (5)")
+    parser.add_argument("--tenants", type=int, default=100, help="tenants, one token each")
+    parser.add_argument("--no-http", action="store_true", help="only the in-process rows")
+    parser.add_argument("--no-write", action="store_true", help="do not write docs/performance*")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    quick = {"seconds": 0.3, "runs": 3, "http_seconds": 3.0, "http_runs": 1}
+    full = {"seconds": 1.0, "runs": 5, "http_seconds": 10.0, "http_runs": 5}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure in process and over HTTP; print the tables; write docs/performance.md and
+    docs/performance-verify.svg (unless --no-write or --no-http)."""
+    args = parse_args(argv)
+    started = report.today()
+    host = common.machine()
+    with claimed_redis() as redis_url:
+        rows = in_process(args.seconds, args.runs, redis_url)
+    print_in_process(rows, args.runs)
+    if args.no_http:
+        return
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        postgres_database() as pg_url,
+        claimed_redis() as redis_url,
+        claimed_redis() as baseline_redis_url,
+    ):
+        cfg = verify_http.Settings(
+            Path(tmp),
+            seconds=args.http_seconds,
+            runs=args.http_runs,
+            warm_seconds=1.0 if args.quick else 2.0,
+            tenants=args.tenants,
+        )
+        http = verify_http.compare(cfg, pg_url, redis_url, baseline_redis_url)
+    print(f"\nOver HTTP ({cfg.runs} rounds of wrk -t2 -c32 -d{cfg.seconds:g}s, alternating):\n")
+    print(report.http_table(http))
+    non_2xx = sum(row["non_2xx"] for row in http)
+    meta = describe(args, cfg, host, started)
+    if args.out:
+        args.out.write_text(json.dumps({"meta": meta, "in_process": rows, "http": http}, indent=2))
+    if non_2xx:
+        raise SystemExit(f"{non_2xx:.0f} non-2xx responses: the figures are void, not written")
+    if not args.no_write:
+        write_docs(http, rows, meta)
+
+
+def describe(
+    args: argparse.Namespace, cfg: verify_http.Settings, host: dict[str, Any], date: str
+) -> dict[str, Any]:
+    """What the doc says about the run: date, machine, versions, settings."""
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    settings = {k: v for k, v in vars(cfg).items() if k != "tmp"}
+    return {
+        "date": date,
+        "machine": host,
+        "python": platform.python_version(),
+        "node": node.stdout.strip(),
+        "wrk": wrk.stdout.splitlines()[0].split(" Copyright")[0] if wrk.stdout else "wrk",
+        "http": settings,
+        "make_args": " ARGS=--quick" if args.quick else "",
+        "in_process_args": f"--seconds {args.seconds:g} --runs {args.runs}",
+        "in_process_runs": args.runs,
+    }
+
+
+def write_docs(
+    http: list[dict[str, Any]], rows: list[tuple[str, float]], meta: dict[str, Any]
+) -> None:
+    """Write docs/performance.md and docs/performance-verify.svg."""
+    m = meta["machine"]
+    caption = (
+        f"{meta['date']}; {m['cpu_model']}, {m['cores']} cores, shared by wrk and the servers "
+        f"(compare ratios, not absolutes); median of {meta['http']['runs']} wrk runs each"
+    )
+    (DOCS / "performance.md").write_text(report.document(http, rows, meta), encoding="utf-8")
+    (DOCS / "performance-verify.svg").write_text(report.svg(http, caption), encoding="utf-8")
+    print(f"\nwrote {DOCS / 'performance.md'} and {DOCS / 'performance-verify.svg'}")
 
 
 class postgres_database:  # noqa: N801 - used as a context manager, reads like a function

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the real servers the test suite drives are installed: nginx (with the auth_request
-# module) and Caddy (tests/gateways), node and npm (tests/e2e/test_node_express.py), from
-# Debian's packages (docs/protecting-services.md).
+# module) and Caddy (tests/gateways), node and npm (tests/e2e/test_node_express.py and the
+# Node baseline of bench/), and wrk (`make bench`, tests/bench), from Debian's packages
+# (docs/protecting-services.md).
 #
 # Installs only what is missing, and never starts, stops or reconfigures a system nginx or
 # Caddy: the tests run private instances with their own prefix and ports. Needs root (or sudo)
@@ -16,8 +17,9 @@ have nginx || missing+=(nginx)
 have caddy || missing+=(caddy)
 have node || missing+=(nodejs)
 have npm || missing+=(npm)
+have wrk || missing+=(wrk)
 if ((${#missing[@]} == 0)); then
-    log "nginx, caddy, node and npm present"
+    log "nginx, caddy, node, npm and wrk present"
     exit 0
 fi
 
@@ -32,7 +34,7 @@ log "installing ${missing[*]} from Debian's packages"
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 \
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for tool in nginx caddy node npm; do
+for tool in nginx caddy node npm wrk; do
     have "$tool" || { log "ERROR: the install did not provide $tool" >&2; exit 1; }
 done
 log "installed: $(/usr/sbin/nginx -v 2>&1); caddy $(caddy version); node $(node --version)"

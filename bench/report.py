@@ -1,0 +1,175 @@
+"""Issue 14's output: the comparison table, docs/performance.md and its SVG chart.
+
+The SVG is drawn by hand (no plotting dependency): one horizontal bar per contender, its length
+the median req/s, its p99 written beside it; tenantauth's bar in its own colour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from verify_http import NAIVE, NODE_KEYOBJECT, NODE_STRING, TENANTAUTH
+
+#: What each contender checks on GET /v1/verify, for the doc.
+CHECKS = {
+    TENANTAUTH: "strict JWS shape and header (alg=HS256, typ, kid), signature, exp/nbf/iat, "
+    "lifetime, iss, aud, tid = kid, key version (rotation), tenant status, jti and subject "
+    "revocation; tenant + both revocation marks in one Redis round trip; metrics and a JSON "
+    "INFO line per request",
+    NAIVE: "signature (HS256 only), exp, iss, aud (PyJWT `decode`); secret by `kid`, one Redis "
+    "GET; no revocation, rotation, tenant status or tid check, no logs, no metrics",
+    NODE_STRING: "signature (HS256 only), exp, iss, aud (jsonwebtoken `verify`, secret as a "
+    "string); secret by `kid`, one Redis GET; no revocation, rotation, tenant status or tid "
+    "check, no logs, no metrics",
+    NODE_KEYOBJECT: "as node (string), the secret wrapped in `crypto.createSecretKey` first",
+}
+
+
+def node_best(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The Node row with the higher median req/s."""
+    nodes = [r for r in rows if r["name"] in (NODE_STRING, NODE_KEYOBJECT)]
+    return max(nodes, key=lambda r: r["rps"]["median"])
+
+
+def _row_of(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(r for r in rows if r["name"] == name)
+
+
+def http_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The markdown table: median req/s (min–max), p50, p99 (min–max), the ratios of req/s and
+    p99 to the naive baseline and to the faster Node form, and the non-2xx count."""
+    naive, node = _row_of(rows, NAIVE), node_best(rows)
+    lines = [
+        "| server | req/s median (min–max) | p50 ms | p99 ms median (min–max) "
+        "| req/s ÷ naive | req/s ÷ node best | p99 ÷ naive | p99 ÷ node best | non-2xx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        rps, p99 = row["rps"], row["p99_ms"]
+        cells = [
+            f"{rps['median']:,.0f} ({rps['min']:,.0f}–{rps['max']:,.0f})",
+            f"{row['p50_ms']['median']:.2f}",
+            f"{p99['median']:.2f} ({p99['min']:.2f}–{p99['max']:.2f})",
+            f"{rps['median'] / naive['rps']['median']:.2f}x",
+            f"{rps['median'] / node['rps']['median']:.2f}x",
+            f"{p99['median'] / naive['p99_ms']['median']:.2f}x",
+            f"{p99['median'] / node['p99_ms']['median']:.2f}x",
+            f"{row['non_2xx']:.0f}",
+        ]
+        lines.append(f"| {row['name']} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def in_process_table(rows: Sequence[tuple[str, float]], runs: int) -> str:
+    """The in-process rows (bench/run.py) as a markdown table, ratio to the first row."""
+    base = rows[0][1]
+    lines = [f"| what | ops/s (median of {runs}) | ÷ pyjwt.decode |", "|---|---:|---:|"]
+    lines += [f"| {name.strip()} | {value:,.0f} | {value / base:.2f}x |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def document(
+    http: Sequence[dict[str, Any]],
+    in_process: Sequence[tuple[str, float]],
+    meta: dict[str, Any],
+) -> str:
+    """docs/performance.md: date, machine, commands and settings, both tables, the caveats."""
+    m, cfg = meta["machine"], meta["http"]
+    load = ", ".join(f"{x:.2f}" for x in m["loadavg"])
+    wrk_cmd = (
+        f"wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['seconds']:g}s --latency "
+        "-s tokens.lua http://127.0.0.1:PORT/v1/verify"
+    )
+    checks = "\n".join(f"- **{name}**: {text}." for name, text in CHECKS.items())
+    return f"""# Performance: GET /v1/verify against its baselines (issue 14)
+
+Written by `make bench{meta["make_args"]}` (bench/run.py) on {meta["date"]}; do not edit by hand,
+run it again. Chart: [performance-verify.svg](performance-verify.svg).
+
+**wrk shares the cores with the servers** (and with whatever else the machine runs), so the
+absolute figures are this machine's on this day: read the **ratios**, which compare servers
+measured alike, alternately, on the same cores.
+
+## Machine
+
+- CPU: {m["cpu_model"]}; {m["cores"]} cores ({m["usable_cores"]} usable by the bench)
+- Load average at the start (1, 5, 15 min): {load}
+- Kernel {m["kernel"]}; Python {meta["python"]}; Node {meta["node"]}; {meta["wrk"]}
+
+## Over HTTP
+
+![req/s per server, p99 annotated](performance-verify.svg)
+
+{http_table(http)}
+
+Method: {cfg["tenants"]} tenants created through tenantauth's admin API, each with an imported
+secret and one token minted by tenantauth (`POST /v1/admin/tenants/{{id}}/tokens`); the secrets
+written to the baselines' Redis DB under `tenant-secret:{{kid}}`. Every server verifies the same
+tokens: a wrk Lua script rotates among them. Each server runs {cfg["workers"]} worker processes
+(one per core). All four are started together and stay up; after a {cfg["warm_seconds"]:g} s warm-up
+run each, {cfg["runs"]} rounds of `{wrk_cmd}` visit every server once, the order rotating by
+round; the table gives the median of the rounds (min–max). Before measuring, every server must
+accept the first tokens and answer a forged one with 401. Any non-2xx response fails the bench.
+PostgreSQL and Redis are the test servers on loopback, shared with the machine.
+
+What each checks:
+
+{checks}
+
+So the baselines do less than tenantauth: the ratios price what tenantauth adds (revocation,
+rotation, tenant status, strict parsing, metrics, request logs) on top of the same signature
+and claim checks.
+
+## In process
+
+Per-call rates in one Python process (`{meta["in_process_args"]}`), ratios to PyJWT `decode`
+with the key in hand:
+
+{in_process_table(in_process, meta["in_process_runs"])}
+
+## Not measured yet (issue 14's list)
+
+100,000 tenants with a random tenant per request; a flood of unknown-tenant tokens mixed 50/50
+with valid ones; `client_credentials` and password-grant issuance per second; rotate, suspend,
+user revoke and jti revoke p99 under full verify load.
+"""
+
+
+def svg(rows: Sequence[dict[str, Any]], caption: str) -> str:
+    """A horizontal bar chart of median req/s per server, p99 written beside each bar."""
+    width, left, bar_h, gap, top = 760, 170, 34, 16, 58
+    scale = (width - left - 190) / max(r["rps"]["median"] for r in rows)
+    height = top + len(rows) * (bar_h + gap) + 44
+    font = 'font-family="Helvetica, Arial, sans-serif"'
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="GET /v1/verify req/s per server">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="20" y="28" {font} font-size="17" font-weight="bold" fill="#222">'
+        "GET /v1/verify: requests per second (median), p99 latency beside each bar</text>",
+    ]
+    for i, row in enumerate(rows):
+        y = top + i * (bar_h + gap)
+        length = max(1.0, row["rps"]["median"] * scale)
+        colour = "#d9622b" if row["name"] == TENANTAUTH else "#4a78b5"
+        label = f"{row['rps']['median']:,.0f} req/s · p99 {row['p99_ms']['median']:.1f} ms"
+        parts += [
+            f'<text x="{left - 10}" y="{y + bar_h / 2 + 5}" {font} font-size="14" '
+            f'text-anchor="end" fill="#222">{escape(row["name"])}</text>',
+            f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar_h}" fill="{colour}"/>',
+            f'<text x="{left + length + 8:.1f}" y="{y + bar_h / 2 + 5}" {font} font-size="13" '
+            f'fill="#222">{escape(label)}</text>',
+        ]
+    parts.append(
+        f'<text x="20" y="{height - 16}" {font} font-size="11" fill="#555">{escape(caption)}</text>'
+    )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+def today() -> str:
+    """The UTC date and time, to the minute."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
