@@ -21,9 +21,9 @@ CHECKS = {
     "INFO line per request",
     NAIVE: "signature (HS256 only), exp, iss, aud (PyJWT `decode`); secret by `kid`, one Redis "
     "GET; no revocation, rotation, tenant status or tid check, no logs, no metrics",
-    NODE_STRING: "signature (HS256 only), exp, iss, aud (jsonwebtoken `verify`, secret as a "
-    "string); secret by `kid`, one Redis GET; no revocation, rotation, tenant status or tid "
-    "check, no logs, no metrics",
+    NODE_STRING: "signature (HS256 only), exp (only when present: jsonwebtoken does not "
+    "require it), iss, aud (jsonwebtoken `verify`, the secret as a string); secret by `kid`, "
+    "one Redis GET; no revocation, rotation, tenant status or tid check, no logs, no metrics",
     NODE_KEYOBJECT: "as node (string), the secret wrapped in `crypto.createSecretKey` first",
 }
 
@@ -40,11 +40,12 @@ def _row_of(rows: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
 
 def http_table(rows: Sequence[dict[str, Any]]) -> str:
     """The markdown table: median req/s (min–max), p50, p99 (min–max), the ratios of req/s and
-    p99 to the naive baseline and to the faster Node form, and the non-2xx count."""
+    p99 to the naive baseline and to the faster Node form, the non-2xx and socket-error counts."""
     naive, node = _row_of(rows, NAIVE), node_best(rows)
     lines = [
         "| server | req/s median (min–max) | p50 ms | p99 ms median (min–max) "
-        "| req/s ÷ naive | req/s ÷ node best | p99 ÷ naive | p99 ÷ node best | non-2xx |",
+        "| req/s ÷ naive | req/s ÷ node best | p99 ÷ naive | p99 ÷ node best "
+        "| non-2xx / socket errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
@@ -57,7 +58,7 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{rps['median'] / node['rps']['median']:.2f}x",
             f"{p99['median'] / naive['p99_ms']['median']:.2f}x",
             f"{p99['median'] / node['p99_ms']['median']:.2f}x",
-            f"{row['non_2xx']:.0f}",
+            f"{row['non_2xx']:.0f} / {row['socket_errors']:.0f}",
         ]
         lines.append(f"| {row['name']} | {' | '.join(cells)} |")
     return "\n".join(lines)
@@ -79,6 +80,15 @@ def document(
     """docs/performance.md: date, machine, commands and settings, both tables, the caveats."""
     m, cfg = meta["machine"], meta["http"]
     load = ", ".join(f"{x:.2f}" for x in m["loadavg"])
+    load_end = ", ".join(f"{x:.2f}" for x in meta["loadavg_end"])
+    busy = max(m["loadavg"][0], meta["loadavg_end"][0]) > m["cores"]
+    shared = (
+        "\n**Other work shared the machine during this run** (a load average above the core "
+        "count): every absolute figure is depressed and the spread (min–max) is wide; the "
+        "alternation spreads that load over all servers, so the ratios stay fair on average.\n"
+        if busy
+        else ""
+    )
     wrk_cmd = (
         f"wrk -t{cfg['threads']} -c{cfg['connections']} -d{cfg['seconds']:g}s --latency "
         "-s tokens.lua http://127.0.0.1:PORT/v1/verify"
@@ -92,11 +102,11 @@ run it again. Chart: [performance-verify.svg](performance-verify.svg).
 **wrk shares the cores with the servers** (and with whatever else the machine runs), so the
 absolute figures are this machine's on this day: read the **ratios**, which compare servers
 measured alike, alternately, on the same cores.
-
+{shared}
 ## Machine
 
 - CPU: {m["cpu_model"]}; {m["cores"]} cores ({m["usable_cores"]} usable by the bench)
-- Load average at the start (1, 5, 15 min): {load}
+- Load average (1, 5, 15 min) at the start: {load}; at the end: {load_end}
 - Kernel {m["kernel"]}; Python {meta["python"]}; Node {meta["node"]}; {meta["wrk"]}
 
 ## Over HTTP
@@ -121,7 +131,11 @@ What each checks:
 
 So the baselines do less than tenantauth: the ratios price what tenantauth adds (revocation,
 rotation, tenant status, strict parsing, metrics, request logs) on top of the same signature
-and claim checks.
+and claim checks. The naive baseline's gunicorn sync workers do not keep connections alive, so
+wrk reconnects for each of its requests. jsonwebtoken 9 tries a string secret as a public key
+first (`createPublicKey`, which throws) and only then as a secret key
+(node_modules/jsonwebtoken/verify.js): that failed parse, on every request, is the string
+form's extra cost over the KeyObject form.
 
 ## In process
 

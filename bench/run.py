@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import platform
 import secrets
 import statistics
@@ -242,13 +243,15 @@ def main(argv: list[str] | None = None) -> None:
 def describe(
     args: argparse.Namespace, cfg: verify_http.Settings, host: dict[str, Any], date: str
 ) -> dict[str, Any]:
-    """What the doc says about the run: date, machine, versions, settings."""
+    """What the doc says about the run: date, machine (and the load average now, after
+    measuring), versions, settings."""
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=False)
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     settings = {k: v for k, v in vars(cfg).items() if k != "tmp"}
     return {
         "date": date,
         "machine": host,
+        "loadavg_end": os.getloadavg(),
         "python": platform.python_version(),
         "node": node.stdout.strip(),
         "wrk": wrk.stdout.splitlines()[0].split(" Copyright")[0] if wrk.stdout else "wrk",
