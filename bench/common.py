@@ -50,9 +50,11 @@ def wrk(
     connections: int = 32,
     headers: Mapping[str, str] | None = None,
     script: Path | None = None,
+    timeout: float = 2.0,
 ) -> dict[str, float]:
     """One ``wrk -t{threads} -c{connections} -d{seconds}s --latency`` run at ``url`` (wrk takes
-    whole seconds: ``seconds`` is rounded, at least 1).
+    whole seconds: ``seconds`` is rounded, at least 1). A request slower than ``timeout``
+    seconds counts as a socket error (timeout), not in the latencies.
 
     Returns req/s, p50/p90/p99 in ms, the request count, and the counts of non-2xx (or 3xx)
     responses and socket errors (0 when wrk printed none). Raises RuntimeError with wrk's
@@ -60,6 +62,7 @@ def wrk(
     """
     duration = max(1, round(seconds))
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    argv.append(f"--timeout={timeout:g}s")
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     if script is not None:

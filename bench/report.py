@@ -64,6 +64,24 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def issuance_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The issuance rows (bench/issuance.py): median req/s (min–max), p50, p99, errors."""
+    lines = [
+        "| grant | tokens/s median (min–max) | p50 ms | p99 ms | non-2xx / socket errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        rps = row["rps"]
+        cells = [
+            f"{rps['median']:,.0f} ({rps['min']:,.0f}–{rps['max']:,.0f})",
+            f"{row['p50_ms']['median']:.2f}",
+            f"{row['p99_ms']['median']:.2f}",
+            f"{row['non_2xx']:.0f} / {row['socket_errors']:.0f}",
+        ]
+        lines.append(f"| `{row['name']}` | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def in_process_table(rows: Sequence[tuple[str, float]], runs: int) -> str:
     """The in-process rows (bench/run.py) as a markdown table, ratio to the first row."""
     base = rows[0][1]
@@ -74,6 +92,7 @@ def in_process_table(rows: Sequence[tuple[str, float]], runs: int) -> str:
 
 def document(
     http: Sequence[dict[str, Any]],
+    issued: Sequence[dict[str, Any]],
     in_process: Sequence[tuple[str, float]],
     meta: dict[str, Any],
 ) -> str:
@@ -137,6 +156,16 @@ first (`createPublicKey`, which throws) and only then as a secret key
 (node_modules/jsonwebtoken/verify.js): that failed parse, on every request, is the string
 form's extra cost over the KeyObject form.
 
+## Issuance (tenantauth)
+
+`POST /v1/tenants/{{id}}/token`, one client (HTTP Basic; its secret checked by keyed HMAC) and
+one user (its password checked against an argon2id hash with the parameters tenantauth ships);
+{cfg["runs"]} runs per grant, alternating; `client_credentials` with the verify runs' wrk
+settings, the password grant with `-t1 -c4 --timeout 30s` (argon2 is CPU-bound: more
+connections would only queue):
+
+{issuance_table(issued)}
+
 ## In process
 
 Per-call rates in one Python process (`{meta["in_process_args"]}`), ratios to PyJWT `decode`
@@ -146,9 +175,9 @@ with the key in hand:
 
 ## Not measured yet (issue 14's list)
 
-100,000 tenants with a random tenant per request; a flood of unknown-tenant tokens mixed 50/50
-with valid ones; `client_credentials` and password-grant issuance per second; rotate, suspend,
-user revoke and jti revoke p99 under full verify load.
+100,000 tenants with a random tenant per request (throughput against 100 tenants, worker RSS at
+both); a flood of unknown-tenant tokens mixed 50/50 with valid ones (valid-token p99 against its
+no-flood value); rotate, suspend, user revoke and jti revoke p99 under full verify load.
 """
 
 

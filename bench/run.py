@@ -227,17 +227,20 @@ def main(argv: list[str] | None = None) -> None:
             warm_seconds=1.0 if args.quick else 2.0,
             tenants=args.tenants,
         )
-        http = verify_http.compare(cfg, pg_url, redis_url, baseline_redis_url)
+        http, issued = verify_http.compare(cfg, pg_url, redis_url, baseline_redis_url)
     print(f"\nOver HTTP ({cfg.runs} rounds of wrk -t2 -c32 -d{cfg.seconds:g}s, alternating):\n")
     print(report.http_table(http))
-    non_2xx = sum(row["non_2xx"] for row in http)
+    print("\nIssuance (tenantauth):\n")
+    print(report.issuance_table(issued))
+    non_2xx = sum(row["non_2xx"] for row in [*http, *issued])
     meta = describe(args, cfg, host, started)
     if args.out:
-        args.out.write_text(json.dumps({"meta": meta, "in_process": rows, "http": http}, indent=2))
+        results = {"meta": meta, "in_process": rows, "http": http, "issuance": issued}
+        args.out.write_text(json.dumps(results, indent=2))
     if non_2xx:
         raise SystemExit(f"{non_2xx:.0f} non-2xx responses: the figures are void, not written")
     if not args.no_write:
-        write_docs(http, rows, meta)
+        write_docs(http, issued, rows, meta)
 
 
 def describe(
@@ -263,7 +266,10 @@ def describe(
 
 
 def write_docs(
-    http: list[dict[str, Any]], rows: list[tuple[str, float]], meta: dict[str, Any]
+    http: list[dict[str, Any]],
+    issued: list[dict[str, Any]],
+    rows: list[tuple[str, float]],
+    meta: dict[str, Any],
 ) -> None:
     """Write docs/performance.md and docs/performance-verify.svg."""
     m = meta["machine"]
@@ -271,7 +277,9 @@ def write_docs(
         f"{meta['date']}; {m['cpu_model']}, {m['cores']} cores, shared by wrk and the servers "
         f"(compare ratios, not absolutes); median of {meta['http']['runs']} wrk runs each"
     )
-    (DOCS / "performance.md").write_text(report.document(http, rows, meta), encoding="utf-8")
+    (DOCS / "performance.md").write_text(
+        report.document(http, issued, rows, meta), encoding="utf-8"
+    )
     (DOCS / "performance-verify.svg").write_text(report.svg(http, caption), encoding="utf-8")
     print(f"\nwrote {DOCS / 'performance.md'} and {DOCS / 'performance-verify.svg'}")
 

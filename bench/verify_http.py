@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import issuance  # bench/issuance.py
 import redis
 from common import rotating_script, stats, wrk
 from tests.e2e.harness import (
@@ -266,9 +267,11 @@ def measure(cfg: Settings, ports: Mapping[str, int], tokens: list[str]) -> list[
 
 def compare(
     cfg: Settings, pg_url: str, redis_url: str, baseline_redis_url: str
-) -> list[dict[str, Any]]:
-    """Start the contenders, seed, check their verdicts agree, measure; return the rows."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Start the contenders, seed, check their verdicts agree, measure verify; then measure
+    tenantauth's issuance (bench/issuance.py). Return the verify rows and the issuance rows."""
     with servers(cfg, pg_url, redis_url, baseline_redis_url) as ports:
         tokens = seed(ports[TENANTAUTH], baseline_redis_url, cfg.tenants)
         check_verdicts(ports, tokens)
-        return measure(cfg, ports, tokens)
+        rows = measure(cfg, ports, tokens)
+        return rows, issuance.measure(cfg, ports[TENANTAUTH])

@@ -1,9 +1,10 @@
 """Smoke test of issue 14's benchmark (bench/): every code path of `make bench` runs, briefly.
 
 Seeding through the admin API, each contender starting (tenantauth serve, the naive Python and
-both Node baselines), one 1-second wrk round each, the table, the doc and the SVG; and the
-in-process rows for a fraction of a second. Nothing here asserts on a timing: it only keeps
-the benchmark from rotting. Needs wrk, node and npm (`make gateways` installs them).
+both Node baselines), one 1-second wrk round each, issuance (both grants), the tables, the doc
+and the SVG; and the in-process rows for a fraction of a second. Nothing here asserts on a
+timing: it only keeps the benchmark from rotting. Needs wrk, node and npm (`make gateways`
+installs them).
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ def test_http_comparison_runs_and_reports(tmp_path: Path, pg_url: str, redis_url
     if shutil.which("wrk") is None:
         pytest.fail("`wrk` not found: `make gateways` installs it (Debian)", pytrace=False)
     cfg = verify_http.Settings(tmp_path, seconds=1, runs=1, warm_seconds=1, tenants=3)
-    rows = verify_http.compare(cfg, pg_url, redis_url, redis_url)
+    rows, issued = verify_http.compare(cfg, pg_url, redis_url, redis_url)
     assert [row["name"] for row in rows] == NAMES
     assert all(row["non_2xx"] == 0 and row["requests"] > 0 for row in rows)
+    assert [row["name"] for row in issued] == ["client_credentials", "password"]
+    assert all(row["non_2xx"] == 0 for row in issued)
     meta = run.describe(run.parse_args(["--quick"]), cfg, run.common.machine(), report.today())
-    doc = report.document(rows, [("pyjwt.decode", 1.0)], meta)
+    doc = report.document(rows, issued, [("pyjwt.decode", 1.0)], meta)
     chart = report.svg(rows, "caption")
     for name in NAMES:
         assert f"| {name} |" in doc
         assert f">{name}</text>" in chart
     assert "wrk shares the cores" in doc
+    assert "| `password` |" in doc
