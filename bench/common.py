@@ -79,7 +79,7 @@ def parse_wrk(out: str) -> dict[str, float]:
     """Read req/s, latency percentiles, requests, non-2xx and socket errors from wrk's report."""
 
     def latency(pct: str) -> float:
-        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)$", out, re.MULTILINE)
+        found = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
         assert found is not None, out
         return float(found[1]) * _UNITS[found[2]]
 
