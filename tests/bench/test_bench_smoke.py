@@ -17,7 +17,8 @@ import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
-import report  # noqa: E402 - bench/ is not a package
+import common  # noqa: E402 - bench/ is not a package
+import report  # noqa: E402
 import run  # noqa: E402
 import verify_http  # noqa: E402
 
@@ -40,7 +41,10 @@ def test_http_comparison_runs_and_reports(tmp_path: Path, pg_url: str, redis_url
     if shutil.which("wrk") is None:
         pytest.fail("`wrk` not found: `make gateways` installs it (Debian)", pytrace=False)
     cfg = verify_http.Settings(tmp_path, seconds=1, runs=1, warm_seconds=1, tenants=3)
-    rows, issued = verify_http.compare(cfg, pg_url, redis_url, redis_url)
+    # The baselines' secrets go to a DB of their own, flushed after: the worker's DB is
+    # emptied only of tenantauth:* keys between tests, and the next test checks its keys.
+    with common.claimed_redis() as baseline_url:
+        rows, issued = verify_http.compare(cfg, pg_url, redis_url, baseline_url)
     assert [row["name"] for row in rows] == NAMES
     assert all(row["non_2xx"] == 0 and row["requests"] > 0 for row in rows)
     assert [row["name"] for row in issued] == ["client_credentials", "password"]
