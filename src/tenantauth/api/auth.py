@@ -31,7 +31,7 @@ _OUT_OF_SCOPE = "This admin key is limited to one tenant and may not do this."
 
 # RFC 6750 §2.1: credentials = "Bearer" 1*SP b64token; the scheme is case-insensitive
 # (RFC 9110 §11.1).
-_BEARER_RE = re.compile(r"(?i:bearer) +([A-Za-z0-9\-._~+/]+=*)")
+BEARER_RE = re.compile(r"(?i:bearer) +([A-Za-z0-9\-._~+/]+=*)")
 
 
 def bearer_token() -> str | None:
@@ -48,7 +48,7 @@ def bearer_token() -> str | None:
     if len(values) > 1 or "," in values[0]:
         raise MalformedRequestError("Send exactly one Authorization header.")
     # RFC 9110 §5.5: leading and trailing whitespace is not part of a field value.
-    match = _BEARER_RE.fullmatch(values[0].strip(" \t"))
+    match = BEARER_RE.fullmatch(values[0].strip(" \t"))
     if match is None:
         raise AuthenticationError("Authorization must be 'Bearer <token>'.")
     return match[1]

@@ -15,7 +15,6 @@ uniform 401, 503).
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -24,8 +23,9 @@ from urllib.parse import parse_qsl
 
 from werkzeug.http import HTTP_STATUS_CODES
 
+from tenantauth.api.auth import BEARER_RE
 from tenantauth.api.hygiene import SECURITY_HEADERS
-from tenantauth.api.problems import BEARER_REALM, PROBLEM_JSON
+from tenantauth.api.problems import PROBLEM_JSON, REQUEST_ID_RE, bearer_challenge
 from tenantauth.api.verify import GATEWAY_PATH, header_safe
 from tenantauth.domain.telemetry import RequestFacts
 from tenantauth.domain.tokens import TokenVerifier
@@ -37,9 +37,6 @@ from tenantauth.errors import (
 )
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-# RFC 6750 §2.1, as api/auth.py reads it: "Bearer" 1*SP b64token, scheme case-insensitive.
-_BEARER_RE = re.compile(r"(?i:bearer) +([A-Za-z0-9\-._~+/]+=*)")
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")  # as api/problems.py
 _SECURITY = [(name, value) for name, value in SECURITY_HEADERS.items()]
 _AFTER_CACHE_CONTROL = [(n, v) for n, v in _SECURITY if n != "Cache-Control"]
 _log = logging.getLogger("tenantauth.api.problems")  # the logger the Flask path warns on
@@ -96,7 +93,7 @@ class LeanVerify:
     ) -> list[bytes]:
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
         facts: dict[str, Any] = {}
         try:
             if token is None:
@@ -104,7 +101,7 @@ class LeanVerify:
             verdict = self._verifier().verify(token, audience)
         except InvalidTokenError as exc:
             facts = {"reject_kind": str(exc.kind), "reject_reason": exc.reason, "code": exc.code}
-            status, headers, body = self._problem(401, exc, request_id, _challenge(exc))
+            status, headers, body = self._problem(401, exc, request_id, bearer_challenge(exc))
         except DependencyUnavailableError as exc:
             _log.warning("%s: %s", type(exc).__name__, exc.detail)
             facts = {"code": exc.code}
@@ -195,15 +192,8 @@ def _token(credential: str) -> Any:
     path then answers the uniform 401 with its own reason)."""
     if "," in credential:
         return _PASS
-    match = _BEARER_RE.fullmatch(credential.strip(" \t"))
+    match = BEARER_RE.fullmatch(credential.strip(" \t"))
     return match[1] if match is not None else _PASS
-
-
-def _challenge(exc: InvalidTokenError) -> str:
-    """``api.problems.bearer_challenge``."""
-    if isinstance(exc, MissingTokenError):
-        return BEARER_REALM
-    return f'{BEARER_REALM}, error="invalid_token"'
 
 
 def _status(code: int) -> str:

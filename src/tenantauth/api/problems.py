@@ -41,7 +41,7 @@ STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
 }
 #: The Bearer challenge (RFC 6750 §3) of every 401 that asks for a bearer token.
 BEARER_REALM = 'Bearer realm="tenantauth"'
-_REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def status_for(exc: errors.TenantAuthError) -> int:
@@ -119,7 +119,7 @@ def request_id() -> str:
     rid: str | None = g.get("request_id")
     if rid is None:
         incoming = request.headers.get("X-Request-Id", "")
-        rid = incoming if _REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        rid = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
         g.request_id = rid
     return rid
 
