@@ -29,6 +29,7 @@ from tenantauth.api.context import EXTENSION
 from tenantauth.api.docs import ProblemApi
 from tenantauth.api.hygiene import RequestGuard
 from tenantauth.api.lean_verify import LeanVerify
+from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.limits_memory import MemoryFailureLimiter
 from tenantauth.cache.limits_redis import RedisFailureLimiter
 from tenantauth.cache.null import NullCache
@@ -37,7 +38,7 @@ from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.crypto.passwords import PasswordHasher
 from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.limits import FailureLimiter, LimitPolicy
-from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
+from tenantauth.domain.policy import AuthPolicy, CachePolicy, MemoryPolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock
 from tenantauth.domain.services import Services
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
@@ -62,7 +63,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     metrics = PrometheusTelemetry() if settings.metrics_port else None
     if metrics is not None:
         writer.on_drop = metrics.log_dropped
-    services = build_services(settings, clock=clock, telemetry=metrics or NULL_TELEMETRY)
+    services = build_services(
+        settings,
+        clock=clock,
+        telemetry=metrics or NULL_TELEMETRY,
+        verify_memory=settings.verify_memory,
+    )
     if settings.auto_migrate:
         services.storage.migrate()  # type: ignore[attr-defined]
     app = Flask("tenantauth")
@@ -137,10 +143,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 
 def build_services(
-    settings: Settings, *, clock: Clock | None = None, telemetry: Telemetry = NULL_TELEMETRY
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    telemetry: Telemetry = NULL_TELEMETRY,
+    verify_memory: bool = False,
 ) -> Services:
     """Build the adapters and the domain bundle for ``settings`` (nothing is opened yet);
-    everything reports to ``telemetry`` (the CLI's commands count nothing)."""
+    everything reports to ``telemetry`` (the CLI's commands count nothing).
+
+    With Redis, every change (API or CLI) publishes its invalidation to the workers that
+    verify from memory; ``verify_memory`` (the server's, never the CLI's) makes this
+    process one of them."""
     storage: MigratableStorage = open_storage(
         settings.database_url,
         pool_min=settings.db_pool_min_size,
@@ -184,6 +198,16 @@ def build_services(
             refresh_reuse_grace=settings.refresh_reuse_grace,
         ),
         telemetry=telemetry,
+        leases=(
+            RedisLeases(
+                settings.redis_url,
+                lease_seconds=MemoryPolicy().lease_seconds,
+                timeout=settings.redis_timeout,
+            )
+            if settings.redis_url
+            else None
+        ),
+        memory=MemoryPolicy() if verify_memory and settings.redis_url else None,
     )
 
 

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from tenantauth import settings
+from tenantauth.domain import leases
 from tenantauth.observability import exposition, logs
 
 worker_class = "gthread"
@@ -95,7 +96,9 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Worker, exiting: write out the request log lines still queued."""
+    """Worker, exiting: leave the lease registry (no change waits out this worker's lease),
+    then write out the request log lines still queued."""
+    leases.stop_all()
     logs.flush()
 
 

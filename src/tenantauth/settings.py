@@ -343,6 +343,15 @@ SETTINGS: tuple[Setting, ...] = (
         _fraction,
     ),
     Setting(
+        "VERIFY_MEMORY",
+        "false",
+        "Production mode: each worker answers verifications of the tenants it holds from its "
+        "own memory, kept exact by leases and acknowledged invalidation (docs/design.md, "
+        '"Verifying from memory"). Changes then wait for every worker\'s acknowledgement '
+        "(at most 2 s for a stopped one).",
+        _bool,
+    ),
+    Setting(
         "METRICS_PORT",
         "9464",
         "Port of the Prometheus /metrics endpoint (separate from the API port; 0 turns "
@@ -402,6 +411,7 @@ class Settings:
     log_format: str = "auto"
     log_sample_accepted: float = 1.0
     metrics_port: int = 9464
+    verify_memory: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -476,6 +486,7 @@ class Settings:
             log_format=values["LOG_FORMAT"],
             log_sample_accepted=values["LOG_SAMPLE_ACCEPTED"],
             metrics_port=values["METRICS_PORT"],
+            verify_memory=values["VERIFY_MEMORY"] and not embedded,
         )
 
 

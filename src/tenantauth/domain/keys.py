@@ -7,6 +7,11 @@ a new blob), so the memo can never answer "which key is current" — only the sh
 storage does, on every request. Concurrent misses of one tenant share one storage read
 (domain/flight.py), which is why a miss loads the tenant's whole revocation state rather than
 one subject's.
+
+With verification from memory (docs/design.md, "Verifying from memory"), a worker whose lease
+is live answers a tenant it holds without any I/O; everything else takes the path above, and a
+tenant found that way is then loaded whole from storage and offered to memory, fenced by the
+invalidations applied since the load began.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.directory import TenantDirectory
 from tenantauth.domain.flight import SingleFlight
+from tenantauth.domain.leases import LeaseListener
+from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import (
     KeyRecord,
     Revocations,
@@ -26,10 +33,10 @@ from tenantauth.domain.models import (
     TenantStatus,
     VerificationState,
 )
-from tenantauth.domain.policy import CachePolicy, TokenPolicy
+from tenantauth.domain.policy import CachePolicy, MemoryPolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
-from tenantauth.errors import CacheUnavailableError
+from tenantauth.errors import CacheUnavailableError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
 _MEMO_MAX = 10_000
@@ -51,11 +58,13 @@ class KeyResolver:
         clock: Clock | None = None,
         tokens: TokenPolicy | None = None,
         telemetry: Telemetry = NULL_TELEMETRY,
+        memory: tuple[VerifyMemory, LeaseListener, MemoryPolicy] | None = None,
     ) -> None:
         """Wire the resolver; it owns a per-process memo of decrypted keys.
 
         ``tokens`` gives the horizon of revocations worth caching (max lifetime + leeway);
-        ``telemetry`` is told how each lookup went.
+        ``telemetry`` is told how each lookup went; ``memory``, if given, is this worker's
+        memory, the listener that keeps its lease, and their policy.
         """
         self._storage = storage
         self._cache = cache
@@ -67,6 +76,10 @@ class KeyResolver:
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
         self._telemetry = telemetry
         self._directory = TenantDirectory(storage, cache, policy, telemetry)
+        self._memory: VerifyMemory | None = memory[0] if memory else None
+        self._listener: LeaseListener | None = memory[1] if memory else None
+        self._memory_policy: MemoryPolicy | None = memory[2] if memory else None
+        self._memory_flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -76,6 +89,22 @@ class KeyResolver:
         Raises ``StorageUnavailableError`` when the cache cannot answer and storage is down
         (fail closed), ``SecretDecryptionError`` if the master key does not fit.
         """
+        memory = self._memory
+        if memory is None:
+            return self._resolve_shared(tenant_id, subject, jti)
+        snapshot = memory.get(tenant_id)
+        if snapshot is not None:
+            self._telemetry.cache_read("memory")
+            return self._key_of(snapshot.state_for(subject, jti))
+        key, state = self._resolve_shared(tenant_id, subject, jti)
+        if state.record.status is not TenantStatus.ABSENT:  # unknown ids never take memory
+            self._remember(memory, tenant_id)
+        return key, state
+
+    def _resolve_shared(
+        self, tenant_id: str, subject: str, jti: str
+    ) -> tuple[bytes | None, VerificationState]:
+        """The exact path: the shared cache, storage on a miss or an outage."""
         try:
             read = self._cache.get_state(tenant_id, subject, jti)
         except CacheUnavailableError:
@@ -100,6 +129,46 @@ class KeyResolver:
         if snapshot is None:  # the shared read found the cache warm again: read it ourselves
             return self._resolve_again(tenant_id, subject, jti)
         return self._key_of(snapshot.state_for(subject, jti))
+
+    def _remember(self, memory: VerifyMemory, tenant_id: str) -> None:
+        """Load the tenant whole from storage and offer it to memory (once per tenant and
+        process while it stays held; concurrent misses share the load). Nothing happens
+        while the lease is not live; a storage outage just leaves memory without it."""
+        if not memory.live():
+            assert self._listener is not None  # noqa: S101 - given with the memory
+            self._listener.ensure_started()
+            return
+
+        def load(waited: bool) -> TenantSnapshot | None:
+            if waited and memory.get(tenant_id) is not None:
+                return None
+            ticket = memory.note()  # before the read (model: NOTE_AFTER_READ)
+            snapshot = self._snapshot(tenant_id)
+            if snapshot is not None:
+                memory.offer(ticket, snapshot)
+            return snapshot
+
+        try:
+            self._memory_flights.run(tenant_id, load)
+        except StorageUnavailableError:
+            log.debug("storage unavailable; tenant %s not held in memory", tenant_id)
+
+    def _snapshot(self, tenant_id: str) -> TenantSnapshot | None:
+        """The tenant's record and live revocations from storage, or None when it should not
+        be held (unknown, or more revocations than the policy allows)."""
+        assert self._memory_policy is not None  # noqa: S101 - given with the memory
+        record = self._storage.load_key_record(tenant_id)
+        if record is None or record.status is TenantStatus.ABSENT:
+            return None
+        active = record.status is TenantStatus.ACTIVE
+        revocations = self._revocations(record) if active else Revocations()
+        if len(revocations.subjects) + len(revocations.jtis) > self._memory_policy.max_revocations:
+            return None
+        return TenantSnapshot(
+            record,
+            {subject: version for subject, version, _ in revocations.subjects},
+            frozenset(jti for jti, _ in revocations.jtis),
+        )
 
     def signing_key(self, tenant_id: str) -> bytes | None:
         """Return the current HMAC key of an active tenant, or None for any other tenant.

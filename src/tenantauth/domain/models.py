@@ -253,3 +253,43 @@ class Page:
 
     items: list[Tenant]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A worker's registration in the lease registry (docs/design.md, "The protocol").
+
+    ``seq``: the invalidation stream's sequence number when it registered (acknowledged as
+    applied); ``cursor``: where the worker starts reading the stream; ``incarnation``: the
+    registry incarnation it registered under, which its renewals must still find.
+    """
+
+    seq: int
+    cursor: str
+    incarnation: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invalidation:
+    """One entry of the invalidation stream: tenant ``tenant_id`` changed, ``seq``-th change."""
+
+    seq: int
+    tenant_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A published invalidation: its ``seq`` and the registry incarnation it was made in."""
+
+    seq: int
+    incarnation: str
+
+
+@dataclass(frozen=True, slots=True)
+class AckStatus:
+    """What a writer's poll saw: live leases that have not acknowledged yet (-1: the registry
+    is not the one the invalidation was published in, so no ack can come), and how long
+    until the current registry is one lease old (``settle_seconds``; 0 once it is)."""
+
+    pending: int
+    settle_seconds: float

@@ -41,3 +41,19 @@ class AuthPolicy:
     password_max_length: int = 256
     refresh_token_ttl: int = 2_592_000
     refresh_reuse_grace: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryPolicy:
+    """Verifying from memory (docs/design.md, "Verifying from memory").
+
+    ``lease_seconds``: L, how long a worker trusts its memory after a renewal it sent (a
+    wedged worker delays a change by at most this); ``capacity``: tenants held per worker;
+    ``max_revocations``: tenants with more live revocations than this are not held (their
+    snapshot would be large and change often); ``skip``: protocol steps left out (tests only).
+    """
+
+    lease_seconds: float = 2.0
+    capacity: int = 100_000
+    max_revocations: int = 10_000
+    skip: frozenset[str] = frozenset()

@@ -12,10 +12,14 @@ from typing import Protocol
 
 from tenantauth.domain.admin_ports import AdminKeyRepo, AuditRepo, ResourceServerRepo
 from tenantauth.domain.models import (
+    AckStatus,
     CacheRead,
     Client,
+    Invalidation,
     KeyRecord,
+    Publication,
     RefreshToken,
+    Registration,
     Revocations,
     Tenant,
     User,
@@ -236,6 +240,18 @@ class Storage(Protocol):
         ``limit`` (the tenant directory, docs/design.md, then stays out of the way)."""
         ...
 
+    def memory_declared(self) -> bool:
+        """Whether any worker ever declared that it verifies from memory (docs/design.md,
+        "Verifying from memory"): writers publish invalidations only once it has. Nothing
+        removes the declaration. Raises ``StorageUnavailableError``."""
+        ...
+
+    def declare_memory(self) -> None:
+        """Record, committed when this returns, that a worker verifies from memory.
+
+        Raises ``StorageUnavailableError``."""
+        ...
+
     def ping(self) -> None:
         """Raise ``StorageUnavailableError`` unless the database answers."""
         ...
@@ -355,6 +371,47 @@ class Cache(Protocol):
     def eviction_policy(self) -> str:
         """Return the cache server's eviction policy ("" when it will not say, or there is
         no server). Raises ``CacheUnavailableError`` unless the cache answers."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class LeaseRegistry(Protocol):
+    """Worker leases and the invalidation stream (docs/design.md, "Verifying from memory").
+
+    Every method is one atomic step on the shared server; times are the server's own clock.
+    Every method raises ``CacheUnavailableError`` when the server cannot answer.
+    """
+
+    def register(self, worker_id: str) -> Registration:
+        """Make ``worker_id`` a member with a fresh lease and ack = the stream's current
+        seq (starting a registry incarnation if there is none of this server); return it."""
+        ...
+
+    def read(self, cursor: str, block_seconds: float) -> tuple[list[Invalidation], str]:
+        """Return the stream entries after ``cursor`` (waiting up to ``block_seconds`` for
+        one) and the cursor after them."""
+        ...
+
+    def renew(self, worker_id: str, incarnation: str, applied: int) -> bool:
+        """Extend the lease and record ack = ``applied``; False (nothing changed) if the
+        registry is no longer ``incarnation``, the worker is no member, or its lease has
+        already expired: the worker must register again."""
+        ...
+
+    def deregister(self, worker_id: str) -> None:
+        """Remove the worker (it has stopped trusting its memory): writers stop waiting."""
+        ...
+
+    def publish(self, tenant_id: str) -> Publication:
+        """Append an invalidation of ``tenant_id`` (starting a registry incarnation if there
+        is none of this server) and return it."""
+        ...
+
+    def acks(self, publication: Publication) -> AckStatus:
+        """Count the live leases whose ack is below ``publication.seq``."""
         ...
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ def revoke_subject(svc: Services, tenant_id: str, subject: str) -> SubjectRevoca
         tx.refresh_tokens.revoke_user(tenant_id, subject, now)
         ttl = svc.keys.revocation_horizon() + SKEW_MARGIN
         svc.cache.revoke_subject(tenant_id, subject, version, ttl)
-    confirm(svc, lambda: svc.cache.revoke_subject(tenant_id, subject, version, ttl))
+    confirm(svc, lambda: svc.cache.revoke_subject(tenant_id, subject, version, ttl), tenant_id)
     return SubjectRevocation(tenant_id, subject, version, now)
 
 
@@ -63,5 +63,5 @@ def revoke_token(svc: Services, token: str, tenant_id: str | None = None) -> boo
     with svc.storage.transaction() as tx:
         tx.revocations.revoke_jti(verdict.tenant_id, jti, exp, now)
         svc.cache.revoke_jti(verdict.tenant_id, jti, ttl)
-    confirm(svc, lambda: svc.cache.revoke_jti(verdict.tenant_id, jti, ttl))
+    confirm(svc, lambda: svc.cache.revoke_jti(verdict.tenant_id, jti, ttl), verdict.tenant_id)
     return True

@@ -10,9 +10,11 @@ from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.crypto.passwords import PasswordHasher
 from tenantauth.domain.admins import AdminAuthenticator
 from tenantauth.domain.keys import KeyResolver
+from tenantauth.domain.leases import Invalidator, LeaseListener
 from tenantauth.domain.limits import FailureLimiter
-from tenantauth.domain.policy import AuthPolicy, CachePolicy, TokenPolicy
-from tenantauth.domain.ports import Cache, Clock, Storage
+from tenantauth.domain.memory import VerifyMemory
+from tenantauth.domain.policy import AuthPolicy, CachePolicy, MemoryPolicy, TokenPolicy
+from tenantauth.domain.ports import Cache, Clock, LeaseRegistry, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.domain.tokens import TokenVerifier
 
@@ -36,6 +38,8 @@ class Services:
     limiter: FailureLimiter
     auth: AuthPolicy
     telemetry: Telemetry
+    invalidator: Invalidator
+    listener: LeaseListener | None
 
     @classmethod
     def build(
@@ -52,14 +56,32 @@ class Services:
         passwords: PasswordHasher | None = None,
         auth: AuthPolicy | None = None,
         telemetry: Telemetry = NULL_TELEMETRY,
+        leases: LeaseRegistry | None = None,
+        memory: MemoryPolicy | None = None,
     ) -> Services:
         """Wire the resolver and verifier around the given adapters and policies.
 
         Client secrets and refresh tokens are hashed with subkeys of the master key, so they
         survive restarts and replicas; the defaults of the optional parts suit tests.
+        ``leases`` (production mode) makes every change wait for the workers that verify
+        from memory, if any ever did; ``memory`` makes this process's workers do so.
         """
+        policy = memory or MemoryPolicy()
+        listener = None
+        held = None
+        if leases is not None and memory is not None:
+            store = VerifyMemory(memory.lease_seconds, capacity=memory.capacity, skip=memory.skip)
+            listener = LeaseListener(leases, store, storage, lease_seconds=memory.lease_seconds)
+            held = (store, listener, memory)
         keys = KeyResolver(
-            storage, cache, keyring, caching, clock=clock, tokens=tokens, telemetry=telemetry
+            storage,
+            cache,
+            keyring,
+            caching,
+            clock=clock,
+            tokens=tokens,
+            telemetry=telemetry,
+            memory=held,
         )
         verifier = TokenVerifier(keys, tokens, clock)
         secrets_key, older_secrets = keyring.derive(b"tenantauth/client-secret/v1")
@@ -80,10 +102,14 @@ class Services:
             limiter,
             auth or AuthPolicy(),
             telemetry,
+            Invalidator(leases, storage, lease_seconds=policy.lease_seconds, skip=policy.skip),
+            listener,
         )
 
     def close(self) -> None:
-        """Release the adapters' connections."""
+        """Leave the lease registry, then release the adapters' connections."""
+        if self.listener is not None:
+            self.listener.stop()
         self.cache.close()
         self.storage.close()
 

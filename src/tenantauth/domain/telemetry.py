@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 #: How a verification found its tenant state: in the shared cache; not there (read from
 #: storage); ruled out by the tenant directory (no read at all); or the cache did not answer
 #: (read from storage).
-CacheOutcome = Literal["hit", "miss", "ruled_out", "unavailable"]
+CacheOutcome = Literal["memory", "hit", "miss", "ruled_out", "unavailable"]
 #: The dependencies, named as /readyz names them.
 Dependency = Literal["database", "cache"]
 

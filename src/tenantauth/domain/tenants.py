@@ -253,24 +253,30 @@ def reseal(svc: Services, tenant: Tenant, *, created: bool = False) -> None:
         if created:
             svc.cache.renew_directory()
 
-    confirm(svc, seal)
+    confirm(svc, seal, tenant.id)
 
 
-def confirm(svc: Services, action: Callable[[], None]) -> None:
-    """Repeat a committed change's cache write; raises ``UnconfirmedChangeError`` (503)
-    when the cache cannot take it, since only then is the change known to every verifier
-    (and counts it: ``tenantauth_changes_unconfirmed_total``)."""
+def confirm(svc: Services, action: Callable[[], None], tenant_id: str) -> None:
+    """Repeat a committed change's cache write, then have every worker that verifies from
+    memory drop the tenant's old state (docs/design.md, "Verifying from memory").
+
+    Raises ``UnconfirmedChangeError`` (503) when either cannot be done, since only then is
+    the change known to every verifier (and counts it: ``tenantauth_changes_unconfirmed``)."""
     try:
         try:
             action()
         except CacheUnavailableError:
             action()  # once more, on a fresh connection: a dropped one is the common cause
+        svc.invalidator.invalidate(tenant_id)
     except CacheUnavailableError as exc:
         svc.telemetry.change_unconfirmed()
         raise UnconfirmedChangeError(
             "The change is committed, but the cache could not confirm it; some verifiers may "
             "still accept what it revoked. Repeat the same request to confirm it."
         ) from exc
+    except UnconfirmedChangeError:
+        svc.telemetry.change_unconfirmed()
+        raise
 
 
 def require_tenant_id(tenant_id: str) -> None:

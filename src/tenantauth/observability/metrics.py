@@ -99,8 +99,9 @@ class PrometheusTelemetry:
         self._cache_reads = _Children(
             self._counter(
                 "tenantauth_cache_reads",
-                "Verification state lookups: hit, miss (read from the database), ruled_out "
-                "(unknown tenant, no read) or unavailable (cache down, read from the database).",
+                "Verification state lookups: memory (this worker's, no I/O), hit (Redis), miss "
+                "(read from the database), ruled_out (unknown tenant, no read) or unavailable "
+                "(cache down, read from the database).",
                 ("outcome",),
             )
         )
@@ -198,7 +199,7 @@ class PrometheusTelemetry:
         for dependency in ("database", "cache"):
             self._errors(dependency)
             self._calls(dependency)
-        for outcome in ("hit", "miss", "ruled_out", "unavailable"):
+        for outcome in ("memory", "hit", "miss", "ruled_out", "unavailable"):
             self._cache_reads(outcome)
         for result in ("stored", "refused"):
             self._fills(result)

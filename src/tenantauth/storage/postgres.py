@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -53,6 +54,8 @@ SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
 LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
 LIST_TENANT_IDS = DIALECT.sql(rows.LIST_TENANT_IDS)
+MEMORY_DECLARED = rows.MEMORY_DECLARED
+DECLARE_MEMORY = DIALECT.sql(rows.DECLARE_MEMORY)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
@@ -232,6 +235,16 @@ class PostgresStorage:
         """See ``Storage.ping``."""
         with self._guard(), self._connection() as conn:
             conn.execute("SELECT 1")
+
+    def memory_declared(self) -> bool:
+        """See ``Storage.memory_declared``."""
+        with self._guard(), self._connection() as conn:
+            return conn.execute(MEMORY_DECLARED).fetchone() is not None
+
+    def declare_memory(self) -> None:
+        """See ``Storage.declare_memory``."""
+        with self.transaction() as tx:
+            tx._conn.execute(DECLARE_MEMORY, (datetime.now(UTC),))
 
     def migrate(self) -> list[int]:
         """Apply pending migrations under an advisory lock; return the versions applied."""

@@ -99,3 +99,10 @@ def tenant_params(t: Tenant, *, iso_times: bool) -> tuple[Any, ...]:
 
 def _dt(value: datetime | str) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+#: Verifying from memory (docs/design.md): the one-row declaration, never removed.
+MEMORY_DECLARED = "SELECT 1 FROM verify_memory WHERE id = 1"
+DECLARE_MEMORY = (
+    "INSERT INTO verify_memory (id, declared_at) VALUES (1, {}) ON CONFLICT (id) DO NOTHING"
+)

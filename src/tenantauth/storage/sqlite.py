@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
@@ -32,6 +33,8 @@ SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
 LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
 LIST_TENANT_IDS = DIALECT.sql(rows.LIST_TENANT_IDS)
+MEMORY_DECLARED = rows.MEMORY_DECLARED
+DECLARE_MEMORY = DIALECT.sql(rows.DECLARE_MEMORY)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
@@ -156,6 +159,18 @@ class SqliteStorage:
             self._conn().execute("SELECT 1").fetchone()
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+
+    def memory_declared(self) -> bool:
+        """See ``Storage.memory_declared``."""
+        try:
+            return self._conn().execute(MEMORY_DECLARED).fetchone() is not None
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+
+    def declare_memory(self) -> None:
+        """See ``Storage.declare_memory``."""
+        with self.transaction() as tx:
+            tx._conn.execute(DECLARE_MEMORY, (datetime.now(UTC).isoformat(),))
 
     def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied."""
