@@ -294,9 +294,7 @@ def test_a_fill_in_flight_across_an_invalidation_is_refused(
 
 
 @pytest.mark.parametrize("skip", steps("ack_after_drop"))
-def test_the_ack_follows_the_drop(
-    pg_services: Services, leases: Any, skip: frozenset[str]
-) -> None:
+def test_the_ack_follows_the_drop(pg_services: Services, leases: Any, skip: frozenset[str]) -> None:
     """The listener must drop before it acknowledges: otherwise the writer may return while
     the old state is still held."""
     svc = writer(pg_services, leases, frozenset())

@@ -62,6 +62,8 @@ def production_environ(pg_url: str, redis_url: str, access_log: Path) -> dict[st
         TENANTAUTH_LOG_LEVEL="WARNING",  # not one INFO line per rejected token
         TENANTAUTH_ACCESS_LOG=str(access_log),
         GUNICORN_CMD_ARGS=f"--access-logformat '{ACCESS_LOG_FORMAT}'",
+        # Verifying from memory (issue 14): `make test-memory` runs the servers' suites with it.
+        TENANTAUTH_VERIFY_MEMORY=os.environ.get("TEST_VERIFY_MEMORY", "false"),
     )
 
 
