@@ -450,3 +450,54 @@ def test_registering_again_forgets_what_was_held(
         gated.gate.set()
         client.close()
         worker.stop()
+
+
+class DyingLeases:
+    """RedisLeases whose next stream read, once armed, kills the listener thread (SystemExit
+    ends a thread silently: the way a listener dies that no ``except Exception`` catches)."""
+
+    def __init__(self, inner: RedisLeases) -> None:
+        """Wrap ``inner``."""
+        self.inner = inner
+        self.armed = threading.Event()
+        self.died = threading.Event()
+
+    def read(self, cursor: str, block_seconds: float) -> tuple[list[Invalidation], str]:
+        """Read; when armed, die instead of returning."""
+        found = self.inner.read(cursor, block_seconds)
+        if self.armed.is_set():
+            self.armed.clear()
+            self.died.set()
+            raise SystemExit
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+# The thread's death is the point: pytest reports any thread ending in an exception.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_listener_that_dies_is_waited_out_and_replaced(
+    pg_services: Services, leases: Any
+) -> None:
+    """The listener thread dies without leaving the registry: the change waits out its lease
+    (no renewal, no ack), the worker stops trusting memory at its deadline, and the next
+    verification that finds memory untrusted starts a new listener."""
+    svc = writer(pg_services, leases, frozenset())
+    tenants.create_tenant(svc, "acme", "Acme")
+    old = mint(svc)
+    dying = DyingLeases(leases)
+    worker = Worker(svc, dying, frozenset())
+    try:
+        worker.hold("acme", old)
+        dying.armed.set()
+        assert dying.died.wait(WAIT)
+        started = time.monotonic()
+        tenants.rotate_tenant(svc, "acme")
+        assert time.monotonic() - started <= LEASE + 1.0  # the bound: one lease plus polls
+        assert not worker.accepts(old)  # and this verification starts a new listener
+        new = mint(svc)
+        worker.hold("acme", new)
+        assert not worker.accepts(old)
+    finally:
+        worker.stop()

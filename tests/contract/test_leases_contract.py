@@ -1,0 +1,94 @@
+"""RedisLeases against a real Redis: each script rule of docs/design.md ("The protocol")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tenantauth.cache.leases import RedisLeases
+from tenantauth.domain.models import Invalidation
+
+LEASE = 0.3
+
+
+@pytest.fixture
+def leases(redis_url: str) -> Iterator[RedisLeases]:
+    """The registry on the test's own (flushed) Redis DB, with a short lease."""
+    registry = RedisLeases(redis_url, lease_seconds=LEASE, timeout=2.0)
+    yield registry
+    registry.close()
+
+
+def test_register_publish_read_and_acknowledge(leases: RedisLeases) -> None:
+    """A member is pending for an invalidation until its renewal carries the ack."""
+    me = leases.register("w1")
+    assert me.seq == 0 and me.cursor == "0-0"
+    published = leases.publish("acme")
+    assert published.seq == 1 and published.incarnation == me.incarnation
+    entries, cursor = leases.read(me.cursor, 0.01)
+    assert entries == [Invalidation(1, "acme")]
+    assert leases.acks(published).pending == 1
+    assert leases.renew("w1", me.incarnation, 1)
+    assert leases.acks(published).pending == 0
+    assert leases.read(cursor, 0.01) == ([], cursor)  # nothing more, cursor unchanged
+
+
+def test_a_new_member_starts_acknowledged_at_the_current_seq(leases: RedisLeases) -> None:
+    """Registering after an invalidation: nothing held, nothing to wait for."""
+    leases.register("w1")
+    published = leases.publish("acme")
+    late = leases.register("w2")
+    assert late.seq == published.seq
+    entries, _ = leases.read(late.cursor, 0.01)
+    assert entries == []  # the cursor is past the entry
+    assert leases.acks(published).pending == 1  # only w1
+
+
+def test_an_expired_lease_is_not_waited_for_and_cannot_be_renewed(leases: RedisLeases) -> None:
+    """Past its expiry a member is no longer pending, and its renewal is refused: the
+    listener must register again (a stalled listener cannot revive its lease)."""
+    me = leases.register("w1")
+    published = leases.publish("acme")
+    time.sleep(LEASE + 0.05)
+    assert leases.acks(published).pending == 0
+    assert not leases.renew("w1", me.incarnation, 1)
+
+
+def test_deregistered_workers_are_not_waited_for(leases: RedisLeases) -> None:
+    """A worker that left (gunicorn's worker_exit) holds up no change."""
+    me = leases.register("w1")
+    leases.deregister("w1")
+    assert leases.acks(leases.publish("acme")).pending == 0
+    assert not leases.renew("w1", me.incarnation, 1)
+
+
+def test_a_lost_registry_is_noticed_and_restarted_with_its_age(
+    leases: RedisLeases, redis_url: str
+) -> None:
+    """Redis loses its data: renewals under the old incarnation are refused, a writer's poll
+    reports -1 (no ack can come) and the new registry's age, and every seq starts again."""
+    me = leases.register("w1")
+    published = leases.publish("acme")
+    time.sleep(LEASE)  # the registry is one lease old: nothing to settle
+    assert leases.acks(published).settle_seconds == 0
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    assert not leases.renew("w1", me.incarnation, 1)
+    status = leases.acks(published)
+    assert status.pending == -1
+    assert 0 < status.settle_seconds <= LEASE
+    again = leases.register("w1")
+    assert again.incarnation != me.incarnation and again.seq == 0
+
+
+def test_a_young_registry_must_settle(leases: RedisLeases) -> None:
+    """The writer learns how long until the registry is one lease old."""
+    status = leases.acks(leases.publish("acme"))  # the publish began the registry
+    assert status.pending == 0
+    assert 0 < status.settle_seconds <= LEASE
