@@ -59,22 +59,38 @@ def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
             server.stop()
 
 
-def _production(tmp_path: Path, pg_url: str, redis_url: str, name: str) -> dict[str, str]:
-    return production_environ(pg_url, redis_url, tmp_path / f"{name}.access.log")
+def _production(
+    tmp_path: Path, pg_url: str, redis_url: str, name: str, memory: bool | None = None
+) -> dict[str, str]:
+    env = production_environ(pg_url, redis_url, tmp_path / f"{name}.access.log")
+    if memory is not None:
+        env["TENANTAUTH_VERIFY_MEMORY"] = "true" if memory else "false"
+    return env
 
 
 @pytest.fixture
-def server(launch: Launch, tmp_path: Path, pg_url: str, redis_url: str) -> Server:
+def verify_memory() -> bool | None:
+    """Whether the servers verify from memory (None: the harness default). The race modules
+    override it with a parametrised fixture, so their tests run both ways."""
+    return None
+
+
+@pytest.fixture
+def server(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, verify_memory: bool | None
+) -> Server:
     """One production-mode server with 3 gunicorn workers."""
-    return launch("server", _production(tmp_path, pg_url, redis_url, "server"))
+    return launch("server", _production(tmp_path, pg_url, redis_url, "server", verify_memory))
 
 
 @pytest.fixture
-def replicas(launch: Launch, tmp_path: Path, pg_url: str, redis_url: str) -> list[Server]:
+def replicas(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, verify_memory: bool | None
+) -> list[Server]:
     """Two production-mode servers ("replicas", 3 workers each) on different ports, sharing
     one PostgreSQL database and one Redis DB."""
     servers = [
-        launch(name, _production(tmp_path, pg_url, redis_url, name), ready=False)
+        launch(name, _production(tmp_path, pg_url, redis_url, name, verify_memory), ready=False)
         for name in ("replica0", "replica1")
     ]
     for server in servers:  # started together: both migrate at once, as replicas would

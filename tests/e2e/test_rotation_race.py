@@ -51,6 +51,12 @@ FRESH_MAX_REQUESTS = 300
 RESUMED_SECONDS = 0.5
 
 
+@pytest.fixture(params=[True, False], ids=["memory", "exact"])
+def verify_memory(request: pytest.FixtureRequest) -> bool:
+    """Every race here runs against servers verifying from memory and on the exact path."""
+    return bool(request.param)
+
+
 def _sleep_until(monotonic_ns: int) -> None:
     time.sleep(max(0.0, (monotonic_ns - time.monotonic_ns()) / 1e9))
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import AckStatus, Publication, Registration
 from tenantauth.domain.ports import LeaseRegistry, Storage
+from tenantauth.domain.telemetry import NULL_TELEMETRY, RegisterReason, Telemetry, WaitOutcome
 from tenantauth.errors import (
     CacheUnavailableError,
     StorageUnavailableError,
@@ -56,8 +57,11 @@ class LeaseListener:
         *,
         lease_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
         """Wire the listener; nothing runs until ``ensure_started`` or ``step``."""
+        self._telemetry = telemetry
+        self._reason: RegisterReason = "start"
         self._registry = registry
         self._memory = memory
         self._declarations = declarations
@@ -83,6 +87,7 @@ class LeaseListener:
                 return
             self._pid = os.getpid()
             self._registration = None
+            self._reason = "start"
             self._stop.clear()
             self.worker_id = f"{socket.gethostname()}:{self._pid}:{secrets.token_hex(4)}"
             self._thread = threading.Thread(
@@ -117,6 +122,7 @@ class LeaseListener:
             if not self._memory.apply(entry.seq, entry.tenant_id):
                 log.info("invalidation stream gap at seq %d; registering again", entry.seq)
                 self._registration = None
+                self._reason = "gap"
                 return
         self._cursor = cursor
         self._renew(self._memory.applied)
@@ -130,6 +136,7 @@ class LeaseListener:
         sent_at = self._monotonic()
         registration = self._registry.register(self.worker_id)
         self._memory.registered(registration.seq, sent_at)
+        self._telemetry.lease_registered(self._reason)
         self._registration = registration
         self._cursor = registration.cursor
 
@@ -142,6 +149,7 @@ class LeaseListener:
         else:
             self._memory.expire()
             self._registration = None
+            self._reason = "refused"
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -167,8 +175,10 @@ class Invalidator:
         skip: frozenset[str] = frozenset(),
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
         """``registry`` None (no shared cache: embedded mode) makes ``invalidate`` a no-op."""
+        self._telemetry = telemetry
         self._registry = registry
         self._declarations = declarations
         self._lease = lease_seconds
@@ -185,15 +195,20 @@ class Invalidator:
         overran (the change is committed: a repeat confirms it)."""
         if self._registry is None:
             return
+        started = self._monotonic()
         try:
             if not self._memory_in_use():
                 return
             publication = self._registry.publish(tenant_id)
             status = self._await_acks(publication)
-        except (CacheUnavailableError, StorageUnavailableError) as exc:
+        except (CacheUnavailableError, StorageUnavailableError, UnconfirmedChangeError) as exc:
+            self._telemetry.invalidation_wait(self._monotonic() - started, "unconfirmed")
             raise _unconfirmed() from exc
-        if "registry_age_wait" not in self._skip and status.settle_seconds > 0:
+        settle = status.settle_seconds > 0 and "registry_age_wait" not in self._skip
+        if settle:
             self._sleep(status.settle_seconds)
+        outcome: WaitOutcome = "settled" if settle else "acknowledged"
+        self._telemetry.invalidation_wait(self._monotonic() - started, outcome)
 
     def _await_acks(self, publication: Publication) -> AckStatus:
         assert self._registry is not None  # noqa: S101 - checked by invalidate

@@ -71,7 +71,9 @@ class Services:
         held = None
         if leases is not None and memory is not None:
             store = VerifyMemory(memory.lease_seconds, capacity=memory.capacity, skip=memory.skip)
-            listener = LeaseListener(leases, store, storage, lease_seconds=memory.lease_seconds)
+            listener = LeaseListener(
+                leases, store, storage, lease_seconds=memory.lease_seconds, telemetry=telemetry
+            )
             held = (store, listener, memory)
         keys = KeyResolver(
             storage,
@@ -102,7 +104,13 @@ class Services:
             limiter,
             auth or AuthPolicy(),
             telemetry,
-            Invalidator(leases, storage, lease_seconds=policy.lease_seconds, skip=policy.skip),
+            Invalidator(
+                leases,
+                storage,
+                lease_seconds=policy.lease_seconds,
+                skip=policy.skip,
+                telemetry=telemetry,
+            ),
             listener,
         )
 

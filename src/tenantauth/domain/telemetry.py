@@ -17,6 +17,11 @@ from typing import Literal, Protocol
 CacheOutcome = Literal["memory", "hit", "miss", "ruled_out", "unavailable"]
 #: The dependencies, named as /readyz names them.
 Dependency = Literal["database", "cache"]
+#: How a change's wait for the workers that verify from memory ended (docs/design.md).
+WaitOutcome = Literal["acknowledged", "settled", "unconfirmed"]
+#: Why a worker registered its lease: first start, renewal refused (lapsed or registry
+#: changed), or a gap in the invalidation stream.
+RegisterReason = Literal["start", "refused", "gap"]
 
 
 class Telemetry(Protocol):
@@ -56,6 +61,14 @@ class Telemetry(Protocol):
         """A readiness probe found the dependency answering (or not)."""
         ...
 
+    def invalidation_wait(self, seconds: float, outcome: WaitOutcome) -> None:
+        """A change waited ``seconds`` for the workers that verify from memory."""
+        ...
+
+    def lease_registered(self, reason: RegisterReason) -> None:
+        """A worker (re)registered its lease, for ``reason``."""
+        ...
+
     def breaker(self, *, is_open: bool) -> None:
         """The cache circuit breaker opened (True) or closed again (False)."""
         ...
@@ -90,6 +103,12 @@ class NullTelemetry:
         """Ignore it."""
 
     def dependency_state(self, dependency: Dependency, *, up: bool) -> None:
+        """Ignore it."""
+
+    def invalidation_wait(self, seconds: float, outcome: WaitOutcome) -> None:
+        """Ignore it."""
+
+    def lease_registered(self, reason: RegisterReason) -> None:
         """Ignore it."""
 
     def breaker(self, *, is_open: bool) -> None:

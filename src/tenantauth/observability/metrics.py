@@ -19,13 +19,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tenantauth import __version__
-from tenantauth.domain.telemetry import CacheOutcome, Dependency
+from tenantauth.domain.telemetry import CacheOutcome, Dependency, RegisterReason, WaitOutcome
 
 #: Request latency buckets (seconds): a warm verify is ~0.3 ms, p99 targets are 10 ms,
 #: a password grant is ~50 ms, and anything near the 5 s dependency timeout is an outage.
 REQUEST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 #: Dependency call buckets: a Redis round trip is 50-100 µs on loopback, a query ~0.5 ms.
 CALL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1, 5)
+#: A change's wait for the workers' acknowledgements: ~1-5 ms when all answer, up to the
+#: lease (2 s) when one is stopped, 6 s (3 leases) when it gives up.
+WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 6)
 
 
 class _Children:
@@ -53,6 +56,7 @@ class PrometheusTelemetry:
         self._define_cache()
         self._define_dependencies()
         self._define_state()
+        self._define_memory()
         self._info.labels(__version__).set(1)
         self._touch_children()
 
@@ -193,6 +197,28 @@ class PrometheusTelemetry:
             "tenantauth_build_info", "Always 1; the version is a label.", "livemax", ("version",)
         )
 
+    def _define_memory(self) -> None:
+        self._waits = _Children(
+            Histogram(
+                "tenantauth_invalidation_wait_seconds",
+                "How long each change waited for the workers that verify from memory, by how "
+                "the wait ended: acknowledged (every live lease acknowledged), settled (a "
+                "registry younger than one lease was waited out) or unconfirmed (gave up: 503).",
+                ("outcome",),
+                buckets=WAIT_BUCKETS,
+                registry=self.registry,
+            )
+        )
+        self._registrations = _Children(
+            self._counter(
+                "tenantauth_lease_registrations",
+                "Lease registrations of workers that verify from memory, by reason: start, "
+                "refused (a renewal came too late or the registry changed) or gap (an "
+                "invalidation was lost); each one empties that worker's memory.",
+                ("reason",),
+            )
+        )
+
     def _touch_children(self) -> None:
         """Create the children whose label values are known in advance, at zero: a series
         that appears only with its first event has no rate() until its second."""
@@ -203,6 +229,10 @@ class PrometheusTelemetry:
             self._cache_reads(outcome)
         for result in ("stored", "refused"):
             self._fills(result)
+        for wait in ("acknowledged", "settled", "unconfirmed"):
+            self._waits(wait)
+        for reason in ("start", "refused", "gap"):
+            self._registrations(reason)
 
     # ------------------------------------------------------------------ HTTP layer
 
@@ -258,6 +288,14 @@ class PrometheusTelemetry:
         """See ``Telemetry.dependency_state`` (always written: probes are rare)."""
         self._up(dependency).set(1 if up else 0)
         self._last_up[dependency] = up
+
+    def invalidation_wait(self, seconds: float, outcome: WaitOutcome) -> None:
+        """See ``Telemetry.invalidation_wait``."""
+        self._waits(outcome).observe(seconds)
+
+    def lease_registered(self, reason: RegisterReason) -> None:
+        """See ``Telemetry.lease_registered``."""
+        self._registrations(reason).inc()
 
     def breaker(self, *, is_open: bool) -> None:
         """See ``Telemetry.breaker``."""
