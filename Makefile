@@ -22,7 +22,7 @@ LINT_PATHS := $(wildcard src tests bench clients/python/src)
 # The Python client: its own distribution (clients/python), installed editable beside the server.
 CLIENT := clients/python
 
-.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-protecting bench-observability fmt clean
+.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -95,6 +95,14 @@ test-soak: venv services ## Soak: the race fault scenarios with FAULTS_SOAK=1 (1
 # baselines/); writes docs/performance.md and docs/performance-verify.svg. ~5 min; ARGS=--quick < 2.
 bench: venv services gateways ## Verify vs its baselines; writes docs/performance.md (bench/run.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)
+
+# Issue 14: gunicorn against granian (not a dependency: installed into a venv of its own,
+# .venv-granian, beside tenantauth). Prints the table; docs/performance.md "Servers" has one.
+GRANIAN_VENV := .venv-granian
+bench-servers: services gateways ## gunicorn vs granian serving verify (bench/servers.py $(ARGS))
+	test -x $(GRANIAN_VENV)/bin/granian || { python3 -m venv $(GRANIAN_VENV) && \
+	  $(GRANIAN_VENV)/bin/pip install -q -e '.[dev]' granian; }
+	set -a; . $(SERVICES_ENV); set +a; $(GRANIAN_VENV)/bin/python bench/servers.py $(ARGS)
 
 bench-protecting: venv services gateways ## Latency each way of protecting a service adds (bench/protecting.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/protecting.py $(ARGS)
