@@ -17,7 +17,7 @@ Three workloads, each served by both servers with the same worker count (one per
   ceiling on this machine.
 
 gunicorn runs as ``tenantauth serve`` runs it (tenantauth.gunicorn_conf: gthread, 4 threads,
-its hooks); granian through bench/granian_serve.py (its hooks' stand-ins, listed there) with
+its hooks), and once more with ``TENANTAUTH_THREADS=8``; granian through bench/granian_serve.py (its hooks' stand-ins, listed there) with
 ``--blocking-threads`` 1, 4 and 8. After a warm-up run each, ``runs`` rounds of
 ``wrk -t2 -c32 -d{seconds}s --latency`` visit every contender once, the order rotating by
 round; the table gives medians and min–max. Any non-2xx response voids the run.
@@ -98,6 +98,11 @@ def start_tenantauth(
     wait_ready(ours, timeout=verify_http.READY_SECONDS)
     found = [Contender(workload, "gunicorn (tenantauth serve)", ours.port)]
     tokens = verify_http.seed(ours.port, redis_url, cfg.tenants)
+    more = {**served, "TENANTAUTH_METRICS_PORT": str(free_port()), "TENANTAUTH_THREADS": "8"}
+    eight = start_server(cfg.tmp, f"{workload}-gunicorn-8", more, workers=cfg.workers)
+    stack.callback(eight.stop)
+    wait_ready(eight, timeout=verify_http.READY_SECONDS)
+    found.append(Contender(workload, "gunicorn, TENANTAUTH_THREADS=8", eight.port))
     for threads in GRANIAN_THREADS:
         # Migrated by `serve` above; the workers must not migrate again (as serve sets it).
         own = {
@@ -183,7 +188,7 @@ def measure(
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: per workload and server, req/s and p99 (median, min–max), and the
     req/s ratio to gunicorn on the same workload."""
-    base = {r["workload"]: r["rps"]["median"] for r in rows if r["server"].startswith("gunicorn")}
+    base = {r["workload"]: r["rps"]["median"] for r in rows if r["server"].startswith("gunicorn (")}
     lines = [
         "| workload | server | req/s median (min–max) | ÷ gunicorn | p50 ms | "
         "p99 ms median (min–max) | non-2xx / socket errors |",
