@@ -14,8 +14,8 @@ What ``tenantauth.gunicorn_conf`` does, and what stands in for it here:
   workers are forked); each worker closes its inherited copy of that socket when it loads
   the app (gunicorn's ``post_fork``);
 - ``gc.freeze()`` once the app is loaded (``post_worker_init``): in the worker's app loader;
-- queued request log lines written at worker exit (``worker_exit``): a multiprocessing
-  finalizer, because granian's workers are ``multiprocessing`` children, which leave through
+- at worker exit (``worker_exit``), leave the lease registry and write the queued request log
+  lines: a multiprocessing finalizer, because granian's workers are ``multiprocessing`` children, which leave through
   ``os._exit`` and never run ``atexit``;
 - a dead worker's live gauges dropped (``child_exit``): NOT done; granian has no hook for it
   (the bench kills no worker);
@@ -36,6 +36,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server import Server
 
 from tenantauth import settings
+from tenantauth.domain import leases
 from tenantauth.observability import exposition, logs
 
 #: What gunicorn_conf's graceful_timeout gives a worker to finish after SIGTERM.
@@ -50,9 +51,15 @@ def load_app(target: str) -> Any:
         _metrics_server.socket.close()
     module, _, attr = target.partition(":")
     app = getattr(importlib.import_module(module), attr)
-    multiprocessing.util.Finalize(None, logs.flush, exitpriority=10)
+    multiprocessing.util.Finalize(None, worker_exit, exitpriority=10)
     gc.freeze()
     return app
+
+
+def worker_exit() -> None:
+    """In a worker, exiting: what gunicorn_conf.worker_exit does."""
+    leases.stop_all()
+    logs.flush()
 
 
 def start_metrics() -> None:

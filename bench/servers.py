@@ -13,6 +13,8 @@ Three workloads, each served by both servers with the same worker count (one per
 - ``embedded``: tenantauth in embedded mode (SQLite, no Redis), metrics and logs on: a verify
   of ~50 µs of in-process work and no network round trip, standing in for the verify path
   once it answers from memory (the lease protocol);
+  (``--verify-memory``: with ``TENANTAUTH_VERIFY_MEMORY=true``, verify answers from the
+  worker's memory, no Redis round trip);
 - ``trivial``: a WSGI app answering 200 at once (bench/trivial_app.py): the server's own
   ceiling on this machine.
 
@@ -119,20 +121,23 @@ def start_tenantauth(
 
 @contextmanager
 def contenders(
-    cfg: verify_http.Settings, pg_url: str, redis_url: str
+    cfg: verify_http.Settings, pg_url: str, redis_url: str, *, memory: bool, only_prod: bool
 ) -> Iterator[tuple[list[Contender], dict[str, list[str]]]]:
     """Start every contender and seed both tenantauth backends; yield the contenders and the
     tokens of each workload. Every process started is stopped on the way out."""
     with ExitStack() as stack:
         found: list[Contender] = []
         tokens: dict[str, list[str]] = {}
-        modes = {
-            "prod": verify_http.tenantauth_environ(pg_url, redis_url),
-            "embedded": embedded_environ(cfg.tmp / "embedded"),
-        }
+        prod = verify_http.tenantauth_environ(pg_url, redis_url)
+        if memory:
+            prod["TENANTAUTH_VERIFY_MEMORY"] = "true"
+        modes = {"prod": prod, "embedded": embedded_environ(cfg.tmp / "embedded")}
         for workload, env in modes.items():
             started, tokens[workload] = start_tenantauth(stack, cfg, workload, env, redis_url)
             found += started
+            if only_prod:
+                yield found, tokens
+                return
         plain = scrubbed_environ(TENANTAUTH_METRICS_PORT="0")
         procs = [("gunicorn (tenantauth conf)", trivial_gunicorn(plain, cfg))]
         for threads in (1, 4):
@@ -212,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="wrk rounds (3)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of one wrk run")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--verify-memory", action="store_true", help="TENANTAUTH_VERIFY_MEMORY")
+    parser.add_argument("--only-prod", action="store_true", help="only the prod workload")
     args = parser.parse_args(argv)
     runs, seconds = (1, 3.0) if args.quick else (args.runs, args.seconds)
     started = machine()
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         cfg = verify_http.Settings(
             Path(tmp), seconds=seconds, runs=runs, warm_seconds=1.0 if args.quick else 2.0
         )
-        with contenders(cfg, pg_url, redis_url) as (found, tokens):
+        opts = {"memory": args.verify_memory, "only_prod": args.only_prod}
+        with contenders(cfg, pg_url, redis_url, **opts) as (found, tokens):
             rows = measure(cfg, found, tokens)
     loads = rows[0]["load_1min"]
     print(f"\n{runs} rounds of wrk -t2 -c32 -d{seconds:g}s --latency, {cfg.workers} workers each;")
