@@ -3,6 +3,8 @@
 Contenders (each on loopback, ``workers`` processes, i.e. one per core by default):
 - ``tenantauth``: ``tenantauth serve`` in production mode (PostgreSQL + Redis) with what ships
   on by default: gthread workers x TENANTAUTH_THREADS (4), metrics, INFO request log lines.
+- ``tenantauth (memory)``: the same, plus ``TENANTAUTH_VERIFY_MEMORY=true`` (verifying from
+  memory, docs/design.md; not the default yet), on the same database and Redis.
 - ``naive Python``: bench/baselines/naive (Flask + PyJWT ``decode`` + redis-py ``GET``),
   gunicorn sync workers.
 - ``node (string)`` / ``node (KeyObject)``: bench/baselines/node (cluster, Express,
@@ -52,6 +54,7 @@ NODE_DIR = BASELINES / "node"
 NAIVE_DIR = BASELINES / "naive"
 SECRET_PREFIX = "tenant-secret:"
 READY_SECONDS = 30.0
+TENANTAUTH_MEMORY = "tenantauth (memory)"
 TENANTAUTH, NAIVE, NODE_STRING, NODE_KEYOBJECT = (
     "tenantauth",
     "naive Python",
@@ -180,20 +183,26 @@ def tenantauth_environ(pg_url: str, redis_url: str) -> dict[str, str]:
 def servers(
     cfg: Settings, pg_url: str, redis_url: str, baseline_redis_url: str
 ) -> Iterator[dict[str, int]]:
-    """Start all four contenders at once, wait until each is ready; yield their ports by name.
+    """Start all five contenders at once, wait until each is ready; yield their ports by name.
     Every process started is stopped on the way out."""
     npm_ci()
     with ExitStack() as stack:
         env = tenantauth_environ(pg_url, redis_url)
         ours = start_server(cfg.tmp, "tenantauth", env, workers=cfg.workers)
         stack.callback(ours.stop)
+        env = {**env, "TENANTAUTH_VERIFY_MEMORY": "true"}
+        memory = start_server(cfg.tmp, "tenantauth-memory", env, workers=cfg.workers)
+        stack.callback(memory.stop)
         baselines = start_baselines(cfg, baseline_redis_url)
         for server in baselines.values():
             stack.callback(server.stop)
         wait_ready(ours, timeout=READY_SECONDS)
+        wait_ready(memory, timeout=READY_SECONDS)
         for server in baselines.values():
             wait_up(server)
-        yield {TENANTAUTH: ours.port} | {name: s.port for name, s in baselines.items()}
+        yield {TENANTAUTH: ours.port, TENANTAUTH_MEMORY: memory.port} | {
+            name: s.port for name, s in baselines.items()
+        }
 
 
 def ascii_secret() -> str:

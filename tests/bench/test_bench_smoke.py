@@ -1,6 +1,7 @@
 """Smoke test of issue 14's benchmark (bench/): every code path of `make bench` runs, briefly.
 
-Seeding through the admin API, each contender starting (tenantauth serve, the naive Python and
+Seeding through the admin API, each contender starting (tenantauth serve with and without
+verifying from memory, the naive Python and
 both Node baselines), one 1-second wrk round each, issuance (both grants), the tables, the doc
 and the SVG; and the in-process rows for a fraction of a second. Nothing here asserts on a
 timing: it only keeps the benchmark from rotting. Needs wrk, node and npm (`make gateways`
@@ -23,8 +24,8 @@ import run  # noqa: E402
 import verify_http  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
-NAMES = [verify_http.TENANTAUTH, verify_http.NAIVE, verify_http.NODE_STRING]
-NAMES.append(verify_http.NODE_KEYOBJECT)
+NAMES = [verify_http.TENANTAUTH, verify_http.TENANTAUTH_MEMORY, verify_http.NAIVE]
+NAMES += [verify_http.NODE_STRING, verify_http.NODE_KEYOBJECT]
 
 
 def test_in_process_rows_run(redis_url: str) -> None:
