@@ -6,7 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from tenantauth.domain.models import Client, RefreshToken, User, UserStatus
+from tenantauth.domain.models import (
+    Client,
+    ClientState,
+    RefreshToken,
+    TenantStatus,
+    User,
+    UserStatus,
+)
 from tenantauth.errors import ConflictError, NotFoundError
 from tenantauth.storage import MigratableStorage
 from tests.contract.factories import WHEN, tenant
@@ -116,3 +123,37 @@ def test_accounts_are_isolated_per_tenant(two_tenants: MigratableStorage) -> Non
         assert tx.users.get("tenant-a", "alice") is not None
         assert tx.refresh_tokens.revoke_user("tenant-b", "alice", 9) == 0
         assert tx.users.list("tenant-b", None, 10) == []
+
+
+def test_load_client_state_reads_tenant_client_and_subject(
+    two_tenants: MigratableStorage,
+) -> None:
+    """One read returns the tenant, its client, the client id's subject version and a user of
+    that name; an unknown client still returns the tenant; an unknown tenant returns None."""
+    with two_tenants.transaction() as tx:
+        tx.clients.insert(client())
+        tenant_a = tx.get_tenant("tenant-a")
+    assert tenant_a is not None
+    assert two_tenants.load_client_state("tenant-a", "tac_1") == ClientState(tenant_a, client())
+    assert two_tenants.load_client_state("tenant-a", "tac_2") == ClientState(tenant_a, None)
+    assert two_tenants.load_client_state("nobody", "tac_1") is None
+    with two_tenants.transaction() as tx:
+        tx.revocations.bump_subject("tenant-a", "tac_1", 100)
+        tx.revocations.bump_subject("tenant-a", "tac_1", 101)
+        tx.users.insert(user(name="tac_1", status=UserStatus.DISABLED))
+        tx.update_tenant(replace(tenant_a, status=TenantStatus.SUSPENDED))
+    state = two_tenants.load_client_state("tenant-a", "tac_1")
+    assert state == ClientState(
+        replace(tenant_a, status=TenantStatus.SUSPENDED), client(), 2, UserStatus.DISABLED
+    )
+
+
+def test_load_client_state_is_isolated_per_tenant(two_tenants: MigratableStorage) -> None:
+    """Tenant B's read never sees tenant A's client, subject version or user of that name."""
+    with two_tenants.transaction() as tx:
+        tx.clients.insert(client())
+        tx.revocations.bump_subject("tenant-a", "tac_1", 100)
+        tx.users.insert(user(name="tac_1", status=UserStatus.DISABLED))
+        tenant_b = tx.get_tenant("tenant-b")
+    assert tenant_b is not None
+    assert two_tenants.load_client_state("tenant-b", "tac_1") == ClientState(tenant_b, None)

@@ -13,6 +13,7 @@ from tenantauth.crypto.jwt import TENANT_ID_RE
 __all__ = [
     "CacheRead",
     "Client",
+    "ClientState",
     "IssuedToken",
     "KeyRecord",
     "Page",
@@ -207,6 +208,22 @@ class Client:
     created_at: datetime
     updated_at: datetime
     secret_rotated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """What authenticating a client and minting its own token need, read in one round trip.
+
+    ``tenant`` is the tenant row (tombstones too); ``client`` the client, or None. The
+    subject of a ``client_credentials`` token is the client id (RFC 6749 §4.4), so
+    ``subject_version`` is that subject's revocation version (0 if never revoked) and
+    ``subject_status`` the status of a user of that name (None if there is none).
+    """
+
+    tenant: Tenant
+    client: Client | None
+    subject_version: int = 0
+    subject_status: UserStatus | None = None
 
 
 @dataclass(frozen=True)

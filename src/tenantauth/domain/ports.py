@@ -15,6 +15,7 @@ from tenantauth.domain.models import (
     AckStatus,
     CacheRead,
     Client,
+    ClientState,
     Invalidation,
     KeyRecord,
     Publication,
@@ -225,6 +226,13 @@ class Storage(Protocol):
     ) -> VerificationState | None:
         """Return the tenant's key record, the subject's revocation version and whether the
         jti is denylisted, in one round trip; None if the tenant id was never created."""
+        ...
+
+    def load_client_state(self, tenant_id: str, client_id: str) -> ClientState | None:
+        """Return the tenant row, its client ``client_id`` (None if there is none), the
+        revocation version of the subject ``client_id`` and the status of a user of that name,
+        in one round trip and one snapshot; None if the tenant id was never created. The
+        token endpoint's read (client authentication and the ``client_credentials`` grant)."""
         ...
 
     def load_revocations(

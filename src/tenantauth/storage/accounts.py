@@ -170,7 +170,7 @@ class ClientRows(Rows):
             f"SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = {{}} AND client_id = {{}}",  # noqa: S608
             (tenant_id, client_id),
         )
-        return self._client(row) if row else None
+        return self.client_from_row(row) if row else None
 
     def insert(self, client: Client) -> None:
         """Insert a client. Raises ``ConflictError`` if the id is taken in the tenant."""
@@ -198,7 +198,7 @@ class ClientRows(Rows):
             f"SELECT {CLIENT_COLUMNS} FROM clients WHERE tenant_id = {{}} AND client_id > {{}} "  # noqa: S608
             "ORDER BY client_id LIMIT {}"
         )
-        return [self._client(r) for r in self._all(text, (tenant_id, after or "", limit))]
+        return [self.client_from_row(r) for r in self._all(text, (tenant_id, after or "", limit))]
 
     def _params(self, c: Client) -> tuple[Any, ...]:
         return (
@@ -214,7 +214,8 @@ class ClientRows(Rows):
         )
 
     @staticmethod
-    def _client(row: Any) -> Client:
+    def client_from_row(row: Any) -> Client:
+        """Build a Client from the values of ``CLIENT_COLUMNS``, in order."""
         tid, cid, name, secret_hash, scopes, grants, created, updated, rotated = row
         return Client(
             tid,

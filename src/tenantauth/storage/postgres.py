@@ -19,7 +19,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
+from tenantauth.domain.models import ClientState, KeyRecord, Tenant, VerificationState
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import (
     ConflictError,
@@ -30,6 +30,11 @@ from tenantauth.errors import (
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.admin_rows import AdminKeyRows, AuditRows
+from tenantauth.storage.client_state import (
+    LOAD_CLIENT_STATE,
+    client_state_from_row,
+    client_state_params,
+)
 from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
@@ -61,6 +66,7 @@ UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
+CLIENT_STATE = DIALECT.sql(LOAD_CLIENT_STATE)
 SELECT_TENANT_FOR_UPDATE = SELECT_TENANT + " FOR UPDATE"
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -215,6 +221,13 @@ class PostgresStorage:
         with self._guard(), self._connection() as conn:
             row = conn.execute(LOAD_STATE, params).fetchone()
         return state_from_row(row) if row else None
+
+    def load_client_state(self, tenant_id: str, client_id: str) -> ClientState | None:
+        """See ``Storage.load_client_state``: one statement, so no BEGIN/COMMIT."""
+        params = client_state_params(tenant_id, client_id)
+        with self._guard(), self._connection() as conn:
+            row = conn.execute(CLIENT_STATE, params).fetchone()
+        return client_state_from_row(row) if row else None
 
     def load_revocations(
         self, tenant_id: str, *, revoked_since: int, expiring_after: int

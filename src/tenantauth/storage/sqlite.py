@@ -13,11 +13,16 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tenantauth.domain.models import KeyRecord, Tenant, VerificationState
+from tenantauth.domain.models import ClientState, KeyRecord, Tenant, VerificationState
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
 from tenantauth.storage.admin_rows import AdminKeyRows, AuditRows
+from tenantauth.storage.client_state import (
+    LOAD_CLIENT_STATE,
+    client_state_from_row,
+    client_state_params,
+)
 from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
@@ -40,6 +45,7 @@ UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
+CLIENT_STATE = DIALECT.sql(LOAD_CLIENT_STATE)
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
@@ -140,6 +146,15 @@ class SqliteStorage:
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
         return state_from_row(row) if row else None
+
+    def load_client_state(self, tenant_id: str, client_id: str) -> ClientState | None:
+        """See ``Storage.load_client_state``: one statement, so one snapshot."""
+        params = client_state_params(tenant_id, client_id)
+        try:
+            row = self._conn().execute(CLIENT_STATE, params).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return client_state_from_row(row) if row else None
 
     def load_revocations(
         self, tenant_id: str, *, revoked_since: int, expiring_after: int
