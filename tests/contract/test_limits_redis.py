@@ -56,6 +56,14 @@ def test_locks_at_the_threshold_with_the_lockout_ttl(
     assert 899_000 < client.pttl("tenantauth:fail:" + ALICE[0]) <= 900_000
 
 
+def test_check_names_the_keys_with_failures(limiter: RedisFailureLimiter) -> None:
+    """check returns the keys holding a counter: none at first, then the failed ones."""
+    keys = failure_keys("acme", "alice", IP)
+    assert limiter.check(keys) == frozenset()
+    limiter.record_failure([ip_key(IP)])
+    assert limiter.check(keys) == {ip_key(IP)}
+
+
 def test_concurrent_failures_are_counted_atomically(redis_url: str) -> None:
     """Eight clients recording 50 failures each count exactly 400; the 400th locks."""
     policy = LimitPolicy(max_failures=400, window_seconds=60, lockout_seconds=900)

@@ -157,6 +157,17 @@ def test_no_failures_no_lock(limiter: FailureLimiter) -> None:
     limiter.reset([])
 
 
+def test_check_returns_the_keys_with_failures_counted(limiter: FailureLimiter) -> None:
+    """check names the keys that have failures counted (a success may skip resetting the
+    others): none before a failure, the user and IP keys after one, the IP key after a reset."""
+    keys = failure_keys("acme", "alice", IP)
+    assert limiter.check(keys) == frozenset()
+    fail(limiter, 1)
+    assert limiter.check(keys) == frozenset(keys)
+    limiter.reset([user_key("acme", "alice")])
+    assert limiter.check(keys) == {ip_key(IP)}
+
+
 def test_locks_at_the_threshold_with_retry_after(limiter: FailureLimiter) -> None:
     """Four failures pass; the fifth locks, with Retry-After equal to the lockout."""
     fail(limiter, 4)

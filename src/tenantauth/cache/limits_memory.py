@@ -50,17 +50,22 @@ class MemoryFailureLimiter:
         # Ordered by last update, oldest first: the eviction order.
         self._counters: OrderedDict[str, _Counter] = OrderedDict()
 
-    def check(self, keys: Sequence[str]) -> None:
+    def check(self, keys: Sequence[str]) -> frozenset[str]:
         """See ``FailureLimiter.check``."""
         now = self._clock()
         longest = 0.0
+        counted = set()
         with self._lock:
             for key in keys:
                 counter = self._live(key, now)
-                if counter is not None and counter.failures >= self._policy.threshold(key):
+                if counter is None:
+                    continue
+                counted.add(key)
+                if counter.failures >= self._policy.threshold(key):
                     longest = max(longest, counter.expires_at - now)
         if longest > 0:
             raise locked_error(retry_after_seconds(longest))
+        return frozenset(counted)
 
     def record_failure(self, keys: Sequence[str]) -> None:
         """See ``FailureLimiter.record_failure``."""

@@ -53,10 +53,10 @@ class RedisFailureLimiter:
         self._policy = policy
         self._prefix = prefix
 
-    def check(self, keys: Sequence[str]) -> None:
+    def check(self, keys: Sequence[str]) -> frozenset[str]:
         """See ``FailureLimiter.check``: one pipeline of GET and PTTL per key."""
         if not keys:
-            return
+            return frozenset()
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
             pipe.get(self._prefix + key)
@@ -69,6 +69,7 @@ class RedisFailureLimiter:
         longest = max(waits)
         if longest > 0:
             raise locked_error(retry_after_seconds(longest))
+        return frozenset(key for key, count in zip(keys, replies[::2], strict=True) if count)
 
     def record_failure(self, keys: Sequence[str]) -> None:
         """See ``FailureLimiter.record_failure``: one pipeline of one script per key."""

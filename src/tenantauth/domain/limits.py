@@ -8,10 +8,10 @@ period, and then starts from zero again.
 How to use a ``FailureLimiter``, in this order::
 
     keys = failure_keys(tenant_id, username, client_ip)
-    limiter.check(keys)                           # RateLimitedError → 429 + Retry-After
+    counted = limiter.check(keys)                 # RateLimitedError → 429 + Retry-After
     if credentials are wrong or the username is unknown:
         limiter.record_failure(keys)              # unknown usernames count too
-    else:
+    elif user_key(tenant_id, username) in counted:
         limiter.reset([user_key(tenant_id, username)])   # never the IP key
 
 Lockout never reveals whether a username exists: the keys are built from the name as typed,
@@ -73,9 +73,11 @@ class FailureLimiter(Protocol):
     as an unknown lock state must not let a guesser through.
     """
 
-    def check(self, keys: Sequence[str]) -> None:
-        """Return None if no key is locked.
+    def check(self, keys: Sequence[str]) -> frozenset[str]:
+        """Return the keys that have failures counted, if no key is locked.
 
+        A caller may skip ``reset`` of a key that is not among them: there is nothing to
+        forget, and a failure counted since stays counted (stricter, never looser).
         Raises ``RateLimitedError`` whose ``retry_after`` is the longest remaining lockout
         among the locked keys, in whole seconds rounded up (RFC 9110 §10.2.3 Retry-After).
         """
