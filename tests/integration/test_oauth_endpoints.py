@@ -101,6 +101,28 @@ def test_client_credentials_with_post(client: FlaskClient) -> None:
     assert body["scope"] == "read write"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("delete", f"/v1/admin/tenants/acme/clients/{CLIENT_ID}", None),
+        ("post", f"/v1/admin/tenants/acme/clients/{CLIENT_ID}/rotate-secret", {}),
+        ("patch", "/v1/admin/tenants/acme", {"status": "suspended"}),
+        ("delete", "/v1/admin/tenants/acme", None),
+    ],
+)
+def test_client_credentials_refused_right_after_an_admin_change(
+    client: FlaskClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    """Each issuance reads the client afresh: once a deletion, a secret rotation or a
+    suspension returns, the next request with the old credentials is invalid_client."""
+    form = {"grant_type": "client_credentials"}
+    for _ in range(3):
+        ok(post(client, TOKEN, form, headers=basic()))
+    r = client.open(path, method=method.upper(), json=body, headers=ADMIN)
+    assert r.status_code in (200, 204), r.get_data(as_text=True)
+    oauth_error(post(client, TOKEN, form, headers=basic()), 401, "invalid_client")
+
+
 def test_basic_credentials_are_form_urlencoded(client: FlaskClient) -> None:
     """§2.3.1: id and secret are form-urlencoded inside HTTP Basic (':' '+' ' ' 'é')."""
     r = post(client, TOKEN, {"grant_type": "client_credentials"}, headers=basic(ODD_ID, ODD_SECRET))

@@ -5,15 +5,19 @@ from __future__ import annotations
 import pytest
 
 from tenantauth.crypto.passwords import PasswordHasher
+from tenantauth.domain.clients import delete_client, rotate_client_secret
 from tenantauth.domain.grants import GrantRequest, TokenResponse, grant_token
 from tenantauth.domain.models import Tenant, TenantStatus, UserStatus
 from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.revocations import revoke_subject
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import TenantChanges, update_tenant
 from tenantauth.errors import (
+    ConflictError,
     InvalidClientError,
     InvalidGrantError,
     InvalidScopeError,
+    InvalidTokenError,
     OAuthError,
     RateLimitedError,
     UnauthorizedClientError,
@@ -100,6 +104,36 @@ class TestClientCredentials:
         """Clients of a suspended tenant cannot authenticate."""
         update_tenant(svc, "acme", TenantChanges(status=TenantStatus.SUSPENDED))
         with pytest.raises(InvalidClientError):
+            token(svc, grant_type="client_credentials")
+
+    def test_deleted_client_and_old_secret_are_refused_at_once(self, svc: Services) -> None:
+        """No cache of clients: after a rotation the old secret fails, after a deletion the
+        client does, on the very next request."""
+        token(svc, grant_type="client_credentials")
+        _, new_secret = rotate_client_secret(svc, "acme", CLIENT_ID)
+        with pytest.raises(InvalidClientError):
+            token(svc, grant_type="client_credentials")
+        fresh = ClientCredentials(CLIENT_ID, new_secret, "client_secret_basic")
+        token(svc, fresh, grant_type="client_credentials")
+        delete_client(svc, "acme", CLIENT_ID)
+        with pytest.raises(InvalidClientError):
+            token(svc, fresh, grant_type="client_credentials")
+
+    def test_revoked_client_subject_gets_the_new_version(self, svc: Services) -> None:
+        """Tokens minted after the client id was revoked as a subject carry ``uv`` and verify;
+        those minted before do not."""
+        before = token(svc, grant_type="client_credentials").access_token
+        revocation = revoke_subject(svc, "acme", CLIENT_ID)
+        after = token(svc, grant_type="client_credentials").access_token
+        assert svc.verifier.verify(after).claims["uv"] == revocation.version
+        with pytest.raises(InvalidTokenError):
+            svc.verifier.verify(before)
+
+    def test_disabled_user_named_like_the_client_is_refused(self, svc: Services) -> None:
+        """As at the admin token endpoint, no token is minted for the subject of a disabled
+        user, even when a client id names it."""
+        add_user(svc, "acme", CLIENT_ID, status=UserStatus.DISABLED)
+        with pytest.raises(ConflictError):
             token(svc, grant_type="client_credentials")
 
     def test_missing_grant_type_is_invalid_request(self, svc: Services) -> None:
@@ -206,6 +240,16 @@ class TestLimiter:
                 token(svc, bad, grant_type="client_credentials")
         with pytest.raises(RateLimitedError):
             token(svc, grant_type="client_credentials")
+
+    def test_client_success_resets_the_client_counter(self, svc: Services) -> None:
+        """A client that authenticates forgets its earlier failures (four more then pass)."""
+        bad = ClientCredentials(CLIENT_ID, "wrong", "client_secret_post")
+        for _ in range(2):
+            for _ in range(4):
+                with pytest.raises(InvalidClientError):
+                    token(svc, bad, grant_type="client_credentials")
+            token(svc, grant_type="client_credentials")
+            svc.limiter.reset([f"ip:{IP}"])  # success keeps the address's count
 
     def test_success_resets_the_user_counter(self, svc: Services) -> None:
         """A successful login forgets the user's earlier failures."""

@@ -12,11 +12,11 @@ from typing import Any
 
 from tenantauth.domain import refresh
 from tenantauth.domain.limits import failure_keys, user_key
-from tenantauth.domain.models import Client, UserStatus
-from tenantauth.domain.oauth import ClientCredentials, authenticate_client, plausible_name
+from tenantauth.domain.models import Client, ClientState, UserStatus
+from tenantauth.domain.oauth import ClientCredentials, authenticate_client_state, plausible_name
 from tenantauth.domain.oauth import resolve_scope as _resolve_scope
 from tenantauth.domain.services import Services
-from tenantauth.domain.tokens import TokenRequest, issue_token
+from tenantauth.domain.tokens import TokenRequest, issue_token, mint_token
 from tenantauth.errors import (
     InvalidClientError,
     InvalidGrantError,
@@ -72,7 +72,7 @@ def grant_token(
     """
     if credentials is None:
         raise InvalidClientError("Authenticate the client with HTTP Basic or client_secret_post.")
-    client = authenticate_client(svc, tenant_id, credentials, client_ip)
+    client, state = authenticate_client_state(svc, tenant_id, credentials, client_ip)
     grant = request.grant_type
     if grant is None:
         raise OAuthError("grant_type is required.")
@@ -81,19 +81,34 @@ def grant_token(
     if grant not in client.grant_types:
         raise UnauthorizedClientError(f"This client may not use the {grant} grant.")
     if grant == CLIENT_CREDENTIALS:
-        return _client_credentials(svc, tenant_id, client, request)
+        return _client_credentials(svc, client, state, request)
     if grant == PASSWORD:
         return _password(svc, tenant_id, client, request, client_ip)
     return _refresh(svc, tenant_id, client, request)
 
 
 def _client_credentials(
-    svc: Services, tenant_id: str, client: Client, request: GrantRequest
+    svc: Services, client: Client, state: ClientState, request: GrantRequest
 ) -> TokenResponse:
-    """RFC 6749 §4.4: the client acts on its own behalf; no refresh token (§4.4.3)."""
+    """RFC 6749 §4.4: the client acts on its own behalf; no refresh token (§4.4.3).
+
+    Minted from the state the client was authenticated against (one read per request, made
+    after the request arrived, so a deleted client or a suspended tenant is refused at once).
+    """
     scope = _resolve_scope(request.scope, client.scopes)
-    access, ttl = _access(svc, tenant_id, client.client_id, client=client, scope=scope, claims={})
-    return TokenResponse(access, ttl, scope or None)
+    subject = client.client_id
+    claims = {"client_id": client.client_id}
+    token_request = TokenRequest(state.tenant.id, subject, scope=scope or None, claims=claims)
+    issued = mint_token(
+        svc.keyring,
+        svc.tokens,
+        svc.clock,
+        token_request,
+        state.tenant,
+        subject_version=state.subject_version,
+        subject_status=state.subject_status,
+    )
+    return TokenResponse(issued.access_token, issued.expires_in, scope or None)
 
 
 def _password(

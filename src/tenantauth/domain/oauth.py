@@ -4,7 +4,12 @@
 
 Brute force (issue 3): before a client secret is checked, ``limiter.check`` runs on keys built
 from the client id *as sent* (never looked up first), failures are recorded for unknown clients
-too, and a success resets only the client's own key (``domain/limits.py``).
+too, and a success resets only the client's own key, when it has failures to forget
+(``domain/limits.py``).
+
+Every authentication reads the tenant and the client from storage in one statement
+(``Storage.load_client_state``): nothing about clients is cached, so a deleted client, a
+rotated secret or a suspended tenant is refused from the next request on.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 
 from tenantauth.domain import clients, refresh
 from tenantauth.domain.limits import failure_keys, user_key
-from tenantauth.domain.models import Client, TenantStatus
+from tenantauth.domain.models import Client, ClientState, TenantStatus
 from tenantauth.domain.revocations import revoke_token
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import get_tenant, require_tenant_id
@@ -58,23 +63,37 @@ def authenticate_client(
     client id or address is locked, ``InvalidClientError`` for an unknown client, a wrong
     secret or a tenant that is not active, ``DependencyUnavailableError`` (limiter or storage).
     """
+    return authenticate_client_state(svc, tenant_id, credentials, client_ip)[0]
+
+
+def authenticate_client_state(
+    svc: Services, tenant_id: str, credentials: ClientCredentials, client_ip: str | None
+) -> tuple[Client, ClientState]:
+    """Authenticate a client as ``authenticate_client`` does, from one storage read.
+
+    Returns the client and the state it was authenticated against: its tenant (active when
+    read), and what the ``client_credentials`` grant needs to mint without reading again.
+    Raises what ``authenticate_client`` raises.
+    """
     require_tenant_id(tenant_id)
     keys = failure_keys(tenant_id, credentials.client_id, client_ip)
-    svc.limiter.check(keys)
-    client = None
+    counted = svc.limiter.check(keys)
+    state = None
     if plausible_name(credentials.client_id):
-        with svc.storage.transaction() as tx:
-            tenant = tx.get_tenant(tenant_id)
-            if tenant is not None and tenant.status is TenantStatus.ACTIVE:
-                client = tx.clients.get(tenant_id, credentials.client_id)
+        state = svc.storage.load_client_state(tenant_id, credentials.client_id)
+    active = state is not None and state.tenant.status is TenantStatus.ACTIVE
+    client = state.client if state is not None and active else None
     stored = client.secret_hash if client is not None else DUMMY_HASH
     matched = svc.client_secrets.verify(credentials.secret, stored)
-    if client is None or not matched:
+    if state is None or client is None or not matched:
         svc.limiter.record_failure(keys)
         log.info("client authentication failed for tenant %s", tenant_id)
         raise InvalidClientError("Client authentication failed.")
-    svc.limiter.reset([user_key(tenant_id, credentials.client_id)])
-    return clients.upgrade_secret_hash(svc, client, credentials.secret)  # master-key rotation
+    own = user_key(tenant_id, credentials.client_id)
+    if own in counted:  # nothing to forget otherwise: spare the round trip
+        svc.limiter.reset([own])
+    client = clients.upgrade_secret_hash(svc, client, credentials.secret)  # master-key rotation
+    return client, state
 
 
 def resolve_scope(requested: str | None, allowed: Sequence[str]) -> str:

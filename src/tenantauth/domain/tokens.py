@@ -14,6 +14,7 @@ from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.models import (
     IssuedToken,
+    Tenant,
     TenantStatus,
     UserStatus,
     VerifiedToken,
@@ -141,7 +142,36 @@ def issue_token(
         tenant = tx.get_tenant(request.tenant_id)
         revoked_version = tx.revocations.subject_version(request.tenant_id, request.subject)
         user = tx.users.get(request.tenant_id, request.subject)
-    if user is not None and user.status is UserStatus.DISABLED:
+    status = user.status if user is not None else None
+    return mint_token(
+        keyring,
+        policy,
+        clock,
+        request,
+        tenant,
+        subject_version=revoked_version,
+        subject_status=status,
+    )
+
+
+def mint_token(
+    keyring: MasterKeyring,
+    policy: TokenPolicy,
+    clock: Clock,
+    request: TokenRequest,
+    tenant: Tenant | None,
+    *,
+    subject_version: int,
+    subject_status: UserStatus | None,
+) -> IssuedToken:
+    """Mint an access token from state already read: ``tenant`` is the row of
+    ``request.tenant_id`` (None if there is none), ``subject_version`` the subject's
+    revocation version, ``subject_status`` the status of a user named like the subject (None
+    if there is none). Does no I/O.
+
+    Returns and raises what ``issue_token`` does.
+    """
+    if subject_status is UserStatus.DISABLED:
         raise ConflictError(f"user {request.subject!r} is disabled; enable it first")
     if tenant is None or tenant.status is TenantStatus.DELETED or tenant.sealed_secret is None:
         raise NotFoundError(f"tenant {request.tenant_id!r} does not exist")
@@ -164,8 +194,8 @@ def issue_token(
     }
     if request.scope:
         claims["scope"] = request.scope
-    if revoked_version:
-        claims["uv"] = revoked_version  # tokens of earlier versions are revoked
+    if subject_version:
+        claims["uv"] = subject_version  # tokens of earlier versions are revoked
     if tenant.key_version != 1:
         claims["kv"] = tenant.key_version  # tokens of earlier secrets are revoked
     claims.update(request.claims)
