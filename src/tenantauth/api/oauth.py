@@ -73,6 +73,11 @@ class TokenFormSchema(OAuthFormSchema):
     refresh_token = fields.String(metadata={"description": "refresh_token grant."})
 
 
+#: One instance for every request: given the class, webargs builds a new schema per request
+#: (~65 µs on the bench machine, issue 14). Loading keeps no state on the schema.
+TOKEN_FORM = TokenFormSchema()
+
+
 class TokenFormatSchema(OAuthFormSchema):
     """POST …/revoke (RFC 7009 §2.1); introspection adds ``audience`` (RFC 7662 §2.1)."""
 
@@ -193,7 +198,7 @@ def _authenticated(tenant_id: str, form: dict[str, Any]) -> Client:
 
 
 @bp.post("/<tenant_id>/token")
-@bp.arguments(TokenFormSchema, location="form")
+@bp.arguments(TOKEN_FORM, location="form")
 @bp.response(200, OAuthTokenResponseSchema)
 @oauth_errors_doc(bp, 400, 401, 404, 413, 415, 429, 503)
 @bp.doc(security=CLIENT_SECURITY)
