@@ -2,10 +2,9 @@
 
 Seeding through the admin API, each contender starting (tenantauth serve with and without
 verifying from memory, the naive Python and both Node baselines), one 1-second wrk round each,
-issuance (both grants), the tables, the doc
-and the SVG; and the in-process rows for a fraction of a second. Nothing here asserts on a
-timing: it only keeps the benchmark from rotting. Needs wrk, node and npm (`make gateways`
-installs them).
+issuance (both grants), the tables, the doc and the SVG; and the in-process rows for a
+fraction of a second. Nothing here asserts on a timing: it only keeps the benchmark from
+rotting. Needs wrk, node and npm (`make gateways` installs them).
 """
 
 from __future__ import annotations
