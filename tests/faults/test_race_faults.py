@@ -315,6 +315,9 @@ def _rotate_until_done(server: Server, tenant: str, statuses: Counter[int]) -> T
     pytest.fail(f"rotation never succeeded: {statuses}")
 
 
+PROBE_TENANT = "kill8-probe"
+
+
 def test_s8_redis_connections_killed_during_rotations(
     direct_server: Server, private_redis: PrivateRedis, tmp_path: Path, fault_metrics: Record_
 ) -> None:
@@ -323,6 +326,10 @@ def test_s8_redis_connections_killed_during_rotations(
     accepts the old token after the rotate returned, and every worker reconnects by itself."""
     server, tenant = direct_server, "kill8"
     Admin(server.port).create_tenant(tenant)
+    # A tenant nobody verifies until the end: its first verification must fill Redis, even on
+    # workers that answer ``tenant`` from memory (TEST_VERIFY_MEMORY=true).
+    Admin(server.port).create_tenant(PROBE_TENANT)
+    probe_token = mint(server.port, PROBE_TENANT)
     rng = random.Random(SEED + 8)
     m = ScenarioMetrics(f"S8 {rounds(30)} rotations, redis conns killed")
     verdicts, statuses, killed, last_kill = Rounds(), Counter[int](), 0, 0.0
@@ -363,7 +370,13 @@ def test_s8_redis_connections_killed_during_rotations(
         )
         m.recover_s = None if reconnected is None else time.monotonic() - last_kill
         client.delete(_entry(tenant))  # the servers write to Redis again
-        refilled = wait_for(lambda: private_redis.exists(_entry(tenant)), RECOVER_SECONDS)
+        call(server.port, "GET", "/v1/verify", token=probe_token, probe="refill")
+        refilled = wait_for(
+            lambda: (
+                private_redis.exists(_entry(tenant)) or private_redis.exists(_entry(PROBE_TENANT))
+            ),
+            RECOVER_SECONDS,
+        )
         time.sleep(0.5)
         records = fleet.stop()
     m.add(records, valid=set(), revoked=set())
