@@ -148,7 +148,27 @@ def in_process(seconds: float, runs: int, redis_url: str) -> list[tuple[str, flo
             svc = app.extensions["tenantauth"]["services"]
             rows += pg_rows(app, svc, seconds, runs)
             svc.close()
+            settings = make_settings(Backend("postgres", pg_url, redis_url), state)
+            svc = build_services(settings, verify_memory=True)
+            rows.append(memory_row(svc, seconds, runs))
+            svc.close()
     return rows
+
+
+def memory_row(svc: Services, seconds: float, runs: int) -> tuple[str, float]:
+    """The verifier answering from this process's memory (TENANTAUTH_VERIFY_MEMORY): warm
+    until the tenant is held, so the row measures that path and nothing else."""
+    tenants.create_tenant(svc, "bench-memory", "Bench")
+    request = TokenRequest("bench-memory", "user-1")
+    token = issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request).access_token
+    deadline = time.monotonic() + 10
+    while not svc.keys.held("bench-memory"):
+        assert time.monotonic() < deadline, "the tenant never reached memory"
+        svc.verifier.verify(token)
+        time.sleep(0.01)
+    rate = median_rate(lambda: svc.verifier.verify(token), seconds, runs)
+    assert svc.keys.held("bench-memory"), "the tenant left memory while measuring"
+    return ("verifier (PostgreSQL + Redis, from memory)", rate)
 
 
 def pg_rows(app: Flask, svc: Services, seconds: float, runs: int) -> list[tuple[str, float]]:

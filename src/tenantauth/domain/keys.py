@@ -170,6 +170,11 @@ class KeyResolver:
             frozenset(jti for jti, _ in revocations.jtis),
         )
 
+    def held(self, tenant_id: str) -> bool:
+        """Whether this process would answer ``tenant_id`` from memory now (benchmarks and
+        tests check that what they measure is that path)."""
+        return self._memory is not None and self._memory.get(tenant_id) is not None
+
     def signing_key(self, tenant_id: str) -> bytes | None:
         """Return the current HMAC key of an active tenant, or None for any other tenant.
 
