@@ -22,7 +22,7 @@ LINT_PATHS := $(wildcard src tests bench clients/python/src)
 # The Python client: its own distribution (clients/python), installed editable beside the server.
 CLIENT := clients/python
 
-.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability fmt clean
+.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability bench-leases fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -109,6 +109,12 @@ bench-protecting: venv services gateways ## Latency each way of protecting a ser
 
 bench-observability: venv services ## What the request log line and metrics cost per verify, µs (bench/observability.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/observability.py $(ARGS)
+
+# Issue 14: change latency and Redis load against the number of live lease listeners, on a
+# private redis-server of its own (the shared one is not used); rewrites its section of
+# docs/performance-leases.md.
+bench-leases: venv services ## Change latency, Redis load vs live listeners (bench/lease_scaling.py $(ARGS))
+	$(BIN)/python bench/lease_scaling.py --doc docs/performance-leases.md $(ARGS)
 
 fmt: venv ## Format and auto-fix: ruff format, ruff check --fix
 	$(BIN)/ruff format $(LINT_PATHS)
