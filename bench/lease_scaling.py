@@ -306,7 +306,12 @@ def main() -> None:
         "--doc", type=Path, help="write the results into this markdown file's section"
     )
     parser.add_argument("--out", type=Path, help="write the raw results as JSON here")
+    parser.add_argument("--from-json", type=Path, help="no run: report the results of --out")
     args = parser.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        report(saved["rows"], argparse.Namespace(**saved["args"]))
+        return
     logging.basicConfig(level=logging.WARNING)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-leases-") as tmp:
@@ -319,12 +324,18 @@ def main() -> None:
                 print("\n".join(table(rows[-1:])), flush=True)
         finally:
             server.stop()
+    if args.out:
+        saved = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+        args.out.write_text(json.dumps(saved | {"rows": rows}, indent=2) + "\n")
+    report(rows, args)
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Print the section and write it into ``args.doc`` if given."""
     text = section(rows, args, LEASE)
     print(text)
     if args.doc:
-        write_doc(args.doc, text)
-    if args.out:
-        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+        write_doc(Path(args.doc), text)
 
 
 if __name__ == "__main__":
