@@ -11,17 +11,17 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from verify_http import NAIVE, NODE_KEYOBJECT, NODE_STRING, TENANTAUTH, TENANTAUTH_MEMORY
+from verify_http import NAIVE, NODE_KEYOBJECT, NODE_STRING, TENANTAUTH, TENANTAUTH_EXACT
 
 #: What each contender checks on GET /v1/verify, for the doc.
 CHECKS = {
     TENANTAUTH: "strict JWS shape and header (alg=HS256, typ, kid), signature, exp/nbf/iat, "
     "lifetime, iss, aud, tid = kid, key version (rotation), tenant status, jti and subject "
-    "revocation; tenant + both revocation marks in one Redis round trip; metrics and a JSON "
-    "INFO line per request",
-    TENANTAUTH_MEMORY: "as tenantauth, with `TENANTAUTH_VERIFY_MEMORY=true`: a tenant this "
-    "worker holds is answered from its memory (no Redis round trip), kept exact by leases and "
-    "acknowledged invalidation",
+    "revocation; a tenant this worker holds is answered from its memory (no Redis round "
+    "trip), kept exact by leases and acknowledged invalidation; metrics and a JSON INFO line "
+    "per request",
+    TENANTAUTH_EXACT: "as tenantauth, with `TENANTAUTH_VERIFY_MEMORY=false`: tenant and both "
+    "revocation marks in one Redis round trip per verification (the default before issue 14)",
     NAIVE: "signature (HS256 only), exp, iss, aud (PyJWT `decode`); secret by `kid`, one Redis "
     "GET; no revocation, rotation, tenant status or tid check, no logs, no metrics",
     NODE_STRING: "signature (HS256 only), exp (only when present: jsonwebtoken does not "
@@ -200,7 +200,7 @@ def svg(rows: Sequence[dict[str, Any]], caption: str) -> str:
     for i, row in enumerate(rows):
         y = top + i * (bar_h + gap)
         length = max(1.0, row["rps"]["median"] * scale)
-        colour = "#d9622b" if row["name"] in (TENANTAUTH, TENANTAUTH_MEMORY) else "#4a78b5"
+        colour = "#d9622b" if row["name"] in (TENANTAUTH, TENANTAUTH_EXACT) else "#4a78b5"
         label = f"{row['rps']['median']:,.0f} req/s · p99 {row['p99_ms']['median']:.1f} ms"
         parts += [
             f'<text x="{left - 10}" y="{y + bar_h / 2 + 5}" {font} font-size="14" '

@@ -129,8 +129,8 @@ def contenders(
         found: list[Contender] = []
         tokens: dict[str, list[str]] = {}
         prod = verify_http.tenantauth_environ(pg_url, redis_url)
-        if memory:
-            prod["TENANTAUTH_VERIFY_MEMORY"] = "true"
+        # The production default verifies from memory; without --verify-memory, the exact path.
+        prod["TENANTAUTH_VERIFY_MEMORY"] = "true" if memory else "false"
         modes = {"prod": prod, "embedded": embedded_environ(cfg.tmp / "embedded")}
         for workload, env in modes.items():
             started, tokens[workload] = start_tenantauth(stack, cfg, workload, env, redis_url)

@@ -2,9 +2,10 @@
 
 Contenders (each on loopback, ``workers`` processes, i.e. one per core by default):
 - ``tenantauth``: ``tenantauth serve`` in production mode (PostgreSQL + Redis) with what ships
-  on by default: gthread workers x TENANTAUTH_THREADS (4), metrics, INFO request log lines.
-- ``tenantauth (memory)``: the same, plus ``TENANTAUTH_VERIFY_MEMORY=true`` (verifying from
-  memory, docs/design.md; not the default yet), on the same database and Redis.
+  on by default: gthread workers x TENANTAUTH_THREADS (4), metrics, INFO request log lines,
+  verifying from memory (docs/design.md).
+- ``tenantauth (exact path)``: the same with ``TENANTAUTH_VERIFY_MEMORY=false``: one Redis
+  round trip per verification, the default before issue 14; on the same database and Redis.
 - ``naive Python``: bench/baselines/naive (Flask + PyJWT ``decode`` + redis-py ``GET``),
   gunicorn sync workers.
 - ``node (string)`` / ``node (KeyObject)``: bench/baselines/node (cluster, Express,
@@ -54,7 +55,7 @@ NODE_DIR = BASELINES / "node"
 NAIVE_DIR = BASELINES / "naive"
 SECRET_PREFIX = "tenant-secret:"
 READY_SECONDS = 30.0
-TENANTAUTH_MEMORY = "tenantauth (memory)"
+TENANTAUTH_EXACT = "tenantauth (exact path)"
 TENANTAUTH, NAIVE, NODE_STRING, NODE_KEYOBJECT = (
     "tenantauth",
     "naive Python",
@@ -190,17 +191,17 @@ def servers(
         env = tenantauth_environ(pg_url, redis_url)
         ours = start_server(cfg.tmp, "tenantauth", env, workers=cfg.workers)
         stack.callback(ours.stop)
-        env = {**env, "TENANTAUTH_VERIFY_MEMORY": "true"}
-        memory = start_server(cfg.tmp, "tenantauth-memory", env, workers=cfg.workers)
-        stack.callback(memory.stop)
+        env = {**env, "TENANTAUTH_VERIFY_MEMORY": "false"}
+        exact = start_server(cfg.tmp, "tenantauth-exact", env, workers=cfg.workers)
+        stack.callback(exact.stop)
         baselines = start_baselines(cfg, baseline_redis_url)
         for server in baselines.values():
             stack.callback(server.stop)
         wait_ready(ours, timeout=READY_SECONDS)
-        wait_ready(memory, timeout=READY_SECONDS)
+        wait_ready(exact, timeout=READY_SECONDS)
         for server in baselines.values():
             wait_up(server)
-        yield {TENANTAUTH: ours.port, TENANTAUTH_MEMORY: memory.port} | {
+        yield {TENANTAUTH: ours.port, TENANTAUTH_EXACT: exact.port} | {
             name: s.port for name, s in baselines.items()
         }
 

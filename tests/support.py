@@ -105,6 +105,12 @@ def make_settings(backend: Backend, state_dir: Path, **overrides: Any) -> Settin
         # Cheap argon2 for tests (the defaults cost ~64 MiB and tens of ms per hash).
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8192,
+        # In-process apps verify on the exact path: each test starts with an empty Redis, so
+        # with memory on its first change after a verification would wait out a fresh lease
+        # registry (2 s). Memory is tested where it is the subject: tests/contract/
+        # test_memory_race.py, tests/faults/test_memory_faults.py, and every server-based
+        # suite (e2e, gateways, client, faults), whose servers run the production default.
+        "verify_memory": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -344,11 +344,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "VERIFY_MEMORY",
-        "false",
+        "true",
         "Production mode: each worker answers verifications of the tenants it holds from its "
         "own memory, kept exact by leases and acknowledged invalidation (docs/design.md, "
         '"Verifying from memory"). Changes then wait for every worker\'s acknowledgement '
-        "(at most 2 s for a stopped one).",
+        "(at most 2 s for a stopped one). `false`: every verification reads Redis.",
         _bool,
     ),
     Setting(
@@ -411,7 +411,7 @@ class Settings:
     log_format: str = "auto"
     log_sample_accepted: float = 1.0
     metrics_port: int = 9464
-    verify_memory: bool = False
+    verify_memory: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
