@@ -22,7 +22,7 @@ import redis
 
 from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.leases_lua import STREAM
-from tenantauth.domain import tenants
+from tenantauth.domain import revocations, tenants
 from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.leases import Invalidator, LeaseListener
 from tenantauth.domain.memory import VerifyMemory
@@ -111,9 +111,10 @@ class Worker:
         *,
         storage: Any = None,
         memory_class: type[VerifyMemory] = VerifyMemory,
+        max_revocations: int = 10_000,
     ) -> None:
         """Build it; the listener starts at the first verification."""
-        policy = MemoryPolicy(lease_seconds=LEASE, skip=skip)
+        policy = MemoryPolicy(lease_seconds=LEASE, skip=skip, max_revocations=max_revocations)
         self.memory = memory_class(LEASE, skip=skip)
         self.listener = LeaseListener(leases, self.memory, svc.storage, lease_seconds=LEASE)
         keys = KeyResolver(
@@ -499,5 +500,49 @@ def test_a_listener_that_dies_is_waited_out_and_replaced(
         new = mint(svc)
         worker.hold("acme", new)
         assert not worker.accepts(old)
+    finally:
+        worker.stop()
+
+
+class CountingLoads:
+    """Storage that counts the whole-tenant loads (``load_key_record``)."""
+
+    def __init__(self, inner: Any) -> None:
+        """Wrap ``inner``."""
+        self.inner = inner
+        self.loads = 0
+
+    def load_key_record(self, tenant_id: str) -> Any:
+        """Count, then read."""
+        self.loads += 1
+        return self.inner.load_key_record(tenant_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_tenant_with_too_many_revocations_is_not_held_nor_reloaded(
+    pg_services: Services, leases: Any
+) -> None:
+    """Over ``max_revocations`` the tenant stays on the exact path, and memory does not read
+    it whole again on each of its verifications."""
+    svc = writer(pg_services, leases, frozenset())
+    tenants.create_tenant(svc, "acme", "Acme")
+    revocations.revoke_subject(svc, "acme", "someone")
+    revocations.revoke_subject(svc, "acme", "someone-else")
+    token = mint(svc)
+    loads = CountingLoads(svc.storage)
+    worker = Worker(svc, leases, frozenset(), storage=loads, max_revocations=1)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not worker.memory.live():
+            assert worker.accepts(token)
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        before = loads.loads
+        for _ in range(20):
+            assert worker.accepts(token)
+        assert worker.memory.get("acme") is None
+        assert loads.loads - before <= 1
     finally:
         worker.stop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.domain.clock import SteadyWallClock
@@ -43,6 +44,10 @@ _MEMO_MAX = 10_000
 #: Revocation marks outlive their last use by this much, so a verifier whose clock lags the
 #: one that computed the TTL (within the leeway we already assume) still finds the mark.
 SKEW_MARGIN = 60
+#: A tenant memory refused (more live revocations than the policy allows) is not loaded for
+#: memory again for this long: otherwise each of its verifications would read it whole.
+NOT_HELD_SECONDS = 60.0
+_NOT_HELD_MAX = 10_000
 
 
 class KeyResolver:
@@ -80,6 +85,7 @@ class KeyResolver:
         self._listener: LeaseListener | None = memory[1] if memory else None
         self._memory_policy: MemoryPolicy | None = memory[2] if memory else None
         self._memory_flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
+        self._not_held: dict[str, float] = {}  # tenant id -> monotonic time it was refused
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -138,6 +144,9 @@ class KeyResolver:
             assert self._listener is not None  # noqa: S101 - given with the memory
             self._listener.ensure_started()
             return
+        refused_at = self._not_held.get(tenant_id)
+        if refused_at is not None and time.monotonic() - refused_at < NOT_HELD_SECONDS:
+            return
 
         def load(waited: bool) -> TenantSnapshot | None:
             if waited and memory.get(tenant_id) is not None:
@@ -146,6 +155,10 @@ class KeyResolver:
             snapshot = self._snapshot(tenant_id)
             if snapshot is not None:
                 memory.offer(ticket, snapshot)
+            else:
+                if len(self._not_held) >= _NOT_HELD_MAX:
+                    self._not_held.clear()
+                self._not_held[tenant_id] = time.monotonic()
             return snapshot
 
         try:
