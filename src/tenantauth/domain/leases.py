@@ -115,6 +115,8 @@ class LeaseListener:
             self._register()
             return
         entries, cursor = self._registry.read(self._cursor, self._lease / 4)
+        if self._stop.is_set():  # stopped while reading: the worker has left the registry
+            return
         skip = self._memory.skip
         if "ack_after_drop" in skip and entries:  # tests only: acknowledge, then drop
             self._renew(entries[-1].seq)
@@ -142,7 +144,8 @@ class LeaseListener:
 
     def _renew(self, applied: int) -> None:
         registration = self._registration
-        assert registration is not None  # noqa: S101 - only called while registered
+        if registration is None:  # stopped meanwhile (``stop`` ran on another thread)
+            return
         sent_at = self._monotonic()
         if self._registry.renew(self.worker_id, registration.incarnation, applied):
             self._memory.renewed(sent_at)

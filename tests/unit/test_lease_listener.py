@@ -1,0 +1,138 @@
+"""LeaseListener and Invalidator against a registry stand-in (no Redis): the thread's life
+cycle and the writer's bounds. The protocol's races, on real Redis, are in
+tests/contract/test_memory_race.py."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tenantauth.domain.leases import Invalidator, LeaseListener
+from tenantauth.domain.memory import VerifyMemory
+from tenantauth.domain.models import AckStatus, Invalidation, Publication, Registration
+from tenantauth.errors import CacheUnavailableError, UnconfirmedChangeError
+
+LEASE = 0.4
+
+
+class Registry:
+    """A LeaseRegistry whose reads block until ``release`` is set."""
+
+    def __init__(self, pending: int = 0) -> None:
+        """No one registered; ``acks`` reports ``pending`` live leases not acknowledged."""
+        self.release = threading.Event()
+        self.reading = threading.Event()
+        self.left: list[str] = []
+        self.pending = pending
+        self.published: list[str] = []
+
+    def register(self, worker_id: str) -> Registration:
+        """Always succeeds."""
+        return Registration(0, "0-0", "inc")
+
+    def read(self, cursor: str, block_seconds: float) -> tuple[list[Invalidation], str]:
+        """Block until released."""
+        self.reading.set()
+        assert self.release.wait(5)
+        return [], cursor
+
+    def renew(self, worker_id: str, incarnation: str, applied: int) -> bool:
+        """Always succeeds."""
+        return True
+
+    def deregister(self, worker_id: str) -> None:
+        """Record who left."""
+        self.left.append(worker_id)
+
+    def publish(self, tenant_id: str) -> Publication:
+        """Record the change."""
+        self.published.append(tenant_id)
+        return Publication(len(self.published), "inc")
+
+    def acks(self, publication: Publication) -> AckStatus:
+        """``pending`` live leases, an old registry."""
+        return AckStatus(self.pending, 0.0)
+
+
+class Declared:
+    """Storage stand-in: memory is in use."""
+
+    def declare_memory(self) -> None:
+        """Nothing to record."""
+
+    def memory_declared(self) -> bool:
+        """Always."""
+        return True
+
+
+def test_stopping_during_a_blocked_read_ends_the_thread_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker leaving (gunicorn's worker_exit) while its listener waits on the stream:
+    memory untrusted at once, the worker leaves the registry, the thread ends, nothing
+    logged as a failure."""
+    registry = Registry()
+    memory = VerifyMemory(LEASE)
+    listener = LeaseListener(registry, memory, Declared(), lease_seconds=LEASE)  # type: ignore[arg-type]
+    caplog.set_level(logging.INFO, logger="tenantauth.domain.leases")
+    listener.ensure_started()
+    assert registry.reading.wait(5)
+    assert memory.live()
+    thread: Any = listener._thread  # the thread's end is what is tested
+    listener.stop()
+    assert not memory.live()
+    assert registry.left == [listener.worker_id]
+    registry.release.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_writer_gives_up_after_three_leases_and_says_unconfirmed() -> None:
+    """A lease that neither acknowledges nor expires (a bug, or clocks far apart): the change
+    is committed, so the writer answers 503 change_unconfirmed, never returns early."""
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    invalidator = Invalidator(
+        Registry(pending=1),  # type: ignore[arg-type]
+        Declared(),  # type: ignore[arg-type]
+        lease_seconds=LEASE,
+        monotonic=lambda: clock[0],
+        sleep=sleep,
+    )
+    with pytest.raises(UnconfirmedChangeError):
+        invalidator.invalidate("acme")
+    assert 3 * LEASE <= clock[0] <= 3 * LEASE + 0.01
+
+
+def test_the_writer_reports_an_unreachable_registry_as_unconfirmed() -> None:
+    """Publishing fails: the committed change is unconfirmed (503), to be repeated."""
+
+    class Down(Registry):
+        def publish(self, tenant_id: str) -> Publication:
+            raise CacheUnavailableError("down")
+
+    invalidator = Invalidator(Down(), Declared(), lease_seconds=LEASE)  # type: ignore[arg-type]
+    with pytest.raises(UnconfirmedChangeError):
+        invalidator.invalidate("acme")
+
+
+def test_nothing_is_published_until_memory_was_declared() -> None:
+    """No worker ever verified from memory: a change neither publishes nor waits."""
+
+    class Never(Declared):
+        def memory_declared(self) -> bool:
+            return False
+
+    registry = Registry(pending=1)
+    started = time.monotonic()
+    Invalidator(registry, Never(), lease_seconds=LEASE).invalidate("acme")  # type: ignore[arg-type]
+    assert registry.published == []
+    assert time.monotonic() - started < LEASE
