@@ -136,3 +136,52 @@ def test_nothing_is_published_until_memory_was_declared() -> None:
     Invalidator(registry, Never(), lease_seconds=LEASE).invalidate("acme")  # type: ignore[arg-type]
     assert registry.published == []
     assert time.monotonic() - started < LEASE
+
+
+def test_the_writer_rides_out_a_failed_publish_and_failed_polls() -> None:
+    """Under load a Redis call may time out: one failed publish is tried again, failed polls
+    are polled again, and only a successful poll ends the wait."""
+
+    class Flaky(Registry):
+        def __init__(self) -> None:
+            super().__init__(pending=0)
+            self.publish_failures, self.poll_failures = 1, 3
+
+        def publish(self, tenant_id: str) -> Publication:
+            if self.publish_failures:
+                self.publish_failures -= 1
+                raise CacheUnavailableError("timeout")
+            return super().publish(tenant_id)
+
+        def acks(self, publication: Publication) -> AckStatus:
+            if self.poll_failures:
+                self.poll_failures -= 1
+                raise CacheUnavailableError("timeout")
+            return super().acks(publication)
+
+    registry = Flaky()
+    Invalidator(registry, Declared(), lease_seconds=LEASE).invalidate("acme")  # type: ignore[arg-type]
+    assert registry.published == ["acme"] and registry.poll_failures == 0
+
+
+def test_the_writer_gives_up_on_a_registry_unreachable_for_three_leases() -> None:
+    """Polls that keep failing: 503 change_unconfirmed after three leases, not before."""
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    class Unreachable(Registry):
+        def acks(self, publication: Publication) -> AckStatus:
+            raise CacheUnavailableError("down")
+
+    invalidator = Invalidator(
+        Unreachable(),  # type: ignore[arg-type]
+        Declared(),  # type: ignore[arg-type]
+        lease_seconds=LEASE,
+        monotonic=lambda: clock[0],
+        sleep=sleep,
+    )
+    with pytest.raises(UnconfirmedChangeError):
+        invalidator.invalidate("acme")
+    assert clock[0] >= 3 * LEASE

@@ -202,7 +202,7 @@ class Invalidator:
         try:
             if not self._memory_in_use():
                 return
-            publication = self._registry.publish(tenant_id)
+            publication = self._publish(tenant_id)
             status = self._await_acks(publication)
         except (CacheUnavailableError, StorageUnavailableError, UnconfirmedChangeError) as exc:
             self._telemetry.invalidation_wait(self._monotonic() - started, "unconfirmed")
@@ -213,13 +213,31 @@ class Invalidator:
         outcome: WaitOutcome = "settled" if settle else "acknowledged"
         self._telemetry.invalidation_wait(self._monotonic() - started, outcome)
 
+    def _publish(self, tenant_id: str) -> Publication:
+        """Publish, once more on a fresh connection if the first try fails (a reply lost to
+        a timeout: publishing twice only makes workers drop the tenant twice)."""
+        assert self._registry is not None  # noqa: S101 - checked by invalidate
+        try:
+            return self._registry.publish(tenant_id)
+        except CacheUnavailableError:
+            return self._registry.publish(tenant_id)
+
     def _await_acks(self, publication: Publication) -> AckStatus:
+        """Poll until no live lease is pending. A poll that fails (a timeout under load) is
+        only a poll that did not answer: polling goes on, and only a successful one ends the
+        wait. Raises ``UnconfirmedChangeError`` past three leases, ``CacheUnavailableError``
+        if the registry stayed unreachable that long."""
         assert self._registry is not None  # noqa: S101 - checked by invalidate
         give_up = self._monotonic() + 3 * self._lease
         while True:
-            status = self._registry.acks(publication)
-            if status.pending <= 0 or "ack_wait" in self._skip:
-                return status
+            try:
+                status = self._registry.acks(publication)
+            except CacheUnavailableError:
+                if self._monotonic() > give_up:
+                    raise
+            else:
+                if status.pending <= 0 or "ack_wait" in self._skip:
+                    return status
             if self._monotonic() > give_up:  # a bug or a clock far off: never return early
                 raise _unconfirmed()
             self._sleep(POLL_SECONDS)
