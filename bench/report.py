@@ -176,11 +176,17 @@ with the key in hand:
 
 {in_process_table(in_process, meta["in_process_runs"])}
 
-## Not measured yet (issue 14's list)
+## Measured elsewhere
 
-100,000 tenants with a random tenant per request (throughput against 100 tenants, worker RSS at
-both); a flood of unknown-tenant tokens mixed 50/50 with valid ones (valid-token p99 against its
-no-flood value); rotate, suspend, user revoke and jti revoke p99 under full verify load.
+Each has a file of its own, written by its own target (this file is rewritten whole):
+
+- docs/performance-servers.md (`make bench-servers`): gunicorn against granian, on this verify,
+  on a cheap verify and on a trivial app.
+- docs/performance-leases.md (`make bench-leases`): the lease protocol with 10 to 400 simulated
+  workers against one Redis: change latency, Redis commands and CPU, where it stops scaling.
+- docs/performance-scale.md (`make bench-scale`): 100,000 tenants (throughput and worker RSS
+  against 100), a flood of unknown-tenant tokens mixed 50/50 with valid ones, and rotate,
+  suspend, user revoke and jti revoke latency under full verify load, with memory on and off.
 """
 
 
