@@ -51,21 +51,19 @@ def scrubbed_environ(**settings: str) -> dict[str, str]:
 
 def production_environ(pg_url: str, redis_url: str, access_log: Path) -> dict[str, str]:
     """Return the environment of a production-mode server (PostgreSQL + Redis)."""
-    return (
-        scrubbed_environ(
-            TENANTAUTH_DATABASE_URL=pg_url,
-            TENANTAUTH_REDIS_URL=redis_url,
-            TENANTAUTH_MASTER_KEY=MASTER_KEY_B64,
-            TENANTAUTH_ADMIN_TOKEN=ADMIN_TOKEN,
-            TENANTAUTH_ISSUER=ISSUER,
-            # `serve` refuses pending migrations; with this it applies them before exec'ing gunicorn.
-            TENANTAUTH_AUTO_MIGRATE="true",
-            TENANTAUTH_LOG_LEVEL="WARNING",  # not one INFO line per rejected token
-            TENANTAUTH_ACCESS_LOG=str(access_log),
-            GUNICORN_CMD_ARGS=f"--access-logformat '{ACCESS_LOG_FORMAT}'",
-        )
-        | _verify_memory()
+    env = scrubbed_environ(
+        TENANTAUTH_DATABASE_URL=pg_url,
+        TENANTAUTH_REDIS_URL=redis_url,
+        TENANTAUTH_MASTER_KEY=MASTER_KEY_B64,
+        TENANTAUTH_ADMIN_TOKEN=ADMIN_TOKEN,
+        TENANTAUTH_ISSUER=ISSUER,
+        # `serve` refuses pending migrations; with this it applies them before exec'ing gunicorn.
+        TENANTAUTH_AUTO_MIGRATE="true",
+        TENANTAUTH_LOG_LEVEL="WARNING",  # not one INFO line per rejected token
+        TENANTAUTH_ACCESS_LOG=str(access_log),
+        GUNICORN_CMD_ARGS=f"--access-logformat '{ACCESS_LOG_FORMAT}'",
     )
+    return env | _verify_memory()
 
 
 def _verify_memory() -> dict[str, str]:
