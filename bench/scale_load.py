@@ -1,0 +1,283 @@
+"""bench/scale.py's pieces: seeding in process, wrk with random tokens, the three phases.
+
+Every phase reads the server's Prometheus metrics (its metrics port) before and after, so the
+rows can say where the answers came from (``tenantauth_cache_reads_total`` by outcome) and
+how many database calls were made (``tenantauth_dependency_call_duration_seconds_count``).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from common import parse_wrk
+from tests.e2e.harness import HOST, Server, call, children_of
+from tests.support import ADMIN_TOKEN, Backend, make_settings
+
+from tenantauth.app import build_services
+from tenantauth.domain import tenants
+from tenantauth.domain.services import Services
+from tenantauth.domain.tokens import TokenRequest, issue_token
+
+if TYPE_CHECKING:
+    from scale import Config
+
+#: Threads creating tenants and minting tokens: the calls mostly wait on PostgreSQL and Redis.
+SEED_THREADS = 8
+#: Tokens outlive every run of one size (seeding 100,000 tenants takes minutes).
+TOKEN_TTL = 3600
+KINDS = ("rotate", "suspend", "resume", "user revoke", "jti revoke")
+
+
+@dataclass
+class Seeded:
+    """Tenant ``tenant_id(i)`` holds one token, ``tokens[i]``, of subject ``subject(i)``,
+    minted through ``svc`` (open while the size is measured)."""
+
+    svc: Services
+    tokens: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    how: str = ""
+
+    @staticmethod
+    def tenant_id(i: int) -> str:
+        """The id of the i-th tenant."""
+        return f"scale-{i:06d}"
+
+    @staticmethod
+    def subject(i: int) -> str:
+        """The subject of the i-th tenant's token."""
+        return f"user-{i}"
+
+    def mint(self, i: int) -> str:
+        """A new token of the i-th tenant's subject, valid for ``TOKEN_TTL``."""
+        request = TokenRequest(self.tenant_id(i), self.subject(i), ttl=TOKEN_TTL)
+        svc = self.svc
+        issued = issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request)
+        return str(issued.access_token)
+
+    def renew(self, indexes: Iterable[int]) -> None:
+        """Mint new tokens for these tenants (after changes revoked their old ones)."""
+        for i in set(indexes):
+            self.tokens[i] = self.mint(i)
+
+
+@contextmanager
+def seed(pg_url: str, redis_url: str, count: int, tmp: Path) -> Iterator[Seeded]:
+    """Create ``count`` tenants through ``tenants.create_tenant`` on Services built for the
+    server's database and Redis (schema migrated first), then mint one token each with
+    ``issue_token``; yield them, with how long it took. The Services close on the way out."""
+    started = time.monotonic()
+    backend = Backend("postgres", pg_url, redis_url)
+    settings = make_settings(backend, Path(tempfile.mkdtemp(dir=tmp)), db_pool_max_size=10)
+    seeded = Seeded(build_services(settings))
+    try:
+        seeded.svc.storage.migrate()  # type: ignore[attr-defined]
+
+        def create(i: int) -> None:
+            tenants.create_tenant(seeded.svc, Seeded.tenant_id(i), Seeded.tenant_id(i))
+
+        with ThreadPoolExecutor(SEED_THREADS) as pool:
+            list(pool.map(create, range(count), chunksize=64))
+            seeded.tokens = list(pool.map(seeded.mint, range(count), chunksize=64))
+        seeded.seconds = time.monotonic() - started
+        seeded.how = (
+            "in process: tenants.create_tenant and issue_token on build_services(settings) of "
+            f"the server's database and Redis, {SEED_THREADS} threads"
+        )
+        yield seeded
+    finally:
+        seeded.svc.close()
+
+
+def random_script(path: Path, tokens: list[str], tmp: Path) -> Path:
+    """Write a wrk Lua script sending GET /v1/verify with a token picked at random (per
+    request, per thread seeded apart) from ``tokens``, which it reads from a file of its own
+    (a table literal of 100,000 tokens is too big for one Lua chunk); return ``path``."""
+    listing = tmp / f"{path.stem}.tokens"
+    listing.write_text("\n".join(tokens) + "\n", encoding="ascii")
+    path.write_text(
+        "local tokens = {}\n"
+        f'for line in io.lines("{listing}") do tokens[#tokens + 1] = line end\n'
+        "local n = 0\n"
+        "function setup(thread)\n"
+        "  n = n + 1\n"
+        "  thread:set('id', n)\n"
+        "end\n"
+        "function init(args)\n"
+        "  math.randomseed(os.time() * 7919 + (id or 0) * 104729)\n"
+        "end\n"
+        "function request()\n"
+        "  local token = tokens[math.random(#tokens)]\n"
+        '  return wrk.format("GET", "/v1/verify", {["Authorization"] = "Bearer " .. token})\n'
+        "end\n",
+        encoding="ascii",
+    )
+    return path
+
+
+def start_wrk(
+    port: int, script: Path, seconds: float, threads: int = 2, connections: int = 32
+) -> subprocess.Popen[str]:
+    """Start ``wrk --latency`` on GET /v1/verify (2 s timeout, as bench/common.py's)."""
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
+    argv += ["--latency", "--timeout=2s", "-s", str(script), f"http://{HOST}:{port}/v1/verify"]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_wrk(proc: subprocess.Popen[str], *, interrupt: bool = False) -> dict[str, float]:
+    """Wait for wrk (SIGINT first if ``interrupt``: it stops and reports); return its report
+    parsed. Raises RuntimeError with its output if it failed."""
+    if interrupt:
+        proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    if proc.returncode:
+        raise RuntimeError(f"wrk failed ({proc.returncode}):\n{out}{err}")
+    return parse_wrk(out)
+
+
+def metrics(server: Server) -> dict[str, float]:
+    """The counters the rows use, from the server's /metrics: cache reads by outcome and
+    database calls."""
+    url = f"http://{HOST}:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        text = reply.read().decode()
+    found: dict[str, float] = {}
+    reads = r'^tenantauth_cache_reads_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$'
+    for outcome, value in re.findall(reads, text, re.MULTILINE):
+        found[outcome] = found.get(outcome, 0.0) + float(value)
+    calls = r"^tenantauth_dependency_call_duration_seconds_count\{([^}]*)\} (\S+)$"
+    for labels, value in re.findall(calls, text, re.MULTILINE):
+        if 'dependency="database"' in labels:
+            found["database"] = found.get("database", 0.0) + float(value)
+    return found
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Counter differences, every key of either."""
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in before.keys() | after.keys()}
+
+
+def worker_rss(server: Server) -> list[float]:
+    """VmRSS of each gunicorn worker, MiB (workers now, from /proc: a restarted worker has a
+    new pid)."""
+    sizes = []
+    for pid in sorted(children_of(server.proc.pid)):
+        status = Path(f"/proc/{pid}/status").read_text()
+        found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if found:
+            sizes.append(int(found[1]) / 1024)
+    return sizes
+
+
+def uptime() -> str:
+    """``uptime``'s load averages (1, 5, 15 min)."""
+    out = subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout
+    return out.rsplit("load average:", 1)[-1].strip()
+
+
+def verify(cfg: Config, server: Server, script: Path) -> dict[str, Any]:
+    """Warm up, then one measured ``wrk -t2 -c32`` run; with the metrics' deltas, the share
+    answered from memory, worker RSS after and the load average."""
+    finish_wrk(start_wrk(server.port, script, cfg.warm_seconds))
+    before = metrics(server)
+    result = finish_wrk(start_wrk(server.port, script, cfg.seconds))
+    moved = delta(before, metrics(server))
+    reads = sum(v for k, v in moved.items() if k != "database")
+    return {
+        **result,
+        "metrics": moved,
+        "memory_share": moved.get("memory", 0.0) / reads if reads else 0.0,
+        "rss_mib": worker_rss(server),
+        "load": uptime(),
+    }
+
+
+def flood(cfg: Config, server: Server, valid: Path, unknown: Path) -> dict[str, Any]:
+    """Two wrk at once, ``-t1 -c16`` each, the first with valid tokens; the second with valid
+    tokens too (no flood), then with unknown tenant ids (flood). Returns both runs of each."""
+
+    def pair(second: Path) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+        before = metrics(server)
+        first = start_wrk(server.port, valid, cfg.seconds, 1, 16)
+        other = start_wrk(server.port, second, cfg.seconds, 1, 16)
+        return finish_wrk(first), finish_wrk(other), delta(before, metrics(server))
+
+    calm, calm_other, _ = pair(valid)
+    valid_run, ghosts, moved = pair(unknown)
+    return {
+        "no_flood": calm,
+        "no_flood_other": calm_other,
+        "flood_valid": valid_run,
+        "flood_unknown": ghosts,
+        "metrics": moved,
+        "load": uptime(),
+    }
+
+
+def changes(
+    cfg: Config, server: Server, script: Path, seeded: Seeded, sent: list[int]
+) -> dict[str, Any]:
+    """While ``wrk -t2 -c32`` verifies, ``cfg.changes`` rounds of: suspend, resume and jti
+    revoke tenant a; user revoke, then rotate tenant b (a, b: among ``sent``, the tenants
+    whose tokens wrk is sending). Returns each call's latency (ms) by kind, the admin calls
+    that failed, the verify run's report (its 401s are expected: those tokens were revoked),
+    the load average and the tenants changed (``touched``: their tokens need renewing)."""
+    picks = [sent[i % len(sent)] for i in range(2 * cfg.changes)]
+    timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    failed: list[str] = []
+    load = start_wrk(server.port, script, 600)
+    time.sleep(1.0)  # wrk's connections open and busy before the first change
+    try:
+        for i in range(cfg.changes):
+            a, b = picks[i], picks[cfg.changes + i]
+            for kind, method, path, body in _round(seeded, a, b):
+                ms, ok = _admin(server.port, method, path, body)
+                timings[kind].append(ms)
+                if not ok:
+                    failed.append(f"{kind} {path}")
+            if load.poll() is not None:
+                break
+        still_loaded = load.poll() is None
+    finally:
+        verify_run = finish_wrk(load, interrupt=load.poll() is None)
+    return {
+        "timings_ms": timings,
+        "admin_failed": failed,
+        "under_load_throughout": still_loaded,
+        "verify": verify_run,
+        "load": uptime(),
+        "touched": picks,
+    }
+
+
+def _round(seeded: Seeded, a: int, b: int) -> list[tuple[str, str, str, Any]]:
+    base_a, base_b = (f"/v1/admin/tenants/{seeded.tenant_id(i)}" for i in (a, b))
+    return [
+        ("suspend", "PATCH", base_a, {"status": "suspended"}),
+        ("resume", "PATCH", base_a, {"status": "active"}),
+        ("jti revoke", "POST", f"{base_a}/tokens/revoke", {"token": seeded.tokens[a]}),
+        ("user revoke", "POST", f"{base_b}/users/{seeded.subject(b)}/revoke", None),
+        ("rotate", "POST", f"{base_b}/rotate", {}),
+    ]
+
+
+def _admin(port: int, method: str, path: str, body: Any) -> tuple[float, bool]:
+    """One admin call; its latency (ms, connecting included) and whether it answered 2xx
+    (and, for a jti revoke, revoked)."""
+    started = time.perf_counter()
+    reply = call(port, method, path, token=ADMIN_TOKEN, body=body)
+    ms = (time.perf_counter() - started) * 1e3
+    if not 200 <= reply.status < 300:
+        return ms, False
+    return ms, not path.endswith("/tokens/revoke") or reply.json()["revoked"] is True

@@ -1,0 +1,156 @@
+"""bench/scale.py's output: three markdown tables and docs/performance-scale.md."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from scale_load import KINDS
+
+Result = dict[str, Any]
+
+
+def _pct(values: Sequence[float], pct: int) -> float:
+    """The ``pct``-th percentile (inclusive method: with 50 calls, p99 is near the maximum)."""
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
+
+
+def _mode(result: Result) -> str:
+    return f"{result['tenants']:,} | {result['memory']}"
+
+
+def verify_table(results: Sequence[Result]) -> str:
+    """Many tenants: req/s, latencies, where the answers came from, worker RSS."""
+    lines = [
+        "| tenants | memory | req/s | p50 ms | p99 ms | non-2xx / socket errors "
+        "| from memory / Redis / DB (miss) | worker RSS MiB: sum (each) | load 1/5/15 min |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        v, m = r["verify"], r["verify"]["metrics"]
+        rss = v["rss_mib"]
+        each = ", ".join(f"{x:.0f}" for x in rss)
+        sources = f"{m.get('memory', 0):,.0f} / {m.get('hit', 0):,.0f} / {m.get('miss', 0):,.0f}"
+        lines.append(
+            f"| {_mode(r)} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} "
+            f"| {v['non_2xx']:.0f} / {v['socket_errors']:.0f} | {sources} "
+            f"| {sum(rss):.0f} ({each}) | {v['load']} |"
+        )
+    return "\n".join(lines)
+
+
+def flood_table(results: Sequence[Result]) -> str:
+    """Unknown-id flood: the valid wrk's p99 without and with the flood, and the metrics."""
+    lines = [
+        "| tenants | memory | valid p99 ms, no flood | valid p99 ms, flood | ratio "
+        "| valid req/s no flood / flood | unknown req/s (their non-2xx) "
+        "| ruled out (no read) | database calls | load 1/5/15 min |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        f = r["flood"]
+        calm, hit, ghosts, m = f["no_flood"], f["flood_valid"], f["flood_unknown"], f["metrics"]
+        lines.append(
+            f"| {_mode(r)} | {calm['p99_ms']:.2f} | {hit['p99_ms']:.2f} "
+            f"| {hit['p99_ms'] / calm['p99_ms']:.2f}x | {calm['rps']:,.0f} / {hit['rps']:,.0f} "
+            f"| {ghosts['rps']:,.0f} ({ghosts['non_2xx']:,.0f} of {ghosts['requests']:,.0f}) "
+            f"| {m.get('ruled_out', 0):,.0f} | {m.get('database', 0):,.0f} | {f['load']} |"
+        )
+    return "\n".join(lines)
+
+
+def changes_table(results: Sequence[Result]) -> str:
+    """Changes under load: each kind's latency, the admin failures, the verify run beside."""
+    lines = [
+        "| tenants | memory | change | calls | p50 ms | p99 ms | max ms | admin non-2xx "
+        "| verify req/s, p99 ms during (its 401s) |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        c = r["changes"]
+        v = c["verify"]
+        during = f"{v['rps']:,.0f}, {v['p99_ms']:.1f} ({v['non_2xx']:,.0f})"
+        for kind in KINDS:
+            ms = c["timings_ms"][kind]
+            bad = sum(1 for f in c["admin_failed"] if f.startswith(kind))
+            lines.append(
+                f"| {_mode(r)} | {kind} | {len(ms)} | {_pct(ms, 50):.1f} | {_pct(ms, 99):.1f} "
+                f"| {max(ms, default=float('nan')):.1f} | {bad} | {during} |"
+            )
+    return "\n".join(lines)
+
+
+def one_line(r: Result) -> str:
+    """A progress line for one size and mode."""
+    v, f = r["verify"], r["flood"]
+    worst = max((max(ms, default=0.0) for ms in r["changes"]["timings_ms"].values()), default=0)
+    return (
+        f"{r['tenants']:>7,} tenants, memory {r['memory']:3}: {v['rps']:,.0f} req/s, p99 "
+        f"{v['p99_ms']:.1f} ms, RSS {sum(v['rss_mib']):.0f} MiB; flood p99 "
+        f"{f['no_flood']['p99_ms']:.1f} -> {f['flood_valid']['p99_ms']:.1f} ms; slowest change "
+        f"{worst:.0f} ms; load {v['load']}"
+    )
+
+
+def document(results: Sequence[Result], meta: dict[str, Any]) -> str:
+    """docs/performance-scale.md: date, machine, method, the three tables, notes."""
+    m, cfg = meta["machine"], meta["config"]
+    seeding = results[0]["seeding"] if results else "-"
+    sampled = {r["tenants"]: r["script_tokens"] for r in results}
+    return f"""# Scale: many tenants, unknown-id floods, changes under load (issue 14)
+
+Written by `make bench-scale` (bench/scale.py{" " + meta["args"] if meta["args"] else ""}) on
+{meta["date"]}; `make bench` does not touch this file. Machine: {m["cpu_model"]}, {m["cores"]}
+cores (usable: {m["usable_cores"]}), kernel {m["kernel"]}; load average at the start
+{" / ".join(f"{x:.2f}" for x in m["loadavg"])}, at the end
+{" / ".join(f"{x:.2f}" for x in meta["loadavg_end"])} (and beside every row below). wrk shares
+the cores with the server, PostgreSQL and Redis, and this machine is shared with other work:
+compare memory off and on side by side, not absolutes across runs.
+
+## Method
+
+- Server: `tenantauth serve` in production mode (PostgreSQL + Redis), {cfg["workers"]} gunicorn
+  workers, the environment bench/verify_http.py gives it (metrics and INFO request log lines as
+  they ship), plus `TENANTAUTH_ADMIN_RATE_LIMIT` and `TENANTAUTH_ADMIN_IP_RATE_LIMIT` raised to
+  1,000,000 a minute so that no change of the last table is a 429. "memory on" is
+  `TENANTAUTH_VERIFY_MEMORY=true`; memory off (the default) runs first on each database, since
+  the first server verifying from memory declares it there.
+- Seeding: {seeding}; one token per tenant (TTL 1 h). Each size has a database and a Redis DB
+  of its own.
+- Tokens wrk sends: {", ".join(f"{n:,} of {t:,} tenants" for t, n in sampled.items())}; each
+  request picks one at random (a Lua script reading them from a file, seeded per thread).
+  Each server is warmed {cfg["warm_seconds"]:g} s with the same script, then measured
+  {cfg["seconds"]:g} s with `wrk -t2 -c32 --latency --timeout=2s`. A worker holds at most
+  100,000 tenants in memory (`MemoryPolicy.capacity`); "from memory / Redis / DB" counts the
+  measured run's verifications by `tenantauth_cache_reads_total` outcome. Worker RSS is
+  `VmRSS` of each gunicorn worker (/proc) right after the measured run.
+- Flood: two wrk at once (`-t1 -c16` each, {cfg["seconds"]:g} s), the first always sending
+  valid tokens. No flood: the second sends valid tokens too. Flood: the second sends tokens
+  of random unknown tenant ids (`kid` = `tid` = `ghost-<16 hex>`, {cfg["unknown"]:,} distinct
+  ids at most, picked at random), so about half the requests are unknown ids. The p99 is the
+  first wrk's. "ruled out" and "database calls" are the server's own counters over the flood
+  run (`tenantauth_cache_reads_total{{outcome="ruled_out"}}`,
+  `tenantauth_dependency_call_duration_seconds_count{{dependency="database"}}`).
+- Changes: while `wrk -t2 -c32` verifies with the same random tokens, {cfg["changes"]} rounds
+  of, one after another from this process over HTTP (a new connection each, as `call` in
+  tests/e2e/harness.py does): suspend, resume and jti revoke (`POST …/tokens/revoke` of the
+  token wrk sends) of tenant a; user revoke (`POST …/users/<sub>/revoke` of that token's
+  subject) and rotate of tenant b; a and b tenants wrk is verifying. The verify run's 401s
+  are expected (tokens revoked on purpose) and not errors; "admin non-2xx" counts the changes
+  that failed. With {cfg["changes"]} calls, p99 is close to the maximum.
+
+## Many tenants: GET /v1/verify
+
+{verify_table(results)}
+
+## Unknown-id flood (50/50 with valid tokens)
+
+{flood_table(results)}
+
+## Changes while verify runs at full load
+
+{changes_table(results)}
+"""
