@@ -129,6 +129,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short runs (a check, no result)")
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--report", type=Path, help="only write the doc from an --out file")
     args = parser.parse_args(argv)
     defaults = (3.0, 2.0, 10) if args.quick else (10.0, 10.0, 50)
     for name, value in zip(("seconds", "warm_seconds", "changes"), defaults, strict=True):
@@ -140,6 +141,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Measure every size and mode; print the tables; write docs/performance-scale.md."""
     args = parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        write(scale_report.document(saved["results"], saved["meta"]), args.no_write)
+        return
     meta: dict[str, Any] = {"date": today(), "machine": machine(), "args": " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(Path(tmp), (args.small, args.tenants), args.seconds, args.warm_seconds)
@@ -147,11 +152,15 @@ def main(argv: list[str] | None = None) -> None:
         meta["config"] = {k: v for k, v in vars(cfg).items() if k != "tmp"}
         results = [r for size in cfg.sizes for r in measure_size(cfg, size)]
     meta["loadavg_end"] = os.getloadavg()
-    text = scale_report.document(results, meta)
-    print("\n" + text)
     if args.out:
         args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    if not args.no_write:
+    write(scale_report.document(results, meta), args.no_write)
+
+
+def write(text: str, dry: bool) -> None:
+    """Print the doc; write it to docs/performance-scale.md unless ``dry``."""
+    print("\n" + text)
+    if not dry:
         (DOCS / "performance-scale.md").write_text(text, encoding="utf-8")
         print(f"wrote {DOCS / 'performance-scale.md'}")
 

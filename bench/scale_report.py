@@ -23,11 +23,16 @@ def _mode(result: Result) -> str:
 
 
 def verify_table(results: Sequence[Result]) -> str:
-    """Many tenants: req/s, latencies, where the answers came from, worker RSS."""
+    """Many tenants: req/s (and its ratio to the smallest size's, same mode), latencies, where
+    the answers came from, database calls, worker RSS."""
+    smallest = {}
+    for r in sorted(results, key=lambda r: -r["tenants"]):
+        smallest[r["memory"]] = r["verify"]["rps"]
     lines = [
-        "| tenants | memory | req/s | p50 ms | p99 ms | non-2xx / socket errors "
-        "| from memory / Redis / DB (miss) | worker RSS MiB: sum (each) | load 1/5/15 min |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|",
+        "| tenants | memory | req/s | ÷ smallest size | p50 ms | p99 ms | non-2xx / socket errors "
+        "| from memory / Redis / DB (miss) | database calls "
+        "| worker RSS MiB: sum (each) | load 1/5/15 min |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         v, m = r["verify"], r["verify"]["metrics"]
@@ -35,9 +40,10 @@ def verify_table(results: Sequence[Result]) -> str:
         each = ", ".join(f"{x:.0f}" for x in rss)
         sources = f"{m.get('memory', 0):,.0f} / {m.get('hit', 0):,.0f} / {m.get('miss', 0):,.0f}"
         lines.append(
-            f"| {_mode(r)} | {v['rps']:,.0f} | {v['p50_ms']:.2f} | {v['p99_ms']:.2f} "
+            f"| {_mode(r)} | {v['rps']:,.0f} | {v['rps'] / smallest[r['memory']]:.2f} "
+            f"| {v['p50_ms']:.2f} | {v['p99_ms']:.2f} "
             f"| {v['non_2xx']:.0f} / {v['socket_errors']:.0f} | {sources} "
-            f"| {sum(rss):.0f} ({each}) | {v['load']} |"
+            f"| {m.get('database', 0):,.0f} | {sum(rss):.0f} ({each}) | {v['load']} |"
         )
     return "\n".join(lines)
 
@@ -80,6 +86,35 @@ def changes_table(results: Sequence[Result]) -> str:
                 f"| {_mode(r)} | {kind} | {len(ms)} | {_pct(ms, 50):.1f} | {_pct(ms, 99):.1f} "
                 f"| {max(ms, default=float('nan')):.1f} | {bad} | {during} |"
             )
+    return "\n".join(lines)
+
+
+def targets(results: Sequence[Result]) -> str:
+    """Issue 14's three targets for these rows, each measured figure beside it."""
+    lines = []
+    for mode in ("off", "on"):
+        rows = sorted((r for r in results if r["memory"] == mode), key=lambda r: r["tenants"])
+        if len(rows) < 2:
+            continue
+        small, large = rows[0], rows[-1]
+        ratio = large["verify"]["rps"] / small["verify"]["rps"]
+        flood = ", ".join(
+            f"{r['flood']['flood_valid']['p99_ms'] / r['flood']['no_flood']['p99_ms']:.2f}x "
+            f"at {r['tenants']:,}"
+            for r in rows
+        )
+        worst = ", ".join(
+            f"{max(_pct(ms, 99) for ms in r['changes']['timings_ms'].values()):.0f} ms "
+            f"at {r['tenants']:,}"
+            for r in rows
+        )
+        lines += [
+            f"- memory {mode}: {large['tenants']:,} tenants verify at {ratio:.2f}x the req/s of "
+            f"{small['tenants']:,} (target: within 10%, i.e. >= 0.90x)",
+            f"- memory {mode}: valid p99 under the flood / without it: {flood} (target <= 2x); "
+            "database calls during the flood in the table",
+            f"- memory {mode}: the slowest change kind's p99: {worst} (target <= 50 ms)",
+        ]
     return "\n".join(lines)
 
 
@@ -141,6 +176,10 @@ compare memory off and on side by side, not absolutes across runs.
   subject) and rotate of tenant b; a and b tenants wrk is verifying. The verify run's 401s
   are expected (tokens revoked on purpose) and not errors; "admin non-2xx" counts the changes
   that failed. With {cfg["changes"]} calls, p99 is close to the maximum.
+
+## Against issue 14's targets
+
+{targets(results)}
 
 ## Many tenants: GET /v1/verify
 
