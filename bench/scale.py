@@ -47,6 +47,8 @@ from run import postgres_database, unknown_tenant_tokens
 from tests.e2e.harness import Server, start_server, wait_ready
 from verify_http import tenantauth_environ
 
+from tenantauth.domain.policy import MemoryPolicy
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: High enough that no admin call of the changes phase is a 429 (tests/faults does the same).
 ADMIN_RATE_LIMIT = "1000000"
@@ -64,6 +66,7 @@ class Config:
     changes: int = 50
     sample: int = 0  # tokens in the wrk script; 0: every tenant's
     unknown: int = 50_000
+    prefill: bool = True  # Redis warm for every tenant wrk sends before each server starts
     workers: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
@@ -100,14 +103,17 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
         valid = cfg.tmp / f"valid-{size}.lua"
         ghosts = unknown_tenant_tokens(seeded.tokens[0], min(cfg.unknown, max(1_000, size)))
         unknown = scale_load.random_script(cfg.tmp / f"unknown-{size}.lua", ghosts, cfg.tmp)
+        footprint = scale_load.held_footprint(seeded, min(size, MemoryPolicy().capacity))
         # Memory off first: the first server verifying from memory declares it in the
         # database, after which every change publishes an invalidation.
         for mode in MODES:
             # The previous mode's changes revoked some tokens: every mode starts with all valid.
             scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
+            warmed = scale_load.prefill(seeded, sent) if cfg.prefill else None
             with server(cfg, pg_url, redis_url, mode) as srv:
                 result: dict[str, Any] = {"tenants": size, "memory": mode, "seeding": seeded.how}
                 result["script_tokens"] = len(sent)
+                result["prefill_seconds"], result["footprint"] = warmed, footprint
                 result["verify"] = scale_load.verify(cfg, srv, valid)
                 result["flood"] = scale_load.flood(cfg, srv, valid, unknown)
                 result["changes"] = scale_load.changes(cfg, srv, valid, seeded, sent)
@@ -126,6 +132,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-seconds", type=float, help="wrk warm-up per server (10)")
     parser.add_argument("--changes", type=int, help="calls of each kind under load (50)")
     parser.add_argument("--sample", type=int, default=0, help="cap the tokens wrk picks from")
+    parser.add_argument("--cold", action="store_true", help="no in-process Redis prefill")
     parser.add_argument("--quick", action="store_true", help="short runs (a check, no result)")
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     meta: dict[str, Any] = {"date": today(), "machine": machine(), "args": " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Config(Path(tmp), (args.small, args.tenants), args.seconds, args.warm_seconds)
-        cfg.changes, cfg.sample = args.changes, args.sample
+        cfg.changes, cfg.sample, cfg.prefill = args.changes, args.sample, not args.cold
         meta["config"] = {k: v for k, v in vars(cfg).items() if k != "tmp"}
         results = [r for size in cfg.sizes for r in measure_size(cfg, size)]
     meta["loadavg_end"] = os.getloadavg()

@@ -7,6 +7,7 @@ how many database calls were made (``tenantauth_dependency_call_duration_seconds
 
 from __future__ import annotations
 
+import gc
 import re
 import signal
 import subprocess
@@ -26,6 +27,8 @@ from tests.support import ADMIN_TOKEN, Backend, make_settings
 
 from tenantauth.app import build_services
 from tenantauth.domain import tenants
+from tenantauth.domain.memory import VerifyMemory
+from tenantauth.domain.models import TenantSnapshot
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, issue_token
 
@@ -79,7 +82,7 @@ def seed(pg_url: str, redis_url: str, count: int, tmp: Path) -> Iterator[Seeded]
     ``issue_token``; yield them, with how long it took. The Services close on the way out."""
     started = time.monotonic()
     backend = Backend("postgres", pg_url, redis_url)
-    settings = make_settings(backend, Path(tempfile.mkdtemp(dir=tmp)), db_pool_max_size=10)
+    settings = make_settings(backend, Path(tempfile.mkdtemp(dir=tmp)), db_pool_max_size=20)
     seeded = Seeded(build_services(settings))
     try:
         seeded.svc.storage.migrate()  # type: ignore[attr-defined]
@@ -98,6 +101,44 @@ def seed(pg_url: str, redis_url: str, count: int, tmp: Path) -> Iterator[Seeded]
         yield seeded
     finally:
         seeded.svc.close()
+
+
+def prefill(seeded: Seeded, indexes: list[int]) -> float:
+    """Verify each of these tenants' tokens once in this process, through the seeding
+    Services: a miss fills the shared Redis as a server's miss would, so the server then
+    meets the warm Redis of a steady state (entries live ``CachePolicy.ttl``, 300 s).
+    Returns the seconds it took."""
+    started = time.monotonic()
+    verify_one = seeded.svc.verifier.verify
+    with ThreadPoolExecutor(2 * SEED_THREADS) as pool:
+        list(pool.map(lambda i: verify_one(seeded.tokens[i]), indexes, chunksize=256))
+    return time.monotonic() - started
+
+
+def held_footprint(seeded: Seeded, count: int) -> dict[str, float]:
+    """Estimate what holding ``count`` tenants costs one worker: this process's VmRSS growth
+    when a ``VerifyMemory`` of that capacity is filled with the snapshots a worker would
+    load (``load_key_record``, no revocations, as seeded). An estimate: a server's workers
+    reach it only after verifying every tenant once each. Returns MiB in all and per tenant."""
+    memory = VerifyMemory(3600.0, capacity=count)
+    memory.registered(0, time.monotonic())
+    load = seeded.svc.storage.load_key_record
+    gc.collect()
+    before = _self_rss()
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        records = pool.map(lambda i: load(Seeded.tenant_id(i)), range(count), chunksize=256)
+        for record in records:
+            assert record is not None
+            memory.offer(memory.note(), TenantSnapshot(record))
+    gc.collect()
+    grown = _self_rss() - before
+    held = sum(1 for i in range(count) if memory.get(Seeded.tenant_id(i)) is not None)
+    return {"tenants": held, "mib": grown, "kib_per_tenant": grown * 1024 / max(1, held)}
+
+
+def _self_rss() -> float:
+    found = re.search(r"^VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    return int(found[1]) / 1024 if found else 0.0
 
 
 def random_script(path: Path, tokens: list[str], tmp: Path) -> Path:
