@@ -53,8 +53,9 @@ def flood_table(results: Sequence[Result]) -> str:
     lines = [
         "| tenants | memory | valid p99 ms, no flood | valid p99 ms, flood | ratio "
         "| valid req/s no flood / flood | unknown req/s (their non-2xx) "
-        "| ruled out (no read) | database calls | load 1/5/15 min |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| ruled out (no read) | misses (valid, read from DB) | database calls "
+        "| load 1/5/15 min |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         f = r["flood"]
@@ -63,7 +64,8 @@ def flood_table(results: Sequence[Result]) -> str:
             f"| {_mode(r)} | {calm['p99_ms']:.2f} | {hit['p99_ms']:.2f} "
             f"| {hit['p99_ms'] / calm['p99_ms']:.2f}x | {calm['rps']:,.0f} / {hit['rps']:,.0f} "
             f"| {ghosts['rps']:,.0f} ({ghosts['non_2xx']:,.0f} of {ghosts['requests']:,.0f}) "
-            f"| {m.get('ruled_out', 0):,.0f} | {m.get('database', 0):,.0f} | {f['load']} |"
+            f"| {m.get('ruled_out', 0):,.0f} | {m.get('miss', 0):,.0f} "
+            f"| {m.get('database', 0):,.0f} | {f['load']} |"
         )
     return "\n".join(lines)
 
@@ -118,6 +120,22 @@ def targets(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def warmth(results: Sequence[Result]) -> str:
+    """How Redis was warmed before each server, and the in-memory footprint estimate."""
+    lines = []
+    for r in results:
+        took = r.get("prefill_seconds")
+        how = f"prefilled in {took:.1f} s" if took is not None else "cold (--cold)"
+        lines.append(f"- {r['tenants']:,} tenants, memory {r['memory']}: Redis {how}")
+    sizes = {r["tenants"]: r["footprint"] for r in results if r.get("footprint")}
+    for size, f in sizes.items():
+        lines.append(
+            f"- holding {f['tenants']:,} tenants (of {size:,}) in one `VerifyMemory`: "
+            f"+{f['mib']:.1f} MiB RSS, {f['kib_per_tenant']:.2f} KiB a tenant (estimate)"
+        )
+    return "\n".join(lines)
+
+
 def one_line(r: Result) -> str:
     """A progress line for one size and mode."""
     v, f = r["verify"], r["flood"]
@@ -168,7 +186,9 @@ compare memory off and on side by side, not absolutes across runs.
   ids at most, picked at random), so about half the requests are unknown ids. The p99 is the
   first wrk's. "ruled out" and "database calls" are the server's own counters over the flood
   run (`tenantauth_cache_reads_total{{outcome="ruled_out"}}`,
-  `tenantauth_dependency_call_duration_seconds_count{{dependency="database"}}`).
+  `tenantauth_dependency_call_duration_seconds_count{{dependency="database"}}`). Database
+  calls also count the valid tokens' misses and, memory on, each worker's first load of a
+  tenant it did not hold yet: compare them with the ruled-out count, not with zero.
 - Changes: while `wrk -t2 -c32` verifies with the same random tokens, {cfg["changes"]} rounds
   of, one after another from this process over HTTP (a new connection each, as `call` in
   tests/e2e/harness.py does): suspend, resume and jti revoke (`POST …/tokens/revoke` of the
@@ -180,6 +200,21 @@ compare memory off and on side by side, not absolutes across runs.
 ## Against issue 14's targets
 
 {targets(results)}
+
+## Warming, and what memory costs
+
+Before each server starts, every token wrk will send is verified once in this process (16
+threads, through the seeding Services, which fill the same Redis), so the server meets a
+warm Redis, as in a steady state, rather than a cold one; an entry lives 300 s (± 10 %), so
+when prefilling takes minutes the oldest entries expire during the runs: the "Redis / DB
+(miss)" counts say how it went. A worker's memory cannot be prefilled: each worker loads a
+tenant (one storage read) the first time it verifies it, so with a random pick over 100,000
+tenants it needs several hundred thousand requests to hold them all; the "from memory"
+count of each run says how far it got, and its RSS reflects only the tenants held then. What
+holding every tenant would cost is estimated in process instead: the RSS growth of filling a
+`VerifyMemory` (domain/memory.py) with the snapshots a worker would load.
+
+{warmth(results)}
 
 ## Many tenants: GET /v1/verify
 
