@@ -154,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     meta: dict[str, Any] = {"date": today(), "machine": machine(), "args": " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = Config(Path(tmp), (args.small, args.tenants), args.seconds, args.warm_seconds)
+        sizes = tuple(sorted({args.small, args.tenants}))
+        cfg = Config(Path(tmp), sizes, args.seconds, args.warm_seconds)
         cfg.changes, cfg.sample, cfg.prefill = args.changes, args.sample, not args.cold
         meta["config"] = {k: v for k, v in vars(cfg).items() if k != "tmp"}
         results = [r for size in cfg.sizes for r in measure_size(cfg, size)]

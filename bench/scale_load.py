@@ -197,11 +197,28 @@ def metrics(server: Server) -> dict[str, float]:
     reads = r'^tenantauth_cache_reads_total\{[^}]*outcome="(\w+)"[^}]*\} (\S+)$'
     for outcome, value in re.findall(reads, text, re.MULTILINE):
         found[outcome] = found.get(outcome, 0.0) + float(value)
-    calls = r"^tenantauth_dependency_call_duration_seconds_count\{([^}]*)\} (\S+)$"
-    for labels, value in re.findall(calls, text, re.MULTILINE):
-        if 'dependency="database"' in labels:
-            found["database"] = found.get("database", 0.0) + float(value)
+    series = r"^(tenantauth_\w+?)(_sum|_count)\{([^}]*)\} (\S+)$"
+    for name, part, labels, value in re.findall(series, text, re.MULTILINE):
+        key = _series_key(name, labels)
+        if key:
+            found[key + part] = found.get(key + part, 0.0) + float(value)
+    found["database"] = found.pop("database_count", 0.0)
+    found.pop("database_sum", None)
     return found
+
+
+def _series_key(name: str, labels: str) -> str:
+    """The key a histogram's _sum/_count is summed under: database calls, the invalidation
+    waits of changes (any outcome), the server-side time of each admin route; else ""."""
+    if name == "tenantauth_dependency_call_duration_seconds":
+        return "database" if 'dependency="database"' in labels else ""
+    if name == "tenantauth_invalidation_wait_seconds":
+        return "invalidation_wait"
+    route = re.search(r'route="(/v1/admin/[^"]*)"', labels)
+    method = re.search(r'method="(\w+)"', labels)
+    if name != "tenantauth_http_request_duration_seconds" or not route or not method:
+        return ""
+    return f"admin {method[1]} {route[1]}"
 
 
 def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -279,6 +296,7 @@ def changes(
     failed: list[str] = []
     load = start_wrk(server.port, script, 600)
     time.sleep(1.0)  # wrk's connections open and busy before the first change
+    before = metrics(server)
     try:
         for i in range(cfg.changes):
             a, b = picks[i], picks[cfg.changes + i]
@@ -290,6 +308,7 @@ def changes(
             if load.poll() is not None:
                 break
         still_loaded = load.poll() is None
+        moved = delta(before, metrics(server))
     finally:
         verify_run = finish_wrk(load, interrupt=load.poll() is None)
     return {
@@ -299,6 +318,7 @@ def changes(
         "verify": verify_run,
         "load": uptime(),
         "touched": picks,
+        "metrics": moved,
     }
 
 
