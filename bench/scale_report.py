@@ -229,7 +229,12 @@ compare memory off and on side by side, not absolutes across runs.
   token wrk sends) of tenant a; user revoke (`POST …/users/<sub>/revoke` of that token's
   subject) and rotate of tenant b; a and b tenants wrk is verifying. The verify run's 401s
   are expected (tokens revoked on purpose) and not errors; "admin non-2xx" counts the changes
-  that failed. With {cfg["changes"]} calls, p99 is close to the maximum.
+  that failed. With {cfg["changes"]} calls, p99 is close to the maximum. The latencies are
+  the client's (this process: connect, queue behind wrk's 32 connections, answer); beside
+  them, from the server's metrics over the same calls, the mean time from the request
+  reaching Flask to its response (`tenantauth_http_request_duration_seconds` of the route)
+  and the mean wait for the workers' acknowledgements (`tenantauth_invalidation_wait_seconds`,
+  memory on only).
 
 ## Against issue 14's targets
 
@@ -242,7 +247,7 @@ threads, through the seeding Services, which fill the same Redis), so the server
 warm Redis, as in a steady state, rather than a cold one; an entry lives 300 s (± 10 %), so
 when prefilling takes minutes the oldest entries expire during the runs: the "Redis / DB
 (miss)" counts say how it went. A worker's memory cannot be prefilled: each worker loads a
-tenant (one storage read) the first time it verifies it, so with a random pick over 100,000
+tenant (storage reads: its row and live revocations) the first time it verifies it, so with a random pick over 100,000
 tenants it needs several hundred thousand requests to hold them all; the "from memory"
 count of each run says how far it got, and its RSS reflects only the tenants held then. What
 holding every tenant would cost is estimated in process instead: the RSS growth of filling a
