@@ -210,7 +210,10 @@ def start_server(
     """Start `tenantauth serve` without waiting; see ``wait_ready``. Its metrics port is a
     free one unless ``env`` sets ``TENANTAUTH_METRICS_PORT``."""
     port = port or free_port()
-    env = {"TENANTAUTH_METRICS_PORT": str(free_port()), **env}
+    metrics_port = free_port()
+    while metrics_port == port:  # free_port() may hand out the same (still unbound) port twice
+        metrics_port = free_port()
+    env = {"TENANTAUTH_METRICS_PORT": str(metrics_port), **env}
     stdout, stderr = tmp_path / f"{name}.stdout", tmp_path / f"{name}.stderr"
     argv = [str(TENANTAUTH), "serve", "--host", HOST, "--port", str(port)]
     argv += ["--workers", str(workers)]

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from tenantauth.domain import memory as memory_module
-from tenantauth.domain.memory import PROTOCOL_STEPS, VerifyMemory
+from tenantauth.domain.memory import PROTOCOL_STEPS, FillBudget, VerifyMemory
 from tenantauth.domain.models import KeyRecord, TenantSnapshot, TenantStatus
 
 LEASE = 2.0
@@ -160,3 +160,14 @@ def test_a_forked_child_does_not_trust_what_it_inherited() -> None:
     os.waitpid(pid, 0)
     os.close(read)
     assert memory.get("acme") is not None  # the parent keeps its own
+
+
+def test_the_fill_budget_allows_its_rate_and_refills_with_time() -> None:
+    """50 loads a second: a burst of 50, then none, then 6 after an eighth of a second."""
+    clock = Clock()
+    budget = FillBudget(50, monotonic=clock)
+    assert sum(budget.take() for _ in range(80)) == 50
+    clock.now += 0.125
+    assert sum(budget.take() for _ in range(80)) == 6
+    clock.now += 60
+    assert sum(budget.take() for _ in range(80)) == 50  # never more than one second's worth

@@ -26,7 +26,7 @@ from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.directory import TenantDirectory
 from tenantauth.domain.flight import SingleFlight
 from tenantauth.domain.leases import LeaseListener
-from tenantauth.domain.memory import VerifyMemory
+from tenantauth.domain.memory import FillBudget, VerifyMemory
 from tenantauth.domain.models import (
     KeyRecord,
     Revocations,
@@ -86,6 +86,7 @@ class KeyResolver:
         self._memory_policy: MemoryPolicy | None = memory[2] if memory else None
         self._memory_flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
         self._not_held: dict[str, float] = {}  # tenant id -> monotonic time it was refused
+        self._fills = FillBudget(memory[2].fills_per_second) if memory else None
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -147,6 +148,8 @@ class KeyResolver:
         refused_at = self._not_held.get(tenant_id)
         if refused_at is not None and time.monotonic() - refused_at < NOT_HELD_SECONDS:
             return
+        if self._fills is not None and not self._fills.take():
+            return  # over this second's budget: the next verification of it tries again
 
         def load(waited: bool) -> TenantSnapshot | None:
             if waited and memory.get(tenant_id) is not None:

@@ -180,6 +180,37 @@ class VerifyMemory:
         self._floors[tenant_id] = seq
 
 
+class FillBudget:
+    """How many tenants a worker may load whole for memory per second (a token bucket).
+
+    Filling memory costs a database read per tenant and worker; a working set far larger than
+    what a worker has seen (100,000 tenants picked at random) would otherwise turn each first
+    sight into one, and slow every verification down (docs/performance-scale.md). Past the
+    budget a verification just takes the exact path, which it does anyway for its answer.
+    """
+
+    def __init__(
+        self, per_second: float, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        """A full bucket of ``per_second`` tokens, refilled continuously."""
+        self._rate = per_second
+        self._tokens = per_second
+        self._monotonic = monotonic
+        self._at = monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Take one token; False if there is none now."""
+        with self._lock:
+            now = self._monotonic()
+            self._tokens = min(self._rate, self._tokens + (now - self._at) * self._rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 def _revoke_if_alive(ref: weakref.ref[VerifyMemory]) -> None:
     memory = ref()
     if memory is not None:

@@ -50,10 +50,13 @@ class MemoryPolicy:
     ``lease_seconds``: L, how long a worker trusts its memory after a renewal it sent (a
     wedged worker delays a change by at most this); ``capacity``: tenants held per worker;
     ``max_revocations``: tenants with more live revocations than this are not held (their
-    snapshot would be large and change often); ``skip``: protocol steps left out (tests only).
+    snapshot would be large and change often); ``fills_per_second``: tenants a worker loads
+    whole for memory per second at most (each costs a database read); ``skip``: protocol
+    steps left out (tests only).
     """
 
     lease_seconds: float = 2.0
     capacity: int = 100_000
     max_revocations: int = 10_000
+    fills_per_second: float = 50.0
     skip: frozenset[str] = frozenset()
