@@ -10,7 +10,8 @@ Redis DB (bench/common.py), seeded **in process** through the use case
 (``tenants.create_tenant`` on ``build_services`` of the server's own database and Redis, a few
 threads) with one token each minted by ``issue_token`` (bench/scale_load.py). Then
 ``tenantauth serve`` in production mode (as bench/verify_http.py starts it: metrics and INFO
-request log lines as they ship), first with verifying from memory off (the default), then on;
+request log lines as they ship), first with verifying from memory off (`false`), then on (the
+default since issue 14);
 the admin rate limits are raised (1,000,000 a minute) so that the changes are not 429s. Each
 server in turn answers:
 

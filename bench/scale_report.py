@@ -203,7 +203,8 @@ compare memory off and on side by side, not absolutes across runs.
   workers, the environment bench/verify_http.py gives it (metrics and INFO request log lines as
   they ship), plus `TENANTAUTH_ADMIN_RATE_LIMIT` and `TENANTAUTH_ADMIN_IP_RATE_LIMIT` raised to
   1,000,000 a minute so that no change of the last table is a 429. "memory on" is
-  `TENANTAUTH_VERIFY_MEMORY=true`; memory off (the default) runs first on each database, since
+  `TENANTAUTH_VERIFY_MEMORY=true` (the production default; memory off is `false`). Memory off
+  runs first on each database, since
   the first server verifying from memory declares it there.
 - Seeding: {seeding}; one token per tenant (TTL 1 h). Each size has a database and a Redis DB
   of its own.
