@@ -31,6 +31,7 @@ from tenantauth.domain.policy import MemoryPolicy
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
 from tenantauth.errors import InvalidTokenError
+from tests.contract.test_fence_race import in_thread
 
 LEASE = 0.5
 WAIT = 10.0
@@ -170,21 +171,6 @@ def mint(svc: Services, tenant_id: str = "acme") -> str:
     """Issue a token of ``tenant_id``."""
     request = TokenRequest(tenant_id, "user-1")
     return issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request).access_token
-
-
-def in_thread(fn: Any) -> tuple[threading.Thread, list[Any]]:
-    """Run ``fn`` in a thread; the list receives its result or exception."""
-    out: list[Any] = []
-
-    def run() -> None:
-        try:
-            out.append(fn())
-        except Exception as exc:  # noqa: BLE001 - handed to the test to assert on
-            out.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
 
 
 def steps(name: str) -> list[Any]:

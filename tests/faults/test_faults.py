@@ -46,6 +46,10 @@ BASELINE_SECONDS = 1.0
 FAULT_SECONDS = 3.0
 AFTER_SECONDS = 1.5
 RECOVER_SECONDS = 15.0
+#: Tenants verified one by one after a Redis outage heals, one per PROBE_INTERVAL, until one of
+#: them is back in Redis (the cache breaker stays open 1 s after the last error).
+PROBES = 40
+PROBE_INTERVAL = 0.25
 #: Upper bound on any single answer while a dependency misbehaves (reported, loosely checked).
 LATENCY_BOUND_MS = 2000.0
 #: Bound on the whole load phase of a scenario: the clients stop by themselves after this.
@@ -97,6 +101,12 @@ def _max_gap_ms(records: list[Record], start: int, end: int) -> float:
     return max((b - a) / 1e6 for a, b in itertools.pairwise(marks))
 
 
+def _probe_tenant(admin: Admin, tenant_id: str) -> str:
+    """Create ``tenant_id`` and return a token of it, never verified yet."""
+    admin.create_tenant(tenant_id)
+    return admin.issue(tenant_id)
+
+
 def _redis_outage(
     *,
     server: Server,
@@ -112,6 +122,11 @@ def _redis_outage(
     from ``heal`` until the servers refill the tenant's entry in Redis (deleted at heal)."""
     admin = Admin(server.port)
     old, new = _rotated_tenant(admin, tenant_id)
+    # Tenants no worker has seen yet: after the heal, each first verification of one takes the
+    # exact path and must write to Redis again, even where workers answer ``tenant_id`` from
+    # memory (its own refill may land before the delete below, and then never again).
+    probes = [f"{tenant_id}-probe-{i}" for i in range(PROBES)]
+    probe_tokens = iter([_probe_tenant(admin, probe) for probe in probes])
     with Fleet(tmp_path, [server.port], CLIENTS, max_seconds=FLEET_SECONDS, extra_every=2) as f:
         f.token("valid", new)
         f.bystander("revoked", old)
@@ -123,7 +138,14 @@ def _redis_outage(
         healed_at = time.monotonic_ns()
         with redis.client() as client:  # prove the servers write to Redis again
             client.delete(_entry(tenant_id))
-        metrics.recover_s = wait_for(lambda: redis.exists(_entry(tenant_id)), RECOVER_SECONDS)
+
+        def refilled() -> bool:
+            token = next(probe_tokens, None)
+            if token is not None:
+                call(server.port, "GET", "/v1/verify", token=token, probe="refill")
+            return redis.exists(_entry(tenant_id)) or any(redis.exists(_entry(p)) for p in probes)
+
+        metrics.recover_s = wait_for(refilled, RECOVER_SECONDS, interval=PROBE_INTERVAL)
         time.sleep(AFTER_SECONDS)
         records = f.stop()
     metrics.add(records, valid={"valid"}, revoked={"revoked"})
