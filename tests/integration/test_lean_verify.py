@@ -215,3 +215,21 @@ def test_metrics_and_log_line_match_the_flask_path(
         for field in ("timestamp", "duration_ms"):
             lean.pop(field), flask.pop(field)
         assert lean == flask
+
+
+def test_a_token_seen_before_is_verified_again(
+    app: Flask, client: Any, tokens: dict[str, str]
+) -> None:
+    """The second answer for a token (its body memoised) is still Flask's, and once the
+    token is revoked the lean path answers Flask's 401, not the memoised 200."""
+    headers = {"Authorization": f"Bearer {tokens['plain']}"}
+    lean = _lean(app)
+    first = _call(lean, "/v1/verify", headers)
+    again, flask = _both(app, "/v1/verify", headers)
+    assert first == again == flask
+    assert first[0].startswith("200")
+    revoked = client.post(f"{TENANTS}/acme/users/alice/revoke", json={}, headers=ADMIN)
+    assert revoked.status_code in (200, 201)
+    after, flask_after = _both(app, "/v1/verify", headers)
+    assert after == flask_after
+    assert after[0].startswith("401")

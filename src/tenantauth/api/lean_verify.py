@@ -28,7 +28,7 @@ from tenantauth.api.hygiene import SECURITY_HEADERS
 from tenantauth.api.problems import PROBLEM_JSON, REQUEST_ID_RE, bearer_challenge
 from tenantauth.api.verify import GATEWAY_PATH, header_safe
 from tenantauth.domain.telemetry import RequestFacts
-from tenantauth.domain.tokens import TokenVerifier
+from tenantauth.domain.tokens import PARSED_MEMO_MAX, PARSED_MEMO_TOKEN_MAX, TokenVerifier
 from tenantauth.errors import (
     DependencyUnavailableError,
     InvalidTokenError,
@@ -67,6 +67,10 @@ class LeanVerify:
         self._record = record
         self._max_fields = max_header_fields // 2
         self._max_bytes = max_header_field_bytes // 2
+        # Token -> the body of its 200: the claims of a verified token are a pure function of
+        # the token, so its body is too (the verification itself runs on every request).
+        # Bounded like the verifier's parsed-token memo, and filled only by verified tokens.
+        self._bodies: dict[str, bytes] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Answer ``environ`` if it is a common gateway request, else let the app answer."""
@@ -108,7 +112,7 @@ class LeanVerify:
             status, headers, body = self._problem(503, exc, request_id, None)
         else:
             facts = {"tenant_id": verdict.tenant_id}
-            status, headers, body = self._ok(verdict, request_id)
+            status, headers, body = self._ok(verdict, request_id, token)
         start_response(status, headers)
         if self._record is not None:
             self._record(
@@ -125,9 +129,17 @@ class LeanVerify:
             )
         return [body]
 
-    def _ok(self, verdict: Any, request_id: str) -> tuple[str, list[tuple[str, str]], bytes]:
+    def _ok(
+        self, verdict: Any, request_id: str, token: str
+    ) -> tuple[str, list[tuple[str, str]], bytes]:
         """The 200 of ``api.verify._ok`` with the identity headers of ``_verify_gateway``."""
-        body = self._dumps({"active": True, "claims": verdict.claims}).encode()
+        body = self._bodies.get(token)
+        if body is None:
+            body = self._dumps({"active": True, "claims": verdict.claims}).encode()
+            if len(token) <= PARSED_MEMO_TOKEN_MAX:
+                if len(self._bodies) >= PARSED_MEMO_MAX:
+                    self._bodies.clear()
+                self._bodies[token] = body
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -46,6 +45,10 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Lone surrogates: not Unicode text (RFC 8259 §8.2), so not UTF-8 either; no storage can be
 # queried with them, and `sub`/`jti` become lookup parameters before the signature is checked.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: The parsed-token memo (``TokenVerifier``): entries, and the longest token it keeps. At most
+#: ~2048 × (1 KB token + its claims) ≈ 5 MB per process; ordinary tokens are ~350 characters.
+PARSED_MEMO_MAX = 2048
+PARSED_MEMO_TOKEN_MAX = 1024
 
 
 class TokenVerifier:
@@ -57,6 +60,11 @@ class TokenVerifier:
         self._policy = policy
         self._clock = clock
         self._dummy_key = secrets.token_bytes(32)
+        # Token -> its parse (shape, header, payload). Parsing is a pure function of the token
+        # string, so a memo cannot change a verdict: every check that depends on the key, the
+        # time or the tenant's state still runs on every call. Only tokens that passed every
+        # check are kept, so forged tokens cannot churn it. Clear when full (bounded memory).
+        self._parsed: dict[str, tuple[jwt.CompactToken, dict[str, Any]]] = {}
 
     def verify(self, token: str, audience: str | None = None) -> VerifiedToken:
         """Return the verdict for a valid token.
@@ -65,24 +73,15 @@ class TokenVerifier:
         revoked, unknown-tenant or wrong-audience token; ``DependencyUnavailableError`` when the
         answer cannot be known safely.
         """
-        parsed = jwt.parse_compact(token)
-        # The payload is decoded before the signature check only to name the cache keys of
-        # its subject and jti (hashed, fixed prefix), so that one round trip fetches the
-        # tenant and both revocation marks. Nothing is decided from it until the signature
-        # over these very bytes has been checked (docs/design.md, "Verification order").
-        claims = jwt.payload_of(parsed)
-        subject, jti = claims.get("sub"), claims.get("jti")
-        if not (_nonempty_str(subject) and _nonempty_str(jti)):
-            raise InvalidTokenError("sub or jti missing", RejectReason.CLAIMS)
-        if _LONE_SURROGATE.search(subject) or _LONE_SURROGATE.search(jti):
-            raise InvalidTokenError("sub or jti holds a lone surrogate", RejectReason.CLAIMS)
+        seen = self._parsed.get(token)
+        parsed, claims = seen if seen is not None else _parse(token)
+        subject, jti = claims["sub"], claims["jti"]
         key, state = self._keys.resolve(parsed.kid, subject, jti)
         if key is None:
             # Same work as a wrong signature, so unknown tenants are not distinguishable by
             # status, body or latency (VERIFIER-CHECKLIST #6).
             hmac.compare_digest(
-                hmac.new(self._dummy_key, parsed.signing_input, hashlib.sha256).digest(),
-                parsed.signature,
+                hmac.digest(self._dummy_key, parsed.signing_input, "sha256"), parsed.signature
             )
             raise InvalidTokenError("unknown or inactive tenant", RejectReason.UNKNOWN_TENANT)
         jwt.check_signature(parsed, key)
@@ -93,7 +92,12 @@ class TokenVerifier:
             raise InvalidTokenError("jti revoked", RejectReason.REVOKED_TOKEN)
         if _version_claim(claims, "uv", absent=0) < state.subject_version:
             raise InvalidTokenError("subject revoked", RejectReason.REVOKED_SUBJECT)
-        return VerifiedToken(parsed.kid, subject, claims.get("scope"), claims)
+        if seen is None and len(token) <= PARSED_MEMO_TOKEN_MAX:
+            if len(self._parsed) >= PARSED_MEMO_MAX:
+                self._parsed.clear()
+            self._parsed[token] = (parsed, claims)
+        # A copy: callers get a dict of their own, never the memo's.
+        return VerifiedToken(parsed.kid, subject, claims.get("scope"), dict(claims))
 
     def _check_claims(self, claims: dict[str, Any], tenant_id: str, audience: str | None) -> None:
         """Apply RFC 7519 §4.1 and VERIFIER-CHECKLIST #7–#8 to verified claims."""
@@ -121,6 +125,25 @@ class TokenVerifier:
         audiences = _audiences(claims.get("aud"))
         if audience is not None and audience not in audiences:  # RFC 7519 §4.1.3
             raise InvalidTokenError("audience mismatch", RejectReason.AUDIENCE)
+
+
+def _parse(token: str) -> tuple[jwt.CompactToken, dict[str, Any]]:
+    """Return the shape-checked token and its claims, whose ``sub`` and ``jti`` are non-empty
+    strings without lone surrogates. Raises ``InvalidTokenError`` otherwise.
+
+    The payload is decoded before the signature check only to name the cache keys of its
+    subject and jti (hashed, fixed prefix), so that one round trip fetches the tenant and both
+    revocation marks. Nothing is decided from it until the signature over these very bytes has
+    been checked (docs/design.md, "Verification order").
+    """
+    parsed = jwt.parse_compact(token)
+    claims = jwt.payload_of(parsed)
+    subject, jti = claims.get("sub"), claims.get("jti")
+    if not (_nonempty_str(subject) and _nonempty_str(jti)):
+        raise InvalidTokenError("sub or jti missing", RejectReason.CLAIMS)
+    if _LONE_SURROGATE.search(subject) or _LONE_SURROGATE.search(jti):
+        raise InvalidTokenError("sub or jti holds a lone surrogate", RejectReason.CLAIMS)
+    return parsed, claims
 
 
 def issue_token(
