@@ -50,7 +50,7 @@ from psycopg import sql
 from tenantauth.app import build_services, create_app
 from tenantauth.domain import tenants
 from tenantauth.domain.services import Services
-from tenantauth.domain.tokens import TokenRequest, issue_token
+from tenantauth.domain.tokens import PARSED_MEMO_MAX, TokenRequest, issue_token
 from tenantauth.errors import InvalidTokenError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -150,25 +150,36 @@ def in_process(seconds: float, runs: int, redis_url: str) -> list[tuple[str, flo
             svc.close()
             settings = make_settings(Backend("postgres", pg_url, redis_url), state)
             svc = build_services(settings, verify_memory=True)
-            rows.append(memory_row(svc, seconds, runs))
+            rows += memory_row(svc, seconds, runs)
             svc.close()
     return rows
 
 
-def memory_row(svc: Services, seconds: float, runs: int) -> tuple[str, float]:
+def memory_row(svc: Services, seconds: float, runs: int) -> list[tuple[str, float]]:
     """The verifier answering from this process's memory (TENANTAUTH_VERIFY_MEMORY): warm
-    until the tenant is held, so the row measures that path and nothing else."""
+    until the tenant is held, so the rows measure that path and nothing else. Two rows: one
+    token again and again (its parse memoised, as for a client that reuses its token), and
+    more distinct tokens in turn than the parse memo keeps (every call parses)."""
     tenants.create_tenant(svc, "bench-memory", "Bench")
-    request = TokenRequest("bench-memory", "user-1")
-    token = issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request).access_token
+
+    def issue(subject: str) -> str:
+        request = TokenRequest("bench-memory", subject)
+        return issue_token(svc.storage, svc.keyring, svc.tokens, svc.clock, request).access_token
+
+    token = issue("user-1")
     deadline = time.monotonic() + 10
     while not svc.keys.held("bench-memory"):
         assert time.monotonic() < deadline, "the tenant never reached memory"
         svc.verifier.verify(token)
         time.sleep(0.01)
     rate = median_rate(lambda: svc.verifier.verify(token), seconds, runs)
+    fresh = itertools.cycle([issue(f"user-{n}") for n in range(PARSED_MEMO_MAX + 1000)])
+    cold = median_rate(lambda: svc.verifier.verify(next(fresh)), seconds, runs)
     assert svc.keys.held("bench-memory"), "the tenant left memory while measuring"
-    return ("verifier (PostgreSQL + Redis, from memory)", rate)
+    return [
+        ("verifier (PostgreSQL + Redis, from memory)", rate),
+        (f"  from memory, {PARSED_MEMO_MAX + 1000:,} tokens in turn (none memoised)", cold),
+    ]
 
 
 def pg_rows(app: Flask, svc: Services, seconds: float, runs: int) -> list[tuple[str, float]]:

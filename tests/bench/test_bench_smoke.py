@@ -30,7 +30,7 @@ NAMES += [verify_http.NODE_STRING, verify_http.NODE_KEYOBJECT]
 def test_in_process_rows_run(redis_url: str) -> None:
     """The in-process rows (PyJWT, our verifier, rejections, test client) each measure."""
     rows = run.in_process(0.05, 1, redis_url)
-    assert len(rows) == 7
+    assert len(rows) == 8
     assert all(rate > 0 for _, rate in rows)
     assert "| pyjwt.decode" in report.in_process_table(rows, 1)
 

@@ -10,6 +10,7 @@ record which worker answered each labelled request, so "every worker" is checked
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 import time
@@ -41,8 +42,11 @@ ROTATIONS = 5
 #: suspend and delete) returned; later rotations use a shorter window to bound the runtime.
 AFTER_SECONDS = 2.0
 AFTER_LATER_ROTATIONS_SECONDS = 1.0
-#: Bound on one whole scenario (warm-ups, rotations, checks), so a hang fails fast.
-SCENARIO_SECONDS = 40.0
+#: Bound on one whole scenario (warm-ups, rotations, checks), so a hang fails fast. A hang
+#: detector, not a latency check: ~12-20 s alone; one run beside the whole integration suite
+#: and a benchmarking helper (load 8) went past 40 s at its last rotation, with every check
+#: green, so the bound leaves room for a loaded CI machine.
+SCENARIO_SECONDS = 60.0
 #: Quick rotations after the careful ones: more chances to catch the fill race, little time.
 RAPID_ROTATIONS = 15
 RAPID_AFTER_SECONDS = 0.25
@@ -128,6 +132,7 @@ def _rotation_race(servers: list[Server], tmp_path: Path) -> None:
     events: list[tuple[str, str, int]] = []
     fresh: Counter[int] = Counter()
     problems: list[str] = []
+    took: list[float] = []  # ms per rotate call, printed: a slow run shows where time went
     with Fleet(tmp_path, [s.port for s in servers], CLIENTS) as fleet:
         fleet.bystander("bystander", bystander)
         for cycle in range(1, ROTATIONS + RAPID_ROTATIONS + 1):
@@ -136,7 +141,8 @@ def _rotation_race(servers: list[Server], tmp_path: Path) -> None:
             fleet.token(label, old)
             problems += wait_served(servers, label, 200, everywhere=careful)  # warm
             via = cycle % len(servers)
-            _, _, returned = admins[via].rotate("acme")
+            _, sent, returned = admins[via].rotate("acme")
+            took.append((returned - sent) / 1e6)
             events.append((label, f"rotate #{cycle} via {servers[via].name}", returned))
             old = admins[(via + 1) % len(admins)].issue("acme")
             probe = f"acme-v{cycle + 1}-fresh"
@@ -158,7 +164,8 @@ def _rotation_race(servers: list[Server], tmp_path: Path) -> None:
     windows = [window(records, label, event, returned) for label, event, returned in events]
     print(
         f"{len(servers)} server(s) x {servers[0].workers} workers, {CLIENTS} clients: "
-        f"{len(records)} requests in {time.monotonic() - begun:.1f} s"
+        f"{len(records)} requests in {time.monotonic() - begun:.1f} s; rotate took (ms) "
+        f"median {statistics.median(took):.0f}, max {max(took):.0f}"
     )
     _check_windows(windows[:ROTATIONS], records, servers, fresh, problems)
     rapid = windows[ROTATIONS:]
