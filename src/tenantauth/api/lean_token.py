@@ -50,8 +50,9 @@ from tenantauth.errors import InvalidClientError, TenantAuthError
 #: The route as the Flask app names it in metrics and log lines.
 ROUTE = f"{bp.url_prefix}{TOKEN_RULE}"
 _PATH = re.compile(r"/v1/tenants/([^/]+)/token")
-#: Bodies longer than this go to Flask: a client_credentials form with a scope fits easily.
-MAX_BODY = 1024
+#: Bodies longer than this go to Flask: a client_credentials form with the longest scope
+#: accepted (``MAX_SCOPE_LENGTH``, 1,024 characters) fits.
+MAX_BODY = 4096
 _PARAMETERS = frozenset({"grant_type", "scope"})
 #: RFC 6749 §5.1 (the blueprint's ``no_store``), then the security headers ``api.hygiene``
 #: adds after ``X-Request-Id``, in the order the Flask hooks write them.
