@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -32,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import claimed_redis  # bench/common.py
 from run import postgres_database  # bench/run.py
+from tests.support import ADMIN_TOKEN, Backend, make_settings
+
 from tenantauth.app import create_app
 from tenantauth.domain.grants import GrantRequest, grant_token
 from tenantauth.domain.oauth import ClientCredentials
-from tests.support import ADMIN_TOKEN, Backend, make_settings
 
 TENANT = "bench-issuance"
 FORM = b"grant_type=client_credentials&scope=read"
@@ -104,7 +106,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     real_stdout = sys.stdout
-    sys.stdout = open("/dev/null", "w")  # noqa: SIM115 - the request lines' stream
+    sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 - the request lines' stream
     with tempfile.TemporaryDirectory() as tmp, postgres_database() as pg, claimed_redis() as rd:
         settings = make_settings(
             Backend("postgres", pg, rd), Path(tmp), log_level="INFO", log_format="json"
