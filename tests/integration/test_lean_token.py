@@ -187,7 +187,7 @@ def test_rate_limited_is_the_same_429(app: Flask) -> None:
     for _ in range(5):
         assert _call(_lean(app)._app, headers=basic(secret="wrong"))[0] == "401 UNAUTHORIZED"
     lean, flask = _call(_lean(app)), _call(_lean(app)._app)
-    assert lean == flask
+    assert lean == flask == _call(_alone(app))
     assert lean[0] == "429 TOO MANY REQUESTS"
     assert "Retry-After" in dict(lean[1])
 
@@ -214,7 +214,7 @@ def test_a_bug_is_the_same_500(app: Flask, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(lean_token, "grant_token", broken)
     monkeypatch.setattr(oauth, "grant_token", broken)
     lean, flask = _call(_lean(app)), _call(_lean(app)._app)
-    assert lean == flask
+    assert lean == flask == _call(_alone(app))
     assert lean[0] == "500 INTERNAL SERVER ERROR"
 
 
@@ -227,6 +227,7 @@ def test_a_storage_outage_is_the_same_503(tmp_path: Path, redis_url: str) -> Non
     app = create_app(make_settings(down, tmp_path, auto_migrate=False, db_timeout=0.5))
     try:
         lean, flask = _call(_lean(app)), _call(_lean(app)._app)
+        assert _call(_alone(app)) == flask
     finally:
         app.extensions["tenantauth"]["services"].close()
     assert lean[0] == "503 SERVICE UNAVAILABLE"
