@@ -28,6 +28,7 @@ from tenantauth.api.bodies import StrictJSONProvider
 from tenantauth.api.context import EXTENSION
 from tenantauth.api.docs import ProblemApi
 from tenantauth.api.hygiene import RequestGuard
+from tenantauth.api.lean_token import LeanToken
 from tenantauth.api.lean_verify import LeanVerify
 from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.limits_memory import MemoryFailureLimiter
@@ -112,8 +113,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     # First of the request hooks: its clock starts before every check, its line is last.
     telemetry = RequestTelemetry(metrics, writer, settings.log_sample_accepted)
     telemetry.install(app)
-    # The gateway endpoint's common requests skip the framework (issue 14): same bytes out,
-    # same metrics and log line; inside ProxyFix, so it sees the client address too.
+    # The gateway endpoint's and the token endpoint's common requests skip the framework
+    # (issue 14): same bytes out, same metrics and log line; inside ProxyFix, so they see the
+    # client address too (the token endpoint's failure limiter counts per address).
+    app.wsgi_app = LeanToken(  # type: ignore[method-assign]
+        app.wsgi_app,
+        services=lambda: app.extensions[EXTENSION]["services"],
+        issuer=settings.issuer,
+        dumps=app.json.dumps,
+        record=telemetry.record,
+        max_header_fields=MAX_HEADER_FIELDS,
+        max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
+    )
     app.wsgi_app = LeanVerify(  # type: ignore[method-assign]
         app.wsgi_app,
         verifier=lambda: app.extensions[EXTENSION]["services"].verifier,

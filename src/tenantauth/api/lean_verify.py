@@ -151,7 +151,7 @@ class LeanVerify:
             headers.append(("X-Scope", header_safe(verdict.scope)))
         headers.append(("X-Request-Id", request_id))
         headers.extend(_AFTER_CACHE_CONTROL)
-        return _status(200), headers, body
+        return status_line(200), headers, body
 
     def _problem(
         self, status: int, exc: TenantAuthError, request_id: str, challenge: str | None
@@ -172,17 +172,22 @@ class LeanVerify:
             headers.append(("WWW-Authenticate", challenge))
         headers.append(("X-Request-Id", request_id))
         headers.extend(_SECURITY)
-        return _status(status), headers, body
+        return status_line(status), headers, body
 
     def _headers_fit(self, environ: dict[str, Any]) -> bool:
-        """Whether every header is well within the limits ``api.hygiene`` enforces."""
-        fields = 0
-        for key, value in environ.items():
-            if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                fields += 1
-                if len(key) + len(value) > self._max_bytes:
-                    return False
-        return fields <= self._max_fields
+        return headers_fit(environ, self._max_fields, self._max_bytes)
+
+
+def headers_fit(environ: dict[str, Any], max_fields: int, max_bytes: int) -> bool:
+    """Return whether ``environ`` has at most ``max_fields`` headers, each name and value
+    within ``max_bytes``: well within the limits ``api.hygiene`` enforces, when given half."""
+    fields = 0
+    for key, value in environ.items():
+        if key.startswith("HTTP_") or key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            fields += 1
+            if len(key) + len(value) > max_bytes:
+                return False
+    return fields <= max_fields
 
 
 _PASS: Any = object()  # "let the Flask app answer this one"
@@ -208,6 +213,7 @@ def _token(credential: str) -> Any:
     return match[1] if match is not None else _PASS
 
 
-def _status(code: int) -> str:
-    """The status line werkzeug writes (its reason phrases are upper case)."""
+def status_line(code: int) -> str:
+    """Return the status line werkzeug writes for ``code`` (its reason phrases are upper
+    case)."""
     return f"{code} {HTTP_STATUS_CODES[code].upper()}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, Response, current_app, g, json, request
@@ -61,24 +62,56 @@ def problem_response(
     **extra: Any,
 ) -> Response:
     """Build an ``application/problem+json`` response (RFC 9457 §3.1 members + ours)."""
-    body = {
-        "type": problem_type(code),
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.path,
-        "code": code,
-        "request_id": request_id(),
-        **extra,
-    }
+    issuer = current_app.extensions[EXTENSION]["settings"].issuer
     g.problem_code = code  # for the request's log line
-    mimetype = PROBLEM_JSON
-    if request.blueprint in OAUTH_BLUEPRINTS:
-        body, mimetype = oauth_error_body(body), "application/json"
-        body["status"] = status = 400 if status == 422 else status  # §5.2 knows no 422
+    status, body, mimetype = problem_document(
+        Problem(status, code, title, detail, headers or {}, extra),
+        issuer=issuer,
+        instance=request.path,
+        request_id=request_id(),
+        oauth=request.blueprint in OAUTH_BLUEPRINTS,
+    )
     response = Response(json.dumps(body), status=status, mimetype=mimetype)
     response.headers.update(headers or {})
     return response
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What an error answers: status, our code, title, detail, extra headers and members."""
+
+    status: int
+    code: str
+    title: str
+    detail: str
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def problem_document(
+    problem: Problem, *, issuer: str, instance: str, request_id: str, oauth: bool
+) -> tuple[int, dict[str, Any], str]:
+    """Return the status, body and media type answering ``problem`` (no Flask needed).
+
+    ``oauth``: the RFC 6749 §5.2 shape of the OAuth blueprints (``oauth_error_body``, served
+    as ``application/json``, 422 answered as 400); else RFC 9457 ``application/problem+json``.
+    """
+    status = problem.status
+    body = {
+        "type": problem_type_uri(issuer, problem.code),
+        "title": problem.title,
+        "status": status,
+        "detail": problem.detail,
+        "instance": instance,
+        "code": problem.code,
+        "request_id": request_id,
+        **problem.extra,
+    }
+    if not oauth:
+        return status, body, PROBLEM_JSON
+    body = oauth_error_body(body)
+    body["status"] = status = 400 if status == 422 else status  # §5.2 knows no 422
+    return status, body, "application/json"
 
 
 def oauth_error_body(body: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +143,11 @@ _NOT_NQSCHAR = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 def problem_type(code: str) -> str:
     """Return the problem type URI: under the configured issuer, never the client's Host."""
-    issuer = current_app.extensions[EXTENSION]["settings"].issuer
+    return problem_type_uri(current_app.extensions[EXTENSION]["settings"].issuer, code)
+
+
+def problem_type_uri(issuer: str, code: str) -> str:
+    """Return the problem type URI of ``code`` under ``issuer``."""
     return f"{issuer.rstrip('/')}/problems/{code}"
 
 
@@ -133,14 +170,35 @@ def register(app: Flask) -> None:
 
 
 def _from_domain(exc: errors.TenantAuthError) -> Response:
+    if isinstance(exc, errors.InvalidTokenError):
+        # The reason goes to the request's log line and metrics only (uniform failures,
+        # RFC 8725).
+        g.rejected = exc
+    return _respond(domain_problem(exc, request.method))
+
+
+def _respond(problem: Problem) -> Response:
+    return problem_response(
+        problem.status,
+        problem.code,
+        problem.title,
+        problem.detail,
+        problem.headers,
+        **problem.extra,
+    )
+
+
+def domain_problem(exc: errors.TenantAuthError, method: str) -> Problem:
+    """Return the problem answering ``exc`` to a ``method`` request; log it if it is a 5xx.
+
+    The one mapping from our errors to statuses and headers, for the Flask error handler and
+    the lean WSGI paths alike.
+    """
     status = status_for(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
     if isinstance(exc, errors.InvalidTokenError):
-        # RFC 6750 §3; the reason goes to the request's log line and metrics only (uniform
-        # failures, RFC 8725).
-        g.rejected = exc
-        headers["WWW-Authenticate"] = bearer_challenge(exc)
+        headers["WWW-Authenticate"] = bearer_challenge(exc)  # RFC 6750 §3
     elif isinstance(exc, errors.InvalidClientError):
         # RFC 6749 §5.2 (and RFC 9110 §15.5.2: a 401 names its scheme), whichever method failed.
         headers["WWW-Authenticate"] = 'Basic realm="tenantauth", charset="UTF-8"'
@@ -151,12 +209,12 @@ def _from_domain(exc: errors.TenantAuthError) -> Response:
     elif isinstance(exc, errors.UnsupportedMediaTypeError):
         # RFC 9110 §15.5.16 says what to send; RFC 5789 §2.2 names Accept-Patch for PATCH,
         # and Accept-Post (W3C LDP §7.1, IANA-registered) is its counterpart for POST.
-        headers["Accept-Patch" if request.method == "PATCH" else "Accept-Post"] = exc.accept
+        headers["Accept-Patch" if method == "PATCH" else "Accept-Post"] = exc.accept
     elif isinstance(exc, errors.InvalidRequestError) and exc.errors is not None:
         extra["errors"] = exc.errors
     if status >= 500:
         log.warning("%s: %s", type(exc).__name__, exc.detail)
-    return problem_response(status, exc.code, exc.title, exc.detail, headers, **extra)
+    return Problem(status, exc.code, exc.title, exc.detail, headers, extra)
 
 
 def bearer_challenge(exc: errors.InvalidTokenError) -> str:
@@ -189,15 +247,22 @@ def _from_http(exc: HTTPException) -> Response:
 
 
 def _from_recursion(exc: RecursionError) -> Response:
-    # json.loads recurses per nesting level; a deeply nested body must be a 400, not a 500.
-    return problem_response(
-        400, "invalid_request", "Invalid request", "The JSON body is nested too deeply."
-    )
+    return _respond(TOO_DEEP)
 
 
 def _from_bug(exc: Exception) -> Response:
-    log.exception("unhandled error (request %s)", request_id())
-    return problem_response(
+    return _respond(bug_problem(request_id()))
+
+
+#: json.loads recurses per nesting level; a deeply nested body must be a 400, not a 500.
+TOO_DEEP = Problem(400, "invalid_request", "Invalid request", "The JSON body is nested too deeply.")
+
+
+def bug_problem(rid: str) -> Problem:
+    """Log the exception being handled (with request ``rid``); return the generic 500 problem:
+    the traceback is logged, never shown."""
+    log.exception("unhandled error (request %s)", rid)
+    return Problem(
         500,
         "internal_error",
         "Internal server error",
