@@ -1,5 +1,6 @@
 """Fixtures that run the real service: `tenantauth serve` (gunicorn, several workers) on
-loopback against the run's PostgreSQL database and Redis DB.
+loopback against the run's PostgreSQL database and Redis DB. A module overriding the
+``http_server`` fixture (or ``TEST_HTTP_SERVER=granian``) runs its servers under granian.
 
 Servers are stopped in teardown whatever happened (SIGTERM, then SIGKILL after a timeout);
 when a test fails, everything the servers printed is attached to the failure report.
@@ -7,6 +8,7 @@ when a test fails, everything the servers printed is attached to the failure rep
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 
@@ -31,10 +33,17 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
-    """Return ``launch(name, env, workers=3, port=None, ready=True)``: start a server and
-    (unless ``ready=False``) wait until it is ready. Every server started is stopped at
-    teardown."""
+def http_server() -> str:
+    """The server `tenantauth serve` runs (``--server``): ``TEST_HTTP_SERVER``, else gunicorn.
+    Modules override it with a parametrised fixture to run their tests on granian too."""
+    return os.environ.get("TEST_HTTP_SERVER", "gunicorn")
+
+
+@pytest.fixture
+def launch(request: pytest.FixtureRequest, tmp_path: Path, http_server: str) -> Iterator[Launch]:
+    """Return ``launch(name, env, workers=3, port=None, ready=True)``: start a server (under
+    ``http_server`` unless ``env`` names ``TENANTAUTH_SERVER``) and, unless ``ready=False``,
+    wait until it is ready. Every server started is stopped at teardown."""
     started: list[Server] = []
     request.node.stash[_SERVERS] = started
 
@@ -46,6 +55,7 @@ def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
         *,
         ready: bool = True,
     ) -> Server:
+        env = {"TENANTAUTH_SERVER": http_server, **env}
         server = start_server(tmp_path, name, env, workers=workers, port=port)
         started.append(server)
         if ready:
