@@ -1,6 +1,7 @@
 """Fixtures that run the real service: `tenantauth serve` (gunicorn, several workers) on
 loopback against the run's PostgreSQL database and Redis DB. A module overriding the
-``http_server`` fixture (or ``TEST_HTTP_SERVER=granian``) runs its servers under granian.
+``http_server`` fixture (tests/conftest.py; or ``TEST_HTTP_SERVER=granian``) runs its servers
+under granian.
 
 Servers are stopped in teardown whatever happened (SIGTERM, then SIGKILL after a timeout);
 when a test fails, everything the servers printed is attached to the failure report.
@@ -8,7 +9,6 @@ when a test fails, everything the servers printed is attached to the failure rep
 
 from __future__ import annotations
 
-import os
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 
@@ -30,13 +30,6 @@ def pytest_runtest_makereport(
         for server in item.stash.get(_SERVERS, []):
             report.sections.append((f"{server.name} output", server.output()))
     return report
-
-
-@pytest.fixture
-def http_server() -> str:
-    """The server `tenantauth serve` runs (``--server``): ``TEST_HTTP_SERVER``, else gunicorn.
-    Modules override it with a parametrised fixture to run their tests on granian too."""
-    return os.environ.get("TEST_HTTP_SERVER", "gunicorn")
 
 
 @pytest.fixture

@@ -14,11 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.e2e.conftest import (  # noqa: F401 - fixtures, hook
-    http_server,
-    launch,
-    pytest_runtest_makereport,
-)
+from tests.e2e.conftest import launch, pytest_runtest_makereport  # noqa: F401 - fixture, hook
 from tests.e2e.harness import Launch, Server, call, production_environ, served_by
 from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy, markdown_table
 
