@@ -52,6 +52,11 @@ KILL_TIMEOUT = 20
 #: (docs/design.md, "The HTTP server"). granian's own default (256) is far too many.
 DEFAULT_BLOCKING_THREADS = 8
 BLOCKING_THREADS_ENV = "TENANTAUTH_BLOCKING_THREADS"
+#: Connections one worker serves at once (the rest wait in its queue): gunicorn's
+#: worker_connections default. granian's own (backlog ÷ workers, 341 with 3 workers) held up
+#: S10's 1,000 simultaneous keep-alive connections: its workers' SO_REUSEPORT sockets spread
+#: them unevenly, and those past the bound on the busiest worker were never answered.
+DEFAULT_BACKPRESSURE = 1000
 ACCESS_LOG_FORMAT_ENV = "TENANTAUTH_ACCESS_LOG_FORMAT"
 #: granian's access line, and the worker that answered (``WorkerPid``).
 DEFAULT_ACCESS_LOG_FORMAT = DEFAULT_ACCESSLOG_FMT + " pid=%(pid)d"
@@ -178,7 +183,7 @@ def build_server(
         interface=Interfaces.WSGI,
         workers=workers,
         blocking_threads=threads,
-        backpressure=backpressure,
+        backpressure=backpressure or DEFAULT_BACKPRESSURE,
         http=HTTPModes.http1,
         websockets=False,
         log_level=LogLevels(level) if level in LogLevels.__members__ else LogLevels.info,

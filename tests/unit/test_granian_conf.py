@@ -151,6 +151,19 @@ def test_the_access_log_names_the_worker(tmp_path: Path) -> None:
     assert path.read_text() == f"p1 {os.getpid()} 200\n"
 
 
+def test_the_server_gets_what_gunicorn_conf_gives_gunicorn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The granian server is built with the threads asked for, gunicorn's per-worker
+    connection bound and drain timeout, and dead workers replaced."""
+    monkeypatch.setenv("TENANTAUTH_METRICS_PORT", "0")
+    server = granian_conf.build_server("127.0.0.1", 8000, 3, threads=8)
+    assert server.blocking_threads == 8
+    assert server.backpressure == 1000
+    assert server.workers_kill_timeout == 20
+    assert server.respawn_failed_workers is True
+
+
 @pytest.mark.parametrize("text", ["0", "257", "eight", "-4"])
 def test_blocking_threads_out_of_range_are_refused(text: str) -> None:
     """TENANTAUTH_BLOCKING_THREADS must be a whole number from 1 to 256."""
