@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# tenantauth API image: gunicorn serving the Flask app on :8000 as a non-root user.
+# tenantauth API image: gunicorn (or granian, TENANTAUTH_SERVER=granian) serving the Flask app
+# on :8000 as a non-root user.
 #   docker build -t tenantauth .
 #   docker run --rm -p 8000:8000 -e TENANTAUTH_DATABASE_URL=... -e TENANTAUTH_REDIS_URL=... \
 #     -e TENANTAUTH_MASTER_KEY=... -e TENANTAUTH_ADMIN_TOKEN=... tenantauth
@@ -17,8 +18,10 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src/ src/
 COPY migrations/ migrations/
-RUN /opt/venv/bin/pip install . \
- && /opt/venv/bin/python -c "import tenantauth.cli"
+# With the granian extra, so operators can choose `tenantauth serve --server granian`
+# (TENANTAUTH_SERVER=granian); gunicorn stays the default.
+RUN /opt/venv/bin/pip install ".[granian]" \
+ && /opt/venv/bin/python -c "import tenantauth.cli, granian"
 
 # ---- runtime: the venv plus the root gunicorn.conf.py, nothing else
 FROM ${PYTHON_IMAGE}

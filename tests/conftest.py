@@ -47,6 +47,14 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture
+def http_server() -> str:
+    """The server `tenantauth serve` runs in the e2e harness's ``launch`` (``--server``):
+    ``TEST_HTTP_SERVER``, else gunicorn. Modules override it (a parametrised fixture, or
+    ``pytest.mark.parametrize("http_server", ...)``) to run their tests on granian too."""
+    return os.environ.get("TEST_HTTP_SERVER", "gunicorn")
+
+
 @pytest.fixture(scope="session")
 def pg_database(worker_id: str) -> Iterator[str]:
     """Create a throwaway PostgreSQL database for this run (per xdist worker); drop it after."""

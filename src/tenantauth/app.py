@@ -46,7 +46,12 @@ from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.observability import logs
 from tenantauth.observability.http import RequestTelemetry
 from tenantauth.observability.metrics import PrometheusTelemetry
-from tenantauth.settings import MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, Settings
+from tenantauth.settings import (
+    MAX_HEADER_FIELD_BYTES,
+    MAX_HEADER_FIELDS,
+    MAX_REQUEST_LINE_BYTES,
+    Settings,
+)
 from tenantauth.storage import MigratableStorage, open_storage
 
 #: Redis key prefix of the admin request counters (the login limiter has its own).
@@ -133,6 +138,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         record=telemetry.record,
         max_header_fields=MAX_HEADER_FIELDS,
         max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
+        max_request_line=MAX_REQUEST_LINE_BYTES,
     )
     if settings.proxy_hops:
         # Trust exactly this many proxies: remote_addr (login limits) then names the client,
@@ -148,6 +154,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_json_depth=settings.max_json_depth,
         max_header_fields=MAX_HEADER_FIELDS,
         max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
+        max_request_line=MAX_REQUEST_LINE_BYTES,
         gateway_path=verify.GATEWAY_PATH,
     ).install(app)
     return app

@@ -1,5 +1,7 @@
 """Fixtures that run the real service: `tenantauth serve` (gunicorn, several workers) on
-loopback against the run's PostgreSQL database and Redis DB.
+loopback against the run's PostgreSQL database and Redis DB. A module overriding the
+``http_server`` fixture (tests/conftest.py; or ``TEST_HTTP_SERVER=granian``) runs its servers
+under granian.
 
 Servers are stopped in teardown whatever happened (SIGTERM, then SIGKILL after a timeout);
 when a test fails, everything the servers printed is attached to the failure report.
@@ -31,10 +33,10 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
-    """Return ``launch(name, env, workers=3, port=None, ready=True)``: start a server and
-    (unless ``ready=False``) wait until it is ready. Every server started is stopped at
-    teardown."""
+def launch(request: pytest.FixtureRequest, tmp_path: Path, http_server: str) -> Iterator[Launch]:
+    """Return ``launch(name, env, workers=3, port=None, ready=True)``: start a server (under
+    ``http_server`` unless ``env`` names ``TENANTAUTH_SERVER``) and, unless ``ready=False``,
+    wait until it is ready. Every server started is stopped at teardown."""
     started: list[Server] = []
     request.node.stash[_SERVERS] = started
 
@@ -46,6 +48,7 @@ def launch(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Launch]:
         *,
         ready: bool = True,
     ) -> Server:
+        env = {"TENANTAUTH_SERVER": http_server, **env}
         server = start_server(tmp_path, name, env, workers=workers, port=port)
         started.append(server)
         if ready:

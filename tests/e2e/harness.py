@@ -31,6 +31,8 @@ TENANTAUTH = Path(sys.executable).with_name("tenantauth")
 CLIENT_SCRIPT = Path(__file__).with_name("verify_client.py")
 #: One access-log line per request: the X-Probe label, the worker pid as <pid>, the status.
 ACCESS_LOG_FORMAT = "%({x-probe}i)s %(p)s %(s)s"
+#: The same line under granian (tenantauth.granian_conf adds the pid atom), the pid bare.
+GRANIAN_ACCESS_LOG_FORMAT = "%(header{x-probe})s %(pid)d %(status)d"
 READY_SECONDS = 20.0
 STOP_SECONDS = 10.0
 
@@ -62,6 +64,7 @@ def production_environ(pg_url: str, redis_url: str, access_log: Path) -> dict[st
         TENANTAUTH_LOG_LEVEL="WARNING",  # not one INFO line per rejected token
         TENANTAUTH_ACCESS_LOG=str(access_log),
         GUNICORN_CMD_ARGS=f"--access-logformat '{ACCESS_LOG_FORMAT}'",
+        TENANTAUTH_ACCESS_LOG_FORMAT=GRANIAN_ACCESS_LOG_FORMAT,
     )
     return env | _verify_memory()
 
@@ -173,7 +176,8 @@ Launch = Callable[..., "Server"]
 
 @dataclass
 class Server:
-    """One `tenantauth serve` process tree (gunicorn master and workers) on loopback."""
+    """One `tenantauth serve` process tree (gunicorn's or granian's main process and its
+    workers) on loopback."""
 
     name: str
     port: int

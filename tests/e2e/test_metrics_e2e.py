@@ -1,5 +1,5 @@
-"""/metrics under gunicorn: one port, the sum of every worker, totals that survive a worker's
-death, JSON request lines on stdout (issue 13)."""
+"""/metrics under gunicorn (and granian): one port, the sum of every worker, totals that
+survive a worker's death and live gauges that drop it, JSON request lines on stdout (issue 13)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from tests.e2e.harness import (
     children_of,
     free_port,
     production_environ,
+    served_by,
 )
+from tests.support import ADMIN_TOKEN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 ACCEPTED = (
@@ -50,12 +52,19 @@ def _start(launch: Launch, tmp_path: Path, pg_url: str, redis_url: str) -> Serve
     return launch("metrics", env, workers=2)
 
 
+#: TENANTAUTH_DB_POOL_MAX_SIZE's default: what each worker adds to tenantauth_db_pool_max.
+POOL_MAX = 10
+POOL_MAX_SAMPLE = ("tenantauth_db_pool_max", ())
+
+
+@pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
 def test_metrics_sum_every_worker_and_survive_a_worker_death(
     launch: Launch, tmp_path: Path, pg_url: str, redis_url: str
 ) -> None:
     """200 verifications on fresh connections (spread over both workers) count exactly 200;
-    after a worker is SIGKILLed and replaced, the count does not go down and new requests
-    add to it."""
+    after a worker is SIGKILLed and replaced, the count does not go down, new requests add
+    to it, and the dead worker's live gauges no longer count (the pool maximum is that of
+    the two running workers)."""
     server = _start(launch, tmp_path, pg_url, redis_url)
     admin = Admin(server.port)
     admin.create_tenant("acme")
@@ -78,6 +87,21 @@ def test_metrics_sum_every_worker_and_survive_a_worker_death(
         (("method", "GET"), ("route", "/v1/verify"), ("status", "200")),
     )
     assert after[requests] == 210
+    _every_worker_reads_the_database(server)
+    assert scrape(server)[POOL_MAX_SAMPLE] == 2 * POOL_MAX
+
+
+def _every_worker_reads_the_database(server: Server, timeout: float = 20.0) -> None:
+    """Send admin reads (fresh connections, so any worker answers) until every running
+    worker has answered one: each has then reported its pool to the live gauges."""
+    assert server.access_log is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = call(server.port, "GET", "/v1/admin/tenants/acme", token=ADMIN_TOKEN, probe="pool")
+        assert reply.status == 200, reply
+        if children_of(server.proc.pid) <= served_by([server.access_log], "pool", 200):
+            return
+    pytest.fail(f"not every worker answered within {timeout} s")
 
 
 def test_metrics_are_not_on_the_api_port_and_logs_are_json(

@@ -10,6 +10,7 @@ record which worker answered each labelled request, so "every worker" is checked
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -55,10 +56,28 @@ FRESH_MAX_REQUESTS = 300
 RESUMED_SECONDS = 0.5
 
 
-@pytest.fixture(params=[True, False], ids=["memory", "exact"])
-def verify_memory(request: pytest.FixtureRequest) -> bool:
-    """Every race here runs against servers verifying from memory and on the exact path."""
-    return bool(request.param)
+#: (server, verify from memory): both paths under gunicorn; under granian the production
+#: default only, to keep `make test` short (``TEST_HTTP_SERVER=granian`` runs both there).
+VARIANTS = [(None, True), (None, False), ("granian", True)]
+
+
+@pytest.fixture(params=VARIANTS, ids=["memory", "exact", "granian-memory"])
+def variant(request: pytest.FixtureRequest) -> tuple[str | None, bool]:
+    """Every race here runs against servers verifying from memory and on the exact path,
+    and once more under granian."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def verify_memory(variant: tuple[str | None, bool]) -> bool:
+    """Whether this variant's servers verify from memory."""
+    return variant[1]
+
+
+@pytest.fixture
+def http_server(variant: tuple[str | None, bool]) -> str:
+    """This variant's HTTP server (None: the harness default, gunicorn or TEST_HTTP_SERVER)."""
+    return variant[0] or os.environ.get("TEST_HTTP_SERVER", "gunicorn")
 
 
 def _sleep_until(monotonic_ns: int) -> None:

@@ -16,9 +16,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tenantauth.api.hygiene import json_depth
+from tenantauth.api.hygiene import json_depth, request_line_length
 from tenantauth.app import create_app
-from tenantauth.settings import MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS
+from tenantauth.settings import MAX_HEADER_FIELD_BYTES, MAX_HEADER_FIELDS, MAX_REQUEST_LINE_BYTES
 from tests.integration.helpers import (
     ADMIN,
     TENANTS,
@@ -141,6 +141,38 @@ def test_malformed_json_keeps_its_usual_problem(limited: FlaskClient) -> None:
 def test_json_depth_counts_containers(value: Any, depth: int) -> None:
     """json_depth counts nested lists and dicts, scalars add nothing."""
     assert json_depth(value) == depth
+
+
+# --------------------------------------------------------------------------- request line
+
+#: "GET " + target + " HTTP/1.1": what a request line adds to its target.
+LINE_OVERHEAD = len("GET  HTTP/1.1")
+
+
+def query_of_line(length: int, path: str = "/healthz") -> str:
+    """Return ``path`` with a query making the request line exactly ``length`` bytes."""
+    return path + "?pad=" + "a" * (length - LINE_OVERHEAD - len(path) - len("?pad="))
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/verify", "/v1/admin/tenants"])
+def test_request_line_over_the_limit_is_414(client: FlaskClient, path: str) -> None:
+    """A request line one byte over gunicorn's limit is a 414 problem from the app itself
+    (granian has no limit of its own), the gateway endpoint included."""
+    r = client.get(query_of_line(MAX_REQUEST_LINE_BYTES + 1, path))
+    assert_problem(r, 414, "request_uri_too_long")
+
+
+def test_request_line_at_the_limit_is_served(client: FlaskClient) -> None:
+    """A request line of exactly the limit passes the check (gunicorn accepts it too)."""
+    assert client.get(query_of_line(MAX_REQUEST_LINE_BYTES)).status_code == 200
+
+
+def test_request_line_length_is_measured_as_sent() -> None:
+    """The length is the server's raw target when it gives one, else the path escaped again
+    (a decoded space counts 3 bytes, as %20) and the query."""
+    environ = {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "PATH_INFO": "/a b"}
+    assert request_line_length(environ | {"QUERY_STRING": "x=1"}) == len("GET /a%20b?x=1 HTTP/1.1")
+    assert request_line_length(environ | {"RAW_URI": "/a+b"}) == len("GET /a+b HTTP/1.1")
 
 
 # --------------------------------------------------------------------------- headers

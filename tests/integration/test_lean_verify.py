@@ -133,6 +133,8 @@ HANDED_ON = [
     ("GET", "/v1/verify", {f"X-Pad-{n}": "p" for n in range(40)}),
     ("GET", "/v1/verify", {"X-Pad": "p" * 5000}),
     ("POST", "/v1/verify", {}),
+    ("GET", "/v1/verify?audience=" + "a" * 5000, {}),
+    ("GET", "/v1/verify?audience=" + "a" * 9000, {}),
 ]
 
 
@@ -164,6 +166,7 @@ def _lean_options(app: Flask) -> dict[str, Any]:
         "record": None,
         "max_header_fields": lean._max_fields * 2,
         "max_header_field_bytes": lean._max_bytes * 2,
+        "max_request_line": lean._max_query * 2,
     }
 
 

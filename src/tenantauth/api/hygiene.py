@@ -2,6 +2,8 @@
 
 Each check runs before any view, in this order (cheapest first):
 
+0. the request line (414, RFC 9112 §3): gunicorn refuses one over 8190 bytes itself, granian
+   does not, so the app does at the same length (``request_line_length``);
 1. header count and size (431), for WSGI servers that do not enforce them (gunicorn does
    too, at twice these limits; see ``tenantauth.gunicorn_conf``). On the gateway endpoint
    (``GET``/``HEAD /v1/verify``) the answer is the uniform 401 instead: a credential that
@@ -20,11 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import RequestHeaderFieldsTooLarge
+from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
 
 from tenantauth.api.bodies import is_json, json_body
 from tenantauth.api.problems import request_id
@@ -73,16 +77,29 @@ class RequestGuard:
     max_json_depth: int
     max_header_fields: int
     max_header_field_bytes: int
+    max_request_line: int
     #: The gateway endpoint: GET/HEAD of this path, or below it, answer every unacceptable
     #: request with the uniform 401.
     gateway_path: str | None = None
 
     def install(self, app: Flask) -> None:
         """Register the checks (in order) and the response headers on ``app``."""
+        app.before_request(self.check_request_line)
         app.before_request(self.check_headers)
         app.before_request(self.limit_admin_rate)
         app.before_request(self.check_json_depth)
         app.after_request(add_security_headers)
+
+    def check_request_line(self) -> None:
+        """Return None if the request line fits ``max_request_line`` bytes.
+
+        Raises ``RequestURITooLarge`` (414, RFC 9110 §15.5.15) otherwise, on every path: the
+        gateway endpoint included, where gunicorn has always answered 414 at this length.
+        """
+        if request_line_length(request.environ) > self.max_request_line:
+            raise RequestURITooLarge(
+                f"The request line is longer than {self.max_request_line} bytes."
+            )
 
     def check_headers(self) -> None:
         """Return None if the header count and every ``name: value`` line fit the limits.
@@ -171,6 +188,29 @@ def add_security_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+#: Characters a client may send unescaped in a path (RFC 3986 §3.3 pchar, and "/").
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def request_line_length(environ: Mapping[str, Any]) -> int:
+    """Return the length in bytes of the request line (``GET /path?query HTTP/1.1``), without
+    its CRLF, as gunicorn measures it.
+
+    The target is the server's raw one where it gives it (gunicorn's ``RAW_URI``); otherwise
+    (granian) it is rebuilt from the decoded path, escaped again, and the query, which may
+    differ from what was sent by how the client chose to escape.
+    """
+    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if not target:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        target = quote(path.encode("latin-1", "replace"), safe=_PATH_SAFE)
+        query = environ.get("QUERY_STRING", "")
+        if query:
+            target += "?" + query
+    method, protocol = environ.get("REQUEST_METHOD", ""), environ.get("SERVER_PROTOCOL", "")
+    return len(method) + 1 + len(target) + 1 + len(protocol)
 
 
 def admin_rate_keys(authorization: str | None, remote_addr: str | None) -> list[str]:

@@ -6,7 +6,7 @@ in ``app.py``) and answers the common gateway requests directly — one well-for
 credential or none, no query or just ``audience`` — with **the same bytes** the Flask view
 answers: status line, headers in the same order, the same JSON and problem+json bodies
 (tests/integration/test_lean_verify.py compares them byte for byte). Anything else (HEAD,
-another query, an unreadable or repeated credential, headers near the limits, a mounted
+another query, an unreadable or repeated credential, headers or a query near the limits, a mounted
 ``SCRIPT_NAME``) is handed to the Flask app untouched, which answers it as it always has; so
 the fast path never has to reproduce a rare answer, only the three common ones (200, the
 uniform 401, 503).
@@ -55,11 +55,13 @@ class LeanVerify:
         record: Callable[[RequestFacts], None] | None,
         max_header_fields: int,
         max_header_field_bytes: int,
+        max_request_line: int,
     ) -> None:
         """Wrap ``app``. ``verifier`` returns the verifier to use; ``dumps`` is the Flask
         app's JSON encoder (so bodies match); ``record`` receives each answered request's
-        facts (metrics and the log line), None to record nothing. Requests whose headers come
-        within half of the limits are passed on, so the Flask app's checks decide them."""
+        facts (metrics and the log line), None to record nothing. Requests whose headers or
+        query come within half of the limits are passed on, so the Flask app's checks (414,
+        the uniform 401) decide them."""
         self._app = app
         self._verifier = verifier
         self._problem_base = f"{issuer.rstrip('/')}/problems/"
@@ -67,6 +69,7 @@ class LeanVerify:
         self._record = record
         self._max_fields = max_header_fields // 2
         self._max_bytes = max_header_field_bytes // 2
+        self._max_query = max_request_line // 2
         # Token -> the body of its 200: the claims of a verified token are a pure function of
         # the token, so its body is too (the verification itself runs on every request).
         # Bounded like the verifier's parsed-token memo, and filled only by verified tokens.
@@ -81,6 +84,8 @@ class LeanVerify:
         ):
             return self._app(environ, start_response)
         query = environ.get("QUERY_STRING", "")
+        if len(query) > self._max_query:
+            return self._app(environ, start_response)
         audience = _audience(query) if query else None
         credential = environ.get("HTTP_AUTHORIZATION")
         token = _token(credential) if credential is not None else None

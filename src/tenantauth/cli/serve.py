@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import sys
@@ -32,14 +33,27 @@ from tenantauth.settings import PREFIX, SETTINGS
     type=click.IntRange(1, 64),
     default=lambda: int(os.environ.get("WEB_CONCURRENCY") or min(available_cpus(), 64)),
     show_default="$WEB_CONCURRENCY, else one per available CPU (container limit included)",
-    help="gunicorn worker processes (each runs $TENANTAUTH_THREADS threads, default 4).",
+    help="Worker processes (each runs $TENANTAUTH_THREADS threads under gunicorn, default 4; "
+    "$TENANTAUTH_BLOCKING_THREADS under granian, default 8).",
 )
-def serve(host: str, port: int, workers: int) -> None:
-    """Start the HTTP service under gunicorn.
+@click.option(
+    "--server",
+    "server_name",
+    type=click.Choice(["gunicorn", "granian"]),
+    default="gunicorn",
+    show_default=True,
+    envvar="TENANTAUTH_SERVER",
+    show_envvar=True,
+    help="HTTP server. granian needs the extra: pip install 'tenantauth[granian]'.",
+)
+def serve(host: str, port: int, workers: int, server_name: str) -> None:
+    """Start the HTTP service under gunicorn (or granian, with --server granian).
 
     Embedded mode prints the generated admin token once, on first start. Production mode
     refuses to start while migrations are pending, or when Redis may evict keys.
     """
+    if server_name == "granian":
+        check_granian()
     settings = load_settings(serving=f"http://{host}:{port}")
     with services(settings) as svc:  # applies migrations first when auto_migrate is on
         pending = svc.storage.pending_migrations()  # type: ignore[attr-defined]
@@ -51,26 +65,37 @@ def serve(host: str, port: int, workers: int) -> None:
     metrics = _metrics_url(metrics_host, settings.metrics_port, api_port=port)
     click.echo(
         f"tenantauth {__version__}: {describe_mode(settings)}; "
-        f"http://{host}:{port} ({workers} workers); metrics: {metrics}"
+        f"http://{host}:{port} ({workers} {server_name} workers); metrics: {metrics}"
     )
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        "python:tenantauth.gunicorn_conf",
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        str(workers),
-        "tenantauth.wsgi:app",
-    ]
+    argv = server_argv(server_name, host, port, workers)
     # Migrations are applied (or none were pending): the workers must not run them again at
     # import. A worker booting while the database is unreachable (one replaced during an
     # outage) would fail to boot, and gunicorn's master then halts the whole server.
     os.environ["TENANTAUTH_AUTO_MIGRATE"] = "false"
     sys.stdout.flush()
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
+
+
+def check_granian() -> None:
+    """Return None when granian can serve; else exit with a message saying what to do
+    (granian not installed, or ``TENANTAUTH_BLOCKING_THREADS`` out of range)."""
+    if importlib.util.find_spec("granian") is None:
+        fail("--server granian needs granian: pip install 'tenantauth[granian]'")
+    from tenantauth.granian_conf import blocking_threads  # noqa: PLC0415 - granian is optional
+
+    try:
+        blocking_threads(os.environ)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def server_argv(server_name: str, host: str, port: int, workers: int) -> list[str]:
+    """Return the command line that runs ``server_name`` ("gunicorn" or "granian")."""
+    if server_name == "granian":
+        argv = [sys.executable, "-m", "tenantauth.granian_conf", "--host", host]
+        return [*argv, "--port", str(port), "--workers", str(workers)]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:tenantauth.gunicorn_conf"]
+    return [*argv, "--bind", f"{host}:{port}", "--workers", str(workers), "tenantauth.wsgi:app"]
 
 
 def _metrics_url(host: str, port: int, *, api_port: int) -> str:

@@ -1,0 +1,227 @@
+"""granian as ``tenantauth serve --server granian`` runs it: what ``gunicorn_conf`` does, again.
+
+``tenantauth serve`` execs ``python -m tenantauth.granian_conf --host H --port P --workers N``
+once migrations are checked, as it execs gunicorn otherwise. The gunicorn hooks and what
+stands in for them here (docs/performance-servers.md, "What ``--server granian`` would take"):
+
+- multiprocess metrics directory (``on_starting``): prepared before ``Server.serve()``, in the
+  main process, before any worker imports prometheus_client;
+- /metrics from the main process on its own port (``when_ready``): granian's ``on_startup``
+  hook (after bind, before the workers fork); each worker closes its inherited copy of that
+  socket in the app loader (``post_fork``);
+- ``gc.freeze()`` once the app is loaded (``post_worker_init``): in the app loader;
+- leave the lease registry and write the queued log lines at worker exit (``worker_exit``):
+  a multiprocessing finalizer, since granian's workers are ``multiprocessing`` children that
+  leave through ``os._exit`` and never run ``atexit``;
+- a dead worker's live gauges (``child_exit``): granian has no such hook; the /metrics server
+  drops the gauges of pids that no longer run when it is scraped (``exposition``);
+- request-line and header limits (``limit_request_*``): granian has none of gunicorn's; the
+  app's own (``tenantauth.api.hygiene``) answer 414/431 (401 on the gateway endpoint);
+- the access log (``TENANTAUTH_ACCESS_LOG``): granian's, with a ``%(pid)d`` atom added.
+
+Not matched: no hung-worker timeout (gunicorn's ``timeout = 30``), and a worker dying twice
+within 5.5 s makes granian exit whole, where gunicorn keeps replacing it (docs/design.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import importlib
+import logging
+import multiprocessing.util
+import os
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import Any
+
+from granian.constants import HTTPModes, Interfaces
+from granian.log import DEFAULT_ACCESSLOG_FMT, LOGGING_CONFIG, LogLevels
+from granian.server import Server
+
+from tenantauth import settings
+from tenantauth.domain import leases
+from tenantauth.observability import exposition, logs
+
+APP = "tenantauth.wsgi:app"
+#: gunicorn_conf's graceful_timeout: what a worker gets to finish its requests after SIGTERM
+#: before it is killed (granian's own default waits for ever).
+KILL_TIMEOUT = 20
+#: Threads per worker running the app. 8: while verify waits on Redis they served 2.1x
+#: gunicorn's req/s against 1.6-1.9x for 4; from memory 4 and 8 are within the noise
+#: (docs/design.md, "The HTTP server"). granian's own default (256) is far too many.
+DEFAULT_BLOCKING_THREADS = 8
+BLOCKING_THREADS_ENV = "TENANTAUTH_BLOCKING_THREADS"
+#: Connections one worker serves at once (the rest wait in its queue): gunicorn's
+#: worker_connections default. granian's own (backlog ÷ workers, 341 with 3 workers) held up
+#: S10's 1,000 simultaneous keep-alive connections: its workers' SO_REUSEPORT sockets spread
+#: them unevenly, and those past the bound on the busiest worker were never answered.
+DEFAULT_BACKPRESSURE = 1000
+ACCESS_LOG_FORMAT_ENV = "TENANTAUTH_ACCESS_LOG_FORMAT"
+#: granian's access line, and the worker that answered (``WorkerPid``).
+DEFAULT_ACCESS_LOG_FORMAT = DEFAULT_ACCESSLOG_FMT + " pid=%(pid)d"
+#: Settings holding secrets (or URLs that may carry a password). granian copies the worker's
+#: ``os.environ`` into every request's WSGI environ, so the loader deletes them once the app
+#: has read them.
+SECRET_SETTINGS = tuple(
+    settings.PREFIX + name
+    for name in ("MASTER_KEY", "MASTER_KEYS_OLD", "ADMIN_TOKEN", "DATABASE_URL", "REDIS_URL")
+)
+#: CGI request variables granian's scope may leave out (no body: no CONTENT_TYPE), which a
+#: process variable of that name would then fill in as if the client had sent it.
+_CGI_REQUEST_VARIABLES = ("CONTENT_TYPE", "CONTENT_LENGTH", "AUTH_TYPE", "REMOTE_USER")
+_metrics_server: Any = None
+
+
+def blocking_threads(environ: Mapping[str, str]) -> int:
+    """Return ``TENANTAUTH_BLOCKING_THREADS`` (default ``DEFAULT_BLOCKING_THREADS``).
+
+    Raises ``ValueError`` when it is not a whole number from 1 to 256.
+    """
+    text = environ.get(BLOCKING_THREADS_ENV) or str(DEFAULT_BLOCKING_THREADS)
+    value = int(text) if text.strip().isdigit() else 0
+    if not 1 <= value <= 256:
+        raise ValueError(f"{BLOCKING_THREADS_ENV} must be a whole number from 1 to 256")
+    return value
+
+
+def scrub_environ(environ: MutableMapping[str, str]) -> list[str]:
+    """Delete the secret settings, ``HTTP_*`` and CGI request variables from ``environ``;
+    return the names deleted (sorted)."""
+    doomed = sorted(
+        name
+        for name in environ
+        if name in SECRET_SETTINGS or name.startswith("HTTP_") or name in _CGI_REQUEST_VARIABLES
+    )
+    for name in doomed:
+        del environ[name]
+    return doomed
+
+
+def load_app(target: str) -> Any:
+    """In a worker, just forked: load ``target`` ("module:attr"), do what gunicorn's
+    post_fork, post_worker_init and worker_exit hooks do, and scrub the secrets from this
+    worker's environment; return the WSGI app.
+
+    Raises whatever importing ``target`` raises (granian then stops the server).
+    """
+    if _metrics_server is not None:
+        _metrics_server.socket.close()
+    module, _, attr = target.partition(":")
+    app = getattr(importlib.import_module(module), attr)
+    # granian builds the environ it copies into every request once this returns; the main
+    # process keeps its own environment, so a respawned worker still reads the settings.
+    scrub_environ(os.environ)
+    multiprocessing.util.Finalize(None, worker_exit, exitpriority=10)
+    gc.freeze()  # see gunicorn_conf.post_worker_init
+    return app
+
+
+def worker_exit() -> None:
+    """In a worker, exiting: what ``gunicorn_conf.worker_exit`` does."""
+    leases.stop_all()
+    logs.flush()
+
+
+def start_metrics() -> None:
+    """Main process, listening, before the workers fork: serve /metrics on its own port.
+
+    Raises ``OSError`` when the port cannot be bound (``tenantauth serve`` checks it first).
+    """
+    global _metrics_server  # noqa: PLW0603 - one server per main process
+    port = settings.metrics_port(os.environ)
+    if port:
+        host = os.environ.get("TENANTAUTH_METRICS_HOST", "127.0.0.1")
+        _metrics_server = exposition.start_server(host, port)
+
+
+class WorkerPid(logging.Filter):
+    """Adds ``pid`` (this worker's) to granian's access-log record, for ``%(pid)d``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return True (keep the record), its arguments extended with ``pid``."""
+        if isinstance(record.args, dict):
+            record.args = {**record.args, "pid": os.getpid()}
+        return True
+
+
+def log_config(access_log: str | None) -> dict[str, Any]:
+    """Return granian's logging dictConfig with the access log written to ``access_log``
+    (a path, or "-" for stdout) through ``WorkerPid``; granian's own when None."""
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    if access_log:
+        config["filters"] = {"pid": {"()": "tenantauth.granian_conf.WorkerPid"}}
+        handler: dict[str, Any] = {"formatter": "access", "filters": ["pid"]}
+        if access_log == "-":
+            handler |= {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"}
+        else:
+            handler |= {"class": "logging.FileHandler", "filename": access_log, "delay": True}
+        config["handlers"]["access"] = handler
+    return config
+
+
+def build_server(
+    host: str,
+    port: int,
+    workers: int,
+    *,
+    threads: int,
+    app: str = APP,
+    backpressure: int | None = None,
+) -> Any:
+    """Return a granian ``Server`` for ``app`` with the metrics hooks registered.
+
+    Reads ``TENANTAUTH_ACCESS_LOG``, ``TENANTAUTH_ACCESS_LOG_FORMAT``, ``TENANTAUTH_LOG_LEVEL``
+    and ``TENANTAUTH_METRICS_PORT``; prepares the metrics directory when metrics are on.
+    """
+    access_log = os.environ.get("TENANTAUTH_ACCESS_LOG") or None
+    level = os.environ.get("TENANTAUTH_LOG_LEVEL", "info").lower()
+    server = Server(
+        app,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=threads,
+        backpressure=backpressure or DEFAULT_BACKPRESSURE,
+        http=HTTPModes.http1,
+        websockets=False,
+        log_level=LogLevels(level) if level in LogLevels.__members__ else LogLevels.info,
+        log_dictconfig=log_config(access_log),
+        log_access=access_log is not None,
+        log_access_format=os.environ.get(ACCESS_LOG_FORMAT_ENV) or DEFAULT_ACCESS_LOG_FORMAT,
+        # One dead worker otherwise stops the whole server (S4: a worker SIGKILLed).
+        respawn_failed_workers=True,
+        workers_kill_timeout=KILL_TIMEOUT,
+    )
+    server.on_startup(start_metrics)
+    if settings.metrics_port(os.environ):
+        metrics_dir = exposition.MetricsDirectory.prepare(os.environ)
+        server.on_shutdown(metrics_dir.remove)
+    return server
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the command line and serve until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(description="tenantauth under granian")
+    parser.add_argument("--app", default=APP)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, required=True)
+    parser.add_argument("--blocking-threads", type=int)
+    parser.add_argument("--backpressure", type=int)
+    args = parser.parse_args(argv)
+    threads = args.blocking_threads or blocking_threads(os.environ)
+    server = build_server(
+        args.host,
+        args.port,
+        args.workers,
+        threads=threads,
+        app=args.app,
+        backpressure=args.backpressure,
+    )
+    server.serve(target_loader=load_app)
+
+
+if __name__ == "__main__":
+    main()
