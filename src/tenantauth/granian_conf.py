@@ -32,12 +32,14 @@ import importlib
 import logging
 import multiprocessing.util
 import os
+import socket
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
 from granian.log import DEFAULT_ACCESSLOG_FMT, LOGGING_CONFIG, LogLevels
-from granian.server import Server
+from granian.net import SocketSpec  # type: ignore[attr-defined]  # re-exported, not listed
+from granian.server.mp import MPServer
 
 from tenantauth import settings
 from tenantauth.domain import leases
@@ -160,6 +162,31 @@ def log_config(access_log: str | None) -> dict[str, Any]:
     return config
 
 
+class SharedSocketServer(MPServer):
+    """granian's process server with one listening socket shared by every worker.
+
+    On Linux granian gives each worker a socket of its own (``SO_REUSEPORT``): the kernel then
+    hands a stopped or hung worker its share of new connections, which nobody answers (fault
+    scenario M1 on granian). Here the main process binds one socket and the workers inherit
+    it (the path granian takes on other systems), so they share one accept queue, as
+    gunicorn's workers do: a worker that stops accepting leaves the queue to the others
+    (tests/e2e/test_servers_e2e.py). Needs the ``fork`` start method, Linux's default up to
+    Python 3.13 (the image runs 3.11); under another, granian's own sockets are kept.
+    """
+
+    def _init_shared_socket(self) -> None:
+        if multiprocessing.get_start_method() != "fork":  # e.g. Python 3.14's forkserver
+            super()._init_shared_socket()  # type: ignore[no-untyped-call]
+            return
+        holder = SocketSpec(self.bind_addr, self.bind_port, self.backlog).build()
+        self._ssp = None
+        self._shd = holder  # type: ignore[assignment]  # granian annotates it as None
+        self._sfd = holder.get_fd()
+        sock = socket.socket(fileno=self._sfd)
+        sock.set_inheritable(True)
+        self._sso = sock
+
+
 def build_server(
     host: str,
     port: int,
@@ -176,7 +203,7 @@ def build_server(
     """
     access_log = os.environ.get("TENANTAUTH_ACCESS_LOG") or None
     level = os.environ.get("TENANTAUTH_LOG_LEVEL", "info").lower()
-    server = Server(
+    server = SharedSocketServer(
         app,
         address=host,
         port=port,

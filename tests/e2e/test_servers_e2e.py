@@ -3,6 +3,8 @@ the two servers differ on their own (docs/performance-servers.md)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from tests.e2e.harness import Launch, call, production_environ
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 PROBLEM_JSON = "application/problem+json"
 LINE_OVERHEAD = len("GET  HTTP/1.1")
+#: New connections sent while a worker is stopped: with a socket per worker, ~1 in 3 hung.
+STOPPED_WORKER_REQUESTS = 40
 
 
 def target_of_line(length: int, path: str) -> str:
@@ -40,3 +44,27 @@ def test_an_overlong_request_line_is_414(
     assert (
         call(server.port, "GET", target_of_line(MAX_REQUEST_LINE_BYTES, "/healthz")).status == 200
     )
+
+
+@pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
+def test_a_stopped_worker_leaves_new_connections_to_the_others(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, http_server: str
+) -> None:
+    """With one of two workers stopped (SIGSTOP: a hung worker), every new connection is still
+    answered: the workers share one listening socket, so the stopped one takes none. With a
+    socket per worker (granian's own way on Linux, SO_REUSEPORT) the kernel hands the stopped
+    worker its share, and those connections time out (about a third did here)."""
+    env = production_environ(pg_url, redis_url, tmp_path / "stopped.access.log")
+    server = launch("stopped", env, workers=2)
+    stopped = min(server.pids)
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        statuses = []
+        for _ in range(STOPPED_WORKER_REQUESTS):
+            try:
+                statuses.append(call(server.port, "GET", "/healthz", timeout=2.0).status)
+            except OSError:  # a timeout: the connection went to the stopped worker
+                statuses.append(0)
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    assert statuses == [200] * STOPPED_WORKER_REQUESTS, sorted(set(statuses))
