@@ -11,7 +11,14 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from verify_http import NAIVE, NODE_KEYOBJECT, NODE_STRING, TENANTAUTH, TENANTAUTH_EXACT
+from verify_http import (
+    NAIVE,
+    NODE_KEYOBJECT,
+    NODE_STRING,
+    TENANTAUTH,
+    TENANTAUTH_EXACT,
+    TENANTAUTH_GRANIAN,
+)
 
 #: What each contender checks on GET /v1/verify, for the doc.
 CHECKS = {
@@ -20,6 +27,9 @@ CHECKS = {
     "revocation; a tenant this worker holds is answered from its memory (no Redis round "
     "trip), kept exact by leases and acknowledged invalidation; metrics and a JSON INFO line "
     "per request",
+    TENANTAUTH_GRANIAN: "as tenantauth, served by granian (`tenantauth serve --server granian`, "
+    "the opt-in server: HTTP parsed in Rust threads, 8 blocking threads per worker) instead "
+    "of gunicorn's gthread workers",
     TENANTAUTH_EXACT: "as tenantauth, with `TENANTAUTH_VERIFY_MEMORY=false`: tenant and both "
     "revocation marks in one Redis round trip per verification (the default before issue 14)",
     NAIVE: "signature (HS256 only), exp, iss, aud (PyJWT `decode`); secret by `kid`, one Redis "
@@ -213,7 +223,11 @@ def svg(rows: Sequence[dict[str, Any]], caption: str) -> str:
     for i, row in enumerate(rows):
         y = top + i * (bar_h + gap)
         length = max(1.0, row["rps"]["median"] * scale)
-        colour = "#d9622b" if row["name"] in (TENANTAUTH, TENANTAUTH_EXACT) else "#4a78b5"
+        colour = (
+            "#d9622b"
+            if row["name"] in (TENANTAUTH, TENANTAUTH_GRANIAN, TENANTAUTH_EXACT)
+            else "#4a78b5"
+        )
         label = f"{row['rps']['median']:,.0f} req/s · p99 {row['p99_ms']['median']:.1f} ms"
         parts += [
             f'<text x="{left - 10}" y="{y + bar_h / 2 + 5}" {font} font-size="14" '

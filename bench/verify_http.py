@@ -6,6 +6,8 @@ Contenders (each on loopback, ``workers`` processes, i.e. one per core by defaul
   verifying from memory (docs/design.md).
 - ``tenantauth (exact path)``: the same with ``TENANTAUTH_VERIFY_MEMORY=false``: one Redis
   round trip per verification, the default before issue 14; on the same database and Redis.
+- ``tenantauth (granian)``: the default configuration served by ``tenantauth serve --server
+  granian`` (``TENANTAUTH_SERVER=granian``; blocking threads as it ships), the opt-in server.
 - ``naive Python``: bench/baselines/naive (Flask + PyJWT ``decode`` + redis-py ``GET``),
   gunicorn sync workers.
 - ``node (string)`` / ``node (KeyObject)``: bench/baselines/node (cluster, Express,
@@ -56,6 +58,7 @@ NAIVE_DIR = BASELINES / "naive"
 SECRET_PREFIX = "tenant-secret:"
 READY_SECONDS = 30.0
 TENANTAUTH_EXACT = "tenantauth (exact path)"
+TENANTAUTH_GRANIAN = "tenantauth (granian)"
 TENANTAUTH, NAIVE, NODE_STRING, NODE_KEYOBJECT = (
     "tenantauth",
     "naive Python",
@@ -191,6 +194,9 @@ def servers(
         env = tenantauth_environ(pg_url, redis_url)
         ours = start_server(cfg.tmp, "tenantauth", env, workers=cfg.workers)
         stack.callback(ours.stop)
+        granian_env = {**env, "TENANTAUTH_SERVER": "granian"}
+        granian = start_server(cfg.tmp, "tenantauth-granian", granian_env, workers=cfg.workers)
+        stack.callback(granian.stop)
         env = {**env, "TENANTAUTH_VERIFY_MEMORY": "false"}
         exact = start_server(cfg.tmp, "tenantauth-exact", env, workers=cfg.workers)
         stack.callback(exact.stop)
@@ -199,11 +205,13 @@ def servers(
             stack.callback(server.stop)
         wait_ready(ours, timeout=READY_SECONDS)
         wait_ready(exact, timeout=READY_SECONDS)
+        wait_ready(granian, timeout=READY_SECONDS)
         for server in baselines.values():
             wait_up(server)
-        yield {TENANTAUTH: ours.port, TENANTAUTH_EXACT: exact.port} | {
-            name: s.port for name, s in baselines.items()
-        }
+        ports = {TENANTAUTH: ours.port, TENANTAUTH_GRANIAN: granian.port}
+        yield (
+            ports | {TENANTAUTH_EXACT: exact.port} | {name: s.port for name, s in baselines.items()}
+        )
 
 
 def ascii_secret() -> str:
