@@ -271,6 +271,29 @@ def children_of(pid: int) -> set[int]:
     return found
 
 
+def stop_process(pid: int, timeout: float = 5.0) -> None:
+    """SIGSTOP ``pid`` and return once every thread of it is stopped (``T`` in /proc).
+
+    ``kill`` returns when the signal is queued: a process running on another core goes on
+    for a moment, and can still accept a connection sent right after (which then hangs). A
+    test of what a *stopped* process does must wait for the stop. Raises AssertionError if
+    it has not stopped within ``timeout``."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:  # a thread ended while we looked
+                continue
+            states.append(text[text.rindex(")") + 2])
+        if states and all(state in "Tt" for state in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop within {timeout} s")
+
+
 def _wait_gone(pid: int, group: int, timeout: float = STOP_SECONDS) -> None:
     """Wait until ``pid`` is no longer a member of process group ``group``; then SIGKILL it."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tenantauth.settings import MAX_REQUEST_LINE_BYTES
-from tests.e2e.harness import Launch, call, production_environ
+from tests.e2e.harness import Launch, call, production_environ, stop_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 PROBLEM_JSON = "application/problem+json"
@@ -57,7 +57,7 @@ def test_a_stopped_worker_leaves_new_connections_to_the_others(
     env = production_environ(pg_url, redis_url, tmp_path / "stopped.access.log")
     server = launch("stopped", env, workers=2)
     stopped = min(server.pids)
-    os.kill(stopped, signal.SIGSTOP)
+    stop_process(stopped)
     try:
         statuses = []
         for _ in range(STOPPED_WORKER_REQUESTS):

@@ -27,7 +27,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Admin, Launch, Record, Server, call, production_environ, served_by
+from tests.e2e.harness import (
+    Admin,
+    Launch,
+    Record,
+    Server,
+    call,
+    production_environ,
+    served_by,
+    stop_process,
+)
 from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy
 from tests.faults.race_support import mint, rotate
 
@@ -116,7 +125,7 @@ def test_m1_stopped_worker_is_waited_out(
     _hold_everywhere(server, old)
     victim = min(server.pids)
     m = ScenarioMetrics("M1 stopped worker (SIGSTOP)")
-    os.kill(victim, signal.SIGSTOP)
+    stop_process(victim)
     try:
         change = rotate(server.port, TENANT)
         elapsed = (change.returned - change.sent) / 1e9
