@@ -161,7 +161,7 @@ def _lean_options(app: Flask) -> dict[str, Any]:
     lean = _lean(app)
     return {
         "verifier": lean._verifier,
-        "issuer": lean._problem_base.removesuffix("/problems/"),
+        "issuer": lean._issuer,
         "dumps": lean._dumps,
         "record": None,
         "max_header_fields": lean._max_fields * 2,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import io
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,11 +33,11 @@ from tenantauth.api.lean_verify import WSGIApp, headers_fit, status_line
 from tenantauth.api.oauth import FORM, TOKEN_RESPONSE, TOKEN_RULE, basic_credentials, bp
 from tenantauth.api.oauth import token_fields as token_members
 from tenantauth.api.problems import (
-    REQUEST_ID_RE,
     Problem,
     bug_problem,
     domain_problem,
     problem_document,
+    request_id_from,
 )
 from tenantauth.domain.grants import CLIENT_CREDENTIALS, GrantRequest, grant_token
 from tenantauth.domain.models import is_tenant_id
@@ -133,8 +132,7 @@ class LeanToken:
         scope: str | None,
     ) -> list[bytes]:
         started = time.perf_counter()
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         grant = GrantRequest(grant_type=CLIENT_CREDENTIALS, scope=scope)
         problem: Problem | None = None
         try:

@@ -14,9 +14,7 @@ uniform 401, 503).
 
 from __future__ import annotations
 
-import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,10 +23,10 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from tenantauth.api.auth import BEARER_RE
 from tenantauth.api.hygiene import SECURITY_HEADERS
-from tenantauth.api.problems import PROBLEM_JSON, REQUEST_ID_RE, bearer_challenge
+from tenantauth.api.problems import domain_problem, problem_document, request_id_from
 from tenantauth.api.verify import GATEWAY_PATH, header_safe
 from tenantauth.domain.telemetry import RequestFacts
-from tenantauth.domain.tokens import PARSED_MEMO_MAX, PARSED_MEMO_TOKEN_MAX, TokenVerifier
+from tenantauth.domain.tokens import TokenVerifier, memoise
 from tenantauth.errors import (
     DependencyUnavailableError,
     InvalidTokenError,
@@ -39,7 +37,6 @@ from tenantauth.errors import (
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _SECURITY = [(name, value) for name, value in SECURITY_HEADERS.items()]
 _AFTER_CACHE_CONTROL = [(n, v) for n, v in _SECURITY if n != "Cache-Control"]
-_log = logging.getLogger("tenantauth.api.problems")  # the logger the Flask path warns on
 
 
 class LeanVerify:
@@ -64,7 +61,7 @@ class LeanVerify:
         the uniform 401) decide them."""
         self._app = app
         self._verifier = verifier
-        self._problem_base = f"{issuer.rstrip('/')}/problems/"
+        self._issuer = issuer
         self._dumps = dumps
         self._record = record
         self._max_fields = max_header_fields // 2
@@ -89,7 +86,8 @@ class LeanVerify:
         audience = _audience(query) if query else None
         credential = environ.get("HTTP_AUTHORIZATION")
         token = _token(credential) if credential is not None else None
-        if audience is _PASS or token is _PASS or not self._headers_fit(environ):
+        fits = headers_fit(environ, self._max_fields, self._max_bytes)
+        if audience is _PASS or token is _PASS or not fits:
             return self._app(environ, start_response)
         return self._answer(environ, start_response, token, audience)
 
@@ -101,8 +99,7 @@ class LeanVerify:
         audience: Any,
     ) -> list[bytes]:
         started = time.perf_counter()
-        incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         facts: dict[str, Any] = {}
         try:
             if token is None:
@@ -110,11 +107,10 @@ class LeanVerify:
             verdict = self._verifier().verify(token, audience)
         except InvalidTokenError as exc:
             facts = {"reject_kind": str(exc.kind), "reject_reason": exc.reason, "code": exc.code}
-            status, headers, body = self._problem(401, exc, request_id, bearer_challenge(exc))
-        except DependencyUnavailableError as exc:
-            _log.warning("%s: %s", type(exc).__name__, exc.detail)
+            status, headers, body = self._problem(exc, request_id)
+        except DependencyUnavailableError as exc:  # 503; domain_problem logs it
             facts = {"code": exc.code}
-            status, headers, body = self._problem(503, exc, request_id, None)
+            status, headers, body = self._problem(exc, request_id)
         else:
             facts = {"tenant_id": verdict.tenant_id}
             status, headers, body = self._ok(verdict, request_id, token)
@@ -141,10 +137,7 @@ class LeanVerify:
         body = self._bodies.get(token)
         if body is None:
             body = self._dumps({"active": True, "claims": verdict.claims}).encode()
-            if len(token) <= PARSED_MEMO_TOKEN_MAX:
-                if len(self._bodies) >= PARSED_MEMO_MAX:
-                    self._bodies.clear()
-                self._bodies[token] = body
+            memoise(self._bodies, token, body)
         headers = [
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
@@ -159,28 +152,22 @@ class LeanVerify:
         return status_line(200), headers, body
 
     def _problem(
-        self, status: int, exc: TenantAuthError, request_id: str, challenge: str | None
+        self, exc: TenantAuthError, request_id: str
     ) -> tuple[str, list[tuple[str, str]], bytes]:
-        """The problem response of ``api.problems.problem_response`` for ``exc``."""
-        problem = {
-            "type": self._problem_base + exc.code,
-            "title": exc.title,
-            "status": status,
-            "detail": exc.detail,
-            "instance": GATEWAY_PATH,
-            "code": exc.code,
-            "request_id": request_id,
-        }
-        body = self._dumps(problem).encode()
-        headers = [("Content-Type", PROBLEM_JSON), ("Content-Length", str(len(body)))]
-        if challenge is not None:
-            headers.append(("WWW-Authenticate", challenge))
-        headers.append(("X-Request-Id", request_id))
-        headers.extend(_SECURITY)
+        """The problem response of ``api.problems.problem_response`` for ``exc``, through
+        the same mapping (``domain_problem``) and document (``problem_document``)."""
+        problem = domain_problem(exc, "GET")
+        status, document, media_type = problem_document(
+            problem,
+            issuer=self._issuer,
+            instance=GATEWAY_PATH,
+            request_id=request_id,
+            oauth=False,
+        )
+        body = self._dumps(document).encode()
+        headers = [("Content-Type", media_type), ("Content-Length", str(len(body)))]
+        headers += [*problem.headers.items(), ("X-Request-Id", request_id), *_SECURITY]
         return status_line(status), headers, body
-
-    def _headers_fit(self, environ: dict[str, Any]) -> bool:
-        return headers_fit(environ, self._max_fields, self._max_bytes)
 
 
 def headers_fit(environ: dict[str, Any], max_fields: int, max_bytes: int) -> bool:

@@ -155,10 +155,14 @@ def request_id() -> str:
     """Return this request's id: a sane incoming ``X-Request-Id`` or a fresh UUID."""
     rid: str | None = g.get("request_id")
     if rid is None:
-        incoming = request.headers.get("X-Request-Id", "")
-        rid = incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
-        g.request_id = rid
+        rid = g.request_id = request_id_from(request.headers.get("X-Request-Id", ""))
     return rid
+
+
+def request_id_from(incoming: str) -> str:
+    """Return the request id for an ``X-Request-Id`` value ("" when absent): the value when it
+    is sane (``REQUEST_ID_RE``), else a fresh UUID (hex). For the Flask and the lean paths."""
+    return incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def register(app: Flask) -> None:

@@ -6,7 +6,7 @@ import hmac
 import json
 import re
 import secrets
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, TypeVar
 
 from tenantauth.crypto import jwt
 from tenantauth.crypto.envelope import MasterKeyring
@@ -49,6 +49,7 @@ _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 #: ~2048 × (1 KB token + its claims) ≈ 5 MB per process; ordinary tokens are ~350 characters.
 PARSED_MEMO_MAX = 2048
 PARSED_MEMO_TOKEN_MAX = 1024
+T = TypeVar("T")
 
 
 class TokenVerifier:
@@ -92,10 +93,8 @@ class TokenVerifier:
             raise InvalidTokenError("jti revoked", RejectReason.REVOKED_TOKEN)
         if _version_claim(claims, "uv", absent=0) < state.subject_version:
             raise InvalidTokenError("subject revoked", RejectReason.REVOKED_SUBJECT)
-        if seen is None and len(token) <= PARSED_MEMO_TOKEN_MAX:
-            if len(self._parsed) >= PARSED_MEMO_MAX:
-                self._parsed.clear()
-            self._parsed[token] = (parsed, claims)
+        if seen is None:
+            memoise(self._parsed, token, (parsed, claims))
         # A copy: callers get a dict of their own, never the memo's.
         return VerifiedToken(parsed.kid, subject, claims.get("scope"), dict(claims))
 
@@ -125,6 +124,17 @@ class TokenVerifier:
         audiences = _audiences(claims.get("aud"))
         if audience is not None and audience not in audiences:  # RFC 7519 §4.1.3
             raise InvalidTokenError("audience mismatch", RejectReason.AUDIENCE)
+
+
+def memoise(memo: dict[str, T], token: str, value: T) -> None:
+    """Keep ``value`` for ``token`` in ``memo``, a per-process memo of verified tokens: a
+    token longer than ``PARSED_MEMO_TOKEN_MAX`` is not kept, and a memo holding
+    ``PARSED_MEMO_MAX`` tokens starts again (bounded memory, no bookkeeping per hit)."""
+    if len(token) > PARSED_MEMO_TOKEN_MAX:
+        return
+    if len(memo) >= PARSED_MEMO_MAX:
+        memo.clear()
+    memo[token] = value
 
 
 def _parse(token: str) -> tuple[jwt.CompactToken, dict[str, Any]]:
