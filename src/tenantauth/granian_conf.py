@@ -19,8 +19,9 @@ stands in for them here (docs/performance-servers.md, "What ``--server granian``
   app's own (``tenantauth.api.hygiene``) answer 414/431 (401 on the gateway endpoint);
 - the access log (``TENANTAUTH_ACCESS_LOG``): granian's, with a ``%(pid)d`` atom added.
 
-Not matched: no hung-worker timeout (gunicorn's ``timeout = 30``), and a worker dying twice
-within 5.5 s makes granian exit whole, where gunicorn keeps replacing it (docs/design.md).
+- the hung-worker ``timeout`` (``TENANTAUTH_WORKER_TIMEOUT``, 30 s) and replacing every worker
+  that dies after booting: ``granian_watchdog`` (a heartbeat thread in each worker, a watchdog
+  thread in the main process).
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ import importlib
 import logging
 import multiprocessing.util
 import os
+import signal
 import socket
 from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
@@ -41,7 +44,7 @@ from granian.log import DEFAULT_ACCESSLOG_FMT, LOGGING_CONFIG, LogLevels
 from granian.net import SocketSpec  # type: ignore[attr-defined]  # re-exported, not listed
 from granian.server.mp import MPServer
 
-from tenantauth import settings
+from tenantauth import granian_watchdog, settings
 from tenantauth.domain import leases
 from tenantauth.observability import exposition, logs
 
@@ -73,6 +76,8 @@ SECRET_SETTINGS = tuple(
 #: process variable of that name would then fill in as if the client had sent it.
 _CGI_REQUEST_VARIABLES = ("CONTENT_TYPE", "CONTENT_LENGTH", "AUTH_TYPE", "REMOTE_USER")
 _metrics_server: Any = None
+#: (directory, interval) of the workers' heartbeat, set in the main process before they fork.
+_heartbeat: tuple[Path, float] | None = None
 
 
 def blocking_threads(environ: Mapping[str, str]) -> int:
@@ -107,6 +112,13 @@ def load_app(target: str) -> Any:
 
     Raises whatever importing ``target`` raises (granian then stops the server).
     """
+    # A forked worker inherits the main process's SIGTERM/SIGINT handler, which only flags the
+    # main process's loop: a SIGTERM arriving while this worker loads the app (a server stopped
+    # right after it started) was lost, and the worker killed after KILL_TIMEOUT. Until granian
+    # installs the worker's own handler, right after this returns, the default ends it at once:
+    # it has no request yet.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
     if _metrics_server is not None:
         _metrics_server.socket.close()
     module, _, attr = target.partition(":")
@@ -116,6 +128,8 @@ def load_app(target: str) -> Any:
     scrub_environ(os.environ)
     multiprocessing.util.Finalize(None, worker_exit, exitpriority=10)
     gc.freeze()  # see gunicorn_conf.post_worker_init
+    if _heartbeat is not None:  # booted: from now on the watchdog times this worker
+        granian_watchdog.start_heartbeat(*_heartbeat)
     return app
 
 
@@ -198,8 +212,9 @@ def build_server(
 ) -> Any:
     """Return a granian ``Server`` for ``app`` with the metrics hooks registered.
 
-    Reads ``TENANTAUTH_ACCESS_LOG``, ``TENANTAUTH_ACCESS_LOG_FORMAT``, ``TENANTAUTH_LOG_LEVEL``
-    and ``TENANTAUTH_METRICS_PORT``; prepares the metrics directory when metrics are on.
+    Reads ``TENANTAUTH_ACCESS_LOG``, ``TENANTAUTH_ACCESS_LOG_FORMAT``, ``TENANTAUTH_LOG_LEVEL``,
+    ``TENANTAUTH_METRICS_PORT`` and ``TENANTAUTH_WORKER_TIMEOUT``; prepares the metrics
+    directory when metrics are on, and the heartbeat directory.
     """
     access_log = os.environ.get("TENANTAUTH_ACCESS_LOG") or None
     level = os.environ.get("TENANTAUTH_LOG_LEVEL", "info").lower()
@@ -222,10 +237,30 @@ def build_server(
         workers_kill_timeout=KILL_TIMEOUT,
     )
     server.on_startup(start_metrics)
+    watch_workers(server, settings.worker_timeout(os.environ))
     if settings.metrics_port(os.environ):
         metrics_dir = exposition.MetricsDirectory.prepare(os.environ)
         server.on_shutdown(metrics_dir.remove)
     return server
+
+
+def watch_workers(server: Any, timeout: int) -> granian_watchdog.Watchdog:
+    """Give ``server`` a hung-worker watchdog with ``timeout`` (started with the server,
+    removed at shutdown) and its workers a heartbeat; return the watchdog."""
+    global _heartbeat  # noqa: PLW0603 - one server per main process; its workers inherit it
+    directory = granian_watchdog.make_directory()
+    _heartbeat = (directory, granian_watchdog.interval_for(timeout))
+    watchdog = granian_watchdog.Watchdog(
+        directory,
+        timeout,
+        workers=lambda: server.wrks,
+        # granian's crash-loop rule: a worker dying within 5.5 s of its respawn stops the
+        # server. A worker that has booted is taken out of it (always replaced).
+        booted=lambda idx: server.respawned_wrks.pop(idx, None),
+    )
+    server.on_startup(watchdog.start)
+    server.on_shutdown(watchdog.remove)
+    return watchdog
 
 
 def main(argv: Sequence[str] | None = None) -> None:

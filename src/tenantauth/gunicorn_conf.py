@@ -16,7 +16,8 @@ from tenantauth.observability import exposition, logs
 worker_class = "gthread"
 # Threads let a worker keep serving while one request waits on a slow dependency.
 threads = int(os.environ.get("TENANTAUTH_THREADS", "4"))
-timeout = 30
+# Seconds without a heartbeat before a worker is killed and replaced (default 30).
+timeout = settings.worker_timeout(os.environ)
 # SIGTERM (rolling restarts): workers stop accepting, answer every request already accepted,
 # keep kept-alive connections open 2 s more (a request arriving on one gets "Connection:
 # close"), then exit; whatever still runs after graceful_timeout is killed. 20 s because:

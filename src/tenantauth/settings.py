@@ -22,6 +22,9 @@ PREFIX = "TENANTAUTH_"
 MIN_ADMIN_TOKEN_LENGTH = 32
 MAX_LEEWAY = 60  # VERIFIER-CHECKLIST #7
 MAX_REUSE_GRACE = 60  # a refresh retry grace longer than this would weaken reuse detection
+#: Worker timeout bounds: below 2 s a busy worker's heartbeat could be late; above an hour a
+#: hung worker would hold its connections for longer than any client waits.
+MIN_WORKER_TIMEOUT, MAX_WORKER_TIMEOUT = 2, 3600
 #: HTTP header limits, shared by gunicorn (``tenantauth.gunicorn_conf``, which answers 414/431
 #: before the app runs) and the app itself (``tenantauth.api.hygiene``, for any other WSGI
 #: server and the test client). 8190 is gunicorn's own default line and field size.
@@ -121,6 +124,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be a TCP port (1-65535), or 0 for none")
+    return value
+
+
+def _worker_timeout(text: str) -> int:
+    value = int(text)
+    if not MIN_WORKER_TIMEOUT <= value <= MAX_WORKER_TIMEOUT:
+        raise ValueError(f"must be between {MIN_WORKER_TIMEOUT} and {MAX_WORKER_TIMEOUT} seconds")
     return value
 
 
@@ -363,6 +373,14 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Address the metrics port binds. Default: the one `tenantauth serve --host` binds.",
     ),
+    Setting(
+        "WORKER_TIMEOUT",
+        "30",
+        "Seconds a server worker may go without its heartbeat (stopped, deadlocked, or stuck "
+        "holding the interpreter) before it is killed and replaced: gunicorn's `timeout`, "
+        "and tenantauth's own watchdog under granian (2 to 3600).",
+        _worker_timeout,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 
@@ -501,6 +519,19 @@ def metrics_port(environ: Mapping[str, str]) -> int:
     if problems:
         raise ConfigurationError(problems)
     return int(port)
+
+
+def worker_timeout(environ: Mapping[str, str]) -> int:
+    """Return the worker timeout ``environ`` asks for (seconds), for the servers' main
+    processes, which must know it before any app (and its full ``Settings``) exists.
+
+    Raises ``ConfigurationError`` for a value out of range.
+    """
+    problems: list[str] = []
+    value = _read(_BY_NAME["WORKER_TIMEOUT"], environ, problems)
+    if problems:
+        raise ConfigurationError(problems)
+    return int(value)
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:

@@ -84,7 +84,7 @@ class Reply:
     """A complete HTTP response."""
 
     status: int
-    headers: dict[str, str]
+    headers: http.client.HTTPMessage  # names case-insensitive: granian sends them lower case
     body: bytes
 
     def json(self) -> Any:
@@ -116,7 +116,7 @@ def call(
     try:
         conn.request(method, path, body=payload, headers=headers)
         with conn.getresponse() as response:
-            return Reply(response.status, dict(response.getheaders()), response.read())
+            return Reply(response.status, response.headers, response.read())
     finally:
         conn.close()
 

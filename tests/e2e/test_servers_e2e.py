@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from tenantauth.settings import MAX_REQUEST_LINE_BYTES
-from tests.e2e.harness import Launch, call, production_environ, stop_process
+from tests.e2e.harness import (
+    Launch,
+    Server,
+    call,
+    children_of,
+    production_environ,
+    served_by,
+    stop_process,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 PROBLEM_JSON = "application/problem+json"
 LINE_OVERHEAD = len("GET  HTTP/1.1")
 #: New connections sent while a worker is stopped: with a socket per worker, ~1 in 3 hung.
 STOPPED_WORKER_REQUESTS = 40
+#: TENANTAUTH_WORKER_TIMEOUT of the watchdog tests: the shortest allowed (a 0.5 s heartbeat).
+SHORT_TIMEOUT = 2
+#: granian's crash-loop rule: a worker dying this soon after its respawn stops the server.
+GRANIAN_CRASH_LOOP_SECONDS = 5.5
 
 
 def target_of_line(length: int, path: str) -> str:
@@ -68,3 +81,93 @@ def test_a_stopped_worker_leaves_new_connections_to_the_others(
     finally:
         os.kill(stopped, signal.SIGCONT)
     assert statuses == [200] * STOPPED_WORKER_REQUESTS, sorted(set(statuses))
+
+
+def wait_replaced(server: Server, gone: int, timeout: float) -> tuple[int, float]:
+    """Wait until ``gone`` is no longer a worker of ``server`` and it has its full count
+    again; update ``server.pids``; return the new worker's pid and when it was first seen
+    (monotonic). Fails if the server exits or ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.proc.poll() is None, server.output()
+        pids = children_of(server.proc.pid)
+        if gone not in pids and len(pids) == server.workers:
+            (new,) = pids - server.pids
+            server.pids = frozenset(pids)
+            return new, time.monotonic()
+        time.sleep(0.02)
+    raise AssertionError(f"worker {gone} was not replaced within {timeout} s\n{server.output()}")
+
+
+def wait_all_served(server: Server, probe: str, timeout: float = 15.0) -> None:
+    """Send /healthz probes until every worker of ``server`` has answered one (it has loaded
+    the app); fail if ``timeout`` passes first."""
+    logs = [server.access_log] if server.access_log else []
+    deadline = time.monotonic() + timeout
+    while not set(server.pids) <= served_by(logs, probe, 200):
+        assert time.monotonic() < deadline, f"not every worker answered {probe!r}"
+        call(server.port, "GET", "/healthz", probe=probe)
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
+def test_a_hung_worker_is_killed_and_replaced(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, http_server: str
+) -> None:
+    """A worker that stops (SIGSTOP: no heartbeat) is killed once TENANTAUTH_WORKER_TIMEOUT
+    passes and replaced; the other worker, beating, is left alone. gunicorn's arbiter does it
+    under gunicorn, tenantauth.granian_watchdog under granian (granian alone never would)."""
+    env = production_environ(pg_url, redis_url, tmp_path / "hung.access.log")
+    server = launch("hung", {**env, "TENANTAUTH_WORKER_TIMEOUT": str(SHORT_TIMEOUT)}, workers=2)
+    wait_all_served(server, "boot")  # both time a worker only once it has booted
+    hung, healthy = sorted(server.pids)
+    stop_process(hung)
+    stopped_at = time.monotonic()
+    new, replaced_at = wait_replaced(server, hung, timeout=SHORT_TIMEOUT + 20)
+    assert replaced_at - stopped_at >= SHORT_TIMEOUT - 0.5  # not before its timeout
+    assert server.pids == {healthy, new}
+    wait_all_served(server, "after-hang")
+
+
+@pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
+def test_a_booted_worker_that_dies_soon_after_its_respawn_is_replaced(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, http_server: str
+) -> None:
+    """A worker that has booted (served a request) and dies within 5.5 s of being respawned
+    is replaced again, the server goes on: granian alone would call it a crash loop and stop
+    the whole server (what gunicorn does only for a worker that fails to boot)."""
+    env = production_environ(pg_url, redis_url, tmp_path / "crash.access.log")
+    server = launch("crash", {**env, "TENANTAUTH_WORKER_TIMEOUT": str(SHORT_TIMEOUT)}, workers=2)
+    first = min(server.pids)
+    os.kill(first, signal.SIGKILL)
+    second, respawned_at = wait_replaced(server, first, timeout=20)
+    wait_all_served(server, "booted")
+    time.sleep(2 * SHORT_TIMEOUT / 4)  # two watchdog checks: it has seen the beat
+    assert time.monotonic() - respawned_at < GRANIAN_CRASH_LOOP_SECONDS, "too slow to test"
+    os.kill(second, signal.SIGKILL)
+    wait_replaced(server, second, timeout=20)
+    wait_all_served(server, "after-crash")
+    assert server.proc.poll() is None
+
+
+#: How soon a server stopped while its workers boot must be gone (they hold no request).
+BOOTING_STOP_SECONDS = 5.0
+
+
+@pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
+def test_a_server_stopped_while_its_workers_boot_exits_at_once(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, http_server: str
+) -> None:
+    """SIGTERM as soon as the workers are forked, while they load the app: the server is gone
+    within seconds. granian's workers inherited the main process's signal handler and lost a
+    SIGTERM that came during boot; they were killed only after the 20 s drain timeout."""
+    env = production_environ(pg_url, redis_url, tmp_path / "boot.access.log")
+    server = launch("booting", env, workers=2, ready=False)
+    deadline = time.monotonic() + 20
+    while len(children_of(server.proc.pid)) < server.workers:
+        assert time.monotonic() < deadline and server.proc.poll() is None, server.output()
+        time.sleep(0.005)
+    stopped_at = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=30)
+    assert time.monotonic() - stopped_at < BOOTING_STOP_SECONDS, server.output()

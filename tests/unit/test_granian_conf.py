@@ -7,7 +7,6 @@ import gc
 import logging
 import logging.config
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -157,11 +156,21 @@ def test_the_server_gets_what_gunicorn_conf_gives_gunicorn(
     """The granian server is built with the threads asked for, gunicorn's per-worker
     connection bound and drain timeout, and dead workers replaced."""
     monkeypatch.setenv("TENANTAUTH_METRICS_PORT", "0")
+    monkeypatch.setenv("TENANTAUTH_WORKER_TIMEOUT", "12")
     server = granian_conf.build_server("127.0.0.1", 8000, 3, threads=8)
     assert server.blocking_threads == 8
     assert server.backpressure == 1000
     assert server.workers_kill_timeout == 20
     assert server.respawn_failed_workers is True
+    # The watchdog: started with the server, its heartbeat directory removed at shutdown.
+    assert granian_conf._heartbeat is not None
+    directory, interval = granian_conf._heartbeat
+    assert directory.is_dir() and interval == 1.0
+    watchdog = next(hook.__self__ for hook in server.hooks_startup if hook.__name__ == "start")
+    assert watchdog.timeout == 12
+    for hook in server.hooks_shutdown:
+        hook()
+    assert not directory.exists()
 
 
 @pytest.mark.parametrize("text", ["0", "257", "eight", "-4"])
@@ -177,14 +186,14 @@ def test_blocking_threads_default_and_given() -> None:
     assert granian_conf.blocking_threads({"TENANTAUTH_BLOCKING_THREADS": "4"}) == 4
 
 
-def test_serve_with_granian_missing_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """`serve --server granian` without granian installed exits 1 naming the extra."""
-    monkeypatch.setitem(sys.modules, "granian", None)  # what find_spec sees when absent
-    result = CliRunner().invoke(main, ["serve", "--server", "granian"])
+def test_granian_is_the_default_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` with no --server and no TENANTAUTH_SERVER runs granian (its settings are
+    checked: a bad thread count stops it before anything starts)."""
+    monkeypatch.delenv("TENANTAUTH_SERVER", raising=False)
+    monkeypatch.setenv("TENANTAUTH_BLOCKING_THREADS", "0")
+    result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 1
-    assert "pip install 'tenantauth[granian]'" in result.output
+    assert "TENANTAUTH_BLOCKING_THREADS must be a whole number" in result.output
 
 
 def test_server_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
