@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# tenantauth API image: gunicorn (or granian, TENANTAUTH_SERVER=granian) serving the Flask app
+# tenantauth API image: granian (or gunicorn, TENANTAUTH_SERVER=gunicorn) serving the Flask app
 # on :8000 as a non-root user.
 #   docker build -t tenantauth .
 #   docker run --rm -p 8000:8000 -e TENANTAUTH_DATABASE_URL=... -e TENANTAUTH_REDIS_URL=... \
@@ -18,10 +18,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src/ src/
 COPY migrations/ migrations/
-# With the granian extra, so operators can choose `tenantauth serve --server granian`
-# (TENANTAUTH_SERVER=granian); gunicorn stays the default.
-RUN /opt/venv/bin/pip install ".[granian]" \
- && /opt/venv/bin/python -c "import tenantauth.cli, granian"
+# granian (the default server) and gunicorn (TENANTAUTH_SERVER=gunicorn) are both dependencies.
+RUN /opt/venv/bin/pip install . \
+ && /opt/venv/bin/python -c "import tenantauth.cli, granian, gunicorn"
 
 # ---- runtime: the venv plus the root gunicorn.conf.py, nothing else
 FROM ${PYTHON_IMAGE}
@@ -43,6 +42,7 @@ USER 10001:10001
 EXPOSE 8000 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-# One gunicorn worker per CPU the container may use (its CPU limit, from the cgroup quota), or
-# WEB_CONCURRENCY; each runs TENANTAUTH_THREADS threads (default 4).
+# One worker per CPU the container may use (its CPU limit, from the cgroup quota), or
+# WEB_CONCURRENCY; each runs TENANTAUTH_BLOCKING_THREADS threads (granian, default 8) or
+# TENANTAUTH_THREADS (gunicorn, default 4).
 CMD ["tenantauth", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -96,13 +96,10 @@ test-soak: venv services ## Soak: the race fault scenarios with FAULTS_SOAK=1 (1
 bench: venv services gateways ## Verify vs its baselines; writes docs/performance.md (bench/run.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/run.py $(ARGS)
 
-# Issue 14: gunicorn against granian (not a dependency: installed into a venv of its own,
-# .venv-granian, beside tenantauth). Prints the table; docs/performance.md "Servers" has one.
-GRANIAN_VENV := .venv-granian
-bench-servers: services gateways ## gunicorn vs granian serving verify (bench/servers.py $(ARGS))
-	test -x $(GRANIAN_VENV)/bin/granian || { python3 -m venv $(GRANIAN_VENV) && \
-	  $(GRANIAN_VENV)/bin/pip install -q -e '.[dev]' granian; }
-	set -a; . $(SERVICES_ENV); set +a; $(GRANIAN_VENV)/bin/python bench/servers.py $(ARGS)
+# Issue 14: gunicorn against granian (both dependencies of tenantauth). Prints the table;
+# docs/performance-servers.md has one.
+bench-servers: venv services gateways ## gunicorn vs granian serving verify (bench/servers.py $(ARGS))
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/servers.py $(ARGS)
 
 bench-protecting: venv services gateways ## Latency each way of protecting a service adds (bench/protecting.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/protecting.py $(ARGS)

@@ -17,7 +17,7 @@ from verify_http import (
     NODE_STRING,
     TENANTAUTH,
     TENANTAUTH_EXACT,
-    TENANTAUTH_GRANIAN,
+    TENANTAUTH_GUNICORN,
 )
 
 #: What each contender checks on GET /v1/verify, for the doc.
@@ -27,9 +27,9 @@ CHECKS = {
     "revocation; a tenant this worker holds is answered from its memory (no Redis round "
     "trip), kept exact by leases and acknowledged invalidation; metrics and a JSON INFO line "
     "per request",
-    TENANTAUTH_GRANIAN: "as tenantauth, served by granian (`tenantauth serve --server granian`, "
-    "the opt-in server: HTTP parsed in Rust threads, 8 blocking threads per worker) instead "
-    "of gunicorn's gthread workers",
+    TENANTAUTH_GUNICORN: "as tenantauth, served by gunicorn (`tenantauth serve --server "
+    "gunicorn`: gthread workers, 4 threads each, HTTP parsed in Python) instead of granian "
+    "(HTTP in Rust threads, 8 blocking threads per worker), the default",
     TENANTAUTH_EXACT: "as tenantauth, with `TENANTAUTH_VERIFY_MEMORY=false`: tenant and both "
     "revocation marks in one Redis round trip per verification (the default before issue 14)",
     NAIVE: "signature (HS256 only), exp, iss, aud (PyJWT `decode`); secret by `kid`, one Redis "
@@ -225,7 +225,7 @@ def svg(rows: Sequence[dict[str, Any]], caption: str) -> str:
         length = max(1.0, row["rps"]["median"] * scale)
         colour = (
             "#d9622b"
-            if row["name"] in (TENANTAUTH, TENANTAUTH_GRANIAN, TENANTAUTH_EXACT)
+            if row["name"] in (TENANTAUTH, TENANTAUTH_GUNICORN, TENANTAUTH_EXACT)
             else "#4a78b5"
         )
         label = f"{row['rps']['median']:,.0f} req/s · p99 {row['p99_ms']['median']:.1f} ms"

@@ -228,7 +228,7 @@ def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
 
 
 def worker_rss(server: Server) -> list[float]:
-    """VmRSS of each gunicorn worker, MiB (workers now, from /proc: a restarted worker has a
+    """VmRSS of each server worker, MiB (workers now, from /proc: a restarted worker has a
     new pid)."""
     sizes = []
     for pid in sorted(children_of(server.proc.pid)):

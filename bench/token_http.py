@@ -1,12 +1,12 @@
 """Issue 14: ``client_credentials`` issuance over HTTP, two source trees side by side.
 
 Usage: ``python bench/token_http.py BEFORE_SRC AFTER_SRC [--runs N] [--seconds S]`` with the
-test services' environment. Starts ``tenantauth serve`` (2 gunicorn workers, production mode
+test services' environment. Starts ``tenantauth serve`` (2 workers of the default server, production mode
 as bench/verify_http.py starts it) once with ``PYTHONPATH=BEFORE_SRC`` and once with
 ``AFTER_SRC``, on one database and Redis DB, each with its own tenant and client (seeded as
 bench/issuance.py seeds its own); then warms both and runs wrk with ``make bench``'s settings
 (``-t2 -c32``) ``N`` rounds, alternating which server goes first. Prints tokens/s per run,
-the server's CPU per token (gunicorn master and workers, from /proc: what a shared machine
+the server's CPU per token (main process and workers, from /proc: what a shared machine
 distorts least), the medians, non-2xx counts and the load average before and after. Only one
 server is under load at a time; the idle one costs next to nothing.
 """

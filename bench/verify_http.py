@@ -2,12 +2,13 @@
 
 Contenders (each on loopback, ``workers`` processes, i.e. one per core by default):
 - ``tenantauth``: ``tenantauth serve`` in production mode (PostgreSQL + Redis) with what ships
-  on by default: gthread workers x TENANTAUTH_THREADS (4), metrics, INFO request log lines,
-  verifying from memory (docs/design.md).
+  on by default: granian workers x TENANTAUTH_BLOCKING_THREADS (8), metrics, INFO request log
+  lines, verifying from memory (docs/design.md).
 - ``tenantauth (exact path)``: the same with ``TENANTAUTH_VERIFY_MEMORY=false``: one Redis
   round trip per verification, the default before issue 14; on the same database and Redis.
-- ``tenantauth (granian)``: the default configuration served by ``tenantauth serve --server
-  granian`` (``TENANTAUTH_SERVER=granian``; blocking threads as it ships), the opt-in server.
+- ``tenantauth (gunicorn)``: the default configuration served by ``tenantauth serve --server
+  gunicorn`` (``TENANTAUTH_SERVER=gunicorn``; gthread workers x TENANTAUTH_THREADS (4)), the
+  other supported server (the default before session 8).
 - ``naive Python``: bench/baselines/naive (Flask + PyJWT ``decode`` + redis-py ``GET``),
   gunicorn sync workers.
 - ``node (string)`` / ``node (KeyObject)``: bench/baselines/node (cluster, Express,
@@ -58,7 +59,7 @@ NAIVE_DIR = BASELINES / "naive"
 SECRET_PREFIX = "tenant-secret:"
 READY_SECONDS = 30.0
 TENANTAUTH_EXACT = "tenantauth (exact path)"
-TENANTAUTH_GRANIAN = "tenantauth (granian)"
+TENANTAUTH_GUNICORN = "tenantauth (gunicorn)"
 TENANTAUTH, NAIVE, NODE_STRING, NODE_KEYOBJECT = (
     "tenantauth",
     "naive Python",
@@ -194,9 +195,9 @@ def servers(
         env = tenantauth_environ(pg_url, redis_url)
         ours = start_server(cfg.tmp, "tenantauth", env, workers=cfg.workers)
         stack.callback(ours.stop)
-        granian_env = {**env, "TENANTAUTH_SERVER": "granian"}
-        granian = start_server(cfg.tmp, "tenantauth-granian", granian_env, workers=cfg.workers)
-        stack.callback(granian.stop)
+        gunicorn_env = {**env, "TENANTAUTH_SERVER": "gunicorn"}
+        gunicorn = start_server(cfg.tmp, "tenantauth-gunicorn", gunicorn_env, workers=cfg.workers)
+        stack.callback(gunicorn.stop)
         env = {**env, "TENANTAUTH_VERIFY_MEMORY": "false"}
         exact = start_server(cfg.tmp, "tenantauth-exact", env, workers=cfg.workers)
         stack.callback(exact.stop)
@@ -205,10 +206,10 @@ def servers(
             stack.callback(server.stop)
         wait_ready(ours, timeout=READY_SECONDS)
         wait_ready(exact, timeout=READY_SECONDS)
-        wait_ready(granian, timeout=READY_SECONDS)
+        wait_ready(gunicorn, timeout=READY_SECONDS)
         for server in baselines.values():
             wait_up(server)
-        ports = {TENANTAUTH: ours.port, TENANTAUTH_GRANIAN: granian.port}
+        ports = {TENANTAUTH: ours.port, TENANTAUTH_GUNICORN: gunicorn.port}
         yield (
             ports | {TENANTAUTH_EXACT: exact.port} | {name: s.port for name, s in baselines.items()}
         )

@@ -25,6 +25,7 @@ from tenantauth.app import build_services, create_app
 from tenantauth.domain.services import Services
 from tests.support import (
     DATABASE_URL,
+    HTTP_SERVER,
     REDIS_DB,
     RUN_LOCK,
     Backend,
@@ -50,9 +51,9 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def http_server() -> str:
     """The server `tenantauth serve` runs in the e2e harness's ``launch`` (``--server``):
-    ``TEST_HTTP_SERVER``, else gunicorn. Modules override it (a parametrised fixture, or
-    ``pytest.mark.parametrize("http_server", ...)``) to run their tests on granian too."""
-    return os.environ.get("TEST_HTTP_SERVER", "gunicorn")
+    ``TEST_HTTP_SERVER``, else granian (the default). Modules override it (a parametrised
+    fixture, or ``pytest.mark.parametrize("http_server", ...)``) to run on gunicorn too."""
+    return HTTP_SERVER
 
 
 @pytest.fixture(scope="session")

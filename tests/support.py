@@ -32,6 +32,9 @@ MASTER_KEY_B64 = base64.b64encode(MASTER_KEY).decode()
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
 ISSUER = "https://auth.test"
 NOW = 1_800_000_000.0
+#: The server the e2e and fault suites run `tenantauth serve` under, unless a test names one:
+#: ``TEST_HTTP_SERVER`` (``TEST_HTTP_SERVER=gunicorn make test-faults``), else the default.
+HTTP_SERVER = os.environ.get("TEST_HTTP_SERVER", "granian")
 
 
 @dataclass

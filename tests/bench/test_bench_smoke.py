@@ -23,7 +23,7 @@ import run  # noqa: E402
 import verify_http  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
-NAMES = [verify_http.TENANTAUTH, verify_http.TENANTAUTH_GRANIAN, verify_http.TENANTAUTH_EXACT]
+NAMES = [verify_http.TENANTAUTH, verify_http.TENANTAUTH_GUNICORN, verify_http.TENANTAUTH_EXACT]
 NAMES += [verify_http.NAIVE]
 NAMES += [verify_http.NODE_STRING, verify_http.NODE_KEYOBJECT]
 

@@ -1,7 +1,7 @@
-"""Fixtures that run the real service: `tenantauth serve` (gunicorn, several workers) on
-loopback against the run's PostgreSQL database and Redis DB. A module overriding the
-``http_server`` fixture (tests/conftest.py; or ``TEST_HTTP_SERVER=granian``) runs its servers
-under granian.
+"""Fixtures that run the real service: `tenantauth serve` (granian, its default server,
+several workers) on loopback against the run's PostgreSQL database and Redis DB. A module
+overriding the ``http_server`` fixture (tests/conftest.py; or ``TEST_HTTP_SERVER=gunicorn``)
+runs its servers under gunicorn.
 
 Servers are stopped in teardown whatever happened (SIGTERM, then SIGKILL after a timeout);
 when a test fails, everything the servers printed is attached to the failure report.

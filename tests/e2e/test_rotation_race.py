@@ -10,7 +10,6 @@ record which worker answered each labelled request, so "every worker" is checked
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from tests.e2e.harness import (
     wait_served,
     window,
 )
+from tests.support import HTTP_SERVER
 
 pytestmark = pytest.mark.e2e
 
@@ -56,18 +56,22 @@ FRESH_MAX_REQUESTS = 300
 RESUMED_SECONDS = 0.5
 
 
-#: (server, verify from memory): both paths under gunicorn. Under granian, the opt-in server,
-#: the production default and the rotation race on every worker only, to keep `make test`
-#: under its budget (``TEST_HTTP_SERVER=granian`` runs every race and both paths there).
+#: (server, verify from memory): both paths under the default server (granian). Under
+#: gunicorn, the other supported server, the production default and the rotation race on
+#: every worker only, to keep `make test` under its budget (``TEST_HTTP_SERVER=gunicorn``
+#: runs every race and both paths there).
 VARIANTS = [(None, True), (None, False)]
 VARIANT_IDS = ["memory", "exact"]
-WITH_GRANIAN = {"argvalues": [*VARIANTS, ("granian", True)], "ids": [*VARIANT_IDS, "granian"]}
+WITH_GUNICORN = {
+    "argvalues": [*VARIANTS, ("gunicorn", True)],
+    "ids": [*VARIANT_IDS, "gunicorn"],
+}
 
 
 @pytest.fixture(params=VARIANTS, ids=VARIANT_IDS)
 def variant(request: pytest.FixtureRequest) -> tuple[str | None, bool]:
     """Every race here runs against servers verifying from memory and on the exact path
-    (and the rotation race on every worker once more under granian)."""
+    (and the rotation race on every worker once more under gunicorn)."""
     return request.param  # type: ignore[no-any-return]
 
 
@@ -79,8 +83,8 @@ def verify_memory(variant: tuple[str | None, bool]) -> bool:
 
 @pytest.fixture
 def http_server(variant: tuple[str | None, bool]) -> str:
-    """This variant's HTTP server (None: the harness default, gunicorn or TEST_HTTP_SERVER)."""
-    return variant[0] or os.environ.get("TEST_HTTP_SERVER", "gunicorn")
+    """This variant's HTTP server (None: the harness default, granian or TEST_HTTP_SERVER)."""
+    return variant[0] or HTTP_SERVER
 
 
 def _sleep_until(monotonic_ns: int) -> None:
@@ -210,7 +214,7 @@ def test_monotonic_clock_is_shared_across_processes() -> None:
     assert before < int(child.stdout) < after
 
 
-@pytest.mark.parametrize("variant", indirect=True, **WITH_GRANIAN)  # type: ignore[arg-type]
+@pytest.mark.parametrize("variant", indirect=True, **WITH_GUNICORN)  # type: ignore[arg-type]
 def test_rotation_revokes_old_token_on_every_worker(server: Server, tmp_path: Path) -> None:
     """After rotate returns, no worker accepts the old token; new tokens verify everywhere."""
     _rotation_race([server], tmp_path)
