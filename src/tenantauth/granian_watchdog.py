@@ -159,6 +159,9 @@ class Watchdog:
                     self.check()
                 except OSError:  # the directory is being removed: the server is stopping
                     return
+                except Exception:  # say it once, loudly, rather than die silent
+                    log.exception("the worker watchdog stopped: hung workers stay hung")
+                    return
 
         thread = threading.Thread(target=run, name="tenantauth-watchdog", daemon=True)
         thread.start()

@@ -387,6 +387,10 @@ def _close_all(conns: dict[int, http.client.HTTPConnection]) -> None:
     conns.clear()
 
 
-def in_window(t: int, windows: Iterator[tuple[int, int]] | list[tuple[int, int]]) -> bool:
-    """Whether monotonic ns ``t`` falls inside one of the (start, end) ``windows``."""
-    return any(start <= t <= end for start, end in windows)
+def overlaps_window(
+    start: int, end: int, windows: Iterator[tuple[int, int]] | list[tuple[int, int]]
+) -> bool:
+    """Whether the span ``start``..``end`` (monotonic ns) meets one of the (start, end)
+    ``windows``: an attempt sent a moment before a SIGTERM that fails once the server closes
+    its connection failed because of that drain, though it started before it."""
+    return any(start <= w_end and w_start <= end for w_start, w_end in windows)
