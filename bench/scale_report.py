@@ -199,8 +199,8 @@ compare memory off and on side by side, not absolutes across runs.
 
 ## Method
 
-- Server: `tenantauth serve` in production mode (PostgreSQL + Redis), {cfg["workers"]} gunicorn
-  workers, the environment bench/verify_http.py gives it (metrics and INFO request log lines as
+- Server: `tenantauth serve` in production mode (PostgreSQL + Redis), {cfg["workers"]} workers
+  of the default server (granian), the environment bench/verify_http.py gives it (metrics and INFO request log lines as
   they ship), plus `TENANTAUTH_ADMIN_RATE_LIMIT` and `TENANTAUTH_ADMIN_IP_RATE_LIMIT` raised to
   1,000,000 a minute so that no change of the last table is a 429. "memory on" is
   `TENANTAUTH_VERIFY_MEMORY=true` (the production default; memory off is `false`). Memory off
@@ -214,7 +214,7 @@ compare memory off and on side by side, not absolutes across runs.
   {cfg["seconds"]:g} s with `wrk -t2 -c32 --latency --timeout=2s`. A worker holds at most
   100,000 tenants in memory (`MemoryPolicy.capacity`); "from memory / Redis / DB" counts the
   measured run's verifications by `tenantauth_cache_reads_total` outcome. Worker RSS is
-  `VmRSS` of each gunicorn worker (/proc) right after the measured run.
+  `VmRSS` of each worker (/proc) right after the measured run.
 - Flood: two wrk at once (`-t1 -c16` each, {cfg["seconds"]:g} s), the first always sending
   valid tokens. No flood: the second sends valid tokens too. Flood: the second sends tokens
   of random unknown tenant ids (`kid` = `tid` = `ghost-<16 hex>`, {cfg["unknown"]:,} distinct
