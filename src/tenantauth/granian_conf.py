@@ -78,6 +78,8 @@ _CGI_REQUEST_VARIABLES = ("CONTENT_TYPE", "CONTENT_LENGTH", "AUTH_TYPE", "REMOTE
 _metrics_server: Any = None
 #: (directory, interval) of the workers' heartbeat, set in the main process before they fork.
 _heartbeat: tuple[Path, float] | None = None
+#: The server, set in the main process before the workers fork (they inherit a copy).
+_server: Any = None
 
 
 def blocking_threads(environ: Mapping[str, str]) -> int:
@@ -112,13 +114,7 @@ def load_app(target: str) -> Any:
 
     Raises whatever importing ``target`` raises (granian then stops the server).
     """
-    # A forked worker inherits the main process's SIGTERM/SIGINT handler, which only flags the
-    # main process's loop: a SIGTERM arriving while this worker loads the app (a server stopped
-    # right after it started) was lost, and the worker killed after KILL_TIMEOUT. Until granian
-    # installs the worker's own handler, right after this returns, the default ends it at once:
-    # it has no request yet.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL)
+    stop_on_signal_while_booting()
     if _metrics_server is not None:
         _metrics_server.socket.close()
     module, _, attr = target.partition(":")
@@ -131,6 +127,26 @@ def load_app(target: str) -> Any:
     if _heartbeat is not None:  # booted: from now on the watchdog times this worker
         granian_watchdog.start_heartbeat(*_heartbeat)
     return app
+
+
+def stop_on_signal_while_booting() -> None:
+    """In a worker, first thing: exit at once on SIGTERM or SIGINT until granian installs the
+    worker's own handler (right after the app is loaded); exit now if one came already.
+
+    A forked worker inherits the main process's handler, which only flags the (copied) server
+    object: a SIGTERM arriving while the worker booted was lost, and the worker killed after
+    KILL_TIMEOUT (a server stopped right after it started took 21 s). Race-free: a signal
+    handled before the new handler is in place set that flag, checked after; one handled
+    after runs the new handler. A booting worker holds no request, so exiting loses nothing.
+    """
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_now)
+    if _server is not None and _server.interrupt_signal:
+        _exit_now(signal.SIGTERM, None)
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    os._exit(0)
 
 
 def worker_exit() -> None:
@@ -236,6 +252,8 @@ def build_server(
         respawn_failed_workers=True,
         workers_kill_timeout=KILL_TIMEOUT,
     )
+    global _server  # noqa: PLW0603 - one server per main process; its workers inherit it
+    _server = server
     server.on_startup(start_metrics)
     watch_workers(server, settings.worker_timeout(os.environ))
     if settings.metrics_port(os.environ):

@@ -7,6 +7,7 @@ import gc
 import logging
 import logging.config
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,25 @@ class Transport:
 @pytest.fixture
 def worker_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process environment of a freshly forked worker (restored afterwards), and the
-    garbage collector unfrozen again after the loader froze it."""
+    garbage collector unfrozen and the signal handlers restored after the loader changed
+    them."""
     for name, value in PROCESS_ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TENANTAUTH_ISSUER", "https://auth.example")
     seen.clear()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     yield
     gc.unfreeze()
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_the_loader_exits_on_sigterm_until_granian_takes_over(worker_env: None) -> None:
+    """While a worker loads the app, SIGTERM ends it at once (it has no request yet): the
+    loader replaces the handler inherited from the main process, which only flags it."""
+    granian_conf.load_app("tests.unit.test_granian_conf:recording_app")
+    assert signal.getsignal(signal.SIGTERM) is granian_conf._exit_now
+    assert signal.getsignal(signal.SIGINT) is granian_conf._exit_now
 
 
 def request_through_granian() -> dict[str, Any]:
