@@ -36,7 +36,6 @@ import os
 import signal
 import socket
 from collections.abc import Mapping, MutableMapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from granian.constants import HTTPModes, Interfaces
@@ -76,10 +75,10 @@ SECRET_SETTINGS = tuple(
 #: process variable of that name would then fill in as if the client had sent it.
 _CGI_REQUEST_VARIABLES = ("CONTENT_TYPE", "CONTENT_LENGTH", "AUTH_TYPE", "REMOTE_USER")
 _metrics_server: Any = None
-#: (directory, interval) of the workers' heartbeat, set in the main process before they fork.
-_heartbeat: tuple[Path, float] | None = None
-#: The server, set in the main process before the workers fork (they inherit a copy).
+#: Set in the main process before the workers fork (they inherit copies): the server, whose
+#: stop flag a booting worker reads, and its watchdog, whose directory the workers beat in.
 _server: Any = None
+_watchdog: granian_watchdog.Watchdog | None = None
 
 
 def blocking_threads(environ: Mapping[str, str]) -> int:
@@ -124,8 +123,8 @@ def load_app(target: str) -> Any:
     scrub_environ(os.environ)
     multiprocessing.util.Finalize(None, worker_exit, exitpriority=10)
     gc.freeze()  # see gunicorn_conf.post_worker_init
-    if _heartbeat is not None:  # booted: from now on the watchdog times this worker
-        granian_watchdog.start_heartbeat(*_heartbeat)
+    if _watchdog is not None:  # booted: from now on the watchdog times this worker
+        granian_watchdog.start_heartbeat(_watchdog.directory, _watchdog.interval)
     return app
 
 
@@ -252,10 +251,10 @@ def build_server(
         respawn_failed_workers=True,
         workers_kill_timeout=KILL_TIMEOUT,
     )
-    global _server  # noqa: PLW0603 - one server per main process; its workers inherit it
+    global _server, _watchdog  # noqa: PLW0603 - one server per main process; workers inherit
     _server = server
     server.on_startup(start_metrics)
-    watch_workers(server, settings.worker_timeout(os.environ))
+    _watchdog = watch_workers(server, settings.worker_timeout(os.environ))
     if settings.metrics_port(os.environ):
         metrics_dir = exposition.MetricsDirectory.prepare(os.environ)
         server.on_shutdown(metrics_dir.remove)
@@ -264,12 +263,9 @@ def build_server(
 
 def watch_workers(server: Any, timeout: int) -> granian_watchdog.Watchdog:
     """Give ``server`` a hung-worker watchdog with ``timeout`` (started with the server,
-    removed at shutdown) and its workers a heartbeat; return the watchdog."""
-    global _heartbeat  # noqa: PLW0603 - one server per main process; its workers inherit it
-    directory = granian_watchdog.make_directory()
-    _heartbeat = (directory, granian_watchdog.interval_for(timeout))
+    removed at shutdown); return it (its workers beat in its directory once booted)."""
     watchdog = granian_watchdog.Watchdog(
-        directory,
+        granian_watchdog.make_directory(),
         timeout,
         workers=lambda: server.wrks,
         # granian's crash-loop rule: a worker dying within 5.5 s of its respawn stops the

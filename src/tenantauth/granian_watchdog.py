@@ -59,8 +59,7 @@ def make_directory() -> Path:
 def beat(path: Path) -> None:
     """Stamp ``path`` (create it if needed) with the current ``CLOCK_MONOTONIC`` as mtime."""
     now = time.monotonic_ns()
-    if not path.exists():
-        path.touch()
+    path.touch()
     os.utime(path, ns=(now, now))
 
 
@@ -115,6 +114,11 @@ class Watchdog:
     kill: Callable[[int, int], None] = os.kill
     killed: list[int] = field(default_factory=list)
 
+    @property
+    def interval(self) -> float:
+        """The period of the workers' beats and of this watchdog's checks."""
+        return interval_for(self.timeout)
+
     def check(self, now_ns: int | None = None) -> None:
         """Check every worker once: SIGKILL the hung, mark the booted, drop stale stamps."""
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
@@ -149,12 +153,11 @@ class Watchdog:
         self.killed = [pid for pid in self.killed if str(pid) in live]
 
     def start(self) -> threading.Thread:
-        """Check every ``interval_for(timeout)`` seconds from a daemon thread; return it."""
-        interval = interval_for(self.timeout)
+        """Check every ``interval`` seconds from a daemon thread; return it."""
 
         def run() -> None:
             while self.directory.is_dir():
-                time.sleep(interval)
+                time.sleep(self.interval)
                 try:
                     self.check()
                 except OSError:  # the directory is being removed: the server is stopping

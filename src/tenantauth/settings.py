@@ -127,18 +127,14 @@ def _port(text: str) -> int:
     return value
 
 
-def _worker_timeout(text: str) -> int:
-    value = int(text)
-    if not MIN_WORKER_TIMEOUT <= value <= MAX_WORKER_TIMEOUT:
-        raise ValueError(f"must be between {MIN_WORKER_TIMEOUT} and {MAX_WORKER_TIMEOUT} seconds")
-    return value
+def _seconds_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high} seconds")
+        return value
 
-
-def _reuse_grace(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= MAX_REUSE_GRACE:
-        raise ValueError(f"must be between 0 and {MAX_REUSE_GRACE} seconds")
-    return value
+    return parse
 
 
 #: The one table of settings: parsing, defaults and the README all come from here.
@@ -307,7 +303,7 @@ SETTINGS: tuple[Setting, ...] = (
         "10",
         f"Seconds a just-rotated refresh token may be presented again (a client's network "
         f"retry) before reuse revokes its whole family (0–{MAX_REUSE_GRACE}).",
-        _reuse_grace,
+        _seconds_between(0, MAX_REUSE_GRACE),
     ),
     Setting(
         "REDIS_TIMEOUT",
@@ -379,7 +375,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a server worker may go without its heartbeat (stopped, deadlocked, or stuck "
         "holding the interpreter) before it is killed and replaced: gunicorn's `timeout`, "
         "and tenantauth's own watchdog under granian (2 to 3600).",
-        _worker_timeout,
+        _seconds_between(MIN_WORKER_TIMEOUT, MAX_WORKER_TIMEOUT),
     ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -514,11 +510,7 @@ def metrics_port(environ: Mapping[str, str]) -> int:
 
     Raises ``ConfigurationError`` for a value that is not a port.
     """
-    problems: list[str] = []
-    port = _read(_BY_NAME["METRICS_PORT"], environ, problems)
-    if problems:
-        raise ConfigurationError(problems)
-    return int(port)
+    return int(_server_setting("METRICS_PORT", environ))
 
 
 def worker_timeout(environ: Mapping[str, str]) -> int:
@@ -527,11 +519,17 @@ def worker_timeout(environ: Mapping[str, str]) -> int:
 
     Raises ``ConfigurationError`` for a value out of range.
     """
+    return int(_server_setting("WORKER_TIMEOUT", environ))
+
+
+def _server_setting(name: str, environ: Mapping[str, str]) -> Any:
+    """Return setting ``name`` parsed from ``environ`` alone (no ``Settings``), for the
+    servers' main processes. Raises ``ConfigurationError`` when it does not parse."""
     problems: list[str] = []
-    value = _read(_BY_NAME["WORKER_TIMEOUT"], environ, problems)
+    value = _read(_BY_NAME[name], environ, problems)
     if problems:
         raise ConfigurationError(problems)
-    return int(value)
+    return value
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:

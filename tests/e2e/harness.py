@@ -373,6 +373,17 @@ def wait_served(
     return [f"workers {missing} never answered {probe!r} with {status} within {timeout} s"]
 
 
+def wait_every_worker_answered(server: Server, probe: str = "boot", timeout: float = 15.0) -> None:
+    """Send /healthz probes labelled ``probe`` until every worker of ``server`` has answered
+    one (a forked worker may still be importing the app); fail if ``timeout`` passes first."""
+    logs = [server.access_log] if server.access_log else []
+    deadline = time.monotonic() + timeout
+    while not set(server.pids) <= served_by(logs, probe, 200):
+        assert time.monotonic() < deadline, f"not every worker answered {probe!r} in {timeout} s"
+        call(server.port, "GET", "/healthz", probe=probe)
+        time.sleep(0.02)
+
+
 def server_errors(servers: list[Server]) -> Counter[tuple[str, int]]:
     """Return (probe, status) counts of every 5xx any worker answered."""
     found: Counter[tuple[str, int]] = Counter()

@@ -17,8 +17,8 @@ from tests.e2e.harness import (
     call,
     children_of,
     production_environ,
-    served_by,
     stop_process,
+    wait_every_worker_answered,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -99,17 +99,6 @@ def wait_replaced(server: Server, gone: int, timeout: float) -> tuple[int, float
     raise AssertionError(f"worker {gone} was not replaced within {timeout} s\n{server.output()}")
 
 
-def wait_all_served(server: Server, probe: str, timeout: float = 15.0) -> None:
-    """Send /healthz probes until every worker of ``server`` has answered one (it has loaded
-    the app); fail if ``timeout`` passes first."""
-    logs = [server.access_log] if server.access_log else []
-    deadline = time.monotonic() + timeout
-    while not set(server.pids) <= served_by(logs, probe, 200):
-        assert time.monotonic() < deadline, f"not every worker answered {probe!r}"
-        call(server.port, "GET", "/healthz", probe=probe)
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
 def test_a_hung_worker_is_killed_and_replaced(
     launch: Launch, tmp_path: Path, pg_url: str, redis_url: str, http_server: str
@@ -119,14 +108,14 @@ def test_a_hung_worker_is_killed_and_replaced(
     under gunicorn, tenantauth.granian_watchdog under granian (granian alone never would)."""
     env = production_environ(pg_url, redis_url, tmp_path / "hung.access.log")
     server = launch("hung", {**env, "TENANTAUTH_WORKER_TIMEOUT": str(SHORT_TIMEOUT)}, workers=2)
-    wait_all_served(server, "boot")  # both time a worker only once it has booted
+    wait_every_worker_answered(server, "boot")  # both time a worker only once it has booted
     hung, healthy = sorted(server.pids)
     stop_process(hung)
     stopped_at = time.monotonic()
     new, replaced_at = wait_replaced(server, hung, timeout=SHORT_TIMEOUT + 20)
     assert replaced_at - stopped_at >= SHORT_TIMEOUT - 0.5  # not before its timeout
     assert server.pids == {healthy, new}
-    wait_all_served(server, "after-hang")
+    wait_every_worker_answered(server, "after-hang")
 
 
 @pytest.mark.parametrize("http_server", ["gunicorn", "granian"])
@@ -141,12 +130,12 @@ def test_a_booted_worker_that_dies_soon_after_its_respawn_is_replaced(
     first = min(server.pids)
     os.kill(first, signal.SIGKILL)
     second, respawned_at = wait_replaced(server, first, timeout=20)
-    wait_all_served(server, "booted")
+    wait_every_worker_answered(server, "booted")
     time.sleep(2 * SHORT_TIMEOUT / 4)  # two watchdog checks: it has seen the beat
     assert time.monotonic() - respawned_at < GRANIAN_CRASH_LOOP_SECONDS, "too slow to test"
     os.kill(second, signal.SIGKILL)
     wait_replaced(server, second, timeout=20)
-    wait_all_served(server, "after-crash")
+    wait_every_worker_answered(server, "after-crash")
     assert server.proc.poll() is None
 
 

@@ -7,7 +7,6 @@ Not part of the default run (pyproject's addopts ignores this directory); run it
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -15,7 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from tests.e2e.conftest import launch, pytest_runtest_makereport  # noqa: F401 - fixture, hook
-from tests.e2e.harness import Launch, Server, call, production_environ, served_by
+from tests.e2e.harness import (
+    Launch,
+    Server,
+    production_environ,
+    wait_every_worker_answered,
+)
 from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy, markdown_table
 
 #: Short timeouts, so faults cost bounded latency and the suite stays fast.
@@ -92,7 +96,7 @@ def start_fault_server(
     tmp_path: Path,
     pg_url: str,
 ) -> StartServer:
-    """Return ``start(name="server", **env)``: a production-mode server (3 gunicorn workers)
+    """Return ``start(name="server", **env)``: a production-mode server (3 workers)
     on PostgreSQL through ``pg_proxy`` and on ``private_redis``, with short dependency
     timeouts and ``env`` added to its environment; it returns once every worker answered.
     (Redis and the proxy are requested first so they outlive the servers at teardown.)"""
@@ -106,25 +110,16 @@ def start_fault_server(
         env["GUNICORN_CMD_ARGS"] += " --log-level info"
         env.update(extra)
         server = launch(name, env)
-        _wait_workers_booted(server)
+        # /readyz answered and every worker is forked, but one may still be importing the
+        # app: no fault may hit a worker that is still booting.
+        wait_every_worker_answered(server, timeout=BOOT_SECONDS)
         return server
 
     return start
 
 
-def _wait_workers_booted(server: Server) -> None:
-    """/readyz answered and every worker is forked, but a worker may still be importing the
-    app: wait until each one has answered, so no fault hits a worker that is still booting."""
-    logs = [server.access_log] if server.access_log else []
-    deadline = time.monotonic() + BOOT_SECONDS
-    while not set(server.pids) <= served_by(logs, "boot", 200):
-        assert time.monotonic() < deadline, "not every worker answered within the deadline"
-        call(server.port, "GET", "/healthz", probe="boot")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def fault_server(start_fault_server: StartServer) -> Server:
-    """A production-mode server (3 gunicorn workers) on PostgreSQL through ``pg_proxy`` and
+    """A production-mode server (3 workers) on PostgreSQL through ``pg_proxy`` and
     on ``private_redis``, with short dependency timeouts."""
     return start_fault_server()

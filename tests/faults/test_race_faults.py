@@ -41,6 +41,7 @@ from tests.e2e.harness import (
     production_environ,
     served_by,
     server_errors,
+    wait_every_worker_answered,
     wait_ready,
 )
 from tests.faults.conftest import StartServer
@@ -147,7 +148,7 @@ def direct_server(
     (no proxy: these scenarios inject no database fault, and the proxy's relay threads would
     slow every rotation down)."""
     server = launch("direct", _server_env(tmp_path, pg_url, private_redis, "direct"))
-    _wait_every_worker(server)
+    wait_every_worker_answered(server, timeout=RECOVER_SECONDS)
     return server
 
 
@@ -163,16 +164,6 @@ def _server_env(tmp_path: Path, pg_url: str, redis: PrivateRedis, name: str) -> 
     env["TENANTAUTH_ADMIN_RATE_LIMIT"] = ADMIN_RATE_LIMIT
     env["TENANTAUTH_ADMIN_IP_RATE_LIMIT"] = ADMIN_RATE_LIMIT
     return env
-
-
-def _wait_every_worker(server: Server) -> None:
-    """Wait until every worker has answered once (a forked worker may still be importing)."""
-    logs = [server.access_log] if server.access_log else []
-    deadline = time.monotonic() + RECOVER_SECONDS
-    while not set(server.pids) <= served_by(logs, "boot", 200):
-        assert time.monotonic() < deadline, "not every worker answered within the deadline"
-        call(server.port, "GET", "/healthz", probe="boot")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -508,7 +499,7 @@ def _drain_and_restart(
     drained = (time.monotonic_ns() - term_at) / 1e9
     load.routed[i] = False
     new = launch(f"{server.name}-restarted", env, port=server.port)
-    _wait_every_worker(new)
+    wait_every_worker_answered(new, timeout=RECOVER_SECONDS)
     load.routed[i] = True
     return new, term_at, time.monotonic_ns(), drained
 
@@ -531,7 +522,7 @@ def test_s13_rolling_restart_of_two_servers_under_load(
     servers = [launch(f"s{i}", envs[i], ready=False) for i in range(2)]
     for server in servers:
         wait_ready(server)
-        _wait_every_worker(server)
+        wait_every_worker_answered(server, timeout=RECOVER_SECONDS)
     Admin(servers[0].port).create_tenant("roll13")
     token = mint(servers[1].port, "roll13")
     windows: list[tuple[int, int]] = []

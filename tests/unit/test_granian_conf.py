@@ -176,10 +176,10 @@ def test_the_server_gets_what_gunicorn_conf_gives_gunicorn(
     assert server.workers_kill_timeout == 20
     assert server.respawn_failed_workers is True
     # The watchdog: started with the server, its heartbeat directory removed at shutdown.
-    assert granian_conf._heartbeat is not None
-    directory, interval = granian_conf._heartbeat
+    watchdog = granian_conf._watchdog
+    assert watchdog is not None and watchdog.start in server.hooks_startup
+    directory, interval = watchdog.directory, watchdog.interval
     assert directory.is_dir() and interval == 1.0
-    watchdog = next(hook.__self__ for hook in server.hooks_startup if hook.__name__ == "start")
     assert watchdog.timeout == 12
     for hook in server.hooks_shutdown:
         hook()
