@@ -361,13 +361,16 @@ def test_s8_redis_connections_killed_during_rotations(
         )
         m.recover_s = None if reconnected is None else time.monotonic() - last_kill
         client.delete(_entry(tenant))  # the servers write to Redis again
-        call(server.port, "GET", "/v1/verify", token=probe_token, probe="refill")
-        refilled = wait_for(
-            lambda: (
+
+        def refilled_now() -> bool:
+            # A probe each poll: one that meets a worker's pooled connection the kills broke
+            # is answered from PostgreSQL (or 503) without a fill, and says nothing yet.
+            call(server.port, "GET", "/v1/verify", token=probe_token, probe="refill")
+            return bool(
                 private_redis.exists(_entry(tenant)) or private_redis.exists(_entry(PROBE_TENANT))
-            ),
-            RECOVER_SECONDS,
-        )
+            )
+
+        refilled = wait_for(refilled_now, RECOVER_SECONDS)
         time.sleep(0.5)
         records = fleet.stop()
     m.add(records, valid=set(), revoked=set())
