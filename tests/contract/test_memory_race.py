@@ -113,9 +113,19 @@ class Worker:
         storage: Any = None,
         memory_class: type[VerifyMemory] = VerifyMemory,
         max_revocations: int = 10_000,
+        warm: bool = False,
+        **policy_fields: Any,
     ) -> None:
-        """Build it; the listener starts at the first verification."""
-        policy = MemoryPolicy(lease_seconds=LEASE, skip=skip, max_revocations=max_revocations)
+        """Build it; the listener starts at the first verification. Memory is filled one
+        tenant at a time unless ``warm`` (tests/contract/test_memory_warming.py), so that
+        each schedule here knows which read fills it."""
+        policy = MemoryPolicy(
+            lease_seconds=LEASE,
+            skip=skip,
+            max_revocations=max_revocations,
+            warm=warm,
+            **policy_fields,
+        )
         self.memory = memory_class(LEASE, skip=skip)
         self.listener = LeaseListener(leases, self.memory, svc.storage, lease_seconds=LEASE)
         keys = KeyResolver(

@@ -144,3 +144,35 @@ def test_fence_keeps_revocation_marks(redis_cache: RedisCache) -> None:
     n = redis_cache.fence("acme", 1)
     assert fill_now(redis_cache, record(n), 60)
     assert redis_cache.get_state("acme", "alice", "j").state.subject_version == 2  # type: ignore[union-attr]
+
+
+def test_snapshot_pages_walk_every_live_tenant_with_its_own_revocations(
+    storage: MigratableStorage,
+) -> None:
+    """load_snapshot_page (warming memory): live and suspended tenants in id order, a page
+    at a time; each with exactly its own revocations within the horizons; tombstones, and
+    the revocations left of them, are skipped."""
+    seeded(storage, "a-1", "b-2", "d-4")
+    with storage.transaction() as tx:
+        tx.insert_tenant(tenant("c-3", status=TenantStatus.DELETED, sealed_secret=None))
+        tx.insert_tenant(tenant("e-5", status=TenantStatus.SUSPENDED))
+        tx.revocations.bump_subject("a-1", "alice", 900)
+        tx.revocations.bump_subject("a-1", "old", 100)  # older than the horizon
+        tx.revocations.revoke_jti("b-2", "live", 2000, 100)
+        tx.revocations.revoke_jti("b-2", "expired", 400, 100)
+        tx.revocations.revoke_jti("d-4", "j", 2000, 100)
+        tx.revocations.bump_subject("c-3", "gone", 900)  # in the range of the second page
+    horizons = {"revoked_since": 500, "expiring_after": 1000}
+    first = storage.load_snapshot_page("", 2, **horizons)
+    assert [(r.tenant_id, s, j) for r, s, j in first] == [
+        ("a-1", [("alice", 1, 900)], []),
+        ("b-2", [], [("live", 2000)]),
+    ]
+    assert first[0][0] == storage.load_key_record("a-1")
+    second = storage.load_snapshot_page("b-2", 2, **horizons)
+    assert [(r.tenant_id, s, j) for r, s, j in second] == [
+        ("d-4", [], [("j", 2000)]),
+        ("e-5", [], []),
+    ]
+    assert second[1][0].status is TenantStatus.SUSPENDED
+    assert storage.load_snapshot_page("e-5", 2, **horizons) == []

@@ -317,10 +317,6 @@ def test_s8_redis_connections_killed_during_rotations(
     accepts the old token after the rotate returned, and every worker reconnects by itself."""
     server, tenant = direct_server, "kill8"
     Admin(server.port).create_tenant(tenant)
-    # A tenant nobody verifies until the end: its first verification must fill Redis, even on
-    # workers that answer ``tenant`` from memory (TEST_VERIFY_MEMORY=true).
-    Admin(server.port).create_tenant(PROBE_TENANT)
-    probe_token = mint(server.port, PROBE_TENANT)
     rng = random.Random(SEED + 8)
     m = ScenarioMetrics(f"S8 {rounds(30)} rotations, redis conns killed")
     verdicts, statuses, killed, last_kill = Rounds(), Counter[int](), 0, 0.0
@@ -361,6 +357,11 @@ def test_s8_redis_connections_killed_during_rotations(
         )
         m.recover_s = None if reconnected is None else time.monotonic() - last_kill
         client.delete(_entry(tenant))  # the servers write to Redis again
+        # A tenant created only now: no worker holds it (warming ran when each registered),
+        # so its first verification must fill Redis even on workers that answer ``tenant``
+        # from memory (TEST_VERIFY_MEMORY=true).
+        Admin(server.port).create_tenant(PROBE_TENANT)
+        probe_token = mint(server.port, PROBE_TENANT)
 
         def refilled_now() -> bool:
             # A probe each poll: one that meets a worker's pooled connection the kills broke

@@ -16,12 +16,13 @@ invalidations applied since the load began.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
 import time
 
-from tenantauth.crypto.envelope import MasterKeyring
+from tenantauth.crypto.envelope import MasterKeyring, SecretDecryptionError
 from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.directory import TenantDirectory
 from tenantauth.domain.flight import SingleFlight
@@ -37,6 +38,7 @@ from tenantauth.domain.models import (
 from tenantauth.domain.policy import CachePolicy, MemoryPolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
+from tenantauth.domain.warming import MemoryWarmer, snapshot_of
 from tenantauth.errors import CacheUnavailableError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,11 @@ class KeyResolver:
         self._memory_flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
         self._not_held: dict[str, float] = {}  # tenant id -> monotonic time it was refused
         self._fills = FillBudget(memory[2].fills_per_second) if memory else None
+        self._warmer = (
+            MemoryWarmer(storage, memory[0], memory[2], self._horizons, self._with_key)
+            if memory and memory[2].warm
+            else None
+        )
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
@@ -102,7 +109,8 @@ class KeyResolver:
         snapshot = memory.get(tenant_id)
         if snapshot is not None:
             self._telemetry.cache_read("memory")
-            return self._key_of(snapshot.state_for(subject, jti))
+            key = snapshot.key or self._open(snapshot.record)
+            return key, snapshot.state_for(subject, jti)
         key, state = self._resolve_shared(tenant_id, subject, jti)
         if state.record.status is not TenantStatus.ABSENT:  # unknown ids never take memory
             self._remember(memory, tenant_id)
@@ -145,6 +153,8 @@ class KeyResolver:
             assert self._listener is not None  # noqa: S101 - given with the memory
             self._listener.ensure_started()
             return
+        if self._warmer is not None:
+            self._warmer.ensure()  # once per registration: every tenant, a page at a time
         refused_at = self._not_held.get(tenant_id)
         if refused_at is not None and time.monotonic() - refused_at < NOT_HELD_SECONDS:
             return
@@ -157,7 +167,7 @@ class KeyResolver:
             ticket = memory.note()  # before the read (model: NOTE_AFTER_READ)
             snapshot = self._snapshot(tenant_id)
             if snapshot is not None:
-                memory.offer(ticket, snapshot)
+                memory.offer(ticket, self._with_key(snapshot))
             else:
                 if len(self._not_held) >= _NOT_HELD_MAX:
                     self._not_held.clear()
@@ -176,15 +186,27 @@ class KeyResolver:
         record = self._storage.load_key_record(tenant_id)
         if record is None or record.status is TenantStatus.ABSENT:
             return None
-        active = record.status is TenantStatus.ACTIVE
-        revocations = self._revocations(record) if active else Revocations()
-        if len(revocations.subjects) + len(revocations.jtis) > self._memory_policy.max_revocations:
-            return None
-        return TenantSnapshot(
-            record,
-            {subject: version for subject, version, _ in revocations.subjects},
-            frozenset(jti for jti, _ in revocations.jtis),
+        if record.status is not TenantStatus.ACTIVE:
+            return snapshot_of((record, [], []), self._memory_policy.max_revocations)
+        revoked_since, expiring_after = self._horizons()
+        subjects, jtis = self._storage.load_revocations(
+            tenant_id, revoked_since=revoked_since, expiring_after=expiring_after
         )
+        return snapshot_of((record, subjects, jtis), self._memory_policy.max_revocations)
+
+    def _with_key(self, snapshot: TenantSnapshot) -> TenantSnapshot:
+        """``snapshot`` with its tenant's key opened, for memory to hold (not memoised: the
+        memo is for the shared path, and would churn with every tenant memory holds). A key
+        that does not open is left closed: the verification that needs it raises as the
+        shared path does."""
+        sealed = snapshot.record.sealed_secret
+        if snapshot.record.status is not TenantStatus.ACTIVE or sealed is None:
+            return snapshot
+        try:
+            key = self._keyring.open(snapshot.record.tenant_id, sealed)
+        except SecretDecryptionError:
+            return snapshot
+        return dataclasses.replace(snapshot, key=key)
 
     def held(self, tenant_id: str) -> bool:
         """Whether this process would answer ``tenant_id`` from memory now (benchmarks and
@@ -258,11 +280,17 @@ class KeyResolver:
         """Seconds a revocation can matter: the longest token lifetime plus leeway."""
         return self._tokens.max_lifetime + self._tokens.leeway
 
+    def _horizons(self) -> tuple[int, int]:
+        """(revoked_since, expiring_after) now: the revocations that can still matter."""
+        now = int(self._clock.now())
+        return now - self.revocation_horizon(), now - self._tokens.leeway
+
     def _revocations(self, record: KeyRecord) -> Revocations:
         now = int(self._clock.now())
         horizon = self.revocation_horizon()
+        revoked_since, expiring_after = self._horizons()
         subjects, jtis = self._storage.load_revocations(
-            record.tenant_id, revoked_since=now - horizon, expiring_after=now - self._tokens.leeway
+            record.tenant_id, revoked_since=revoked_since, expiring_after=expiring_after
         )
         return Revocations(
             subjects=tuple((s, v, at + horizon - now + SKEW_MARGIN) for s, v, at in subjects),

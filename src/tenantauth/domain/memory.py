@@ -168,6 +168,11 @@ class VerifyMemory:
         """Return the number of tenants held."""
         return len(self._entries)
 
+    @property
+    def capacity(self) -> int:
+        """The most tenants held at once."""
+        return self._capacity
+
     def _floor(self, tenant_id: str) -> int:
         return self._floors.get(tenant_id, self._folded_floor)
 

@@ -157,12 +157,20 @@ class TenantSnapshot:
     record: KeyRecord
     subject_versions: dict[str, int] = field(default_factory=dict)
     revoked_jtis: frozenset[str] = frozenset()
+    #: The record's key, opened, when the snapshot is held in a worker's memory (so that an
+    #: answer from memory never decrypts); None otherwise, or when the tenant is not active.
+    key: bytes | None = field(default=None, repr=False)
 
     def state_for(self, subject: str, jti: str) -> VerificationState:
         """Return the verification state of one token of this tenant."""
         return VerificationState(
             self.record, self.subject_versions.get(subject, 0), jti in self.revoked_jtis
         )
+
+
+#: A tenant as storage hands it out to warm memory: its key record, its live subject
+#: revocations (subject, version, revoked_at) and its live revoked jtis (jti, expires_at).
+StoredTenant = tuple[KeyRecord, list[tuple[str, int, int]], list[tuple[str, int]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,9 @@ class MemoryPolicy:
     wedged worker delays a change by at most this); ``capacity``: tenants held per worker;
     ``max_revocations``: tenants with more live revocations than this are not held (their
     snapshot would be large and change often); ``fills_per_second``: tenants a worker loads
-    whole for memory per second at most (each costs a database read); ``skip``: protocol
+    whole for memory per second at most (each costs a database read); ``warm``: load every
+    tenant (up to ``capacity``) right after each registration, ``warm_page`` tenants per
+    read with ``warm_pause`` seconds between reads (domain/warming.py); ``skip``: protocol
     steps left out (tests only).
     """
 
@@ -59,4 +61,7 @@ class MemoryPolicy:
     capacity: int = 100_000
     max_revocations: int = 10_000
     fills_per_second: float = 50.0
+    warm: bool = True
+    warm_page: int = 1_000
+    warm_pause: float = 0.01
     skip: frozenset[str] = frozenset()

@@ -22,6 +22,7 @@ from tenantauth.domain.models import (
     RefreshToken,
     Registration,
     Revocations,
+    StoredTenant,
     Tenant,
     User,
     VerificationState,
@@ -241,6 +242,14 @@ class Storage(Protocol):
         """Return the tenant's subject revocations made at or after ``revoked_since`` as
         (subject, version, revoked_at), and its denylisted jtis whose token expires after
         ``expiring_after`` as (jti, expires_at)."""
+        ...
+
+    def load_snapshot_page(
+        self, after: str, limit: int, *, revoked_since: int, expiring_after: int
+    ) -> list[StoredTenant]:
+        """Return up to ``limit`` tenants that are not deleted, with ids above ``after`` in id
+        order, each with its revocations as ``load_revocations`` gives them (the same
+        horizons): the pages that warm a worker's memory. An empty list ends the scan."""
         ...
 
     def load_tenant_ids(self, limit: int) -> frozenset[str] | None:

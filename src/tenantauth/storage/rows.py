@@ -8,6 +8,7 @@ from typing import Any
 from tenantauth.domain.models import (
     KeyRecord,
     SealedSecret,
+    StoredTenant,
     Tenant,
     TenantStatus,
     VerificationState,
@@ -45,6 +46,20 @@ LOAD_SUBJECTS = (
     "WHERE tenant_id = {} AND revoked_at >= {}"
 )
 LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = {} AND expires_at > {}"
+# Warming a worker's memory: tenants in id order a page at a time (keyset pagination), then
+# the live revocations of exactly that id range (tenant_id > after AND tenant_id <= last).
+PAGE_KEYS = (
+    f"SELECT {KEY_COLUMNS} FROM tenants "  # noqa: S608
+    "WHERE status <> 'deleted' AND id > {} ORDER BY id LIMIT {}"
+)
+PAGE_SUBJECTS = (
+    "SELECT tenant_id, subject, version, revoked_at FROM subject_revocations "
+    "WHERE tenant_id > {} AND tenant_id <= {} AND revoked_at >= {}"
+)
+PAGE_JTIS = (
+    "SELECT tenant_id, jti, expires_at FROM revoked_jtis "
+    "WHERE tenant_id > {} AND tenant_id <= {} AND expires_at > {}"
+)
 
 
 def tenant_from_row(row: tuple[Any, ...]) -> Tenant:
@@ -71,6 +86,21 @@ def key_record_from_row(row: tuple[Any, ...]) -> KeyRecord:
     tid, generation, status, key_id, blob, key_version = row
     sealed = SealedSecret(key_id, bytes(blob)) if blob is not None else None
     return KeyRecord(tid, generation, TenantStatus(status), sealed, key_version)
+
+
+def snapshot_page(keys: list[Any], subjects: list[Any], jtis: list[Any]) -> list[StoredTenant]:
+    """Group a page's rows (``PAGE_KEYS``, ``PAGE_SUBJECTS``, ``PAGE_JTIS``) by tenant, in
+    the order of ``keys``: each tenant's key record with its subject revocations and jtis."""
+    by_tenant: dict[str, StoredTenant] = {
+        row[0]: (key_record_from_row(row), [], []) for row in keys
+    }
+    for tenant_id, subject, version, revoked_at in subjects:
+        if tenant_id in by_tenant:  # a deleted tenant's rows are in the range, not its key
+            by_tenant[tenant_id][1].append((subject, version, revoked_at))
+    for tenant_id, jti, expires_at in jtis:
+        if tenant_id in by_tenant:
+            by_tenant[tenant_id][2].append((jti, expires_at))
+    return list(by_tenant.values())
 
 
 def state_from_row(row: tuple[Any, ...]) -> VerificationState:

@@ -13,7 +13,13 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tenantauth.domain.models import ClientState, KeyRecord, Tenant, VerificationState
+from tenantauth.domain.models import (
+    ClientState,
+    KeyRecord,
+    StoredTenant,
+    Tenant,
+    VerificationState,
+)
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
 from tenantauth.storage import migrations, rows
 from tenantauth.storage.accounts import ClientRows, Dialect, RefreshTokenRows, UserRows
@@ -27,6 +33,7 @@ from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
+    snapshot_page,
     state_from_row,
     tenant_from_row,
     tenant_params,
@@ -45,6 +52,9 @@ UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
+PAGE_KEYS = DIALECT.sql(rows.PAGE_KEYS)
+PAGE_SUBJECTS = DIALECT.sql(rows.PAGE_SUBJECTS)
+PAGE_JTIS = DIALECT.sql(rows.PAGE_JTIS)
 CLIENT_STATE = DIALECT.sql(LOAD_CLIENT_STATE)
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -128,6 +138,22 @@ class SqliteStorage:
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
         return key_record_from_row(row) if row else None
+
+    def load_snapshot_page(
+        self, after: str, limit: int, *, revoked_since: int, expiring_after: int
+    ) -> list[StoredTenant]:
+        """See ``Storage.load_snapshot_page``."""
+        conn = self._conn()
+        try:
+            keys = conn.execute(PAGE_KEYS, (after, limit)).fetchall()
+            if not keys:
+                return []
+            last = keys[-1][0]
+            subjects = conn.execute(PAGE_SUBJECTS, (after, last, revoked_since)).fetchall()
+            jtis = conn.execute(PAGE_JTIS, (after, last, expiring_after)).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return snapshot_page(keys, subjects, jtis)
 
     def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
         """See ``Storage.load_tenant_ids``."""
