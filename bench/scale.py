@@ -68,6 +68,7 @@ class Config:
     sample: int = 0  # tokens in the wrk script; 0: every tenant's
     unknown: int = 50_000
     prefill: bool = True  # Redis warm for every tenant wrk sends before each server starts
+    rounds: int = 5  # alternating rounds, hot few vs every tenant, on the largest size's server
     workers: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
@@ -110,12 +111,18 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
         for mode in MODES:
             # The previous mode's changes revoked some tokens: every mode starts with all valid.
             scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
+            # The hot few: as many tenants as the small size, from the end of `sent` (the
+            # changes take the first ones).
+            few = [seeded.tokens[i] for i in sent[-min(cfg.sizes) :]]
+            hot = scale_load.random_script(cfg.tmp / f"hot-{size}.lua", few, cfg.tmp)
             warmed = scale_load.prefill(seeded, sent) if cfg.prefill else None
             with server(cfg, pg_url, redis_url, mode) as srv:
                 result: dict[str, Any] = {"tenants": size, "memory": mode, "seeding": seeded.how}
                 result["script_tokens"] = len(sent)
                 result["prefill_seconds"], result["footprint"] = warmed, footprint
-                result["verify"] = scale_load.verify(cfg, srv, valid)
+                result["verify"] = scale_load.verify(cfg, srv, valid, memory=mode == "on")
+                if cfg.rounds and size > min(cfg.sizes):
+                    result["alternate"] = scale_load.alternate(cfg, srv, hot, valid)
                 result["flood"] = scale_load.flood(cfg, srv, valid, unknown)
                 result["changes"] = scale_load.changes(cfg, srv, valid, seeded, sent)
                 print(scale_report.one_line(result), flush=True)
@@ -134,13 +141,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, help="calls of each kind under load (50)")
     parser.add_argument("--sample", type=int, default=0, help="cap the tokens wrk picks from")
     parser.add_argument("--cold", action="store_true", help="no in-process Redis prefill")
+    parser.add_argument(
+        "--rounds", type=int, help="alternating rounds, hot few vs every tenant (5; 0: none)"
+    )
     parser.add_argument("--quick", action="store_true", help="short runs (a check, no result)")
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--report", type=Path, help="only write the doc from an --out file")
     args = parser.parse_args(argv)
-    defaults = (3.0, 2.0, 10) if args.quick else (10.0, 10.0, 50)
-    for name, value in zip(("seconds", "warm_seconds", "changes"), defaults, strict=True):
+    defaults = (3.0, 2.0, 10, 1) if args.quick else (10.0, 10.0, 50, 5)
+    names = ("seconds", "warm_seconds", "changes", "rounds")
+    for name, value in zip(names, defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, value)
     return args
@@ -158,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         sizes = tuple(sorted({args.small, args.tenants}))
         cfg = Config(Path(tmp), sizes, args.seconds, args.warm_seconds)
         cfg.changes, cfg.sample, cfg.prefill = args.changes, args.sample, not args.cold
+        cfg.rounds = args.rounds
         meta["config"] = {k: v for k, v in vars(cfg).items() if k != "tmp"}
         results = [r for size in cfg.sizes for r in measure_size(cfg, size)]
     meta["loadavg_end"] = os.getloadavg()

@@ -245,10 +245,18 @@ def uptime() -> str:
     return out.rsplit("load average:", 1)[-1].strip()
 
 
-def verify(cfg: Config, server: Server, script: Path) -> dict[str, Any]:
-    """Warm up, then one measured ``wrk -t2 -c32`` run; with the metrics' deltas, the share
-    answered from memory, worker RSS after and the load average."""
+#: A worker's log line when warming its memory ended (domain/warming.py).
+WARMED = re.compile(r"memory warmed: (\d+) tenants in ([\d.]+) s")
+#: How long the bench waits for every worker to finish warming before it measures anyway.
+WARM_TIMEOUT = 300.0
+
+
+def verify(cfg: Config, server: Server, script: Path, *, memory: bool) -> dict[str, Any]:
+    """Warm up (with ``memory``, until every worker says it finished warming its memory), then
+    one measured ``wrk -t2 -c32`` run; with the metrics' deltas, the share answered from
+    memory, worker RSS after, the load average and each worker's warming (tenants, seconds)."""
     finish_wrk(start_wrk(server.port, script, cfg.warm_seconds))
+    warmed = wait_warmed(server) if memory else []
     before = metrics(server)
     result = finish_wrk(start_wrk(server.port, script, cfg.seconds))
     moved = delta(before, metrics(server))
@@ -259,7 +267,33 @@ def verify(cfg: Config, server: Server, script: Path) -> dict[str, Any]:
         "memory_share": moved.get("memory", 0.0) / reads if reads else 0.0,
         "rss_mib": worker_rss(server),
         "load": uptime(),
+        "warmed": warmed,
     }
+
+
+def alternate(cfg: Config, server: Server, hot: Path, every: Path) -> list[dict[str, Any]]:
+    """``cfg.rounds`` rounds on one server, each a measured ``wrk -t2 -c32`` run of the
+    ``hot`` script (a few tenants' tokens) then one of ``every`` (all tenants'): the two
+    pick sizes side by side on the same server, memory and machine minute. Returns each
+    round's two runs."""
+    rounds = []
+    for _ in range(cfg.rounds):
+        first = finish_wrk(start_wrk(server.port, hot, cfg.seconds))
+        rounds.append(
+            {"hot": first, "every": finish_wrk(start_wrk(server.port, every, cfg.seconds))}
+        )
+    return rounds
+
+
+def wait_warmed(server: Server) -> list[tuple[int, float]]:
+    """Wait until every worker logged that it warmed its memory (at most ``WARM_TIMEOUT``);
+    return each one's (tenants, seconds), as many as there are by then."""
+    deadline = time.monotonic() + WARM_TIMEOUT
+    while True:
+        found = [(int(n), float(s)) for n, s in WARMED.findall(server.output())]
+        if len(found) >= server.workers or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def flood(cfg: Config, server: Server, valid: Path, unknown: Path) -> dict[str, Any]:
