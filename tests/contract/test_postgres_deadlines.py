@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tenantauth.errors import StorageUnavailableError
+from tenantauth.storage import postgres
 from tenantauth.storage.postgres import PostgresStorage
 from tests.faults.conftest import proxied_url
 from tests.faults.harness import TcpProxy
@@ -64,6 +65,34 @@ def test_a_silent_database_is_an_error_not_a_hang(pg_url: str, proxy: TcpProxy) 
         assert isinstance(out[0], StorageUnavailableError), out
         proxy.restore()
         # The pool replaces the closed connection by itself (with its reconnect backoff).
+        deadline = time.monotonic() + RECOVER
+        while (out := outcome_of(lambda: storage.load_key_record("acme"))) != [None]:
+            assert out and time.monotonic() < deadline, f"no recovery within {RECOVER} s: {out}"
+            time.sleep(0.2)
+    finally:
+        storage.close()
+
+
+def test_a_connection_broken_while_idle_is_replaced_unseen_once_it_is_not_fresh(
+    pg_url: str, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool checks a connection at checkout only when it sat idle for ``FRESH_SECONDS``
+    or longer (storage/postgres.py, ``check_unless_fresh``). Broken after that long, it is
+    replaced before the read, which succeeds; broken while fresh, it fails the one read that
+    draws it (503 upstream, never a wrong answer), and the next read gets a new one."""
+    monkeypatch.setattr(postgres, "FRESH_SECONDS", 0.5)
+    storage = PostgresStorage(proxied_url(pg_url, proxy.port), min_size=1, max_size=1)
+    try:
+        storage.migrate()
+        assert storage.load_key_record("acme") is None
+        proxy.cut()  # the pooled connection is closed under the pool's feet
+        proxy.restore()
+        time.sleep(0.6)
+        assert storage.load_key_record("acme") is None  # checked and replaced: unseen
+        proxy.cut()
+        proxy.restore()
+        with pytest.raises(StorageUnavailableError):  # fresh: not checked
+            storage.load_key_record("acme")
         deadline = time.monotonic() + RECOVER
         while (out := outcome_of(lambda: storage.load_key_record("acme"))) != [None]:
             assert out and time.monotonic() < deadline, f"no recovery within {RECOVER} s: {out}"

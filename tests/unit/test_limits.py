@@ -436,22 +436,36 @@ def test_redis_malformed_counter_is_ignored(
     assert ALICE[0] not in caplog.text
 
 
-def test_redis_check_is_one_pipeline(
+def test_redis_check_is_one_round_trip_of_gets(
     on_redis: RedisFailureLimiter,
     fake_client: fakeredis.FakeRedis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """check costs one pipeline (one round trip) and no direct command."""
-    pipelines: list[object] = []
+    """check costs one round trip of GETs while no key is at its threshold: one pipeline for
+    two keys, one direct GET for one key."""
+    pipelines: list[list[str]] = []
     direct: list[object] = []
     real_pipeline = fake_client.pipeline
-    monkeypatch.setattr(
-        fake_client, "pipeline", lambda **kw: pipelines.append(kw) or real_pipeline(**kw)
-    )
+
+    def pipeline(**kw: object) -> object:
+        pipe = real_pipeline(**kw)
+        execute = pipe.execute
+
+        def recorded() -> object:
+            pipelines.append([command[0][0] for command in pipe.command_stack])
+            return execute()
+
+        pipe.execute = recorded  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(fake_client, "pipeline", pipeline)
     monkeypatch.setattr(fake_client, "execute_command", lambda *a, **kw: direct.append(a))
     on_redis.check(failure_keys("acme", "alice", IP))
-    assert pipelines == [{"transaction": False}]
+    assert pipelines == [["GET", "GET"]]
     assert direct == []
+    on_redis.check(ALICE)
+    assert len(pipelines) == 1
+    assert [command[0] for command in direct] == ["GET"]
 
 
 @pytest.mark.parametrize("operation", ["check", "record_failure", "reset"])

@@ -3,8 +3,9 @@
 One Redis key per limited key, ``<prefix><key>``, holding the failure count. Its TTL is the
 rest of the counting window, or — once the count reaches the threshold — the rest of the
 lockout; when it expires counting starts over. Each update is one Lua script (INCR and
-PEXPIRE together, atomic), and every call is one round trip: a pipeline with one command or
-script per key, so no command spans two keys (Redis Cluster friendly). The script goes by EVAL,
+PEXPIRE together, atomic), and every call is one round trip (a check that finds a key at its
+threshold, two): a pipeline with one command or script per key, so no command spans two keys
+(Redis Cluster friendly). The script goes by EVAL,
 not EVALSHA: redis-py would otherwise spend an extra SCRIPT EXISTS round trip per pipeline.
 """
 
@@ -54,22 +55,24 @@ class RedisFailureLimiter:
         self._prefix = prefix
 
     def check(self, keys: Sequence[str]) -> frozenset[str]:
-        """See ``FailureLimiter.check``: one pipeline of GET and PTTL per key."""
+        """See ``FailureLimiter.check``: one round trip of one GET per key; a second one,
+        reading the TTLs, only for keys whose count reached their threshold (only a lockout
+        needs its remaining time). Half the commands of GET + PTTL per key, on every token
+        request (docs/design.md, "Built: the token endpoint without the framework")."""
         if not keys:
             return frozenset()
-        pipe = self._client.pipeline(transaction=False)
-        for key in keys:
-            pipe.get(self._prefix + key)
-            pipe.pttl(self._prefix + key)
-        replies = self._execute(pipe)
-        waits = [
-            self._locked_for(key, count, pttl)
-            for key, count, pttl in zip(keys, replies[::2], replies[1::2], strict=True)
+        counts = [_count(raw, self._prefix) for raw in self._counts(keys)]
+        full = [
+            key for key, n in zip(keys, counts, strict=True) if n >= self._policy.threshold(key)
         ]
-        longest = max(waits)
-        if longest > 0:
-            raise locked_error(retry_after_seconds(longest))
-        return frozenset(key for key, count in zip(keys, replies[::2], strict=True) if count)
+        if full:
+            longest = max(
+                self._locked_for(key, pttl)
+                for key, pttl in zip(full, self._ttls(full), strict=True)
+            )
+            if longest > 0:
+                raise locked_error(retry_after_seconds(longest))
+        return frozenset(key for key, n in zip(keys, counts, strict=True) if n)
 
     def record_failure(self, keys: Sequence[str]) -> None:
         """See ``FailureLimiter.record_failure``: one pipeline of one script per key."""
@@ -92,14 +95,26 @@ class RedisFailureLimiter:
             pipe.delete(self._prefix + key)
         self._execute(pipe)
 
-    def _locked_for(self, key: str, count: bytes | None, pttl: int) -> float:
-        """Return the seconds ``key`` stays locked (0 if it is not locked)."""
-        try:
-            failures = int(count or 0)
-        except ValueError:
-            log.warning("malformed failure counter under %s; ignoring it", self._prefix)
-            return 0
-        if failures < self._policy.threshold(key) or pttl == -2:  # -2: expired meanwhile
+    def _counts(self, keys: Sequence[str]) -> list[Any]:
+        """The raw counters of ``keys``, in one round trip (no pipeline for a single key)."""
+        if len(keys) == 1:
+            return [self._execute_one(self._client.get, self._prefix + keys[0])]
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(self._prefix + key)
+        return self._execute(pipe)
+
+    def _ttls(self, keys: Sequence[str]) -> list[int]:
+        """The remaining TTL in ms of each of ``keys`` (-2: gone, -1: none), in one trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for key in keys:
+            pipe.pttl(self._prefix + key)
+        return self._execute(pipe)
+
+    def _locked_for(self, key: str, pttl: int) -> float:
+        """Return the seconds ``key``, whose count reached its threshold, stays locked (0 if
+        it expired since it was counted)."""
+        if pttl == -2:  # expired meanwhile
             return 0
         if pttl < 0:  # no TTL: heal it rather than lock forever
             lockout = self._policy.lockout_seconds
@@ -116,3 +131,12 @@ class RedisFailureLimiter:
         except redis.exceptions.RedisError as exc:
             log.warning("redis error in failure limiter: %s", type(exc).__name__)
             raise CacheUnavailableError("the failure limiter's store is unavailable") from exc
+
+
+def _count(raw: bytes | None, prefix: str) -> int:
+    """A counter's value; a malformed one counts as none (logged: only we write these)."""
+    try:
+        return int(raw or 0)
+    except ValueError:
+        log.warning("malformed failure counter under %s; ignoring it", prefix)
+        return 0

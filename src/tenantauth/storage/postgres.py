@@ -135,6 +135,23 @@ class PostgresTx:
 _WAIT_TIMEOUT: type[Exception] = getattr(psycopg.errors, "_WaitTimeout", psycopg.OperationalError)
 
 
+#: A connection back in the pool for less than this is handed out again without the pool's
+#: check (an empty query: a round trip, and CPU of both processes, on every checkout). Under
+#: load every connection is this fresh; one that sat idle longer is checked, as before
+#: (docs/design.md, "Built: the token endpoint without the framework").
+FRESH_SECONDS = 1.0
+
+
+def check_unless_fresh(conn: psycopg.Connection[Any]) -> None:
+    """The pool's ``check``: ``ConnectionPool.check_connection`` unless ``conn`` was handed
+    back less than ``FRESH_SECONDS`` ago. Raises what the check raises (the pool then
+    replaces the connection)."""
+    returned_at = getattr(conn, "returned_at", None)
+    if returned_at is not None and time.monotonic() - returned_at < FRESH_SECONDS:
+        return
+    ConnectionPool.check_connection(conn)
+
+
 class BoundedConnection(psycopg.Connection[Any]):
     """A connection on which no network wait lasts longer than ``op_timeout`` seconds.
 
@@ -145,6 +162,8 @@ class BoundedConnection(psycopg.Connection[Any]):
     """
 
     op_timeout: float = 6.0
+    #: When the storage last handed this connection back to the pool (``time.monotonic``).
+    returned_at: float | None = None
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         """See ``psycopg.Connection.wait``; bounded by ``op_timeout`` when no timeout is given."""
@@ -187,7 +206,7 @@ class PostgresStorage:
             # fresh attempt at once, so recovery follows the database within seconds.
             reconnect_timeout=max(10.0, 2 * timeout),
             open=False,
-            check=ConnectionPool.check_connection,
+            check=check_unless_fresh,
             kwargs={
                 "autocommit": True,
                 "connect_timeout": max(1, int(timeout)),
@@ -321,7 +340,12 @@ class PostgresStorage:
                     self._pool.open(wait=False)
                     self._opened = True
         with self._pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            finally:
+                # Stamped before the pool takes it back; a broken connection is discarded
+                # by the pool there, whatever the stamp.
+                conn.returned_at = time.monotonic()  # type: ignore[attr-defined]
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
