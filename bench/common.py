@@ -151,3 +151,13 @@ def machine() -> dict[str, Any]:
         "loadavg": os.getloadavg(),
         "kernel": os.uname().release,
     }
+
+
+def process_cpu(pids: Sequence[int]) -> dict[int, float]:
+    """Return the CPU seconds (user + system) each of ``pids`` has used (from /proc)."""
+    used = {}
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14 and 15)
+        used[pid] = ticks / os.sysconf("SC_CLK_TCK")
+    return used

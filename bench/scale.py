@@ -106,29 +106,47 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
         ghosts = unknown_tenant_tokens(seeded.tokens[0], min(cfg.unknown, max(1_000, size)))
         unknown = scale_load.random_script(cfg.tmp / f"unknown-{size}.lua", ghosts, cfg.tmp)
         footprint = scale_load.held_footprint(seeded, min(size, MemoryPolicy().capacity))
+        scripts = alternating_scripts(cfg, seeded, sent, valid) if size > min(cfg.sizes) else {}
         # Memory off first: the first server verifying from memory declares it in the
         # database, after which every change publishes an invalidation.
         for mode in MODES:
             # The previous mode's changes revoked some tokens: every mode starts with all valid.
             scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
-            # The hot few: as many tenants as the small size, from the end of `sent` (the
-            # changes take the first ones).
-            few = [seeded.tokens[i] for i in sent[-min(cfg.sizes) :]]
-            hot = scale_load.random_script(cfg.tmp / f"hot-{size}.lua", few, cfg.tmp)
             warmed = scale_load.prefill(seeded, sent) if cfg.prefill else None
             with server(cfg, pg_url, redis_url, mode) as srv:
                 result: dict[str, Any] = {"tenants": size, "memory": mode, "seeding": seeded.how}
                 result["script_tokens"] = len(sent)
                 result["prefill_seconds"], result["footprint"] = warmed, footprint
                 result["verify"] = scale_load.verify(cfg, srv, valid, memory=mode == "on")
-                if cfg.rounds and size > min(cfg.sizes):
-                    result["alternate"] = scale_load.alternate(cfg, srv, hot, valid)
+                if scripts:
+                    result["alternate"] = scale_load.alternate(cfg, srv, scripts)
                 result["flood"] = scale_load.flood(cfg, srv, valid, unknown)
                 result["changes"] = scale_load.changes(cfg, srv, valid, seeded, sent)
                 print(scale_report.one_line(result), flush=True)
                 results.append(result)
             seeded.renew(result["changes"]["touched"])
     return results
+
+
+def alternating_scripts(
+    cfg: Config, seeded: scale_load.Seeded, sent: list[int], valid: Path
+) -> dict[str, Path]:
+    """The scripts of the alternating rounds ({} without rounds): ``hot``, the tokens of as
+    many tenants as the small size (from the end of ``sent``: the changes take the first
+    ones); ``hot_many``, as many new tokens as ``valid`` sends, all of those tenants; and
+    ``every``, ``valid`` itself (one token of each tenant)."""
+    if not cfg.rounds:
+        return {}
+    indexes = sent[-min(cfg.sizes) :]
+    tokens = {
+        "hot": [seeded.tokens[i] for i in indexes],
+        "hot_many": scale_load.mint_many(seeded, indexes, len(sent)),
+    }
+    scripts = {
+        name: scale_load.random_script(cfg.tmp / f"{name}-{len(sent)}.lua", listed, cfg.tmp)
+        for name, listed in tokens.items()
+    }
+    return {**scripts, "every": valid}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

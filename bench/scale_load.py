@@ -14,14 +14,14 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import parse_wrk
+from common import parse_wrk, process_cpu
 from tests.e2e.harness import HOST, Server, call, children_of
 from tests.support import ADMIN_TOKEN, Backend, make_settings
 
@@ -258,7 +258,7 @@ def verify(cfg: Config, server: Server, script: Path, *, memory: bool) -> dict[s
     finish_wrk(start_wrk(server.port, script, cfg.warm_seconds))
     warmed = wait_warmed(server) if memory else []
     before = metrics(server)
-    result = finish_wrk(start_wrk(server.port, script, cfg.seconds))
+    result = measured(server, script, cfg.seconds)
     moved = delta(before, metrics(server))
     reads = sum(v for k, v in moved.items() if k != "database")
     return {
@@ -271,18 +271,35 @@ def verify(cfg: Config, server: Server, script: Path, *, memory: bool) -> dict[s
     }
 
 
-def alternate(cfg: Config, server: Server, hot: Path, every: Path) -> list[dict[str, Any]]:
-    """``cfg.rounds`` rounds on one server, each a measured ``wrk -t2 -c32`` run of the
-    ``hot`` script (a few tenants' tokens) then one of ``every`` (all tenants'): the two
-    pick sizes side by side on the same server, memory and machine minute. Returns each
-    round's two runs."""
-    rounds = []
-    for _ in range(cfg.rounds):
-        first = finish_wrk(start_wrk(server.port, hot, cfg.seconds))
-        rounds.append(
-            {"hot": first, "every": finish_wrk(start_wrk(server.port, every, cfg.seconds))}
-        )
-    return rounds
+def measured(server: Server, script: Path, seconds: float) -> dict[str, Any]:
+    """One measured ``wrk -t2 -c32`` run, with the CPU seconds each worker spent in it
+    (``split``): granian's workers share one accept queue, and now and then one of them
+    accepts all 32 connections while the other idles (docs/design.md, "One accept queue,
+    and its price"); the split shows which runs that was."""
+    workers = sorted(children_of(server.proc.pid))
+    before = process_cpu(workers)
+    result: dict[str, Any] = finish_wrk(start_wrk(server.port, script, seconds))
+    after = process_cpu(workers)
+    result["split"] = [after[pid] - before[pid] for pid in workers]
+    return result
+
+
+def alternate(cfg: Config, server: Server, scripts: dict[str, Path]) -> list[dict[str, Any]]:
+    """``cfg.rounds`` rounds on one server, each one measured run of every script in turn
+    (``hot``: a few tenants' tokens; ``hot_many``: as many tokens as ``every`` has, all of
+    those few tenants; ``every``: one token of each tenant): the pick sizes side by side on
+    the same server, memory and machine minute. Returns each round's runs by name."""
+    return [
+        {name: measured(server, script, cfg.seconds) for name, script in scripts.items()}
+        for _ in range(cfg.rounds)
+    ]
+
+
+def mint_many(seeded: Seeded, indexes: Sequence[int], count: int) -> list[str]:
+    """``count`` new tokens, spread evenly over the tenants ``indexes`` (a few threads)."""
+    picks = [indexes[k % len(indexes)] for k in range(count)]
+    with ThreadPoolExecutor(SEED_THREADS) as pool:
+        return list(pool.map(seeded.mint, picks, chunksize=256))
 
 
 def wait_warmed(server: Server) -> list[tuple[int, float]]:

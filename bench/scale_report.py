@@ -49,21 +49,34 @@ def verify_table(results: Sequence[Result]) -> str:
 
 
 def alternate_table(results: Sequence[Result]) -> str:
-    """The largest size's alternating rounds: a few tenants' tokens vs every tenant's."""
+    """The largest size's alternating rounds: a few tenants' tokens, as many tokens as every
+    tenant's but all of those few tenants, and one token of every tenant; a run where one
+    worker did under a third of the work is marked (lopsided)."""
     lines = [
-        "| tenants | memory | round | few tenants: req/s, p99 ms | every tenant: req/s, p99 ms "
-        "| ratio |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| tenants | memory | round | few tenants, few tokens: req/s, p99 ms "
+        "| few tenants, as many tokens: req/s, p99 ms | every tenant: req/s, p99 ms "
+        "| every ÷ few (÷ few, as many tokens) |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         for i, a in enumerate(r.get("alternate") or [], 1):
-            hot, every = a["hot"], a["every"]
+            hot, many, every = a["hot"], a["hot_many"], a["every"]
             lines.append(
-                f"| {_mode(r)} | {i} | {hot['rps']:,.0f}, {hot['p99_ms']:.1f} "
-                f"| {every['rps']:,.0f}, {every['p99_ms']:.1f} "
-                f"| {every['rps'] / hot['rps']:.2f}x |"
+                f"| {_mode(r)} | {i} | {_run(hot)} | {_run(many)} | {_run(every)} "
+                f"| {every['rps'] / hot['rps']:.2f}x ({every['rps'] / many['rps']:.2f}x) |"
             )
     return "\n".join(lines)
+
+
+def _run(run: dict[str, Any]) -> str:
+    split = run.get("split") or []
+    lopsided = len(split) > 1 and min(split) < sum(split) / (3 * len(split) / 2)
+    return f"{run['rps']:,.0f}, {run['p99_ms']:.1f}{' (lopsided)' if lopsided else ''}"
+
+
+def alternate_ratios(rounds: Sequence[dict[str, Any]], over: str) -> float:
+    """The median over ``rounds`` of every-tenant req/s divided by ``over``'s."""
+    return statistics.median(a["every"]["rps"] / a[over]["rps"] for a in rounds)
 
 
 def flood_table(results: Sequence[Result]) -> str:
@@ -133,10 +146,11 @@ def targets(results: Sequence[Result]) -> str:
         rounds = large.get("alternate")
         side = ""
         if rounds:
-            alt = statistics.median(a["every"]["rps"] / a["hot"]["rps"] for a in rounds)
             side = (
                 f"; alternating on one server ({len(rounds)} rounds, median of the ratios): "
-                f"{alt:.2f}x"
+                f"{alternate_ratios(rounds, 'hot'):.2f}x, and "
+                f"{alternate_ratios(rounds, 'hot_many'):.2f}x against the few tenants "
+                "sending as many distinct tokens"
             )
         lines += [
             f"- memory {mode}: {large['tenants']:,} tenants verify at {ratio:.2f}x the req/s of "
@@ -291,8 +305,15 @@ process with the snapshots a worker would load, as a cross-check of the workers'
 
 The rows above are separate servers minutes apart on a shared machine, so their ratio
 carries the machine's drift. The same comparison without it: on the largest size's server,
-right after its measured run, rounds of two runs each, the first picking among the tokens of
-{min(sampled)} tenants only, the second among every tenant's, as above.
+right after its measured run, rounds of three runs each: the tokens of {min(sampled)} tenants
+only (one each, as the small size sends); as many distinct tokens as the last run, all of
+those {min(sampled)} tenants; one token of every tenant, as above. The second isolates the
+number of tenants from the number of distinct tokens: a verifier memoises the parse and the
+200 body of the last 2,048 tokens it verified (domain/tokens.py, api/lean_verify.py), which a
+few tokens fit and 100,000 do not. "lopsided": one worker did less than a third of the work
+(its CPU seconds against the other's) — granian's workers share one accept queue, and now
+and then one accepts all of wrk's 32 connections (docs/design.md, "One accept queue, and its
+price").
 
 {alternate_table(results)}
 

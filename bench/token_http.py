@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import claimed_redis, wrk  # bench/common.py
+from common import claimed_redis, process_cpu, wrk  # bench/common.py
 from issuance import post_script  # bench/issuance.py
 from run import postgres_database  # bench/run.py
 from tests.e2e.harness import HOST, Server, call, children_of, start_server, wait_ready
@@ -51,11 +51,12 @@ def seed(port: int, tenant: str) -> str:
 
 def server_cpu(server: Server) -> float:
     """Return the CPU seconds (user + system) the server's master and workers have used."""
-    total = 0
-    for pid in (server.proc.pid, *children_of(server.proc.pid)):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (stat fields 14 and 15)
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(server_process_cpu(server).values())
+
+
+def server_process_cpu(server: Server) -> dict[int, float]:
+    """Return the CPU seconds of the server's master and of each worker (pid order)."""
+    return process_cpu([server.proc.pid, *sorted(children_of(server.proc.pid))])
 
 
 def main() -> None:
@@ -89,9 +90,13 @@ def main() -> None:
             for round_ in range(args.runs):
                 order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
                 for name in order:
-                    cpu = server_cpu(servers[name])
+                    cpu = server_process_cpu(servers[name])
                     run = wrk(urls[name], args.seconds, script=scripts[name])
-                    run["cpu_us"] = (server_cpu(servers[name]) - cpu) / run["requests"] * 1e6
+                    moved = {
+                        p: t - cpu.get(p, 0.0) for p, t in server_process_cpu(servers[name]).items()
+                    }
+                    run["cpu_us"] = sum(moved.values()) / run["requests"] * 1e6
+                    run["split"] = list(moved.values())[1:]  # each worker's CPU seconds
                     runs[name].append(run)
         finally:
             for server in servers.values():
@@ -102,9 +107,11 @@ def main() -> None:
         rps = [round(r["rps"]) for r in got]
         bad = sum(r["non_2xx"] + r["socket_errors"] for r in got)
         cpu = [round(r["cpu_us"]) for r in got]
+        split = ["/".join(f"{x:.1f}" for x in r["split"]) for r in got]
         print(
             f"{name:7} {rps} median {statistics.median(rps):.0f}  server CPU µs/token {cpu} "
-            f"median {statistics.median(cpu):.0f}  errors {bad:.0f}"
+            f"median {statistics.median(cpu):.0f}  errors {bad:.0f}\n"
+            f"        each worker's CPU seconds per run: {split}"
         )
 
 
