@@ -51,13 +51,16 @@ def wrk(
     headers: Mapping[str, str] | None = None,
     script: Path | None = None,
     timeout: float = 2.0,
-) -> dict[str, float]:
+    workers: Sequence[int] = (),
+) -> dict[str, Any]:
     """One ``wrk -t{threads} -c{connections} -d{seconds}s --latency`` run at ``url`` (wrk takes
     whole seconds: ``seconds`` is rounded, at least 1). A request slower than ``timeout``
     seconds counts as a socket error (timeout), not in the latencies.
 
     Returns req/s, p50/p90/p99 in ms, the request count, and the counts of non-2xx (or 3xx)
-    responses and socket errors (0 when wrk printed none). Raises RuntimeError with wrk's
+    responses and socket errors (0 when wrk printed none); with ``workers`` (server worker
+    pids), ``split``: the CPU seconds each spent during the run, and ``lopsided``: 1 if one
+    did under two thirds of its even share (``lopsided``), else 0. Raises RuntimeError with wrk's
     output if it fails, AssertionError if its report cannot be read.
     """
     duration = max(1, round(seconds))
@@ -67,12 +70,26 @@ def wrk(
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
         argv += ["-s", str(script)]
+    before = process_cpu(workers)
     done = subprocess.run(
         [*argv, url], capture_output=True, text=True, check=False, timeout=duration + 30
     )
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
-    return parse_wrk(done.stdout)
+    result: dict[str, Any] = parse_wrk(done.stdout)
+    if workers:
+        after = process_cpu(workers)
+        result["split"] = [after[pid] - before[pid] for pid in workers]
+        result["lopsided"] = int(lopsided(result["split"]))
+    return result
+
+
+def lopsided(split: Sequence[float]) -> bool:
+    """Whether one worker did less than two thirds of its even share of a run's work (its CPU
+    seconds; with two workers, under a third of the whole): granian's workers share one
+    accept queue, and now and then one accepts every connection of a burst (docs/design.md,
+    "One accept queue, and its price")."""
+    return len(split) > 1 and min(split) < sum(split) / len(split) * 2 / 3
 
 
 def parse_wrk(out: str) -> dict[str, float]:

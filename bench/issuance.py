@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,10 @@ def post_script(path: Path, body: str, authorization: str) -> Path:
     return path
 
 
-def measure(cfg: Any, port: int) -> list[dict[str, Any]]:
+def measure(cfg: Any, port: int, workers: Sequence[int] = ()) -> list[dict[str, Any]]:
     """Seed, then for each grant a warm-up and ``cfg.runs`` wrk runs (alternating grants);
-    return one summary per grant, as verify_http.measure does."""
+    return one summary per grant, as verify_http.measure does (``workers``: the server's
+    worker pids, to mark lopsided runs)."""
     forms = seed(port)
     url = f"http://{HOST}:{port}/v1/tenants/{TENANT}/token"
     scripts = {
@@ -74,7 +76,7 @@ def measure(cfg: Any, port: int) -> list[dict[str, Any]]:
         kw: dict[str, Any] = {"threads": cfg.threads, "connections": cfg.connections}
         if grant == "password":
             kw = PASSWORD_WRK
-        return wrk(url, seconds, script=scripts[grant], **kw)
+        return wrk(url, seconds, script=scripts[grant], workers=workers, **kw)
 
     runs: dict[str, list[dict[str, float]]] = {grant: [] for grant in GRANTS}
     for grant in GRANTS:
@@ -89,6 +91,7 @@ def measure(cfg: Any, port: int) -> list[dict[str, Any]]:
             "non_2xx": sum(r["non_2xx"] for r in got),
             "socket_errors": sum(r["socket_errors"] for r in got),
             "requests": sum(r["requests"] for r in got),
+            "lopsided": sum(r.get("lopsided", 0) for r in got),
             "runs": got,
         }
         for grant, got in runs.items()

@@ -58,8 +58,8 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
         "| server | req/s median (min–max) | p50 ms | p99 ms median (min–max) "
         "| req/s ÷ naive | req/s ÷ node best | p99 ÷ naive | p99 ÷ node best "
-        "| non-2xx / socket errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| non-2xx / socket errors | lopsided runs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         rps, p99 = row["rps"], row["p99_ms"]
@@ -72,16 +72,27 @@ def http_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{p99['median'] / naive['p99_ms']['median']:.2f}x",
             f"{p99['median'] / node['p99_ms']['median']:.2f}x",
             f"{row['non_2xx']:.0f} / {row['socket_errors']:.0f}",
+            _lopsided(row),
         ]
         lines.append(f"| {row['name']} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
+def _lopsided(row: dict[str, Any]) -> str:
+    """ "k of n" runs in which one worker did too little (bench/common.py ``lopsided``); "-"
+    for a server whose workers are not watched (the baselines)."""
+    runs = row.get("runs") or []
+    if not runs or "lopsided" not in runs[0]:
+        return "-"
+    return f"{row['lopsided']} of {len(runs)}"
+
+
 def issuance_table(rows: Sequence[dict[str, Any]]) -> str:
     """The issuance rows (bench/issuance.py): median req/s (min–max), p50, p99, errors."""
     lines = [
-        "| grant | tokens/s median (min–max) | p50 ms | p99 ms | non-2xx / socket errors |",
-        "|---|---:|---:|---:|---:|",
+        "| grant | tokens/s median (min–max) | p50 ms | p99 ms | non-2xx / socket errors "
+        "| lopsided runs |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         rps = row["rps"]
@@ -90,6 +101,7 @@ def issuance_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{row['p50_ms']['median']:.2f}",
             f"{row['p99_ms']['median']:.2f}",
             f"{row['non_2xx']:.0f} / {row['socket_errors']:.0f}",
+            _lopsided(row),
         ]
         lines.append(f"| `{row['name']}` | {' | '.join(cells)} |")
     return "\n".join(lines)
@@ -153,7 +165,11 @@ written to the baselines' Redis DB under `tenant-secret:{{kid}}`. Every server v
 tokens: a wrk Lua script rotates among them. Each server runs {cfg["workers"]} worker processes
 (one per core). All four are started together and stay up; after a {cfg["warm_seconds"]:g} s warm-up
 run each, {cfg["runs"]} rounds of `{wrk_cmd}` visit every server once, the order rotating by
-round; the table gives the median of the rounds (min–max). Before measuring, every server must
+round; the table gives the median of the rounds (min–max). "lopsided runs" counts the runs
+in which one of tenantauth's workers did less than a third of the work (their CPU seconds):
+granian's workers share one accept queue, and now and then one accepts all of wrk's
+connections while the other idles, which halves that run (docs/design.md, "One accept queue,
+and its price"); the median includes them. Before measuring, every server must
 accept the first tokens and answer a forged one with 401. Any non-2xx response fails the bench.
 PostgreSQL and Redis are the test servers on loopback, shared with the machine.
 

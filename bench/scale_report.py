@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
+from common import lopsided
 from scale_load import KINDS
 
 Result = dict[str, Any]
@@ -40,7 +41,8 @@ def verify_table(results: Sequence[Result]) -> str:
         each = ", ".join(f"{x:.0f}" for x in rss)
         sources = f"{m.get('memory', 0):,.0f} / {m.get('hit', 0):,.0f} / {m.get('miss', 0):,.0f}"
         lines.append(
-            f"| {_mode(r)} | {v['rps']:,.0f} | {v['rps'] / smallest[r['memory']]:.2f} "
+            f"| {_mode(r)} | {v['rps']:,.0f}{_lopsided(v)} "
+            f"| {v['rps'] / smallest[r['memory']]:.2f} "
             f"| {v['p50_ms']:.2f} | {v['p99_ms']:.2f} "
             f"| {v['non_2xx']:.0f} / {v['socket_errors']:.0f} | {sources} "
             f"| {m.get('database', 0):,.0f} | {sum(rss):.0f} ({each}) | {v['load']} |"
@@ -69,9 +71,12 @@ def alternate_table(results: Sequence[Result]) -> str:
 
 
 def _run(run: dict[str, Any]) -> str:
-    split = run.get("split") or []
-    lopsided = len(split) > 1 and min(split) < sum(split) / (3 * len(split) / 2)
-    return f"{run['rps']:,.0f}, {run['p99_ms']:.1f}{' (lopsided)' if lopsided else ''}"
+    return f"{run['rps']:,.0f}, {run['p99_ms']:.1f}{_lopsided(run)}"
+
+
+def _lopsided(run: dict[str, Any]) -> str:
+    """ " (lopsided)" when one worker did less than a third of the run's work, else ""."""
+    return " (lopsided)" if lopsided(run.get("split") or []) else ""
 
 
 def alternate_ratios(rounds: Sequence[dict[str, Any]], over: str) -> float:
@@ -311,7 +316,7 @@ those {min(sampled)} tenants; one token of every tenant, as above. The second is
 number of tenants from the number of distinct tokens: a verifier memoises the parse and the
 200 body of the last 2,048 tokens it verified (domain/tokens.py, api/lean_verify.py), which a
 few tokens fit and 100,000 do not. "lopsided": one worker did less than a third of the work
-(its CPU seconds against the other's) — granian's workers share one accept queue, and now
+(its CPU seconds against the other's, bench/common.py `lopsided`) — granian's workers share one accept queue, and now
 and then one accepts all of wrk's 32 connections (docs/design.md, "One accept queue, and its
 price").
 

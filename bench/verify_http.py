@@ -172,6 +172,11 @@ def start_baselines(cfg: Settings, redis_url: str) -> dict[str, Process]:
     return servers
 
 
+#: The worker pids of each tenantauth server by row name, while ``servers`` runs: each run
+#: records how the work was split between them (bench/common.py ``wrk``).
+WORKERS: dict[str, list[int]] = {}
+
+
 def tenantauth_environ(pg_url: str, redis_url: str) -> dict[str, str]:
     """Production mode as it ships: no log level, access log or metrics setting of our own."""
     return scrubbed_environ(
@@ -210,6 +215,9 @@ def servers(
         for server in baselines.values():
             wait_up(server)
         ports = {TENANTAUTH: ours.port, TENANTAUTH_GUNICORN: gunicorn.port}
+        for name, server in ((TENANTAUTH, ours), (TENANTAUTH_GUNICORN, gunicorn)):
+            WORKERS[name] = sorted(server.pids)
+        WORKERS[TENANTAUTH_EXACT] = sorted(exact.pids)
         yield (
             ports | {TENANTAUTH_EXACT: exact.port} | {name: s.port for name, s in baselines.items()}
         )
@@ -261,7 +269,7 @@ def measure(cfg: Settings, ports: Mapping[str, int], tokens: list[str]) -> list[
     def run(name: str, seconds: float) -> dict[str, float]:
         url = f"http://{HOST}:{ports[name]}/v1/verify"
         kw = {"threads": cfg.threads, "connections": cfg.connections, "script": script}
-        return wrk(url, seconds, **kw)
+        return wrk(url, seconds, workers=WORKERS.get(name, ()), **kw)
 
     for name in names:
         run(name, cfg.warm_seconds)  # every worker's pools, caches and JIT warm
@@ -278,6 +286,7 @@ def measure(cfg: Settings, ports: Mapping[str, int], tokens: list[str]) -> list[
             "non_2xx": sum(r["non_2xx"] for r in got),
             "socket_errors": sum(r["socket_errors"] for r in got),
             "requests": sum(r["requests"] for r in got),
+            "lopsided": sum(r.get("lopsided", 0) for r in got),
             "runs": got,
         }
         for name, got in runs.items()
@@ -293,4 +302,4 @@ def compare(
         tokens = seed(ports[TENANTAUTH], baseline_redis_url, cfg.tenants)
         check_verdicts(ports, tokens)
         rows = measure(cfg, ports, tokens)
-        return rows, issuance.measure(cfg, ports[TENANTAUTH])
+        return rows, issuance.measure(cfg, ports[TENANTAUTH], WORKERS[TENANTAUTH])

@@ -65,10 +65,7 @@ def test_a_silent_database_is_an_error_not_a_hang(pg_url: str, proxy: TcpProxy) 
         assert isinstance(out[0], StorageUnavailableError), out
         proxy.restore()
         # The pool replaces the closed connection by itself (with its reconnect backoff).
-        deadline = time.monotonic() + RECOVER
-        while (out := outcome_of(lambda: storage.load_key_record("acme"))) != [None]:
-            assert out and time.monotonic() < deadline, f"no recovery within {RECOVER} s: {out}"
-            time.sleep(0.2)
+        until_recovered(storage)
     finally:
         storage.close()
 
@@ -93,9 +90,14 @@ def test_a_connection_broken_while_idle_is_replaced_unseen_once_it_is_not_fresh(
         proxy.restore()
         with pytest.raises(StorageUnavailableError):  # fresh: not checked
             storage.load_key_record("acme")
-        deadline = time.monotonic() + RECOVER
-        while (out := outcome_of(lambda: storage.load_key_record("acme"))) != [None]:
-            assert out and time.monotonic() < deadline, f"no recovery within {RECOVER} s: {out}"
-            time.sleep(0.2)
+        until_recovered(storage)
     finally:
         storage.close()
+
+
+def until_recovered(storage: PostgresStorage) -> None:
+    """Read until a read answers again (at most ``RECOVER`` seconds)."""
+    deadline = time.monotonic() + RECOVER
+    while (out := outcome_of(lambda: storage.load_key_record("acme"))) != [None]:
+        assert out and time.monotonic() < deadline, f"no recovery within {RECOVER} s: {out}"
+        time.sleep(0.2)

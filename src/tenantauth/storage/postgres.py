@@ -45,7 +45,7 @@ from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
-    snapshot_page,
+    read_snapshot_page,
     state_from_row,
     tenant_from_row,
     tenant_params,
@@ -73,9 +73,11 @@ UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
-PAGE_KEYS = DIALECT.sql(rows.PAGE_KEYS)
-PAGE_SUBJECTS = DIALECT.sql(rows.PAGE_SUBJECTS)
-PAGE_JTIS = DIALECT.sql(rows.PAGE_JTIS)
+PAGE_STATEMENTS = (
+    DIALECT.sql(rows.PAGE_KEYS),
+    DIALECT.sql(rows.PAGE_SUBJECTS),
+    DIALECT.sql(rows.PAGE_JTIS),
+)
 CLIENT_STATE = DIALECT.sql(LOAD_CLIENT_STATE)
 SELECT_TENANT_FOR_UPDATE = SELECT_TENANT + " FOR UPDATE"
 CREATE_MIGRATIONS = (
@@ -271,14 +273,15 @@ class PostgresStorage:
         self, after: str, limit: int, *, revoked_since: int, expiring_after: int
     ) -> list[StoredTenant]:
         """See ``Storage.load_snapshot_page``."""
+        horizons = (revoked_since, expiring_after)
         with self._guard(), self._connection() as conn:
-            keys = conn.execute(PAGE_KEYS, (after, limit)).fetchall()
-            if not keys:
-                return []
-            last = keys[-1][0]
-            subjects = conn.execute(PAGE_SUBJECTS, (after, last, revoked_since)).fetchall()
-            jtis = conn.execute(PAGE_JTIS, (after, last, expiring_after)).fetchall()
-        return snapshot_page(keys, subjects, jtis)
+            return read_snapshot_page(
+                lambda sql, params: conn.execute(sql, params).fetchall(),
+                PAGE_STATEMENTS,
+                after,
+                limit,
+                horizons,
+            )
 
     def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
         """See ``Storage.load_tenant_ids``."""

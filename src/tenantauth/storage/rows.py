@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +87,26 @@ def key_record_from_row(row: tuple[Any, ...]) -> KeyRecord:
     tid, generation, status, key_id, blob, key_version = row
     sealed = SealedSecret(key_id, bytes(blob)) if blob is not None else None
     return KeyRecord(tid, generation, TenantStatus(status), sealed, key_version)
+
+
+def read_snapshot_page(
+    fetch: Callable[[str, tuple[Any, ...]], list[Any]],
+    statements: tuple[str, str, str],
+    after: str,
+    limit: int,
+    horizons: tuple[int, int],
+) -> list[StoredTenant]:
+    """``Storage.load_snapshot_page`` on ``fetch`` (run a statement, return its rows) with
+    the adapter's rendering of ``PAGE_KEYS``, ``PAGE_SUBJECTS`` and ``PAGE_JTIS``;
+    ``horizons`` is (revoked_since, expiring_after)."""
+    page_keys, page_subjects, page_jtis = statements
+    keys = fetch(page_keys, (after, limit))
+    if not keys:
+        return []
+    last = keys[-1][0]
+    subjects = fetch(page_subjects, (after, last, horizons[0]))
+    jtis = fetch(page_jtis, (after, last, horizons[1]))
+    return snapshot_page(keys, subjects, jtis)
 
 
 def snapshot_page(keys: list[Any], subjects: list[Any], jtis: list[Any]) -> list[StoredTenant]:

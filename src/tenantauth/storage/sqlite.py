@@ -33,7 +33,7 @@ from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
     key_record_from_row,
-    snapshot_page,
+    read_snapshot_page,
     state_from_row,
     tenant_from_row,
     tenant_params,
@@ -52,9 +52,11 @@ UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
-PAGE_KEYS = DIALECT.sql(rows.PAGE_KEYS)
-PAGE_SUBJECTS = DIALECT.sql(rows.PAGE_SUBJECTS)
-PAGE_JTIS = DIALECT.sql(rows.PAGE_JTIS)
+PAGE_STATEMENTS = (
+    DIALECT.sql(rows.PAGE_KEYS),
+    DIALECT.sql(rows.PAGE_SUBJECTS),
+    DIALECT.sql(rows.PAGE_JTIS),
+)
 CLIENT_STATE = DIALECT.sql(LOAD_CLIENT_STATE)
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -144,16 +146,17 @@ class SqliteStorage:
     ) -> list[StoredTenant]:
         """See ``Storage.load_snapshot_page``."""
         conn = self._conn()
+        horizons = (revoked_since, expiring_after)
         try:
-            keys = conn.execute(PAGE_KEYS, (after, limit)).fetchall()
-            if not keys:
-                return []
-            last = keys[-1][0]
-            subjects = conn.execute(PAGE_SUBJECTS, (after, last, revoked_since)).fetchall()
-            jtis = conn.execute(PAGE_JTIS, (after, last, expiring_after)).fetchall()
+            return read_snapshot_page(
+                lambda sql, params: conn.execute(sql, params).fetchall(),
+                PAGE_STATEMENTS,
+                after,
+                limit,
+                horizons,
+            )
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
-        return snapshot_page(keys, subjects, jtis)
 
     def load_tenant_ids(self, limit: int) -> frozenset[str] | None:
         """See ``Storage.load_tenant_ids``."""
