@@ -7,8 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.redis import RedisCache
 from tenantauth.storage import MigratableStorage, open_storage
+
+#: The lease of the memory protocol's contract tests (test_memory_race, test_memory_warming):
+#: short, so that a test waiting one out stays quick.
+MEMORY_LEASE = 0.5
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -30,3 +35,11 @@ def redis_cache(redis_url: str) -> Iterator[RedisCache]:
     cache = RedisCache(redis_url, timeout=2.0)
     yield cache
     cache.close()
+
+
+@pytest.fixture
+def leases(redis_url: str) -> Iterator[RedisLeases]:
+    """The lease registry on the test's own Redis DB, with ``MEMORY_LEASE``."""
+    registry = RedisLeases(redis_url, lease_seconds=MEMORY_LEASE, timeout=2.0)
+    yield registry
+    registry.close()

@@ -31,9 +31,10 @@ from tenantauth.domain.policy import MemoryPolicy
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
 from tenantauth.errors import InvalidTokenError
+from tests.contract.conftest import MEMORY_LEASE
 from tests.contract.test_fence_race import in_thread
 
-LEASE = 0.5
+LEASE = MEMORY_LEASE
 WAIT = 10.0
 
 
@@ -161,14 +162,6 @@ class Worker:
     def stop(self) -> None:
         """Leave the registry and end the listener."""
         self.listener.stop()
-
-
-@pytest.fixture
-def leases(redis_url: str) -> Any:
-    """The registry on the test's own Redis DB."""
-    registry = RedisLeases(redis_url, lease_seconds=LEASE, timeout=2.0)
-    yield registry
-    registry.close()
 
 
 def writer(svc: Services, leases: Any, skip: frozenset[str]) -> Services:

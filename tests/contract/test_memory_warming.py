@@ -20,7 +20,6 @@ from tests.contract.test_memory_race import (
     LEASE,
     WAIT,
     GatedLeases,
-    leases,  # noqa: F401 - the fixture
     Worker,
     check,
     mint,
