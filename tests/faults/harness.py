@@ -21,6 +21,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -439,6 +440,40 @@ def until_every_worker(
         send()
         if children_of(server.proc.pid) <= served_by(logs, probe, 200):
             return True
+        time.sleep(0.05)
+    return False
+
+
+def metric(server: Server, line_start: str) -> float:
+    """The value of the first line of the server's /metrics (all workers) that starts with
+    ``line_start`` (a name, with its labels if any); 0 when there is none."""
+    url = f"http://{HOST}:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    for line in text.splitlines():
+        if line.startswith(line_start + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+WARMINGS = "tenantauth_memory_warm_seconds_count"
+
+
+def until_warmed(
+    server: Server, send: Callable[[], object], since: float, timeout: float = 15.0
+) -> bool:
+    """Call ``send`` (a verification on a new connection) until the server's workers finished
+    as many warmings of their memory (docs/design.md, "Warming memory") as it has workers,
+    beyond ``since`` (an earlier ``metric(server, WARMINGS)``): after it, a tenant created now
+    is held by no worker until one verifies it. Returns whether they did within ``timeout``
+    (at once when the run verifies without memory: ``TEST_VERIFY_MEMORY=false``)."""
+    if os.environ.get("TEST_VERIFY_MEMORY", "true").lower() == "false":
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(server, WARMINGS) - since >= len(children_of(server.proc.pid)):
+            return True
+        send()
         time.sleep(0.05)
     return False
 

@@ -35,6 +35,7 @@ from tests.faults.harness import (
     ScenarioMetrics,
     TcpProxy,
     until_every_worker,
+    until_warmed,
     wait_for,
 )
 from tests.support import ADMIN_TOKEN
@@ -232,12 +233,15 @@ def test_s3_postgres_cut_redis_warm(
     admin = Admin(server.port)
     m = ScenarioMetrics("S3 postgres cut, redis warm")
     old, new = _rotated_tenant(admin, "s3warm")
+    assert _verify(server, new, "warmup").status == 200
+    assert private_redis.exists(_entry("s3warm"))
+    # The cold tenant is created once every worker warmed its memory (which loads every
+    # tenant there is): nothing holds it then, neither Redis nor any worker's memory.
+    assert until_warmed(server, lambda: _verify(server, new, "warmup"), since=0.0)
     admin.create_tenant("s3cold")
     cold = admin.issue("s3cold")
     with private_redis.client() as client:
         client.delete(_entry("s3cold"))
-    assert _verify(server, new, "warmup").status == 200
-    assert private_redis.exists(_entry("s3warm"))
     version = _key_version(server, "s3warm")
     probes: list[Record] = []
     rotate_statuses: list[int] = []

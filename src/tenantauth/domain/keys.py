@@ -90,7 +90,14 @@ class KeyResolver:
         self._not_held: dict[str, float] = {}  # tenant id -> monotonic time it was refused
         self._fills = FillBudget(memory[2].fills_per_second) if memory else None
         self._warmer = (
-            MemoryWarmer(storage, memory[0], memory[2], self._horizons, self._with_key)
+            MemoryWarmer(
+                storage,
+                memory[0],
+                memory[2],
+                self._horizons,
+                self._with_key,
+                telemetry=telemetry,
+            )
             if memory and memory[2].warm
             else None
         )

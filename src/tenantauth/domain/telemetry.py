@@ -69,6 +69,10 @@ class Telemetry(Protocol):
         """A worker (re)registered its lease, for ``reason``."""
         ...
 
+    def memory_warmed(self, tenants: int, seconds: float) -> None:
+        """A worker finished warming its memory: ``tenants`` loaded in ``seconds``."""
+        ...
+
     def breaker(self, *, is_open: bool) -> None:
         """The cache circuit breaker opened (True) or closed again (False)."""
         ...
@@ -109,6 +113,9 @@ class NullTelemetry:
         """Ignore it."""
 
     def lease_registered(self, reason: RegisterReason) -> None:
+        """Ignore it."""
+
+    def memory_warmed(self, tenants: int, seconds: float) -> None:
         """Ignore it."""
 
     def breaker(self, *, is_open: bool) -> None:

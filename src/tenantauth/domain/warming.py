@@ -25,6 +25,7 @@ from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import StoredTenant, TenantSnapshot, TenantStatus
 from tenantauth.domain.policy import MemoryPolicy
 from tenantauth.domain.ports import Storage
+from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -64,14 +65,17 @@ class MemoryWarmer:
         prepare: Callable[[TenantSnapshot], TenantSnapshot],
         *,
         sleep: Callable[[float], None] = time.sleep,
+        telemetry: Telemetry = NULL_TELEMETRY,
     ) -> None:
-        """Wire the warmer; nothing runs until ``ensure``."""
+        """Wire the warmer; nothing runs until ``ensure``; ``telemetry`` is told of each
+        warming that finished."""
         self._storage = storage
         self._memory = memory
         self._policy = policy
         self._horizons = horizons
         self._prepare = prepare
         self._sleep = sleep
+        self._telemetry = telemetry
         self._lock = threading.Lock()
         self._epoch = -1  # the registration epoch last warmed, or being warmed
 
@@ -116,6 +120,7 @@ class MemoryWarmer:
             self._sleep(self._policy.warm_pause)  # leave the cores to verification meanwhile
         seconds = time.monotonic() - started
         log.info("memory warmed: %d tenants in %.1f s (%d pages)", inserted, seconds, pages)
+        self._telemetry.memory_warmed(inserted, seconds)
         return inserted
 
     def _read_page(self, after: str) -> list[StoredTenant] | None:

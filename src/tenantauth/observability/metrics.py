@@ -29,6 +29,8 @@ CALL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 #: A change's wait for the workers' acknowledgements: ~1-5 ms when all answer, up to the
 #: lease (2 s) when one is stopped, 6 s (3 leases) when it gives up.
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 6)
+#: Warming a worker's memory: milliseconds for a few tenants, seconds for 100,000.
+WARM_BUCKETS = (0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
 class _Children:
@@ -218,6 +220,18 @@ class PrometheusTelemetry:
                 ("reason",),
             )
         )
+        self._warms = Histogram(
+            "tenantauth_memory_warm_seconds",
+            "How long each warming of a worker's memory took (every tenant loaded a page at "
+            'a time after the worker registered; docs/design.md, "Warming memory"). Its '
+            "count is the warmings finished.",
+            buckets=WARM_BUCKETS,
+            registry=self.registry,
+        )
+        self._warmed = self._counter(
+            "tenantauth_memory_warmed_tenants",
+            "Tenants loaded into workers' memory by warming.",
+        )
 
     def _touch_children(self) -> None:
         """Create the children whose label values are known in advance, at zero: a series
@@ -296,6 +310,11 @@ class PrometheusTelemetry:
     def lease_registered(self, reason: RegisterReason) -> None:
         """See ``Telemetry.lease_registered``."""
         self._registrations(reason).inc()
+
+    def memory_warmed(self, tenants: int, seconds: float) -> None:
+        """See ``Telemetry.memory_warmed``."""
+        self._warms.observe(seconds)
+        self._warmed.inc(tenants)
 
     def breaker(self, *, is_open: bool) -> None:
         """See ``Telemetry.breaker``."""
