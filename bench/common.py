@@ -70,18 +70,27 @@ def wrk(
         argv += ["-H", f"{name}: {value}"]
     if script is not None:
         argv += ["-s", str(script)]
-    before = process_cpu(workers)
-    done = subprocess.run(
-        [*argv, url], capture_output=True, text=True, check=False, timeout=duration + 30
-    )
+    with worker_split(workers) as split:
+        done = subprocess.run(
+            [*argv, url], capture_output=True, text=True, check=False, timeout=duration + 30
+        )
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
-    result: dict[str, Any] = parse_wrk(done.stdout)
-    if workers:
-        after = process_cpu(workers)
-        result["split"] = [after[pid] - before[pid] for pid in workers]
-        result["lopsided"] = int(lopsided(result["split"]))
-    return result
+    return {**parse_wrk(done.stdout), **split}
+
+
+@contextmanager
+def worker_split(pids: Sequence[int]) -> Iterator[dict[str, Any]]:
+    """Measure the block: the dict yielded holds, once it ends, ``split`` (the CPU seconds
+    each of ``pids`` spent in it) and ``lopsided`` (1 or 0, see ``lopsided``); nothing
+    without ``pids``."""
+    before = process_cpu(pids)
+    found: dict[str, Any] = {}
+    yield found
+    if pids:
+        after = process_cpu(pids)
+        found["split"] = [after[pid] - before[pid] for pid in pids]
+        found["lopsided"] = int(lopsided(found["split"]))
 
 
 def lopsided(split: Sequence[float]) -> bool:

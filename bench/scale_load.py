@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import parse_wrk, process_cpu
+from common import parse_wrk, worker_split
 from tests.e2e.harness import HOST, Server, call, children_of
 from tests.support import ADMIN_TOKEN, Backend, make_settings
 
@@ -276,12 +276,9 @@ def measured(server: Server, script: Path, seconds: float) -> dict[str, Any]:
     (``split``): granian's workers share one accept queue, and now and then one of them
     accepts all 32 connections while the other idles (docs/design.md, "One accept queue,
     and its price"); the split shows which runs that was."""
-    workers = sorted(children_of(server.proc.pid))
-    before = process_cpu(workers)
-    result: dict[str, Any] = finish_wrk(start_wrk(server.port, script, seconds))
-    after = process_cpu(workers)
-    result["split"] = [after[pid] - before[pid] for pid in workers]
-    return result
+    with worker_split(sorted(children_of(server.proc.pid))) as split:
+        result = finish_wrk(start_wrk(server.port, script, seconds))
+    return {**result, **split}
 
 
 def alternate(cfg: Config, server: Server, scripts: dict[str, Path]) -> list[dict[str, Any]]:

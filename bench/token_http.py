@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import claimed_redis, process_cpu, wrk  # bench/common.py
+from common import claimed_redis, worker_split, wrk  # bench/common.py
 from issuance import post_script  # bench/issuance.py
 from run import postgres_database  # bench/run.py
 from tests.e2e.harness import HOST, Server, call, children_of, start_server, wait_ready
@@ -47,16 +47,6 @@ def seed(port: int, tenant: str) -> str:
     client = admin(f"/v1/admin/tenants/{tenant}/clients", body)
     pair = f"{client['client_id']}:{client['client_secret']}".encode()
     return "Basic " + base64.b64encode(pair).decode()
-
-
-def server_cpu(server: Server) -> float:
-    """Return the CPU seconds (user + system) the server's master and workers have used."""
-    return sum(server_process_cpu(server).values())
-
-
-def server_process_cpu(server: Server) -> dict[int, float]:
-    """Return the CPU seconds of the server's master and of each worker (pid order)."""
-    return process_cpu([server.proc.pid, *sorted(children_of(server.proc.pid))])
 
 
 def main() -> None:
@@ -84,19 +74,19 @@ def main() -> None:
                 basic = seed(server.port, f"bench-{name}")
                 urls[name] = f"http://{HOST}:{server.port}/v1/tenants/bench-{name}/token"
                 scripts[name] = post_script(Path(tmp) / f"{name}.lua", FORM, basic)
-            runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+            runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
             for name in runs:
                 wrk(urls[name], 2, script=scripts[name])
             for round_ in range(args.runs):
                 order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
                 for name in order:
-                    cpu = server_process_cpu(servers[name])
-                    run = wrk(urls[name], args.seconds, script=scripts[name])
-                    moved = {
-                        p: t - cpu.get(p, 0.0) for p, t in server_process_cpu(servers[name]).items()
-                    }
-                    run["cpu_us"] = sum(moved.values()) / run["requests"] * 1e6
-                    run["split"] = list(moved.values())[1:]  # each worker's CPU seconds
+                    server = servers[name]
+                    # The main process first, then each worker (it and the split: their CPU).
+                    pids = [server.proc.pid, *sorted(children_of(server.proc.pid))]
+                    with worker_split(pids) as moved:
+                        run = wrk(urls[name], args.seconds, script=scripts[name])
+                    run["cpu_us"] = sum(moved["split"]) / run["requests"] * 1e6
+                    run["split"] = moved["split"][1:]  # each worker's CPU seconds
                     runs[name].append(run)
         finally:
             for server in servers.values():

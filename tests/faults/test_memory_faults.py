@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from tests.e2e.harness import (
     served_by,
     stop_process,
 )
-from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy
+from tests.faults.harness import PrivateRedis, ScenarioMetrics, TcpProxy, metric
 from tests.faults.race_support import mint, rotate
 
 pytestmark = pytest.mark.faults
@@ -74,28 +73,20 @@ def _verify(server: Server, token: str, label: str) -> Record:
     return Record(0, label, start, time.monotonic_ns(), status)
 
 
-def _memory_reads(server: Server) -> float:
-    """The server's ``tenantauth_cache_reads_total{outcome="memory"}`` (all workers)."""
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    for line in text.splitlines():
-        if line.startswith('tenantauth_cache_reads_total{outcome="memory"}'):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+MEMORY_READS = 'tenantauth_cache_reads_total{outcome="memory"}'
 
 
 def _hold_everywhere(server: Server, token: str) -> None:
     """Verify until every worker answered ``token`` from memory several times (each worker's
     first verifications start its listener and fill its memory)."""
     logs = [server.access_log] if server.access_log else []
-    before = _memory_reads(server)
+    before = metric(server, MEMORY_READS)
     deadline = time.monotonic() + WARM_SECONDS
     while True:
         record = _verify(server, token, "warm")
         assert record.status == 200, record
         everyone = served_by(logs, "warm", 200) >= set(server.pids)
-        if everyone and _memory_reads(server) - before >= 10 * len(server.pids):
+        if everyone and metric(server, MEMORY_READS) - before >= 10 * len(server.pids):
             return
         assert time.monotonic() < deadline, "the workers never verified from memory"
         time.sleep(0.005)

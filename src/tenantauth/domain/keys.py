@@ -191,14 +191,15 @@ class KeyResolver:
         be held (unknown, or more revocations than the policy allows)."""
         assert self._memory_policy is not None  # noqa: S101 - given with the memory
         record = self._storage.load_key_record(tenant_id)
-        if record is None or record.status is TenantStatus.ABSENT:
+        if record is None:
             return None
-        if record.status is not TenantStatus.ACTIVE:
-            return snapshot_of((record, [], []), self._memory_policy.max_revocations)
-        revoked_since, expiring_after = self._horizons()
-        subjects, jtis = self._storage.load_revocations(
-            tenant_id, revoked_since=revoked_since, expiring_after=expiring_after
-        )
+        subjects: list[tuple[str, int, int]] = []
+        jtis: list[tuple[str, int]] = []
+        if record.status is TenantStatus.ACTIVE:  # no other status verifies a token
+            revoked_since, expiring_after = self._horizons()
+            subjects, jtis = self._storage.load_revocations(
+                tenant_id, revoked_since=revoked_since, expiring_after=expiring_after
+            )
         return snapshot_of((record, subjects, jtis), self._memory_policy.max_revocations)
 
     def _with_key(self, snapshot: TenantSnapshot) -> TenantSnapshot:
@@ -287,15 +288,16 @@ class KeyResolver:
         """Seconds a revocation can matter: the longest token lifetime plus leeway."""
         return self._tokens.max_lifetime + self._tokens.leeway
 
-    def _horizons(self) -> tuple[int, int]:
-        """(revoked_since, expiring_after) now: the revocations that can still matter."""
-        now = int(self._clock.now())
+    def _horizons(self, now: int | None = None) -> tuple[int, int]:
+        """(revoked_since, expiring_after) at ``now`` (default: the clock's): the bounds of
+        the revocations that can still matter."""
+        now = int(self._clock.now()) if now is None else now
         return now - self.revocation_horizon(), now - self._tokens.leeway
 
     def _revocations(self, record: KeyRecord) -> Revocations:
         now = int(self._clock.now())
         horizon = self.revocation_horizon()
-        revoked_since, expiring_after = self._horizons()
+        revoked_since, expiring_after = self._horizons(now)
         subjects, jtis = self._storage.load_revocations(
             record.tenant_id, revoked_since=revoked_since, expiring_after=expiring_after
         )

@@ -81,9 +81,10 @@ class MemoryWarmer:
 
     def ensure(self) -> None:
         """Start warming on a thread of its own unless this registration was already warmed
-        (or is being warmed): cheap enough to call on every verification memory missed."""
+        (or is being warmed): cheap enough to call on every verification memory missed on a
+        live lease (``warm`` stops at once under one that is not)."""
         epoch = self._memory.epoch
-        if epoch == self._epoch or not self._memory.live():
+        if epoch == self._epoch:
             return
         with self._lock:
             if epoch == self._epoch:

@@ -273,14 +273,14 @@ class PostgresStorage:
         self, after: str, limit: int, *, revoked_since: int, expiring_after: int
     ) -> list[StoredTenant]:
         """See ``Storage.load_snapshot_page``."""
-        horizons = (revoked_since, expiring_after)
         with self._guard(), self._connection() as conn:
             return read_snapshot_page(
                 lambda sql, params: conn.execute(sql, params).fetchall(),
                 PAGE_STATEMENTS,
                 after,
                 limit,
-                horizons,
+                revoked_since=revoked_since,
+                expiring_after=expiring_after,
             )
 
     def load_tenant_ids(self, limit: int) -> frozenset[str] | None:

@@ -94,18 +94,19 @@ def read_snapshot_page(
     statements: tuple[str, str, str],
     after: str,
     limit: int,
-    horizons: tuple[int, int],
+    *,
+    revoked_since: int,
+    expiring_after: int,
 ) -> list[StoredTenant]:
     """``Storage.load_snapshot_page`` on ``fetch`` (run a statement, return its rows) with
-    the adapter's rendering of ``PAGE_KEYS``, ``PAGE_SUBJECTS`` and ``PAGE_JTIS``;
-    ``horizons`` is (revoked_since, expiring_after)."""
+    the adapter's rendering of ``PAGE_KEYS``, ``PAGE_SUBJECTS`` and ``PAGE_JTIS``."""
     page_keys, page_subjects, page_jtis = statements
     keys = fetch(page_keys, (after, limit))
     if not keys:
         return []
     last = keys[-1][0]
-    subjects = fetch(page_subjects, (after, last, horizons[0]))
-    jtis = fetch(page_jtis, (after, last, horizons[1]))
+    subjects = fetch(page_subjects, (after, last, revoked_since))
+    jtis = fetch(page_jtis, (after, last, expiring_after))
     return snapshot_page(keys, subjects, jtis)
 
 

@@ -146,14 +146,14 @@ class SqliteStorage:
     ) -> list[StoredTenant]:
         """See ``Storage.load_snapshot_page``."""
         conn = self._conn()
-        horizons = (revoked_since, expiring_after)
         try:
             return read_snapshot_page(
                 lambda sql, params: conn.execute(sql, params).fetchall(),
                 PAGE_STATEMENTS,
                 after,
                 limit,
-                horizons,
+                revoked_since=revoked_since,
+                expiring_after=expiring_after,
             )
         except sqlite3.Error as exc:
             raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
