@@ -6,6 +6,8 @@ each worker after fork (never in the master), so no socket is shared between pro
 
 import gc
 import os
+import queue
+import signal
 import sys
 from typing import Any
 
@@ -83,11 +85,54 @@ def when_ready(server: Any) -> None:
     server.log.info("metrics on http://%s:%d/metrics", host, METRICS_PORT)
 
 
+#: What stops a worker: SIGTERM (graceful: the master's stop, a reload, fewer workers),
+#: SIGQUIT (quick: the master's SIGINT or SIGQUIT) and SIGINT (a terminal's Ctrl-C).
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGQUIT, signal.SIGINT})
+
+
 def post_fork(server: Any, worker: Any) -> None:
-    """Worker, just forked: close its inherited copy of the master's metrics socket, so the
+    """Worker, just forked: exit at once on a stop signal until gunicorn installs the
+    worker's own handlers; close its inherited copy of the master's metrics socket, so the
     port is released as soon as the master exits."""
+    stop_on_signal_while_booting(server)
     if _metrics_server is not None:
         _metrics_server.socket.close()
+
+
+def stop_on_signal_while_booting(server: Any) -> None:
+    """In a worker, first thing after the fork: exit at once on ``STOP_SIGNALS`` until
+    gunicorn's ``init_signals`` replaces the handlers (before the app is loaded); exit now if
+    one came already.
+
+    From the fork to ``init_signals`` a worker runs the master's handler, which only queues the
+    signal on the master's ``SIG_QUEUE`` — the worker's own copy, which nobody reads: a stop
+    arriving then was lost, and the worker killed only after ``graceful_timeout`` (20 s; a
+    server stopped right after it forked its workers, tests/e2e/test_servers_e2e.py). What
+    granian needed too (``granian_conf.stop_on_signal_while_booting``). Race-free: a signal
+    handled before the new handlers are in place is in that copy of the queue, read after;
+    one handled after runs ``_exit_now``. A booting worker holds no request: exiting loses
+    nothing, and the master replaces it unless it is stopping.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _exit_now)
+    if stop_queued(getattr(server, "SIG_QUEUE", None)):
+        _exit_now(signal.SIGTERM, None)
+
+
+def stop_queued(signals: "queue.SimpleQueue[Any] | None") -> bool:
+    """Empty ``signals`` (the worker's copy of the master's queue); return whether it held
+    one of ``STOP_SIGNALS``."""
+    found = False
+    while signals is not None:
+        try:
+            found = signals.get_nowait() in STOP_SIGNALS or found
+        except queue.Empty:
+            break
+    return found
+
+
+def _exit_now(signum: int, frame: Any) -> None:
+    os._exit(0)
 
 
 def child_exit(server: Any, worker: Any) -> None:
