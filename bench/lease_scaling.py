@@ -43,8 +43,8 @@ import redis
 
 from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.leases_lua import EXPIRIES
-from tenantauth.domain.leases import Invalidator, LeaseListener
-from tenantauth.domain.memory import VerifyMemory
+from tenantauth.domain.verifying.leases import Invalidator, LeaseListener
+from tenantauth.domain.verifying.memory import VerifyMemory
 from tenantauth.errors import UnconfirmedChangeError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

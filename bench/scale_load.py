@@ -27,10 +27,10 @@ from tests.support import ADMIN_TOKEN, Backend, make_settings
 
 from tenantauth.app import build_services
 from tenantauth.domain import tenants
-from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import TenantSnapshot
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, issue_token
+from tenantauth.domain.verifying.memory import VerifyMemory
 
 if TYPE_CHECKING:
     from scale import Config
@@ -245,7 +245,7 @@ def uptime() -> str:
     return out.rsplit("load average:", 1)[-1].strip()
 
 
-#: A worker's log line when warming its memory ended (domain/warming.py).
+#: A worker's log line when warming its memory ended (domain/verifying/warming.py).
 WARMED = re.compile(r"memory warmed: (\d+) tenants in ([\d.]+) s")
 #: How long the bench waits for every worker to finish warming before it measures anyway.
 WARM_TIMEOUT = 300.0

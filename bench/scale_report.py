@@ -297,9 +297,9 @@ warm Redis, as in a steady state, rather than a cold one; an entry lives 300 s (
 when prefilling takes minutes the oldest entries expire during the runs: the "Redis / DB
 (miss)" counts say how it went. A worker warms its own memory: right after it registers
 its lease (at its first verification), it loads every tenant from the database a page of
-1,000 at a time (domain/warming.py); with memory on, the measured run starts only once every
+1,000 at a time (domain/verifying/warming.py); with memory on, the measured run starts only once every
 worker logged that it finished ("warmed" below, each worker's tenants and seconds, under the
-warm-up's load). Beside it, the RSS growth of filling a `VerifyMemory` (domain/memory.py) in
+warm-up's load). Beside it, the RSS growth of filling a `VerifyMemory` (domain/verifying/memory.py) in
 process with the snapshots a worker would load, as a cross-check of the workers' RSS.
 
 {warmth(results)}

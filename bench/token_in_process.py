@@ -36,8 +36,8 @@ from run import postgres_database  # bench/run.py
 from tests.support import ADMIN_TOKEN, Backend, make_settings
 
 from tenantauth.app import create_app
-from tenantauth.domain.grants import GrantRequest, grant_token
-from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.oauth.grants import GrantRequest, grant_token
+from tenantauth.domain.oauth.oauth import ClientCredentials
 
 TENANT = "bench-issuance"
 FORM = b"grant_type=client_credentials&scope=read"

@@ -9,20 +9,16 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tenantauth import __version__
-from tenantauth.api import (
+from tenantauth.api import health, introspection, oauth, problems, verify
+from tenantauth.api.admin import (
     admin_keys,
     audit,
     clients,
-    health,
-    introspection,
     issue,
-    oauth,
-    problems,
     resource_servers,
     revocations,
     tenants,
     users,
-    verify,
 )
 from tenantauth.api.bodies import StrictJSONProvider
 from tenantauth.api.context import EXTENSION

@@ -44,7 +44,7 @@ from granian.net import SocketSpec  # type: ignore[attr-defined]  # re-exported,
 from granian.server.mp import MPServer
 
 from tenantauth import granian_watchdog, settings
-from tenantauth.domain import leases
+from tenantauth.domain.verifying import leases
 from tenantauth.observability import exposition, logs
 
 APP = "tenantauth.wsgi:app"

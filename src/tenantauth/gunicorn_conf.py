@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from tenantauth import settings
-from tenantauth.domain import leases
+from tenantauth.domain.verifying import leases
 from tenantauth.observability import exposition, logs
 
 worker_class = "gthread"

@@ -7,7 +7,7 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditEvent, AuditQuery
+from tenantauth.domain.admin.admin_models import AdminKey, AuditEntry, AuditEvent, AuditQuery
 from tenantauth.errors import ConflictError
 from tenantauth.storage import MigratableStorage
 from tests.contract.factories import WHEN, tenant

@@ -19,9 +19,9 @@ import redis
 
 from tenantauth.cache import cache_key
 from tenantauth.domain import revocations, tenants
-from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
+from tenantauth.domain.verifying.keys import KeyResolver
 from tenantauth.errors import InvalidTokenError
 
 WAIT = 10.0
@@ -38,8 +38,8 @@ class PausingStorage:
         self.resume = threading.Event()
 
     def load_key_record(self, tenant_id: str) -> Any:
-        """The verifier's miss read (domain/keys.py ``_load``): read (before or after pausing)
-        and hand back what was read."""
+        """The verifier's miss read (domain/verifying/keys.py ``_load``): read (before or after
+        pausing) and hand back what was read."""
         if self.pause_before_read:
             self._pause()
         found = self.inner.load_key_record(tenant_id)

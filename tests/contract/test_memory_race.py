@@ -23,13 +23,13 @@ import redis
 from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.leases_lua import STREAM
 from tenantauth.domain import revocations, tenants
-from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.leases import Invalidator, LeaseListener
-from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import Invalidation
 from tenantauth.domain.policy import MemoryPolicy
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
+from tenantauth.domain.verifying.keys import KeyResolver
+from tenantauth.domain.verifying.leases import Invalidator, LeaseListener
+from tenantauth.domain.verifying.memory import VerifyMemory
 from tenantauth.errors import InvalidTokenError
 from tests.contract.conftest import MEMORY_LEASE
 from tests.contract.test_fence_race import in_thread

@@ -1,8 +1,8 @@
-"""Warming memory (domain/warming.py) on real PostgreSQL and Redis: a registered worker loads
-every tenant a page at a time, and a page in flight across a change is fenced as a single fill
-is: by the floor (race 5) and by the registration epoch (race 3). Each race runs intact and
-without the step that defeats it, as in tests/contract/test_memory_race.py, with the single
-fills switched off (``fills_per_second=0``) so that the page is the only read that fills."""
+"""Warming memory (domain/verifying/warming.py) on real PostgreSQL and Redis: a registered
+worker loads every tenant a page at a time, and a page in flight across a change is fenced as a
+single fill is: by the floor (race 5) and by the registration epoch (race 3). Each race runs
+intact and without the step that defeats it, as in tests/contract/test_memory_race.py, with the
+single fills switched off (``fills_per_second=0``) so that the page is the only read that fills."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tenantauth.domain.admin_models import ResourceServer
+from tenantauth.domain.admin.admin_models import ResourceServer
 from tenantauth.errors import ConflictError, NotFoundError
 from tenantauth.storage import MigratableStorage
 from tests.contract.factories import WHEN, tenant

@@ -1,5 +1,6 @@
-"""The tenant directory (domain/directory.py) on real PostgreSQL and Redis: unknown ids are
-answered without a database read, and no verifier rules out a tenant whose creation returned.
+"""The tenant directory (domain/verifying/directory.py) on real PostgreSQL and Redis: unknown
+ids are answered without a database read, and no verifier rules out a tenant whose creation
+returned.
 
 Each test stops a party at a dangerous point, as tests/contract/test_fence_race.py does.
 """
@@ -15,8 +16,8 @@ import redis
 
 from tenantauth.cache.redis import DIRECTORY_KEY
 from tenantauth.domain import tenants
-from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.services import Services
+from tenantauth.domain.verifying.keys import KeyResolver
 from tenantauth.errors import (
     CacheUnavailableError,
     StorageUnavailableError,

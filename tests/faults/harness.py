@@ -399,7 +399,7 @@ class ScenarioMetrics:
 
 
 #: The DEBUG line each storage load (database lookup of a tenant) writes, logger
-#: ``tenantauth.domain.keys`` (run the server with TENANTAUTH_LOG_LEVEL=DEBUG).
+#: ``tenantauth.domain.verifying.keys`` (run the server with TENANTAUTH_LOG_LEVEL=DEBUG).
 LOAD_LINE = re.compile(rb"storage load tenant=(\S+) pid=(\d+)")
 
 

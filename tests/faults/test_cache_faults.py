@@ -402,7 +402,7 @@ UNKNOWN_POOL = 300
 #: The issue's bound: legitimate p99 under the flood at most this many times the quiet one.
 #: The slack absorbs the timer resolution of a 2-core machine at these few-ms latencies.
 P99_FACTOR, P99_SLACK_MS = 2.0, 1.0
-#: The DEBUG line of a read of the tenant directory (domain/directory.py).
+#: The DEBUG line of a read of the tenant directory (domain/verifying/directory.py).
 DIRECTORY_LINE = re.compile(rb"directory load tenants=\S+ pid=(\d+)")
 
 

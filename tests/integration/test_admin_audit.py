@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tenantauth.domain import audit
+from tenantauth.domain.admin import audit
 from tenantauth.domain.services import Services
 from tests.integration.admin_support import (
     AUDIT,
@@ -178,7 +178,7 @@ def test_a_lost_audit_write_does_not_undo_the_reply(
     # Renamed, not dropped, and put back: the PostgreSQL database is shared by the whole run.
     raw_sql(backend, "ALTER TABLE audit_log RENAME TO audit_log_away")
     try:
-        with caplog.at_level(logging.ERROR, logger="tenantauth.api.auditing"):
+        with caplog.at_level(logging.ERROR, logger="tenantauth.api.admin.auditing"):
             created = create_tenant(client, "acme")
     finally:
         raw_sql(backend, "ALTER TABLE audit_log_away RENAME TO audit_log")

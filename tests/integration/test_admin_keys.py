@@ -10,7 +10,7 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from tenantauth.crypto.client_secrets import derive_key
-from tenantauth.domain.admins import ADMIN_KEY_PURPOSE
+from tenantauth.domain.admin.admins import ADMIN_KEY_PURPOSE
 from tenantauth.domain.services import Services
 from tests.integration.admin_support import KEYS, key_headers, make_key, without_volatile
 from tests.integration.helpers import (

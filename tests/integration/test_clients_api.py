@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tenantauth.domain.clients import get_client
+from tenantauth.domain.oauth.clients import get_client
 from tenantauth.domain.services import Services
 from tests.integration.helpers import ADMIN, TENANTS, assert_json, assert_problem, create_tenant
 from tests.support import ADMIN_TOKEN, NOW, FixedClock

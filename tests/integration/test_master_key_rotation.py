@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 
 from tenantauth.app import create_app
 from tenantauth.crypto.envelope import master_key_id
-from tenantauth.domain import audit, master_keys
-from tenantauth.domain.admin_models import AuditEvent
-from tenantauth.domain.admins import key_hasher as admin_key_hasher
+from tenantauth.domain.admin import audit, master_keys
+from tenantauth.domain.admin.admin_models import AuditEvent
+from tenantauth.domain.admin.admins import key_hasher as admin_key_hasher
 from tenantauth.domain.services import Services
 from tests.integration.admin_support import raw_sql
 from tests.integration.helpers import (

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tenantauth.cli.common import services
-from tenantauth.domain.introspection import authenticate_resource_server
-from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.oauth.introspection import authenticate_resource_server
+from tenantauth.domain.oauth.oauth import ClientCredentials
 from tenantauth.errors import InvalidClientError
 from tests.integration.test_cli import (  # noqa: F401 - embedded is a fixture
     assert_clean_error,

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tenantauth.crypto.client_secrets import derive_key
-from tenantauth.domain.resource_servers import RESOURCE_SERVER_PURPOSE
+from tenantauth.domain.oauth.resource_servers import RESOURCE_SERVER_PURPOSE
 from tenantauth.domain.services import Services
 from tests.integration.admin_support import audit_items, key_headers, make_key, without_volatile
 from tests.integration.helpers import (

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 
 from tenantauth.api import rules
 from tenantauth.crypto.secrets import decode_imported_secret
-from tenantauth.domain import admin_keys, audit, clients, paging, resource_servers, tenants, users
+from tenantauth.domain import paging, tenants, users
+from tenantauth.domain.admin import admin_keys, audit
+from tenantauth.domain.oauth import clients, resource_servers
 from tenantauth.domain.tokens import CONTROL_CHARACTERS, TokenRequest
 from tenantauth.errors import InvalidRequestError, NotFoundError
 

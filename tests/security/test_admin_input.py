@@ -20,8 +20,8 @@ from urllib.parse import unquote
 import pytest
 from flask.testing import FlaskClient
 
-from tenantauth.domain import audit
-from tenantauth.domain.admin_models import AdminPrincipal, AuditQuery
+from tenantauth.domain.admin import audit
+from tenantauth.domain.admin.admin_models import AdminPrincipal, AuditQuery
 from tenantauth.domain.services import Services
 from tenantauth.errors import InvalidRequestError
 from tests.integration.admin_support import AUDIT, PASSWORD, audit_items

@@ -12,7 +12,6 @@ import pytest
 from tenantauth.cache import cache_key
 from tenantauth.cache.redis import RedisCache, decode_entry, encode_entry
 from tenantauth.crypto.envelope import MasterKeyring
-from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.models import (
     KeyRecord,
     SealedSecret,
@@ -24,6 +23,7 @@ from tenantauth.domain.policy import CachePolicy
 from tenantauth.domain.ports import Storage, Tx
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import TenantChanges, create_tenant, rotate_tenant, update_tenant
+from tenantauth.domain.verifying.keys import KeyResolver
 from tenantauth.errors import CacheUnavailableError
 from tests.cache_support import fill_now
 from tests.support import MASTER_KEY

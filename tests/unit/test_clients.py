@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tenantauth.crypto.client_secrets import CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX
-from tenantauth.domain.clients import (
+from tenantauth.domain.models import Tenant
+from tenantauth.domain.oauth.clients import (
     GRANT_TYPES,
     MAX_SCOPES,
     create_client,
@@ -17,7 +18,6 @@ from tenantauth.domain.clients import (
     rotate_client_secret,
     update_client,
 )
-from tenantauth.domain.models import Tenant
 from tenantauth.domain.paging import MAX_PAGE_SIZE
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import delete_tenant

@@ -18,11 +18,11 @@ import pytest
 
 from tenantauth.app import build_services
 from tenantauth.domain.clock import SteadyWallClock
-from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.ports import Clock
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenVerifier
+from tenantauth.domain.verifying.keys import KeyResolver
 from tenantauth.errors import InvalidTokenError
 from tests.support import ISSUER, NOW, Backend, FixedClock, make_settings
 from tests.unit.helpers import DROP, LEEWAY, MAX_LIFETIME, claims, forge

@@ -1,5 +1,5 @@
-"""SingleFlight (domain/flight.py): coalescing misses without ever serving a read that started
-before the caller arrived."""
+"""SingleFlight (domain/verifying/flight.py): coalescing misses without ever serving a read
+that started before the caller arrived."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tenantauth.domain.flight import SingleFlight
+from tenantauth.domain.verifying.flight import SingleFlight
 from tenantauth.errors import StorageUnavailableError
 
 WAIT = 5.0

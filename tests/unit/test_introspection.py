@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 
 from tenantauth.crypto.envelope import MasterKeyring
-from tenantauth.domain.admin_models import ResourceServer
-from tenantauth.domain.introspection import (
+from tenantauth.domain.admin.admin_models import ResourceServer
+from tenantauth.domain.models import Client
+from tenantauth.domain.oauth.introspection import (
     authenticate_resource_server,
     introspect_anywhere,
     introspect_at_tenant,
     introspect_for_client,
     introspect_for_server,
 )
-from tenantauth.domain.models import Client
-from tenantauth.domain.oauth import ClientCredentials
-from tenantauth.domain.resource_servers import (
+from tenantauth.domain.oauth.oauth import ClientCredentials
+from tenantauth.domain.oauth.resource_servers import (
     create_resource_server,
     get_resource_server,
     secret_hasher,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tenantauth.domain.leases import Invalidator, LeaseListener
-from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import AckStatus, Invalidation, Publication, Registration
+from tenantauth.domain.verifying.leases import Invalidator, LeaseListener
+from tenantauth.domain.verifying.memory import VerifyMemory
 from tenantauth.errors import CacheUnavailableError, UnconfirmedChangeError
 
 LEASE = 0.4
@@ -78,7 +78,7 @@ def test_stopping_during_a_blocked_read_ends_the_thread_quietly(
     registry = Registry()
     memory = VerifyMemory(LEASE)
     listener = LeaseListener(registry, memory, Declared(), lease_seconds=LEASE)  # type: ignore[arg-type]
-    caplog.set_level(logging.INFO, logger="tenantauth.domain.leases")
+    caplog.set_level(logging.INFO, logger="tenantauth.domain.verifying.leases")
     listener.ensure_started()
     assert registry.reading.wait(5)
     assert memory.live()

@@ -16,8 +16,9 @@ from tenantauth.crypto.envelope import (
     generate_master_key,
     master_key_id,
 )
-from tenantauth.domain import master_keys, tenants
-from tenantauth.domain.master_keys import RotationReport
+from tenantauth.domain import tenants
+from tenantauth.domain.admin import master_keys
+from tenantauth.domain.admin.master_keys import RotationReport
 from tenantauth.domain.services import Services
 from tenantauth.errors import ConfigurationError
 from tenantauth.settings import Settings

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tenantauth.crypto.passwords import PasswordHasher
-from tenantauth.domain.clients import delete_client, rotate_client_secret
-from tenantauth.domain.grants import GrantRequest, TokenResponse, grant_token
 from tenantauth.domain.models import Tenant, TenantStatus, UserStatus
-from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.oauth.clients import delete_client, rotate_client_secret
+from tenantauth.domain.oauth.grants import GrantRequest, TokenResponse, grant_token
+from tenantauth.domain.oauth.oauth import ClientCredentials
 from tenantauth.domain.revocations import revoke_subject
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import TenantChanges, update_tenant

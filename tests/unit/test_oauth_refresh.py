@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tenantauth.domain.grants import GrantRequest, TokenResponse, grant_token
-from tenantauth.domain.introspection import introspect_for_client
 from tenantauth.domain.models import Client, Tenant, UserStatus
-from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.oauth.grants import GrantRequest, TokenResponse, grant_token
+from tenantauth.domain.oauth.introspection import introspect_for_client
+from tenantauth.domain.oauth.oauth import ClientCredentials
 from tenantauth.domain.revocations import revoke_subject
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import rotate_tenant

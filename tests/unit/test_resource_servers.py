@@ -10,7 +10,7 @@ from tenantauth.crypto.client_secrets import (
     RESOURCE_SERVER_ID_PREFIX,
     RESOURCE_SERVER_SECRET_PREFIX,
 )
-from tenantauth.domain.resource_servers import (
+from tenantauth.domain.oauth.resource_servers import (
     MAX_TENANTS,
     create_resource_server,
     delete_resource_server,

@@ -1,5 +1,5 @@
 """The request-body JSON parser (api/bodies.py) and the escaping of audit text
-(domain/audit_input.py): pure functions, no app."""
+(domain/admin/audit_input.py): pure functions, no app."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 import tenantauth.api
 from tenantauth.api.bodies import MAX_NUMBER_LENGTH, Blueprint, BodyParser, strict_loads
-from tenantauth.domain.audit_input import escape
+from tenantauth.domain.admin.audit_input import escape
 
 
 @pytest.mark.parametrize(
@@ -88,8 +88,8 @@ def test_every_blueprint_parses_bodies_with_the_strict_parser() -> None:
     """Every ``bp`` of an ``api`` module is ``api.bodies.Blueprint``, so no view can read a
     JSON body with webargs' default parser (which would let a 5,001-digit number reach a 500)."""
     blueprints = {}
-    for info in pkgutil.iter_modules(tenantauth.api.__path__):
-        module = importlib.import_module(f"tenantauth.api.{info.name}")
+    for info in pkgutil.walk_packages(tenantauth.api.__path__, "tenantauth.api."):
+        module = importlib.import_module(info.name)
         if isinstance(getattr(module, "bp", None), flask_smorest.Blueprint):
             blueprints[info.name] = module.bp
     assert len(blueprints) >= 10

@@ -10,7 +10,6 @@ import pytest
 
 from tenantauth.crypto.envelope import MasterKeyring, master_key_id
 from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH
-from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.models import Tenant, TenantStatus
 from tenantauth.domain.paging import MAX_PAGE_SIZE
 from tenantauth.domain.services import Services
@@ -31,6 +30,7 @@ from tenantauth.domain.tokens import (
     TokenVerifier,
     issue_token,
 )
+from tenantauth.domain.verifying.keys import KeyResolver
 from tenantauth.errors import (
     CacheUnavailableError,
     ConflictError,

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from tenantauth.domain import memory as memory_module
-from tenantauth.domain.memory import PROTOCOL_STEPS, FillBudget, VerifyMemory
 from tenantauth.domain.models import KeyRecord, TenantSnapshot, TenantStatus
+from tenantauth.domain.verifying import memory as memory_module
+from tenantauth.domain.verifying.memory import PROTOCOL_STEPS, FillBudget, VerifyMemory
 
 LEASE = 2.0
 

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from flask import current_app, g, request
 
 from tenantauth.api.context import services
-from tenantauth.domain.admin_models import AdminPrincipal
-from tenantauth.domain.admins import authenticate
+from tenantauth.domain.admin.admin_models import AdminPrincipal
+from tenantauth.domain.admin.admins import authenticate
 from tenantauth.errors import AuthenticationError, MalformedRequestError, PermissionDeniedError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -29,7 +29,7 @@ from tenantauth.api.oauth import (
     required_credentials,
 )
 from tenantauth.api.problems import INTROSPECTION_BLUEPRINT
-from tenantauth.domain import introspection
+from tenantauth.domain.oauth import introspection
 from tenantauth.domain.tokens import MAX_AUDIENCE_LENGTH
 
 bp = Blueprint(

@@ -13,7 +13,7 @@ The split is made so that nothing runs twice. Everything before the grant is par
 side effects: any request it does not recognise (another grant, another parameter, a
 malformed credential, an odd tenant id, headers near the limits, a body it cannot read as
 ASCII) goes to the Flask app untouched, its body handed on in a fresh stream. Once the grant
-(``domain.grants.grant_token``: the failure limiter, the storage read, the secret check) has
+(``domain.oauth.grants.grant_token``: the failure limiter, the storage read, the secret check) has
 run, this path answers every outcome itself — success, each RFC 6749 §5.2 error, 429, 503, a
 bug's 500 — through the mapping the Flask error handlers use (``api.problems``), so a failed
 attempt is counted by the limiter exactly once.
@@ -39,9 +39,9 @@ from tenantauth.api.problems import (
     problem_document,
     request_id_from,
 )
-from tenantauth.domain.grants import CLIENT_CREDENTIALS, GrantRequest, grant_token
 from tenantauth.domain.models import is_tenant_id
-from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.oauth.grants import CLIENT_CREDENTIALS, GrantRequest, grant_token
+from tenantauth.domain.oauth.oauth import ClientCredentials
 from tenantauth.domain.services import Services
 from tenantauth.domain.telemetry import RequestFacts
 from tenantauth.errors import InvalidClientError, TenantAuthError

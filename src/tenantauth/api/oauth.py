@@ -25,10 +25,10 @@ from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.problems import OAUTH_BLUEPRINT
 from tenantauth.api.schemas import OAuthErrorSchema
-from tenantauth.domain import oauth
-from tenantauth.domain.grants import GRANT_TYPES, GrantRequest, TokenResponse, grant_token
 from tenantauth.domain.models import Client
-from tenantauth.domain.oauth import ClientCredentials
+from tenantauth.domain.oauth import oauth
+from tenantauth.domain.oauth.grants import GRANT_TYPES, GrantRequest, TokenResponse, grant_token
+from tenantauth.domain.oauth.oauth import ClientCredentials
 from tenantauth.errors import InvalidClientError, OAuthError, UnsupportedMediaTypeError
 
 FORM = "application/x-www-form-urlencoded"

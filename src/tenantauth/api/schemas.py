@@ -12,7 +12,8 @@ from marshmallow import fields, validate
 
 from tenantauth.api import rules
 from tenantauth.crypto.jwt import TENANT_ID_RE
-from tenantauth.domain import clients, paging, tenants, tokens
+from tenantauth.domain import paging, tenants, tokens
+from tenantauth.domain.oauth import clients
 
 
 class StrictInt(fields.Integer):

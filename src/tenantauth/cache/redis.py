@@ -196,7 +196,7 @@ class RedisCache:
             if record is not None:
                 state = VerificationState(record, int(version or 0), revoked is not None)
                 return CacheRead(state, ticket)
-        # A miss: only now does the directory incarnation matter (domain/directory.py).
+        # A miss: only now does the directory incarnation matter (domain/verifying/directory.py).
         seen = directory.decode() if _current(directory, server) else ""
         return CacheRead(None, ticket, seen)
 

@@ -26,9 +26,9 @@ from tenantauth.cli.common import (
     table,
 )
 from tenantauth.cli.groups import admin_keys, audit
-from tenantauth.domain import admin_keys as keys
-from tenantauth.domain import audit as chain
-from tenantauth.domain.admin_models import AdminKey, AdminPrincipal, AuditEntry, AuditQuery
+from tenantauth.domain.admin import admin_keys as keys
+from tenantauth.domain.admin import audit as chain
+from tenantauth.domain.admin.admin_models import AdminKey, AdminPrincipal, AuditEntry, AuditQuery
 
 KEY_COLUMNS = ("id", "name", "scope", "tenant_id", "expires_at", "revoked_at", "last_used_at")
 AUDIT_COLUMNS = ("seq", "occurred_at", "actor", "tenant_id", "action", "target", "outcome")

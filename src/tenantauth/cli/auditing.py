@@ -1,10 +1,10 @@
-"""Audit entries for admin commands: the CLI twin of api/auditing.py.
+"""Audit entries for admin commands: the CLI twin of api/admin/auditing.py.
 
 Every command that changes something runs its use case through ``run_audited``, which
 appends one entry per invocation with the same action names as the HTTP API
 (``tenant.rotate``, ``user.update`` ...), actor ``cli:<OS user>``, and outcome ``success`` or
 the HTTP status the API answers for the same error (``404``, ``409`` ...), so one filter finds
-both planes' entries. The entry goes through ``domain.audit.record_action``, the one path the
+both planes' entries. The entry goes through ``domain.admin.audit.record_action``, the one path the
 API hook uses too: if it cannot be written, the command still reports what it did, logs the
 entry at ERROR and says so on stderr.
 """
@@ -22,8 +22,8 @@ import click
 
 from tenantauth.api.problems import status_for
 from tenantauth.cli.common import fail
-from tenantauth.domain import audit
-from tenantauth.domain.admin_models import CLI_ACTOR, AuditEvent
+from tenantauth.domain.admin import audit
+from tenantauth.domain.admin.admin_models import CLI_ACTOR, AuditEvent
 from tenantauth.domain.services import Services
 from tenantauth.errors import TenantAuthError
 

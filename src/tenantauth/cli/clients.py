@@ -12,8 +12,8 @@ import click
 from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import json_option, paged, row, run, services, show_record, table
 from tenantauth.cli.groups import client
-from tenantauth.domain import clients
 from tenantauth.domain.models import Client
+from tenantauth.domain.oauth import clients
 
 CLIENT_COLUMNS = ("client_id", "name", "scopes", "grant_types", "secret_rotated_at")
 ONE_TIME_NOTICE = "store the client secret now: it is not kept and will not be shown again"

@@ -12,9 +12,9 @@ from tenantauth.cli.auditing import Action, cli_actor, record_command
 from tenantauth.cli.common import json_option, run, services, table
 from tenantauth.cli.groups import main
 from tenantauth.crypto.envelope import generate_master_key
-from tenantauth.domain import audit, master_keys
-from tenantauth.domain.admin_models import AuditEvent
-from tenantauth.domain.master_keys import KeyStatus, RotationReport
+from tenantauth.domain.admin import audit, master_keys
+from tenantauth.domain.admin.admin_models import AuditEvent
+from tenantauth.domain.admin.master_keys import KeyStatus, RotationReport
 from tenantauth.domain.services import Services
 
 PROCEDURE = """\b
@@ -140,7 +140,7 @@ def _record(svc: Services, report: RotationReport) -> None:
     """Audit the run like every other command (``cli.auditing``; a tenant that could not be
     re-wrapped is the 503 the API answers for it); after a complete run, checkpoint the audit
     chain under the new key, so that the entries the old key keyed still verify once it is
-    dropped (domain/audit.py, ``checkpoint``)."""
+    dropped (domain/admin/audit.py, ``checkpoint``)."""
     action = Action("master_key.rotate", None, report.current_id)
     record_command(svc, action, 503 if report.failed else 200)
     if not report.failed:

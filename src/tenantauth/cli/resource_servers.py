@@ -15,8 +15,8 @@ import click
 from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import json_option, paged, row, run, services, show_record, table
 from tenantauth.cli.groups import resource_server
-from tenantauth.domain import resource_servers as servers
-from tenantauth.domain.admin_models import ResourceServer
+from tenantauth.domain.admin.admin_models import ResourceServer
+from tenantauth.domain.oauth import resource_servers as servers
 
 SERVER_COLUMNS = ("id", "name", "tenants", "audience", "secret_rotated_at")
 ONE_TIME_NOTICE = "store the secret now: it is not kept and will not be shown again"

@@ -11,7 +11,8 @@ import click
 from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import fail, json_option, parse_claim, run, services, table
 from tenantauth.cli.groups import token
-from tenantauth.domain import audit, revocations
+from tenantauth.domain import revocations
+from tenantauth.domain.admin import audit
 from tenantauth.domain.tokens import TokenRequest, issue_token
 from tenantauth.errors import InvalidTokenError, TenantAuthError
 

@@ -145,14 +145,14 @@ class CacheRead:
     state: VerificationState | None
     ticket: str = ""
     #: On a miss, the directory incarnation seen by the same read ("" if none of this cache's
-    #: server): what the tenant directory needs to rule an id out (domain/directory.py).
+    #: server): what the tenant directory needs to rule an id out (domain/verifying/directory.py).
     directory: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class TenantSnapshot:
     """A tenant's record with every revocation that can still matter, read from storage
-    once and shared by the requests that coalesced on that read (domain/flight.py)."""
+    once and shared by the requests that coalesced on that read (domain/verifying/flight.py)."""
 
     record: KeyRecord
     subject_versions: dict[str, int] = field(default_factory=dict)

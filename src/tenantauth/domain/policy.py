@@ -25,9 +25,10 @@ class CachePolicy:
     jitter: float = 0.1
     #: The longest a request waits for another request's storage read of the same tenant.
     load_wait: float = 5.0
-    #: The tenant directory (domain/directory.py): re-read at least this often, even when no
-    #: creation ended its incarnation; at most this often, even when creations keep ending it
-    #: (in between, ids take the usual way); not kept at all beyond this many tenants.
+    #: The tenant directory (domain/verifying/directory.py): re-read at least this often,
+    #: even when no creation ended its incarnation; at most this often, even when creations
+    #: keep ending it (in between, ids take the usual way); not kept at all beyond this many
+    #: tenants.
     directory_max_age: float = 300.0
     directory_min_interval: float = 1.0
     directory_limit: int = 100_000
@@ -53,7 +54,7 @@ class MemoryPolicy:
     snapshot would be large and change often); ``fills_per_second``: tenants a worker loads
     whole for memory per second at most (each costs a database read); ``warm``: load every
     tenant (up to ``capacity``) right after each registration, ``warm_page`` tenants per
-    read with ``warm_pause`` seconds between reads (domain/warming.py); ``skip``: protocol
+    read with ``warm_pause`` seconds between reads (domain/verifying/warming.py); ``skip``: protocol
     steps left out (tests only).
     """
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from tenantauth.domain.admin_ports import AdminKeyRepo, AuditRepo, ResourceServerRepo
+from tenantauth.domain.admin.admin_ports import AdminKeyRepo, AuditRepo, ResourceServerRepo
 from tenantauth.domain.models import (
     AckStatus,
     CacheRead,

@@ -12,11 +12,11 @@ snapshot cannot undo one (docs/design.md).
 
 from __future__ import annotations
 
-from tenantauth.domain.keys import SKEW_MARGIN
 from tenantauth.domain.models import SubjectRevocation
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import confirm, require_live, require_tenant_id
 from tenantauth.domain.tokens import CONTROL_CHARACTERS, MAX_SUBJECT_LENGTH
+from tenantauth.domain.verifying.keys import SKEW_MARGIN
 from tenantauth.errors import InvalidRequestError, InvalidTokenError
 
 

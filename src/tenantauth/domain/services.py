@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from tenantauth.crypto.client_secrets import ClientSecretHasher
 from tenantauth.crypto.envelope import MasterKeyring
 from tenantauth.crypto.passwords import PasswordHasher
-from tenantauth.domain.admins import AdminAuthenticator
-from tenantauth.domain.keys import KeyResolver
-from tenantauth.domain.leases import Invalidator, LeaseListener
+from tenantauth.domain.admin.admins import AdminAuthenticator
 from tenantauth.domain.limits import FailureLimiter
-from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.policy import AuthPolicy, CachePolicy, MemoryPolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, LeaseRegistry, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.domain.tokens import TokenVerifier
+from tenantauth.domain.verifying.keys import KeyResolver
+from tenantauth.domain.verifying.leases import Invalidator, LeaseListener
+from tenantauth.domain.verifying.memory import VerifyMemory
 
 
 @dataclass(frozen=True)

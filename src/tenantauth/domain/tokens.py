@@ -10,7 +10,6 @@ from typing import Any, TypeGuard, TypeVar
 
 from tenantauth.crypto import jwt
 from tenantauth.crypto.envelope import MasterKeyring
-from tenantauth.domain.keys import KeyResolver
 from tenantauth.domain.models import (
     IssuedToken,
     Tenant,
@@ -21,6 +20,7 @@ from tenantauth.domain.models import (
 )
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.ports import Clock, Storage
+from tenantauth.domain.verifying.keys import KeyResolver
 from tenantauth.errors import (
     ConflictError,
     InvalidRequestError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditEvent, AuditQuery
+from tenantauth.domain.admin.admin_models import AdminKey, AuditEntry, AuditEvent, AuditQuery
 from tenantauth.storage.accounts import Dialect, Rows
 
 KEY_COLUMNS = "id, name, tenant_id, key_hash, created_at, expires_at, revoked_at, last_used_at"

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from tenantauth.domain.admin_models import ResourceServer
+from tenantauth.domain.admin.admin_models import ResourceServer
 from tenantauth.errors import NotFoundError
 from tenantauth.storage.accounts import Rows
 

@@ -26,8 +26,8 @@ from datetime import UTC, datetime
 
 from tenantauth.crypto.jwt import parse_compact, payload_of
 from tenantauth.domain import paging
-from tenantauth.domain.admin_models import AdminPrincipal, AuditEntry, AuditEvent, AuditQuery
-from tenantauth.domain.audit_input import TIME_RANGE, representable, storable
+from tenantauth.domain.admin.admin_models import AdminPrincipal, AuditEntry, AuditEvent, AuditQuery
+from tenantauth.domain.admin.audit_input import TIME_RANGE, representable, storable
 from tenantauth.domain.services import Services
 from tenantauth.errors import (
     ConflictError,

@@ -10,15 +10,15 @@ from typing import Any
 
 from flask import Response
 
-from tenantauth.api import admin_schemas as schemas
-from tenantauth.api.auditing import audited, note, record_outcome
+from tenantauth.api.admin import admin_schemas as schemas
+from tenantauth.api.admin.auditing import audited, note, record_outcome
 from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.api.schemas import EmptyRequestSchema
-from tenantauth.domain import resource_servers as use
-from tenantauth.domain.admin_models import ResourceServer
+from tenantauth.domain.admin.admin_models import ResourceServer
+from tenantauth.domain.oauth import resource_servers as use
 
 bp = Blueprint(
     "resource_servers",

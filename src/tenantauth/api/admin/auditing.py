@@ -9,7 +9,7 @@ caller has no actor, and recording it would let anyone grow the chain.
 The entry is written in its own transaction after the action's, so a change can commit while
 its entry fails to be written (database lost in between). The response then still reports
 the change, and the entry is logged at ERROR with every field (docs/design.md, "Audit log").
-Both steps are ``domain.audit.record_action``, which the CLI's admin commands use too
+Both steps are ``domain.admin.audit.record_action``, which the CLI's admin commands use too
 (cli/auditing.py).
 """
 
@@ -23,8 +23,8 @@ from flask import Response, g, request
 from tenantauth.api.auth import current_admin, view_attribute
 from tenantauth.api.context import services
 from tenantauth.api.problems import request_id
-from tenantauth.domain import audit
-from tenantauth.domain.admin_models import AuditEvent
+from tenantauth.domain.admin import audit
+from tenantauth.domain.admin.admin_models import AuditEvent
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ACTION_ATTR = "_tenantauth_audit_action"
@@ -76,7 +76,7 @@ def note_revoked_token(token: str) -> None:
     """Name the ``jti`` of ``token``, which the view has just revoked, as the target.
 
     Call it only once the revocation returned True: the jti is read without checking the
-    signature again (``domain.audit.revoked_token_ref``).
+    signature again (``domain.admin.audit.revoked_token_ref``).
     """
     ref = audit.revoked_token_ref(token)
     if ref is not None:

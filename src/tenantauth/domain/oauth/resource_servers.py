@@ -26,7 +26,7 @@ from tenantauth.crypto.client_secrets import (
     generate_resource_server_secret,
 )
 from tenantauth.domain import paging
-from tenantauth.domain.admin_models import ResourceServer
+from tenantauth.domain.admin.admin_models import ResourceServer
 from tenantauth.domain.models import is_tenant_id
 from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.ports import Tx

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tenantauth.api import schemas
-from tenantauth.api.auditing import audited, note, note_revoked_token, record_outcome
+from tenantauth.api.admin.auditing import audited, note, note_revoked_token, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services

@@ -5,8 +5,8 @@ entry, the subject's revocation version and the jti mark, in one MGET); decrypte
 memoised per process by their sealed blob, which is immutable (a new secret or generation is
 a new blob), so the memo can never answer "which key is current" — only the shared cache or
 storage does, on every request. Concurrent misses of one tenant share one storage read
-(domain/flight.py), which is why a miss loads the tenant's whole revocation state rather than
-one subject's.
+(domain/verifying/flight.py), which is why a miss loads the tenant's whole revocation state
+rather than one subject's.
 
 With verification from memory (docs/design.md, "Verifying from memory"), a worker whose lease
 is live answers a tenant it holds without any I/O; everything else takes the path above, and a
@@ -24,10 +24,6 @@ import time
 
 from tenantauth.crypto.envelope import MasterKeyring, SecretDecryptionError
 from tenantauth.domain.clock import SteadyWallClock
-from tenantauth.domain.directory import TenantDirectory
-from tenantauth.domain.flight import SingleFlight
-from tenantauth.domain.leases import LeaseListener
-from tenantauth.domain.memory import FillBudget, VerifyMemory
 from tenantauth.domain.models import (
     KeyRecord,
     Revocations,
@@ -38,7 +34,11 @@ from tenantauth.domain.models import (
 from tenantauth.domain.policy import CachePolicy, MemoryPolicy, TokenPolicy
 from tenantauth.domain.ports import Cache, Clock, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
-from tenantauth.domain.warming import MemoryWarmer, snapshot_of
+from tenantauth.domain.verifying.directory import TenantDirectory
+from tenantauth.domain.verifying.flight import SingleFlight
+from tenantauth.domain.verifying.leases import LeaseListener
+from tenantauth.domain.verifying.memory import FillBudget, VerifyMemory
+from tenantauth.domain.verifying.warming import MemoryWarmer, snapshot_of
 from tenantauth.errors import CacheUnavailableError, StorageUnavailableError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
 ``VerifyMemory`` is the worker-local half of the protocol: the map of tenant snapshots, the
 per-tenant ``floor`` (the last invalidation applied for that tenant), the cursor ``applied``,
 the *registration epoch* and the ``deadline`` past which nothing here may be used. The
-listener (domain/leases.py) feeds it invalidations and renewals; verification reads it and
+listener (domain/verifying/leases.py) feeds it invalidations and renewals; verification reads it and
 offers it what it read elsewhere. Every rule of the Promela model (model/leases.pml) that
 concerns one worker lives here, each under the lock where the model makes it one step.
 

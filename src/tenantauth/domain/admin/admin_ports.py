@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from tenantauth.domain.admin_models import AdminKey, AuditEntry, AuditQuery, ResourceServer
+from tenantauth.domain.admin.admin_models import AdminKey, AuditEntry, AuditQuery, ResourceServer
 
 
 class AdminKeyRepo(Protocol):

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenantauth.api import admin_schemas as schemas
-from tenantauth.api.auditing import audited, note, record_outcome
+from tenantauth.api.admin import admin_schemas as schemas
+from tenantauth.api.admin.auditing import audited, note, record_outcome
 from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
 from tenantauth.api.schemas import EmptyRequestSchema
-from tenantauth.domain import admin_keys as use
-from tenantauth.domain.admin_models import AdminKey
+from tenantauth.domain.admin import admin_keys as use
+from tenantauth.domain.admin.admin_models import AdminKey
 
 bp = Blueprint(
     "admin_keys", __name__, url_prefix="/v1/admin/keys", description="Manage admin API keys."

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tenantauth.crypto.client_secrets import ClientSecretHasher
-from tenantauth.domain.admin_models import BOOTSTRAP_ACTOR, AdminPrincipal
+from tenantauth.domain.admin.admin_models import BOOTSTRAP_ACTOR, AdminPrincipal
 from tenantauth.errors import AuthenticationError
 
 if TYPE_CHECKING:  # services.py imports this module for AdminAuthenticator

@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from tenantauth.crypto.client_secrets import RESOURCE_SERVER_ID_PREFIX
-from tenantauth.domain import refresh
-from tenantauth.domain.admin_models import ResourceServer
+from tenantauth.domain.admin.admin_models import ResourceServer
 from tenantauth.domain.limits import failure_keys, user_key
 from tenantauth.domain.models import Client
-from tenantauth.domain.oauth import DUMMY_HASH, ClientCredentials, authenticate_client
-from tenantauth.domain.resource_servers import SERVER_ID_RE, secret_hasher
+from tenantauth.domain.oauth import refresh
+from tenantauth.domain.oauth.oauth import DUMMY_HASH, ClientCredentials, authenticate_client
+from tenantauth.domain.oauth.resource_servers import SERVER_ID_RE, secret_hasher
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import require_tenant_id
 from tenantauth.errors import InvalidClientError, InvalidTokenError, OAuthError

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tenantauth.domain import clients, refresh
 from tenantauth.domain.limits import failure_keys, user_key
 from tenantauth.domain.models import Client, ClientState, TenantStatus
+from tenantauth.domain.oauth import clients, refresh
 from tenantauth.domain.revocations import revoke_token
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import get_tenant, require_tenant_id

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response
 
 from tenantauth.api import schemas
-from tenantauth.api.auditing import audited, note, record_outcome
+from tenantauth.api.admin.auditing import audited, note, record_outcome
 from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services

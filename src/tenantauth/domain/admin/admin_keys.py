@@ -1,7 +1,7 @@
 """Admin API key use cases: create, list, show, revoke.
 
 Only global admins reach these (api/auth.py); a key is returned in full once, by
-``create_admin_key``, and stored as a keyed hash (domain/admins.py).
+``create_admin_key``, and stored as a keyed hash (domain/admin/admins.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from tenantauth.domain import paging
-from tenantauth.domain.admin_models import AdminKey
-from tenantauth.domain.admins import generate_admin_key, key_hasher
+from tenantauth.domain.admin.admin_models import AdminKey
+from tenantauth.domain.admin.admins import generate_admin_key, key_hasher
 from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import require_live, require_tenant_id

@@ -1,6 +1,6 @@
 """What the audit log takes from outside, made safe to store and to query.
 
-Kept apart from ``domain.audit`` (the chain itself): the escaping of entry text
+Kept apart from ``domain.admin.audit`` (the chain itself): the escaping of entry text
 (``storable``), applied before an entry is hashed, and the time range a query can name
 (``representable``), checked for the API and the CLI alike.
 """
@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import overload
 
-from tenantauth.domain.admin_models import AuditEvent
+from tenantauth.domain.admin.admin_models import AuditEvent
 
 #: What an entry's text never holds as such (``escape``): control characters (PostgreSQL
 #: text cannot hold NUL; a newline would forge lines in a listing), surrogates (not UTF-8)

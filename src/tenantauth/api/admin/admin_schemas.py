@@ -23,8 +23,10 @@ from tenantauth.api.schemas import (
     StrictSchema,
     validate_tenant_id,
 )
-from tenantauth.domain import admin_keys, paging, resource_servers
-from tenantauth.domain.audit_input import TIME_RANGE, representable
+from tenantauth.domain import paging
+from tenantauth.domain.admin import admin_keys
+from tenantauth.domain.admin.audit_input import TIME_RANGE, representable
+from tenantauth.domain.oauth import resource_servers
 from tenantauth.domain.tokens import MAX_AUDIENCE_LENGTH
 
 _HEX = {"type": "string", "description": "HMAC-SHA256, hex (docs/design.md, Audit log)."}

@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import StoredTenant, TenantSnapshot, TenantStatus
 from tenantauth.domain.policy import MemoryPolicy
 from tenantauth.domain.ports import Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
+from tenantauth.domain.verifying.memory import VerifyMemory
 from tenantauth.errors import StorageUnavailableError
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from typing import Any
 from flask import Response
 
 from tenantauth.api import schemas
-from tenantauth.api.auditing import audited, note, record_outcome
+from tenantauth.api.admin.auditing import audited, note, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
-from tenantauth.domain import clients as use
 from tenantauth.domain.models import Client
+from tenantauth.domain.oauth import clients as use
 
 bp = Blueprint(
     "clients",

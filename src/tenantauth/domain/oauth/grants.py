@@ -10,11 +10,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tenantauth.domain import refresh
 from tenantauth.domain.limits import failure_keys, user_key
 from tenantauth.domain.models import Client, ClientState, UserStatus
-from tenantauth.domain.oauth import ClientCredentials, authenticate_client_state, plausible_name
-from tenantauth.domain.oauth import resolve_scope as _resolve_scope
+from tenantauth.domain.oauth import refresh
+from tenantauth.domain.oauth.oauth import (
+    ClientCredentials,
+    authenticate_client_state,
+    plausible_name,
+)
+from tenantauth.domain.oauth.oauth import resolve_scope as _resolve_scope
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import TokenRequest, issue_token, mint_token
 from tenantauth.errors import (

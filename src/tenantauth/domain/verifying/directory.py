@@ -17,10 +17,10 @@ import os
 import time
 from dataclasses import dataclass
 
-from tenantauth.domain.flight import SingleFlight
 from tenantauth.domain.policy import CachePolicy
 from tenantauth.domain.ports import Cache, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
+from tenantauth.domain.verifying.flight import SingleFlight
 from tenantauth.errors import CacheUnavailableError, StorageUnavailableError
 
 log = logging.getLogger(__name__)

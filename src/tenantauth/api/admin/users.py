@@ -1,6 +1,6 @@
 """Admin API for the users of a tenant: /v1/admin/tenants/{id}/users.
 
-Log out everywhere (``…/users/{username}/revoke``) lives in api/revocations.py.
+Log out everywhere (``…/users/{username}/revoke``) lives in api/admin/revocations.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response
 
 from tenantauth.api import schemas
-from tenantauth.api.auditing import audited, note, record_outcome
+from tenantauth.api.admin.auditing import audited, note, record_outcome
 from tenantauth.api.auth import require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services

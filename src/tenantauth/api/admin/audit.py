@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenantauth.api import admin_schemas as schemas
+from tenantauth.api.admin import admin_schemas as schemas
 from tenantauth.api.auth import ANY, admin_scope, current_admin, require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
-from tenantauth.domain import audit as use
-from tenantauth.domain.admin_models import AuditQuery
+from tenantauth.domain.admin import audit as use
+from tenantauth.domain.admin.admin_models import AuditQuery
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/admin/audit", description="Read the audit log.")
 bp.before_request(require_admin)

@@ -19,10 +19,10 @@ import time
 import weakref
 from collections.abc import Callable
 
-from tenantauth.domain.memory import VerifyMemory
 from tenantauth.domain.models import AckStatus, Publication, Registration
 from tenantauth.domain.ports import LeaseRegistry, Storage
 from tenantauth.domain.telemetry import NULL_TELEMETRY, RegisterReason, Telemetry, WaitOutcome
+from tenantauth.domain.verifying.memory import VerifyMemory
 from tenantauth.errors import (
     CacheUnavailableError,
     StorageUnavailableError,
