@@ -7,14 +7,19 @@ first tests show that the unmodified hand-built token is accepted.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
+import string
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH
+from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH, b64url_decode
 from tenantauth.domain.models import Tenant, TenantStatus
 from tenantauth.domain.services import Services
 from tenantauth.domain.tenants import (
@@ -887,3 +892,52 @@ def test_rotation_to_imported_secret(svc: Services) -> None:
     # Minted elsewhere with the imported secret: it must name the key version (claim kv).
     assert svc.verifier.verify(forge(payload=claims(kv=2), key=OTHER_SECRET)).tenant_id == "acme"
     rejected(svc, forge(key=OTHER_SECRET))
+
+
+def _reference_b64url_decode(segment: str) -> bytes | None:
+    """The first definition of canonical base64url: decode, encode again, compare; None when
+    rejected. ``jwt.b64url_decode`` now checks the last character instead."""
+    if len(segment) % 4 == 1:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        return None
+    return raw
+
+
+_B64URL_ALPHABET = string.ascii_letters + string.digits + "-_"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=_B64URL_ALPHABET + "+/=. \n\x00é", max_size=14))
+def test_b64url_decode_gives_the_reference_verdict(segment: str) -> None:
+    """For any string, ``b64url_decode`` accepts exactly what the reference (decode, encode
+    again, compare) accepts, with the same bytes (stray bits, padding, the standard alphabet,
+    impossible lengths and foreign characters included)."""
+    expected = _reference_b64url_decode(segment)
+    try:
+        got: bytes | None = b64url_decode(segment)
+    except InvalidTokenError:
+        got = None
+    assert got == expected
+
+
+@pytest.mark.parametrize("length", range(13))
+def test_b64url_decode_accepts_every_last_character_a_canonical_encoder_writes(
+    length: int,
+) -> None:
+    """Every value of the last character that carries no stray bits, at every length."""
+    for last in _B64URL_ALPHABET:
+        segment = "A" * length + last
+        assert (_reference_b64url_decode(segment) is None) == _rejects(segment), segment
+
+
+def _rejects(segment: str) -> bool:
+    try:
+        b64url_decode(segment)
+    except InvalidTokenError:
+        return True
+    return False
