@@ -6,9 +6,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 
 from tenantauth.observability import logs
 from tenantauth.observability.exposition import MULTIPROC_ENV, MetricsDirectory
@@ -99,3 +102,35 @@ def test_metrics_directory_is_private_emptied_and_removed(tmp_path: Path) -> Non
     assert not kept.owned and not stale.exists()
     kept.remove()
     assert tmp_path.is_dir()
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return "<opaque>"
+
+
+class _Described:
+    def __structlog__(self) -> dict[str, int]:
+        return {"described": 1}
+
+
+def test_json_lines_are_what_structlogs_renderer_writes() -> None:
+    """The json renderer builds its encoder once and stamps the time once per second; its
+    lines are byte for byte what structlog's TimeStamper and JSONRenderer would write, for
+    every JSON type, text that needs escaping, and values JSON has no form for."""
+    reference = structlog.processors.JSONRenderer(sort_keys=False)
+    render = logs.renderer("json", colors=False)
+    values: list[Any] = ['é\u2028"q"\n\x00', 0, -1.5, 1e300, None, True, [1, "2"], {"k": "v"}]
+    at = 1_700_000_000.0
+    for step, value in enumerate([*values, _Opaque(), _Described()]):
+        at += 0.3137 * step  # within a second and across seconds
+        event = {"event": "request", "value": value}
+        expected = reference(None, "info", {"timestamp": iso_millis(at), **event})
+        assert render({"_at": at, **event}) == expected
+    assert json.loads(render({"event": "no time"}))["timestamp"].endswith("Z")
+
+
+def iso_millis(at: float) -> str:
+    """``at`` as the request lines stamp it: UTC, milliseconds, ``Z``."""
+    whole = datetime.fromtimestamp(int(at), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{int((at % 1) * 1000):03d}Z"

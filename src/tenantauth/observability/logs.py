@@ -20,6 +20,7 @@ path; and the code base never logs a token or a secret (tests/security/test_log_
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import queue
@@ -117,26 +118,53 @@ class LogWriter:
 def renderer(fmt: str, *, colors: bool) -> Callable[[dict[str, Any]], str]:
     """Return the function that turns an event dict into one line: ``json`` or ``console``."""
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp")
-    final: Any
     if fmt == "json":
-        final = structlog.processors.JSONRenderer(sort_keys=False)
+        final: Any = _json_line
     else:
         final = structlog.dev.ConsoleRenderer(colors=colors, sort_keys=False)
+    stamped = _Stamper()
 
     def render(event: dict[str, Any]) -> str:
         # The event's own time (taken when it happened, not when the writer got to it).
         at = event.pop("_at", None)
-        event = dict(stamp(None, "", event)) if at is None else _stamped(event, at)
+        event = dict(stamp(None, "", event)) if at is None else stamped(event, at)
         return str(final(None, event.get("level", "info"), event))
 
     return render
 
 
-def _stamped(event: dict[str, Any], at: float) -> dict[str, Any]:
-    seconds = time.gmtime(at)
-    millis = int((at % 1) * 1000)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", seconds) + f".{millis:03d}Z"
-    return {"timestamp": stamp, **event}
+def _fallback(value: Any) -> Any:
+    """A value JSON has no form for, as structlog's JSONRenderer writes it."""
+    structlog_form = getattr(value, "__structlog__", None)
+    return structlog_form() if callable(structlog_form) else repr(value)
+
+
+_JSON = json.JSONEncoder(default=_fallback)
+
+
+def _json_line(logger: Any, level: str, event: dict[str, Any]) -> str:
+    """What structlog's JSONRenderer writes (``json.dumps`` with a ``repr`` fallback), with
+    the encoder built once: ``json.dumps`` builds one per call when given ``default``."""
+    return _JSON.encode(event)
+
+
+class _Stamper:
+    """Puts an ISO 8601 UTC ``timestamp`` (milliseconds) first in an event; formats the
+    date and time once per second (one writer thread per process calls it)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, event: dict[str, Any], at: float) -> dict[str, Any]:
+        second = int(at)
+        if second != self._second:
+            self._second, self._prefix = (
+                second,
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)),
+            )
+        millis = int((at % 1) * 1000)
+        return {"timestamp": f"{self._prefix}.{millis:03d}Z", **event}
 
 
 class QueueHandler(logging.Handler):
