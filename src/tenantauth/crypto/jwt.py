@@ -191,7 +191,8 @@ def _finite_float(literal: str) -> float:
 
 
 #: One strict decoder for every header and payload: ``json.loads`` with these hooks built a
-#: new ``JSONDecoder`` (and its scanner) on every call. Decoding keeps no state between calls.
+#: new ``JSONDecoder`` (and its scanner) on every call. Shared by every thread, as the
+#: module's own default decoder is (``json.loads`` without hooks).
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_reject_duplicates,
     parse_constant=_reject_constant,
