@@ -43,7 +43,7 @@ from granian.log import DEFAULT_ACCESSLOG_FMT, LOGGING_CONFIG, LogLevels
 from granian.net import SocketSpec  # type: ignore[attr-defined]  # re-exported, not listed
 from granian.server.mp import MPServer
 
-from tenantauth import granian_watchdog, settings
+from tenantauth import granian_watchdog, settings, worker_boot
 from tenantauth.domain.verifying import leases
 from tenantauth.observability import exposition, logs
 
@@ -132,20 +132,14 @@ def stop_on_signal_while_booting() -> None:
     """In a worker, first thing: exit at once on SIGTERM or SIGINT until granian installs the
     worker's own handler (right after the app is loaded); exit now if one came already.
 
-    A forked worker inherits the main process's handler, which only flags the (copied) server
-    object: a SIGTERM arriving while the worker booted was lost, and the worker killed after
-    KILL_TIMEOUT (a server stopped right after it started took 21 s). Race-free: a signal
-    handled before the new handler is in place set that flag, checked after; one handled
-    after runs the new handler. A booting worker holds no request, so exiting loses nothing.
+    The inherited handler only flags the (copied) server object, so that flag is what tells
+    a stop came before (``worker_boot``). Without this a server stopped right after it
+    started took 21 s (KILL_TIMEOUT).
     """
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _exit_now)
-    if _server is not None and _server.interrupt_signal:
-        _exit_now(signal.SIGTERM, None)
-
-
-def _exit_now(signum: int, frame: Any) -> None:
-    os._exit(0)
+    worker_boot.exit_on_stop_while_booting(
+        (signal.SIGTERM, signal.SIGINT),
+        lambda: _server is not None and bool(_server.interrupt_signal),
+    )
 
 
 def worker_exit() -> None:

@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from tenantauth import settings
+from tenantauth import settings, worker_boot
 from tenantauth.domain.verifying import leases
 from tenantauth.observability import exposition, logs
 
@@ -105,18 +105,12 @@ def stop_on_signal_while_booting(server: Any) -> None:
     one came already.
 
     From the fork to ``init_signals`` a worker runs the master's handler, which only queues the
-    signal on the master's ``SIG_QUEUE`` — the worker's own copy, which nobody reads: a stop
-    arriving then was lost, and the worker killed only after ``graceful_timeout`` (20 s; a
-    server stopped right after it forked its workers, tests/e2e/test_servers_e2e.py). What
-    granian needed too (``granian_conf.stop_on_signal_while_booting``). Race-free: a signal
-    handled before the new handlers are in place is in that copy of the queue, read after;
-    one handled after runs ``_exit_now``. A booting worker holds no request: exiting loses
-    nothing, and the master replaces it unless it is stopping.
+    signal on the master's ``SIG_QUEUE`` — the worker's own copy, which nobody reads; so that
+    copy is what tells a stop came before (``worker_boot``, as for granian).
     """
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _exit_now)
-    if stop_queued(getattr(server, "SIG_QUEUE", None)):
-        _exit_now(signal.SIGTERM, None)
+    worker_boot.exit_on_stop_while_booting(
+        STOP_SIGNALS, lambda: stop_queued(getattr(server, "SIG_QUEUE", None))
+    )
 
 
 def stop_queued(signals: "queue.SimpleQueue[Any] | None") -> bool:
@@ -129,10 +123,6 @@ def stop_queued(signals: "queue.SimpleQueue[Any] | None") -> bool:
         except queue.Empty:
             break
     return found
-
-
-def _exit_now(signum: int, frame: Any) -> None:
-    os._exit(0)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from granian.log import log_request_builder
 from granian.wsgi import _callback_wrapper
 
-from tenantauth import granian_conf
+from tenantauth import granian_conf, worker_boot
 from tenantauth.cli import main
 
 #: What the worker's environment holds before the loader runs (fake values).
@@ -83,8 +83,8 @@ def test_the_loader_exits_on_sigterm_until_granian_takes_over(worker_env: None) 
     """While a worker loads the app, SIGTERM ends it at once (it has no request yet): the
     loader replaces the handler inherited from the main process, which only flags it."""
     granian_conf.load_app("tests.unit.test_granian_conf:recording_app")
-    assert signal.getsignal(signal.SIGTERM) is granian_conf._exit_now
-    assert signal.getsignal(signal.SIGINT) is granian_conf._exit_now
+    assert signal.getsignal(signal.SIGTERM) is worker_boot._exit_now
+    assert signal.getsignal(signal.SIGINT) is worker_boot._exit_now
 
 
 def request_through_granian() -> dict[str, Any]:
