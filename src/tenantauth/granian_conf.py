@@ -19,6 +19,8 @@ stands in for them here (docs/performance-servers.md, "What ``--server granian``
   app's own (``tenantauth.api.hygiene``) answer 414/431 (401 on the gateway endpoint);
 - the access log (``TENANTAUTH_ACCESS_LOG``): granian's, with a ``%(pid)d`` atom added.
 
+- keep-alive connections spread over the workers (granian's accept greedily from the shared
+  queue; gunicorn's benchmark runs were never lopsided): ``granian_balance``, in the loader;
 - the hung-worker ``timeout`` (``TENANTAUTH_WORKER_TIMEOUT``, 30 s) and replacing every worker
   that dies after booting: ``granian_watchdog`` (a heartbeat thread in each worker, a watchdog
   thread in the main process).
@@ -45,6 +47,7 @@ from granian.server.mp import MPServer
 
 from tenantauth import granian_watchdog, settings, worker_boot
 from tenantauth.domain.verifying import leases
+from tenantauth.granian_balance import ConnectionBalancer
 from tenantauth.observability import exposition, logs
 
 APP = "tenantauth.wsgi:app"
@@ -125,6 +128,10 @@ def load_app(target: str) -> Any:
     gc.freeze()  # see gunicorn_conf.post_worker_init
     if _watchdog is not None:  # booted: from now on the watchdog times this worker
         granian_watchdog.start_heartbeat(_watchdog.directory, _watchdog.interval)
+        if _server is not None and _server.workers > 1:
+            balancer = ConnectionBalancer(app, _watchdog.directory, _server.bind_port)
+            balancer.start()
+            app = balancer
     return app
 
 

@@ -146,9 +146,11 @@ class Watchdog:
         self._drop_stale(live)
 
     def _drop_stale(self, live: set[str]) -> None:
-        """Remove the stamps of processes that are no longer workers."""
+        """Remove the stamps (and other ``<pid>.*`` files) of processes that are no longer
+        workers."""
         for path in self.directory.iterdir():
-            if path.name not in live:
+            # A worker's stamp is named by its pid; its other files (granian_balance) too.
+            if path.name.partition(".")[0] not in live:
                 path.unlink(missing_ok=True)
         self.killed = [pid for pid in self.killed if str(pid) in live]
 

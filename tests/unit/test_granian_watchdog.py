@@ -85,9 +85,11 @@ def test_stamps_of_processes_that_are_no_longer_workers_are_removed(tmp_path: Pa
     workers = [Worker(0, Process(101))]
     stamp(tmp_path, 101, seconds_ago=0)
     stamp(tmp_path, 99, seconds_ago=60)  # a worker that was replaced
+    (tmp_path / "101.connections").write_text("3 0")  # granian_balance's, beside the stamps
+    (tmp_path / "99.connections").write_text("3 0")
     dog, kills, _ = watchdog_for(tmp_path, workers)
     dog.check()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["101"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["101", "101.connections"]
     assert kills == []
 
 
