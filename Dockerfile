@@ -43,6 +43,6 @@ EXPOSE 8000 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 # One worker per CPU the container may use (its CPU limit, from the cgroup quota), or
-# WEB_CONCURRENCY; each runs TENANTAUTH_BLOCKING_THREADS threads (granian, default 8) or
+# WEB_CONCURRENCY; each runs TENANTAUTH_BLOCKING_THREADS threads (granian, default 4) or
 # TENANTAUTH_THREADS (gunicorn, default 4).
 CMD ["tenantauth", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -29,7 +29,7 @@ CHECKS = {
     "per request",
     TENANTAUTH_GUNICORN: "as tenantauth, served by gunicorn (`tenantauth serve --server "
     "gunicorn`: gthread workers, 4 threads each, HTTP parsed in Python) instead of granian "
-    "(HTTP in Rust threads, 8 blocking threads per worker), the default",
+    "(HTTP in Rust threads, 4 blocking threads per worker), the default",
     TENANTAUTH_EXACT: "as tenantauth, with `TENANTAUTH_VERIFY_MEMORY=false`: tenant and both "
     "revocation marks in one Redis round trip per verification (the default before issue 14)",
     NAIVE: "signature (HS256 only), exp, iss, aud (PyJWT `decode`); secret by `kid`, one Redis "

@@ -54,10 +54,11 @@ APP = "tenantauth.wsgi:app"
 #: gunicorn_conf's graceful_timeout: what a worker gets to finish its requests after SIGTERM
 #: before it is killed (granian's own default waits for ever).
 KILL_TIMEOUT = 20
-#: Threads per worker running the app. 8: while verify waits on Redis they served 2.1x
-#: gunicorn's req/s against 1.6-1.9x for 4; from memory 4 and 8 are within the noise
-#: (docs/design.md, "The HTTP server"). granian's own default (256) is far too many.
-DEFAULT_BLOCKING_THREADS = 8
+#: Threads per worker running the app. 4: with the lean paths and balanced connections, 4
+#: served as many verifications as 8 with a lower p99 (~10 against ~14.5 ms), and more of the
+#: exact path and of issuance, which wait on I/O (docs/design.md, "The HTTP server", Threads).
+#: granian's own default (256) is far too many.
+DEFAULT_BLOCKING_THREADS = 4
 BLOCKING_THREADS_ENV = "TENANTAUTH_BLOCKING_THREADS"
 #: Connections one worker serves at once (the rest wait in its queue): gunicorn's
 #: worker_connections default. granian's own (backlog ÷ workers, 341 with 3 workers) held up

@@ -195,8 +195,8 @@ def test_blocking_threads_out_of_range_are_refused(text: str) -> None:
 
 def test_blocking_threads_default_and_given() -> None:
     """Unset: the default (8); set: its value."""
-    assert granian_conf.blocking_threads({}) == granian_conf.DEFAULT_BLOCKING_THREADS == 8
-    assert granian_conf.blocking_threads({"TENANTAUTH_BLOCKING_THREADS": "4"}) == 4
+    assert granian_conf.blocking_threads({}) == granian_conf.DEFAULT_BLOCKING_THREADS == 4
+    assert granian_conf.blocking_threads({"TENANTAUTH_BLOCKING_THREADS": "8"}) == 8
 
 
 def test_granian_is_the_default_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,7 +33,7 @@ from tenantauth.settings import PREFIX, SETTINGS
     default=lambda: int(os.environ.get("WEB_CONCURRENCY") or min(available_cpus(), 64)),
     show_default="$WEB_CONCURRENCY, else one per available CPU (container limit included)",
     help="Worker processes (each runs $TENANTAUTH_BLOCKING_THREADS threads under granian, "
-    "default 8; $TENANTAUTH_THREADS under gunicorn, default 4).",
+    "default 4; $TENANTAUTH_THREADS under gunicorn, default 4).",
 )
 @click.option(
     "--server",
