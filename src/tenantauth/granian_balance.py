@@ -16,8 +16,8 @@ under gunicorn, whose benchmark runs were never lopsided):
   workers' counts. A count older than ``STALE_SECONDS`` is not counted: that worker is stopped,
   hung or gone, and connections closed for its sake would only land on the others.
 - **Rule** (``connections_to_close``). Over the live workers the fair share is the total
-  rounded up over their number; a worker holding ``MIN_EXCESS`` or more above it asks that many
-  of its connections to close.
+  rounded up over their number; a worker above it, and ``MIN_GAP`` or more above the least
+  loaded worker, asks its excess to close.
 - **Close.** The next responses of that worker carry ``Connection: close`` (RFC 9112 §9.6):
   the client (wrk, nginx, an HTTP library) reconnects, and the new connection goes to the shared
   queue, where either worker may take it. Only the worker above its share closes, so each
@@ -46,9 +46,9 @@ log = logging.getLogger("tenantauth.balance")
 PERIOD = 0.25
 #: A worker's count older than this is not counted (stopped, hung or gone).
 STALE_SECONDS = 1.0
-#: A worker closes connections only when it holds this many or more above its fair share: an
-#: odd total leaves one worker one above, which must not flap.
-MIN_EXCESS = 2
+#: A worker closes connections only when it holds this many or more above the least loaded
+#: worker: one more than another is as even as an odd total can be, and must not flap.
+MIN_GAP = 2
 #: Largest share of one core the census may take: the period grows to cost / MAX_DUTY.
 MAX_DUTY = 0.02
 #: The file name suffix of a worker's count, beside its heartbeat stamp.
@@ -63,14 +63,15 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 def connections_to_close(mine: int, others: Sequence[int]) -> int:
     """Return how many of its ``mine`` connections a worker should close, given the counts of
-    the other live workers: its excess over the fair share (total rounded up over the
-    workers) when that is ``MIN_EXCESS`` or more, else 0."""
-    if not others:
+    the other live workers: its excess over the fair share (the total rounded up over the
+    workers), when it holds ``MIN_GAP`` or more above the least loaded; else 0.
+
+    A spread where no worker holds more than one above another is left as it is, so the
+    counts settle there and never flap."""
+    if not others or mine - min(others) < MIN_GAP:
         return 0
-    workers = len(others) + 1
-    fair = -(-(mine + sum(others)) // workers)
-    excess = mine - fair
-    return excess if excess >= MIN_EXCESS else 0
+    fair = -(-(mine + sum(others)) // (len(others) + 1))
+    return max(0, mine - fair)
 
 
 def count_connections(port: int) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tenantauth.granian_balance import MIN_EXCESS
+from tenantauth.granian_balance import MIN_GAP
 from tenantauth.settings import MAX_REQUEST_LINE_BYTES
 from tests.e2e.harness import (
     HOST,
@@ -154,7 +154,7 @@ def test_keep_alive_connections_piled_on_one_worker_are_spread(
     deadline = time.monotonic() + SPREAD_SECONDS
     # Settled: each worker within the rule's tolerance of half (a closed connection is open
     # again only at its next request, so count both after a full round of requests).
-    share = PILED_CONNECTIONS // 2 - MIN_EXCESS
+    share = PILED_CONNECTIONS // 2 - MIN_GAP
     while min((held := held_connections(server)).values()) < share:
         assert time.monotonic() < deadline, f"not spread in {SPREAD_SECONDS} s: {held}"
         statuses += [get_healthz(client) for client in clients]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tenantauth.granian_balance import (
-    MIN_EXCESS,
+    MIN_GAP,
     STALE_SECONDS,
     SUFFIX,
     ConnectionBalancer,
@@ -30,12 +30,16 @@ from tenantauth.granian_balance import (
         (32, [], 0),  # alone: nobody to hand connections to
         (32, [0], 16),  # everything on one worker: half goes
         (16, [16], 0),
-        (17, [15], 0),  # one above the share (odd totals): left alone, never flaps
+        (17, [16], 0),  # as even as an odd total can be: left alone, never flaps
+        (17, [15], 1),
         (18, [14], 2),
         (0, [32], 0),  # below the share: the other worker closes, not this one
         (30, [0, 0], 20),  # three workers: a share of 10
         (11, [10, 10], 0),
-        (3, [0], 0),  # 2 is the share; one above it
+        (12, [10, 10], 1),
+        (11, [11, 10], 0),
+        (3, [0], 1),  # 2 is the share
+        (1, [0], 0),
     ],
 )
 def test_a_worker_closes_its_excess_over_the_fair_share(
@@ -44,12 +48,17 @@ def test_a_worker_closes_its_excess_over_the_fair_share(
     assert connections_to_close(mine, others) == due
 
 
-def test_no_worker_closes_less_than_the_minimum_excess() -> None:
-    for mine in range(0, 60):
-        for other in range(0, 60):
+def test_closing_never_goes_below_the_share_and_stops_once_even() -> None:
+    """Two workers: a worker closes only what is above its share, and only while it holds
+    MIN_GAP or more above the other; moving every closed connection over settles in one step."""
+    for mine in range(60):
+        for other in range(60):
             due = connections_to_close(mine, [other])
-            assert due == 0 or due >= MIN_EXCESS
-            assert mine - due >= -(-(mine + other) // 2) or due == 0  # never below the share
+            assert (due > 0) == (mine - other >= MIN_GAP)
+            assert due == 0 or mine - due >= -(-(mine + other) // 2)  # never below the share
+            if due:
+                assert connections_to_close(mine - due, [other + due]) == 0
+                assert connections_to_close(other + due, [mine - due]) == 0
 
 
 @pytest.fixture
