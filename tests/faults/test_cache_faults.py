@@ -363,6 +363,8 @@ def test_s10_cold_cache_stampede_of_a_hot_tenant(
 
 
 JITTER_TENANTS = 20
+#: Rounds of verifying again the tenants a warmed memory answered (see the scenario).
+JITTER_RETRIES = 3
 CACHE_TTL_MS = 300_000  # TENANTAUTH_CACHE_TTL's default, ±10 % jitter
 
 
@@ -378,6 +380,20 @@ def test_s10_ttl_jitter_spreads_expiries(
         client.delete(*[_entry(t) for t in tenants])
     with ThreadPoolExecutor(JITTER_TENANTS) as pool:
         records = list(pool.map(lambda s: _probe(fault_server, s), shots))
+    # A worker that registered its lease again (S5 and S6 restart Redis) loads every tenant
+    # into its memory once a verification misses there (docs/design.md, "Warming memory"),
+    # so the last of these probes may be answered from memory without filling Redis. Such a
+    # tenant is taken out of every worker's memory (a rotation every worker acknowledges)
+    # and verified again.
+    again: list[str] = []
+    for _ in range(JITTER_RETRIES):
+        missing = [t for t in tenants if not private_redis.exists(_entry(t))]
+        if not missing:
+            break
+        again += missing
+        for tenant in missing:
+            admin.rotate(tenant)
+            records.append(_probe(fault_server, Shot("jitter", admin.issue(tenant, "alice"))))
     with private_redis.client() as client:
         ttls = sorted(int(client.pttl(_entry(t))) for t in tenants)
     m = ScenarioMetrics("S10 TTL jitter, 20 tenants filled at once")
@@ -385,9 +401,10 @@ def test_s10_ttl_jitter_spreads_expiries(
     spread = ttls[-1] - ttls[0]
     m.note = (
         f"entry TTLs {ttls[0] / 1000:.1f}..{ttls[-1] / 1000:.1f} s, spread {spread / 1000:.1f} s"
+        f"; answered from a warmed memory, verified again: {len(again)}"
     )
     fault_metrics(m)
-    assert [r.status for r in records] == [200] * JITTER_TENANTS
+    assert [r.status for r in records] == [200] * (JITTER_TENANTS + len(again))
     low, high = CACHE_TTL_MS * 0.9 - 5_000, CACHE_TTL_MS * 1.1
     assert all(low <= ttl <= high for ttl in ttls), ttls
     # 20 uniform draws over a 60 s window span less than 15 s with probability ~1e-11.
