@@ -167,9 +167,17 @@ class ConnectionBalancer:
         now_ns = time.monotonic_ns() if now_ns is None else now_ns
         mine = count_connections(self._port)
         write_count(self._own, mine, now_ns)
-        due = connections_to_close(mine, read_counts(self._directory, self._own, now_ns))
+        others = read_counts(self._directory, self._own, now_ns)
+        due = connections_to_close(mine, others)
         self._closing.clear()
         self._closing.extend([None] * due)
+        if due:  # at most one line a census, and only while the spread is uneven
+            log.info(
+                "asking %d of this worker's %d connections to reconnect (the others hold %s)",
+                due,
+                mine,
+                sorted(others),
+            )
         return due
 
     def start(self) -> threading.Thread:

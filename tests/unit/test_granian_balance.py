@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -140,7 +141,7 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 def test_a_worker_above_its_share_asks_that_many_clients_to_close(
-    listener: socket.socket, tmp_path: Path
+    listener: socket.socket, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """6 connections here, 0 on the other worker: 3 responses carry Connection: close, then
     none; a census that finds the counts even cancels what was still due."""
@@ -149,7 +150,11 @@ def test_a_worker_above_its_share_asks_that_many_clients_to_close(
     clients, accepted = connect(listener, 6)
     try:
         write_count(tmp_path / f"999999{SUFFIX}", 0, time.monotonic_ns())
-        assert balancer.census() == 3
+        with caplog.at_level(logging.INFO, logger="tenantauth.balance"):
+            assert balancer.census() == 3
+        assert caplog.messages == [
+            "asking 3 of this worker's 6 connections to reconnect (the others hold [0])"
+        ]
         recorder = Recorder()
         for _ in range(5):
             assert b"".join(balancer({}, recorder)) == b"ok"
