@@ -8,12 +8,15 @@ every response, as in test_openapi_fuzz.py, on PostgreSQL + Redis.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
+from schemathesis.specs.openapi.checks import ensure_resource_availability
 
 from tests.schema import formats
 from tests.schema.cases import keep_to_the_words
@@ -23,6 +26,8 @@ from tests.support import ADMIN_TOKEN, Backend, empty_database, empty_redis
 MAX_EXAMPLES = 40
 STEPS = 10
 MIN_TRANSITIONS = 50
+#: The problem detail of a 404 for a tenant that a request's *body* names.
+_LISTED_TENANT_MISSING = re.compile(r"tenant '[^']*' does not exist")
 
 
 def test_call_sequences_conform(fuzz_app: Flask, postgres_backend: Backend) -> None:  # noqa: F811
@@ -48,6 +53,24 @@ def test_call_sequences_conform(fuzz_app: Flask, postgres_backend: Backend) -> N
         def before_call(self, case: Any) -> None:
             keep_to_the_words(case)
 
+        def validate_response(
+            self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            if not _names_a_listed_tenant(response, case):
+                super().validate_response(response, case, additional_checks, **kwargs)
+                return
+            # A PATCH of a resource server just created, listing a tenant that does not
+            # exist, is a 404 for that tenant, not for the server: schemathesis' "created
+            # resource not found" (ST302) would take it for the server (seen once in a
+            # `make test` run). Every other check still runs on it.
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                excluded_checks=[ensure_resource_availability],
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
         def teardown(self) -> None:
             # Each sequence starts from empty stores: which calls can follow which depends
             # on earlier answers, and Hypothesis replays a sequence expecting the same ones.
@@ -71,3 +94,15 @@ def _empty(backend: Backend) -> None:
     pg_url and redis_url fixtures do before each test)."""
     empty_database(backend.database_url)
     empty_redis(str(backend.redis_url))
+
+
+def _names_a_listed_tenant(response: Any, case: Any) -> bool:
+    """Whether ``response`` is a 404 for a tenant the request's body lists (the path names
+    no tenant), rather than for the resource the path names."""
+    if response.status_code != 404 or "/tenants/" in str(case.formatted_path):
+        return False
+    try:
+        detail = json.loads(response.content).get("detail", "")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(detail, str) and bool(_LISTED_TENANT_MISSING.fullmatch(detail))
