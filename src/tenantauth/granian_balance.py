@@ -24,7 +24,7 @@ under gunicorn, whose benchmark runs were never lopsided):
   round moves about half the excess and the counts converge; nothing is lost, since a
   connection closes only after a complete response.
 
-Cost: one check of an empty deque per request; the census takes ~0.2 ms per round with a few
+Cost: one check of an empty deque per request; the census takes 0.2–0.4 ms per round with a few
 dozen connections and grows with the worker's connections, so its period stretches to keep it
 under ``MAX_DUTY`` of a core.
 """
@@ -81,7 +81,7 @@ def count_connections(port: int) -> int:
     Looks at each of this process's sockets through a socket object laid over its descriptor
     and detached again, so nothing is closed or changed: a few system calls per socket,
     growing with this worker's connections only (``/proc/net/tcp`` lists the whole network
-    namespace, TIME_WAIT included: 2.4 ms for 1,300 sockets, against ~0.2 ms here).
+    namespace, TIME_WAIT included: 2.4 ms for 1,300 sockets, against 0.2–0.4 ms here).
     """
     count = 0
     for fd in _FDS.iterdir():
