@@ -89,7 +89,7 @@ def prepared(svc: Services) -> tuple[str, bytes]:
     token = issue_token(
         svc.storage, svc.keyring, svc.tokens, svc.clock, TokenRequest("bench", "user-1")
     ).access_token
-    key = svc.keys.signing_key("bench")
+    key = svc.keys.verification_key("bench")
     assert key is not None
     return token, key
 

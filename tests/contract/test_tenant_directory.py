@@ -93,8 +93,8 @@ def test_unknown_ids_cost_no_database_read(pg_services: Services) -> None:
     storage = PausingIdsStorage(pg_services.storage)
     resolver = resolver_on(pg_services, storage)
     for n in range(50):
-        assert resolver.signing_key(f"ghost-{n}") is None
-    assert resolver.signing_key("acme") is not None
+        assert resolver.verification_key(f"ghost-{n}") is None
+    assert resolver.verification_key("acme") is not None
     assert (storage.id_reads, storage.key_reads) == (1, 1)
 
 
@@ -108,13 +108,13 @@ def test_a_directory_read_before_a_creation_never_hides_the_tenant(
     tenants.create_tenant(svc, "acme", "Acme")
     storage = PausingIdsStorage(svc.storage, pause=True)
     resolver = resolver_on(svc, storage)
-    stalled, out = in_thread(lambda: resolver.signing_key("ghost"))
+    stalled, out = in_thread(lambda: resolver.verification_key("ghost"))
     assert storage.paused.wait(WAIT)
     tenants.create_tenant(svc, "beta", "Beta")  # returned
     storage.resume.set()
     stalled.join(WAIT)
     assert out == [None]
-    assert resolver.signing_key("beta") is not None
+    assert resolver.verification_key("beta") is not None
     verifier_on(svc, storage=storage).verify(mint(svc, "beta"))
     assert storage.id_reads == 2
 
@@ -129,10 +129,10 @@ def test_a_directory_from_another_server_is_not_trusted(
     storage = PausingIdsStorage(svc.storage)
     resolver = resolver_on(svc, storage)
     set_directory(redis_url, FOREIGN)  # what the old server had
-    assert resolver.signing_key("beta") is None  # ids read, without beta
+    assert resolver.verification_key("beta") is None  # ids read, without beta
     tenants.create_tenant(svc, "beta", "Beta")  # renews the directory
     set_directory(redis_url, FOREIGN)  # restored from a snapshot taken before the renewal
-    assert resolver.signing_key("beta") is not None
+    assert resolver.verification_key("beta") is not None
     assert storage.id_reads == 2 and svc.cache.directory() != FOREIGN
 
 
@@ -143,11 +143,11 @@ def test_creations_in_a_burst_cost_no_reread_yet_hide_nothing(pg_services: Servi
     svc = pg_services
     storage = PausingIdsStorage(svc.storage)
     resolver = resolver_on(svc, storage, min_interval=60.0)
-    assert resolver.signing_key("ghost") is None
+    assert resolver.verification_key("ghost") is None
     for n in range(3):
         tenants.create_tenant(svc, f"new-{n}", "New")
-        assert resolver.signing_key(f"new-{n}") is not None
-    assert resolver.signing_key("ghost") is None
+        assert resolver.verification_key(f"new-{n}") is not None
+    assert resolver.verification_key("ghost") is None
     assert storage.id_reads == 1 and storage.key_reads == 4
 
 
@@ -155,10 +155,10 @@ def test_a_lost_directory_key_is_claimed_again(pg_services: Services, redis_url:
     """A flush or eviction of the directory key: a new incarnation, one new read per process."""
     storage = PausingIdsStorage(pg_services.storage)
     resolver = resolver_on(pg_services, storage)
-    assert resolver.signing_key("ghost") is None
+    assert resolver.verification_key("ghost") is None
     set_directory(redis_url, None)
     for _ in range(3):
-        assert resolver.signing_key("ghost") is None
+        assert resolver.verification_key("ghost") is None
     assert storage.id_reads == 2 and storage.key_reads == 0
 
 
@@ -179,12 +179,12 @@ def test_storage_down_keeps_a_current_directory_in_force(pg_services: Services) 
     storage = PausingIdsStorage(svc.storage)
     aging = replace(svc.caching, directory_max_age=0, directory_min_interval=0)
     resolver = KeyResolver(storage, svc.cache, svc.keyring, aging)
-    assert resolver.signing_key("ghost") is None
+    assert resolver.verification_key("ghost") is None
     storage.inner = _DownStorage()
-    assert resolver.signing_key("ghost") is None  # old but current: still in force
+    assert resolver.verification_key("ghost") is None  # old but current: still in force
     svc.cache.renew_directory()
     with pytest.raises(StorageUnavailableError):
-        resolver.signing_key("ghost")
+        resolver.verification_key("ghost")
 
 
 class _DownStorage:

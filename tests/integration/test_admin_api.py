@@ -89,6 +89,8 @@ def test_create_returns_the_tenant_with_defaults(client: FlaskClient) -> None:
         "id": "acme",
         "name": "Acme Corp",
         "status": "active",
+        "alg": "HS256",
+        "kid": "acme",  # HS256 tokens name the tenant alone, as before key pairs
         "key_version": 1,
         "access_token_ttl": 900,
         "max_token_ttl": 86_400,
@@ -210,14 +212,18 @@ def test_delete_revokes_and_recreate_issues_a_new_secret(
 def test_rotate_returns_the_new_key_version(
     client: FlaskClient, acme: dict[str, Any], clock: FixedClock
 ) -> None:
-    """Rotate answers 200 {id, key_version, rotated_at}, one version higher each time."""
+    """Rotate answers 200 {id, key_version, alg, kid, rotated_at, offline bound}, one
+    version higher each time; an HS256 secret was never published, so no offline bound."""
     for version, body in ((2, None), (3, {})):
         clock.advance(10)
         r = client.post(f"{ACME}/rotate", json=body, headers=ADMIN)
         assert assert_json(r, 200) == {
             "id": "acme",
             "key_version": version,
+            "alg": "HS256",
+            "kid": "acme",
             "rotated_at": datetime.fromtimestamp(clock.now(), UTC).isoformat(),
+            "offline_verifiers_may_accept_until": None,
         }
     assert assert_json(_show(client, "acme"), 200)["key_version"] == 3
 

@@ -609,8 +609,8 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 14 + 5 + 11 + 5 + 1 + 6
-    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata
+    assert len(routed) == 14 + 6 + 11 + 5 + 1 + 6
+    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata, JWKS
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
     # + admin keys (create, list, show, revoke) and the audit listing
     # + GET /v1/verify/{forwarded} (gateways that append the protected request's path)

@@ -14,6 +14,8 @@ from typing import Any
 
 from schemathesis.core.parameters import ParameterLocation
 
+from tests.schema.formats import KEY_ALGS
+
 
 def keep_to_the_words(case: Any) -> None:
     """Edit a positive case in place so it keeps to the rules said only in words:
@@ -28,12 +30,16 @@ def keep_to_the_words(case: Any) -> None:
     - a password is not the username (NIST SP 800-63B §5.1.1.2, cross-field): made longer;
     - a bearer credential is an RFC 6750 §2.1 b64token: a comma in it reads as two folded
       Authorization headers (RFC 9110 §5.3) and is refused with 400; a security scheme has
-      no pattern to say so: the comma becomes a dot.
+      no pattern to say so: the comma becomes a dot;
+    - a tenant's key (create, rotate): ``secret`` only with HS256, ``private_key`` only with
+      the key-pair alg of its type, not both. A ``private_key`` sets ``alg`` to its type and
+      drops ``secret``; a ``secret`` makes ``alg`` HS256 (a rotation without alg keeps the
+      tenant's *stored* one, which no document can know).
     """
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
     if isinstance(case.body, dict):
-        case.body = _ttls_in_order(case.method, dict(case.body))
+        case.body = _one_key(_ttls_in_order(case.method, dict(case.body)))
         if "ttl" in case.body and str(case.path).endswith("/tokens"):
             case.body["ttl"] = 1
         username = case.body.get("username") or (case.path_parameters or {}).get("username")
@@ -65,6 +71,15 @@ def _ttls_in_order(method: str, body: dict[str, Any]) -> dict[str, Any]:
     elif method.upper() == "PATCH" and (access is None) != (maximum is None):
         body.pop("access_token_ttl", None)
         body.pop("max_token_ttl", None)
+    return body
+
+
+def _one_key(body: dict[str, Any]) -> dict[str, Any]:
+    if "private_key" in body:
+        body.pop("secret", None)
+        body["alg"] = KEY_ALGS.get(body["private_key"], body.get("alg"))
+    elif "secret" in body:
+        body["alg"] = "HS256"
     return body
 
 

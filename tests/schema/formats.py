@@ -11,7 +11,10 @@ import re
 import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 
+import jwt as pyjwt
 import schemathesis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import strategies as st
 
 from tenantauth.api import rules
@@ -58,9 +61,40 @@ TIMES = (
 )
 
 
+#: The words of ``private_key``: "unencrypted PEM (PKCS#8 or the traditional form) or a
+#: private JWK as JSON text, of the type alg names (Ed25519; EC P-256; RSA of 2048 to 8192
+#: bits)". Two keys of each type (made once: RSA takes a while), in each form; ``KEY_ALGS``
+#: says which alg each text is for, which ``cases.keep_to_the_words`` applies.
+KEY_ALGS: dict[str, str] = {}
+_MAKERS = {
+    "EdDSA": ed25519.Ed25519PrivateKey.generate,
+    "ES256": lambda: ec.generate_private_key(ec.SECP256R1()),
+    "RS256": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+}
+
+
+def _key_texts() -> list[str]:
+    if not KEY_ALGS:
+        for alg, make in _MAKERS.items():
+            for _ in range(2):
+                key = make()
+                pem = key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ).decode()
+                jwk = pyjwt.algorithms.get_default_algorithms()[alg].to_jwk(key)
+                KEY_ALGS.update({pem: alg, str(jwk): alg})
+    return sorted(KEY_ALGS)
+
+
+PRIVATE_KEYS = st.deferred(lambda: st.sampled_from(_key_texts()))
+
+
 def register() -> None:
     """Register the strategies with schemathesis (global, idempotent)."""
     schemathesis.openapi.format(rules.USERNAME_FORMAT, USERNAMES)
     schemathesis.openapi.format(rules.PASSWORD_FORMAT, PASSWORDS)
     schemathesis.openapi.format(rules.CURSOR_FORMAT, CURSORS)
     schemathesis.openapi.format("date-time", TIMES)
+    schemathesis.openapi.format(rules.PRIVATE_KEY_FORMAT, PRIVATE_KEYS)

@@ -23,7 +23,7 @@ from tests.oauth_accounts import CLIENT_ID, CLIENT_SECRET
 from tests.support import FixedClock
 
 VERIFY = "/v1/verify"
-INTROSPECT = "/v1/tenants/acme/introspect"
+INTROSPECT = "/v1/tenants/{}/introspect"
 REQUEST_ID = "security-suite"
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="tenantauth", error="invalid_token"'
 #: Headers a successful verification adds; a failure must carry none of them.
@@ -52,10 +52,13 @@ class World:
         """POST /v1/verify with ``body`` as JSON."""
         return self.client.post(VERIFY, json=body, headers={"X-Request-Id": REQUEST_ID}, **kw)
 
-    def introspect(self, token: str) -> TestResponse:
-        """POST the token to acme's introspection endpoint as its client (RFC 7662 §2.1)."""
+    def introspect(self, token: str, tenant: str = "acme") -> TestResponse:
+        """POST the token to the tenant's introspection endpoint as its client (RFC 7662
+        §2.1)."""
         form = {"token": token, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
-        return self.client.post(INTROSPECT, data=form, headers={"X-Request-Id": REQUEST_ID})
+        return self.client.post(
+            INTROSPECT.format(tenant), data=form, headers={"X-Request-Id": REQUEST_ID}
+        )
 
 
 def header_sendable(token: str) -> bool:
@@ -67,22 +70,24 @@ def header_sendable(token: str) -> bool:
     return all(0x20 <= ord(c) < 0x7F for c in token) and token.strip() == token != ""
 
 
-def assert_rejected(world: World, token: str) -> None:
-    """Assert every endpoint rejects ``token`` with the one uniform answer for it."""
+def assert_rejected(world: World, token: str, tenant: str = "acme") -> None:
+    """Assert every endpoint rejects ``token`` with the one uniform answer for it
+    (introspected at ``tenant``, whose client has the suite's credentials)."""
     _assert_same(world.post({"token": token}), world.refs["invalid"])
     if header_sendable(token):
         _assert_same(world.get(f"Bearer {token}"), world.refs["invalid"])
-    inactive = world.introspect(token)
+    inactive = world.introspect(token, tenant)
     _assert_same(inactive, world.refs["inactive"])
     assert inactive.get_json() == {"active": False}
 
 
-def assert_accepted(world: World, token: str) -> dict[str, Any]:
-    """Assert every endpoint accepts ``token``; return the verified claims."""
+def assert_accepted(world: World, token: str, tenant: str = "acme") -> dict[str, Any]:
+    """Assert every endpoint accepts ``token`` (introspected at ``tenant``); return the
+    verified claims."""
     body = _ok(world.post({"token": token}))
     if header_sendable(token):
         assert _ok(world.get(f"Bearer {token}")) == body
-    described = _ok(world.introspect(token))
+    described = _ok(world.introspect(token, tenant))
     assert described["active"] is True
     assert described["tid"] == body["claims"]["tid"]
     return body["claims"]  # type: ignore[no-any-return]

@@ -70,7 +70,7 @@ def test_entry_never_holds_plaintext_secret(
     svc: Services, acme: Tenant, fake_redis: fakeredis.FakeRedis
 ) -> None:
     """The cached entry holds the sealed blob only, never the tenant's secret."""
-    svc.keys.signing_key("acme")  # a miss: reads storage and fills the cache
+    svc.keys.verification_key("acme")  # a miss: reads storage and fills the cache
     raw = fake_redis.get(cache_key("acme", "entry"))
     assert raw is not None
     for spelling in (ACME_SECRET, ACME_SECRET.hex(), base64.b64encode(ACME_SECRET).decode()):
@@ -256,11 +256,11 @@ def test_miss_reads_storage_once_and_fills(
 ) -> None:
     """A cache miss reads storage once and fills the cache with the tenant's record."""
     assert cache.get("acme") is None  # changes seal the cache; they do not warm it
-    assert resolver.signing_key("acme") == ACME_SECRET
+    assert resolver.verification_key("acme").material == ACME_SECRET
     assert counting.key_reads == ["acme"]
     assert cache.get("acme") == KeyRecord.of(acme)
     fake_redis.delete(cache_key("acme", "entry"))  # as if the entry had expired
-    assert resolver.signing_key("acme") == ACME_SECRET
+    assert resolver.verification_key("acme").material == ACME_SECRET
     assert counting.key_reads == ["acme", "acme"]
 
 
@@ -268,10 +268,10 @@ def test_hit_costs_no_storage_read(
     resolver: KeyResolver, counting: CountingStorage, acme: Tenant
 ) -> None:
     """Once cached, resolving a key reads no storage at all."""
-    resolver.signing_key("acme")
+    resolver.verification_key("acme")
     counting.key_reads.clear()
     for _ in range(3):
-        assert resolver.signing_key("acme") == ACME_SECRET
+        assert resolver.verification_key("acme").material == ACME_SECRET
     assert counting.key_reads == []
 
 
@@ -284,7 +284,7 @@ def test_unknown_tenants_are_ruled_out_by_the_directory(
     """Unknown ids cost no key read and leave nothing in the cache: one read of the tenant
     ids serves them all, until a creation renews the directory."""
     for tid in ("nobody", "nobody", "ghost-1", "ghost-2"):
-        assert resolver.signing_key(tid) is None
+        assert resolver.verification_key(tid) is None
     assert counting.key_reads == [] and counting.directory_reads == 1
     assert fake_redis.keys("tenantauth:{nobody}*") == []
     assert fake_redis.keys("tenantauth:{ghost*") == []
@@ -297,9 +297,9 @@ def test_a_created_tenant_is_known_at_once(
     the directory, so the new tenant's key resolves the moment create returns."""
     policy = CachePolicy(directory_min_interval=0)
     resolver = KeyResolver(counting, cache, MasterKeyring(MASTER_KEY), policy)
-    assert resolver.signing_key("beta") is None
+    assert resolver.verification_key("beta") is None
     create_tenant(svc, "beta", "Beta", secret=secret_text(OTHER_SECRET))
-    assert resolver.signing_key("beta") == OTHER_SECRET
+    assert resolver.verification_key("beta").material == OTHER_SECRET
     assert counting.directory_reads == 2 and counting.key_reads == ["beta"]
 
 
@@ -310,9 +310,9 @@ def test_a_lost_directory_is_read_again(
     so the ids are read again rather than trusted."""
     policy = CachePolicy(directory_min_interval=0)
     resolver = KeyResolver(counting, cache, MasterKeyring(MASTER_KEY), policy)
-    assert resolver.signing_key("nobody") is None
+    assert resolver.verification_key("nobody") is None
     fake_redis.delete("tenantauth:directory")
-    assert resolver.signing_key("nobody") is None
+    assert resolver.verification_key("nobody") is None
     assert counting.directory_reads == 2 and counting.key_reads == []
 
 
@@ -328,7 +328,7 @@ def test_directory_max_age_and_limit(
     more tenants than that it rules nothing out, and unknown ids are negative-cached."""
     resolver = KeyResolver(counting, cache, MasterKeyring(MASTER_KEY), policy)
     for _ in range(3):
-        assert resolver.signing_key("nobody") is None
+        assert resolver.verification_key("nobody") is None
     assert counting.directory_reads == reads
     assert counting.key_reads == ([] if policy.directory_limit else ["nobody"])
 
@@ -343,18 +343,18 @@ def test_inactive_tenant_has_no_key(
     """A suspended tenant resolves to no key, from storage and then from the cache alike."""
     update_tenant(svc, "acme", TenantChanges(status=TenantStatus.SUSPENDED))
     fake_redis.delete(cache_key("acme", "entry"))
-    assert resolver.signing_key("acme") is None
-    assert resolver.signing_key("acme") is None
+    assert resolver.verification_key("acme") is None
+    assert resolver.verification_key("acme") is None
     assert counting.key_reads == ["acme"]
 
 
 def test_rotation_replaces_cached_key(svc: Services, acme: Tenant) -> None:
     """After a rotation the next lookup gets the new key, never the cached old one."""
-    assert svc.keys.signing_key("acme") == ACME_SECRET
+    assert svc.keys.verification_key("acme").material == ACME_SECRET
     rotated = rotate_tenant(svc, "acme")
     assert rotated.sealed_secret is not None
-    new_key = svc.keyring.open("acme", rotated.sealed_secret)
-    assert svc.keys.signing_key("acme") == new_key != ACME_SECRET
+    new_key = svc.keyring.open(rotated.key_binding, rotated.sealed_secret)
+    assert svc.keys.verification_key("acme").material == new_key != ACME_SECRET
 
 
 def test_cache_outage_falls_back_to_storage(svc: Services, acme: Tenant) -> None:
@@ -364,6 +364,6 @@ def test_cache_outage_falls_back_to_storage(svc: Services, acme: Tenant) -> None
     server.connected = False
     counting = CountingStorage(svc.storage)
     resolver = KeyResolver(counting, down, svc.keyring, CachePolicy())
-    assert resolver.signing_key("acme") == ACME_SECRET
-    assert resolver.signing_key("acme") == ACME_SECRET
+    assert resolver.verification_key("acme").material == ACME_SECRET
+    assert resolver.verification_key("acme").material == ACME_SECRET
     assert counting.key_reads == ["acme", "acme"]

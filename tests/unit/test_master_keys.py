@@ -170,7 +170,7 @@ def test_rotate_rewraps_every_secret_and_is_idempotent(old: Services) -> None:
     after = tenants.get_tenant(new, "t2")
     assert after.generation > before.generation and after.key_version == before.key_version
     assert after.sealed_secret is not None
-    assert MasterKeyring(NEW).open("t2", after.sealed_secret) == ACME_SECRET
+    assert MasterKeyring(NEW).open(after.key_binding, after.sealed_secret) == ACME_SECRET
     found = master_keys.status(new)
     assert (found.secrets_by_key, found.pending) == ({master_key_id(NEW): 3}, 0)
     again = master_keys.rotate(new, batch=2)
@@ -237,12 +237,12 @@ def test_rotate_keeps_a_cached_tenant_verifiable_without_the_old_key(old: Servic
     """After rotate, a process configured with only the new key opens the tenant's secret,
     even though the shared cache held the old blob before (the re-wrap fences it)."""
     create(old, "acme")
-    assert old.keys.signing_key("acme") == ACME_SECRET  # the shared cache now holds the old blob
+    assert old.keys.verification_key("acme").material == ACME_SECRET  # the shared cache now holds the old blob
     only_new = rekeyed(old, NEW)
     with pytest.raises(SecretDecryptionError):  # fail closed before the re-wrap
-        only_new.keys.signing_key("acme")
+        only_new.keys.verification_key("acme")
     master_keys.rotate(rekeyed(old, NEW, OLD))
-    assert only_new.keys.signing_key("acme") == ACME_SECRET
+    assert only_new.keys.verification_key("acme").material == ACME_SECRET
 
 
 def test_sealed_secret_under_another_key_id_is_what_status_counts() -> None:

@@ -83,8 +83,8 @@ def test_create_generates_distinct_secrets(svc: Services) -> None:
     a, b = create_tenant(svc, "aa", "A"), create_tenant(svc, "bb", "B")
     assert a.sealed_secret is not None
     assert b.sealed_secret is not None
-    secret_a = svc.keyring.open("aa", a.sealed_secret)
-    secret_b = svc.keyring.open("bb", b.sealed_secret)
+    secret_a = svc.keyring.open(a.key_binding, a.sealed_secret)
+    secret_b = svc.keyring.open(b.key_binding, b.sealed_secret)
     assert len(secret_a) == len(secret_b) == 32
     assert secret_a != secret_b
 

@@ -110,6 +110,7 @@ class MetadataResponseSchema(ma.Schema):
     token_endpoint = fields.String(required=True)
     revocation_endpoint = fields.String(required=True)
     introspection_endpoint = fields.String(required=True)
+    jwks_uri = fields.String(required=True)
     grant_types_supported = fields.List(fields.String(), required=True)
     response_types_supported = fields.List(fields.String(), required=True)
     token_endpoint_auth_methods_supported = fields.List(fields.String(), required=True)

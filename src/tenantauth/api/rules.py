@@ -70,6 +70,7 @@ MAXIMUM_SETTING = "maximum_setting"
 USERNAME_FORMAT = "tenantauth-username"
 PASSWORD_FORMAT = "password"  # noqa: S105 - a format name (OpenAPI registry), not a password
 CURSOR_FORMAT = "tenantauth-cursor"
+PRIVATE_KEY_FORMAT = "tenantauth-private-key"
 
 
 class Pattern(validate.Validator):

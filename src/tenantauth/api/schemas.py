@@ -11,7 +11,8 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from tenantauth.api import rules
-from tenantauth.crypto.jwt import TENANT_ID_RE
+from tenantauth.crypto import keypairs
+from tenantauth.crypto.jwt import ALGORITHMS, TENANT_ID_RE
 from tenantauth.domain import paging, tenants, tokens
 from tenantauth.domain.oauth import clients
 
@@ -73,8 +74,28 @@ CAPPED = {rules.MAXIMUM_SETTING: "max_token_ttl"}
 ACCESS_TTL_DOC = CAPPED | {"description": "Default token lifetime (s); at most max_token_ttl."}
 SECRET = rules.text(
     rules.SECRET,
-    description="base64url (RFC 4648 §5) of 32 to 512 bytes (HS256 keys, RFC 7518 §3.2).",
+    description="Import this HS256 secret instead of generating one: base64url (RFC 4648 §5) "
+    "of 32 to 512 bytes (RFC 7518 §3.2). Only with alg HS256 (the default). Never returned.",
 )
+ALG: dict[str, Any] = {
+    "validate": validate.OneOf(ALGORITHMS),
+    "metadata": {
+        "description": "The signing algorithm (RFC 7518 §3.1, RFC 8037 §3.1): HS256 (a shared "
+        "secret, the default; never published), or a key pair whose public key the tenant's "
+        "JWKS publishes: EdDSA (Ed25519), ES256 (P-256) or RS256 (2048-bit RSA when "
+        "generated). A rotation without alg keeps the tenant's algorithm."
+    },
+}
+PRIVATE_KEY: dict[str, Any] = {
+    "validate": validate.Length(1, keypairs.MAX_IMPORT_CHARS),
+    "metadata": {
+        "format": rules.PRIVATE_KEY_FORMAT,
+        "description": "Import this private key instead of generating one: unencrypted PEM "
+        "(PKCS#8 or the traditional form) or a private JWK as JSON text, of the type alg "
+        "names (Ed25519; EC P-256; RSA of 2048 to 8192 bits). Needs a key-pair alg; with "
+        "alg absent on creation, give alg too. Never returned.",
+    },
+}
 NAME = rules.text(
     rules.NAME,
     length=(1, tenants.MAX_NAME_LENGTH),
@@ -103,6 +124,8 @@ class TenantCreateRequestSchema(StrictSchema):
     secret = fields.String(**SECRET)  # import an existing secret instead of generating one
     access_token_ttl = StrictInt(validate=TTL, metadata=ACCESS_TTL_DOC)
     max_token_ttl = StrictInt(validate=TTL, metadata=CAPPED)
+    alg = fields.String(**ALG)
+    private_key = fields.String(**PRIVATE_KEY)
 
 
 class TenantUpdateRequestSchema(StrictSchema):
@@ -121,6 +144,11 @@ class TenantResponseSchema(ma.Schema):
     name = fields.String(required=True)
     status = fields.String(required=True)
     key_version = fields.Integer(required=True)
+    alg = fields.String(required=True, metadata={"description": "The signing algorithm."})
+    kid = fields.String(
+        required=True,
+        metadata={"description": "The `kid` its tokens carry now: `<id>.<key name>`."},
+    )
     access_token_ttl = fields.Integer(required=True)
     max_token_ttl = fields.Integer(required=True)
     created_at = fields.DateTime(required=True)
@@ -156,6 +184,8 @@ class RotateRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/rotate."""
 
     secret = fields.String(**SECRET)  # import this secret instead of generating one
+    alg = fields.String(**ALG)
+    private_key = fields.String(**PRIVATE_KEY)
 
 
 class RotateResponseSchema(ma.Schema):
@@ -163,7 +193,19 @@ class RotateResponseSchema(ma.Schema):
 
     id = fields.String(required=True)
     key_version = fields.Integer(required=True)
+    alg = fields.String(required=True)
+    kid = fields.String(required=True)
     rotated_at = fields.DateTime(required=True)
+    offline_verifiers_may_accept_until = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "tenantauth's own endpoints reject the old key's tokens when this "
+            "returns; a verifier holding a copy of the tenant's JWKS may accept them until its "
+            "copy expires (the JWKS max-age after this call). None when the old key was an "
+            "HS256 secret, which no JWKS publishes."
+        },
+    )
 
 
 class TokenIssueRequestSchema(StrictSchema):

@@ -26,6 +26,7 @@ import redis.exceptions
 from tenantauth.cache import cache_key
 from tenantauth.cache.eviction import read_policy
 from tenantauth.cache.redis_lua import CLAIM, FENCE, FILL, REVOKE_SUBJECT, SEAL, run_on
+from tenantauth.crypto.jwt import ALGORITHM, LEGACY_KEY_NAME
 from tenantauth.domain.models import (
     CacheRead,
     KeyRecord,
@@ -302,23 +303,31 @@ def _digest(text: str) -> str:
 
 
 def encode_entry(record: KeyRecord, stamp: str) -> str:
-    """Encode a record as ``generation|status|key_version|key_id|base64(sealed blob)|stamp``."""
+    """Encode a record as ``generation|status|key_version|master key id|base64(sealed
+    blob)|stamp|alg|key name``: the first six fields as before key pairs, so an entry
+    written by an earlier release still decodes (as an HS256 ``k0`` key)."""
     sealed = record.sealed_secret
     key_id = sealed.key_id if sealed else ""
     blob = base64.b64encode(sealed.blob).decode() if sealed else ""
     version = record.key_version
-    return f"{record.generation}|{record.status.value}|{version}|{key_id}|{blob}|{stamp}"
+    return (
+        f"{record.generation}|{record.status.value}|{version}|{key_id}|{blob}|{stamp}"
+        f"|{record.alg}|{record.key_name}"
+    )
 
 
 def decode_entry(tenant_id: str, raw: bytes, incarnation: str) -> KeyRecord | None:
     """Decode an entry stamped with ``incarnation``; an entry of another incarnation, or a
     malformed one, counts as a miss (storage will answer)."""
     try:
-        generation, status, version, key_id, blob, stamp = raw.decode().split("|")
+        generation, status, version, key_id, blob, stamp, *key = raw.decode().split("|")
         if stamp != incarnation:
             return None
+        alg, key_name = key or (ALGORITHM, LEGACY_KEY_NAME)
         sealed = SealedSecret(key_id, base64.b64decode(blob, validate=True)) if blob else None
-        return KeyRecord(tenant_id, int(generation), TenantStatus(status), sealed, int(version))
+        return KeyRecord(
+            tenant_id, int(generation), TenantStatus(status), sealed, int(version), alg, key_name
+        )
     except ValueError:
         log.warning("malformed cache entry for tenant %s; treating as a miss", tenant_id)
         return None

@@ -11,11 +11,33 @@ import click
 from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import fmt, json_option, read_secret, run, services, table
 from tenantauth.cli.groups import tenant
+from tenantauth.crypto.jwt import ALGORITHMS
+from tenantauth.crypto.keypairs import MAX_IMPORT_CHARS
 from tenantauth.domain import paging
 from tenantauth.domain import tenants as use
+from tenantauth.domain.jwks import tenant_jwks
 from tenantauth.domain.models import Page, Tenant, TenantStatus
 
-TENANT_COLUMNS = ("id", "name", "status", "key_version", "rotated_at")
+TENANT_COLUMNS = ("id", "name", "status", "alg", "kid", "key_version", "rotated_at")
+ALG_OPTION = click.option(
+    "--alg",
+    type=click.Choice(ALGORITHMS),
+    help="Signing algorithm: HS256 (a shared secret; the default for a new tenant) or a key "
+    "pair whose public key the tenant's JWKS publishes: EdDSA (Ed25519), ES256 (P-256), "
+    "RS256 (2048-bit RSA when generated). A rotation without --alg keeps the tenant's.",
+)
+PRIVATE_KEY_OPTION = click.option(
+    "--private-key-file",
+    type=click.File("r"),
+    help="Import this private key instead of generating one: unencrypted PEM or a private "
+    "JWK (JSON), of the type --alg names. '-' reads standard input. Never printed.",
+)
+
+
+def _read_key(source: Any) -> str | None:
+    """The text of --private-key-file (at most one byte more than the API's bound, so that
+    an oversized file is refused with the API's message rather than read whole)."""
+    return None if source is None else str(source.read(MAX_IMPORT_CHARS + 1))
 
 
 @tenant.command("create")
@@ -28,6 +50,8 @@ TENANT_COLUMNS = ("id", "name", "status", "key_version", "rotated_at")
 )
 @click.option("--access-token-ttl", type=click.IntRange(1), help="Default token lifetime (s).")
 @click.option("--max-token-ttl", type=click.IntRange(1), help="Longest token lifetime (s).")
+@ALG_OPTION
+@PRIVATE_KEY_OPTION
 @json_option
 def tenant_create(
     *,
@@ -36,10 +60,15 @@ def tenant_create(
     secret_stdin: bool,
     access_token_ttl: int | None,
     max_token_ttl: int | None,
+    alg: str | None,
+    private_key_file: Any,
     as_json: bool,
 ) -> None:
-    """Create TENANT_ID with a new signing secret (the secret is never printed)."""
+    """Create TENANT_ID with a new (or imported) signing key; the secret or private key is
+    never printed. Key-pair tenants publish their public key at
+    /v1/tenants/TENANT_ID/.well-known/jwks.json (see `tenant jwks`)."""
     secret = read_secret() if secret_stdin else None
+    private_key = _read_key(private_key_file)
     with services() as svc:
         created = run_audited(
             svc,
@@ -51,9 +80,11 @@ def tenant_create(
                 secret=secret,
                 access_token_ttl=access_token_ttl,
                 max_token_ttl=max_token_ttl,
+                alg=alg,
+                private_key=private_key,
             ),
         )
-    _show_tenant(created, as_json, f"created tenant {tenant_id}")
+    _show_tenant(created, as_json, f"created tenant {tenant_id} ({created.alg}, kid {created.kid})")
 
 
 @tenant.command("list")
@@ -98,22 +129,44 @@ def tenant_show(tenant_id: str, as_json: bool) -> None:
 @tenant.command("rotate")
 @click.argument("tenant_id")
 @click.option("--secret-stdin", is_flag=True, help="Import the new base64url secret from stdin.")
+@ALG_OPTION
+@PRIVATE_KEY_OPTION
 @json_option
-def tenant_rotate(tenant_id: str, secret_stdin: bool, as_json: bool) -> None:
-    """Rotate the signing secret: every token of the tenant stops verifying when this returns."""
+def tenant_rotate(
+    tenant_id: str, secret_stdin: bool, alg: str | None, private_key_file: Any, as_json: bool
+) -> None:
+    """Rotate the signing key (optionally to another --alg): every token of the tenant stops
+    verifying on this service when this returns. Verifiers holding a copy of its JWKS may
+    accept old tokens until their copy expires (said below when it applies)."""
     secret = read_secret() if secret_stdin else None
+    private_key = _read_key(private_key_file)
     with services() as svc:
-        rotated = run_audited(
+        rotation = run_audited(
             svc,
             Action("tenant.rotate", tenant_id),
-            lambda: use.rotate_tenant(svc, tenant_id, secret),
+            lambda: use.rotate_key(svc, tenant_id, secret, alg=alg, private_key=private_key),
         )
-    _show_tenant(
-        rotated,
-        as_json,
-        f"rotated {tenant_id}: key version {rotated.key_version}; "
-        "all earlier tokens are now rejected",
+    rotated = rotation.tenant
+    summary = (
+        f"rotated {tenant_id}: key version {rotated.key_version}, {rotated.alg}, kid "
+        f"{rotated.kid}; all earlier tokens are now rejected by this service"
     )
+    if rotation.offline_until is not None:
+        summary += (
+            "; offline verifiers holding its JWKS may accept them until "
+            f"{rotation.offline_until.isoformat()}"
+        )
+    _show_tenant(rotated, as_json, summary)
+
+
+@tenant.command("jwks")
+@click.argument("tenant_id")
+def tenant_jwks_command(tenant_id: str) -> None:
+    """Print TENANT_ID's JWK Set (its public keys, as served at
+    /v1/tenants/TENANT_ID/.well-known/jwks.json): empty for an HS256 or suspended tenant."""
+    with services() as svc:
+        found = run(lambda: tenant_jwks(svc, tenant_id))
+    click.echo(json.dumps(found, indent=2))
 
 
 def _status_command(name: str, status: TenantStatus, verb: str) -> None:
@@ -155,6 +208,8 @@ def _tenant_dict(t: Tenant) -> dict[str, Any]:
         "id": t.id,
         "name": t.name,
         "status": t.status.value,
+        "alg": t.alg,
+        "kid": t.kid,
         "key_version": t.key_version,
         "access_token_ttl": t.access_token_ttl,
         "max_token_ttl": t.max_token_ttl,

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tenantauth.crypto.client_secrets import derive_key
+from tenantauth.crypto.jwt import LEGACY_KEY_NAME
 from tenantauth.errors import ConfigurationError, DependencyUnavailableError
 
 MASTER_KEY_BYTES = 32
@@ -82,7 +83,8 @@ class MasterKeyring:
         return derive_key(self._current, purpose), [derive_key(k, purpose) for k in self._older]
 
     def seal(self, tenant_id: str, secret: bytes) -> SealedSecret:
-        """Encrypt ``secret`` bound to ``tenant_id`` (associated data) with the current key."""
+        """Encrypt ``secret`` bound to ``tenant_id`` (associated data; for a tenant key, its
+        ``key_binding``) with the current key."""
         nonce = os.urandom(_NONCE_BYTES)
         ciphertext = self._aeads[self.current_id].encrypt(nonce, secret, _aad(tenant_id))
         return SealedSecret(self.current_id, nonce + ciphertext)
@@ -101,6 +103,15 @@ class MasterKeyring:
             return aead.decrypt(nonce, ciphertext, _aad(tenant_id))
         except (InvalidTag, ValueError) as exc:  # ValueError: blob too short to hold a nonce
             raise SecretDecryptionError("sealed secret failed authentication") from exc
+
+
+def key_binding(tenant_id: str, key_name: str, alg: str) -> str:
+    """The identity a tenant key is sealed to (its associated data): the tenant id alone for
+    ``k0``, the secret every tenant had before key pairs (sealed so then), and otherwise
+    ``tenant id.key name.alg`` — so a sealed key copied to another tenant, another key slot,
+    or relabelled with another algorithm fails to open (``.`` is in no tenant id or key name).
+    """
+    return tenant_id if key_name == LEGACY_KEY_NAME else f"{tenant_id}.{key_name}.{alg}"
 
 
 def generate_master_key() -> str:

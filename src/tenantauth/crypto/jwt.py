@@ -1,4 +1,4 @@
-"""Strict compact JWS (HS256) encoding and parsing for tenantauth tokens.
+"""Strict compact JWS encoding and parsing for tenantauth tokens (HS256 and key pairs).
 
 The parser enforces the shape rules of VERIFIER-CHECKLIST #1, #3, #4, #5 and #10 *before* any
 key lookup, and only hands out the payload after the signature was checked in constant time
@@ -7,7 +7,14 @@ key lookup, and only hands out the payload after the signature was checked in co
 We do not verify with PyJWT: it accepts inputs that must be rejected (duplicate JSON names,
 ``=``-padded segments, numeric-string ``exp``), and one strict pass is also faster than strict
 pre-checks plus a second parse. ``tests/unit/test_jwt_differential.py`` shows that everything
-this parser accepts, PyJWT with strict options accepts too. Issuing uses PyJWT.
+this parser accepts, PyJWT with strict options accepts too. Issuing HS256 uses PyJWT; key-pair
+tokens are signed by ``crypto/keypairs.py`` (PyJWT's ES256 signatures are high-S half the time,
+which our verifier refuses: one token, one spelling).
+
+The header is exactly ``{alg, kid, typ}``; ``kid`` is ``<tenant id>.<key name>`` for a key pair
+(what an offline verifier selects the key by), and the bare tenant id for an HS256 key, as
+every token before key pairs (an HS256 key is never published, so nothing selects it by name;
+docs/design.md, "The header names the tenant and the key").
 """
 
 from __future__ import annotations
@@ -23,17 +30,26 @@ from typing import Any
 
 import jwt as pyjwt
 
+from tenantauth.crypto import keypairs
 from tenantauth.errors import InvalidTokenError, RejectReason
 
 #: VERIFIER-CHECKLIST #3: a cap checked before any base64 or JSON work. Our tokens are far
 #: smaller (issuance refuses to mint anything longer).
 MAX_TOKEN_LENGTH = 4096
 ALGORITHM = "HS256"
+#: Every algorithm a tenant's key may have; the key record's, never the token's, decides.
+ALGORITHMS = (ALGORITHM, *keypairs.ALGORITHMS)
 TOKEN_TYPE = "JWT"  # noqa: S105 - the `typ` header value, not a secret
 TENANT_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
-# RFC 7515 §7.1 compact serialization, base64url without padding (RFC 7515 §2). An HS256
-# signature is 32 bytes, i.e. exactly 43 base64url characters.
-_COMPACT_RE = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})")
+#: A key's name within its tenant: ``k0`` (the secret every tenant had before key pairs) or
+#: 8 characters of ``[a-z2-7]`` (``keypairs.new_key_id``).
+KEY_NAME_RE = re.compile(r"k0|[a-z2-7]{8}")
+LEGACY_KEY_NAME = "k0"
+_KID_RE = re.compile(rf"({TENANT_ID_RE.pattern})(?:\.({KEY_NAME_RE.pattern}))?")
+# RFC 7515 §7.1 compact serialization, base64url without padding (RFC 7515 §2). Signatures
+# run from 43 characters (HS256, 32 bytes) to 1366 (RS256 with an 8192-bit modulus); the
+# exact length is the key's to check.
+_COMPACT_RE = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43,1366})")
 _HEADER_NAMES = frozenset({"alg", "typ", "kid"})
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 #: The characters that may end a canonical segment, by its length modulo 4: their 6-bit
@@ -44,26 +60,43 @@ _HEADER_CACHE_MAX = 4096
 
 @dataclass(frozen=True, slots=True)
 class CompactToken:
-    """A token whose shape and header passed; the signature is not yet checked."""
+    """A token whose shape and header passed; the signature is not yet checked.
 
-    kid: str
+    ``tenant_id`` and ``key_name`` are the header's ``kid`` (``key_name`` is "" for a bare
+    tenant id); ``alg`` is the header's, which must equal the key's (``check_signature``).
+    """
+
+    tenant_id: str
+    key_name: str
+    alg: str
     signing_input: bytes
     signature: bytes
     payload_segment: str
 
 
-# Header segment -> kid for headers that already parsed cleanly. Parsing is a pure function of
-# the segment, so caching cannot change a verdict; it only skips base64 + JSON work on the hot
-# path. Bounded: cleared when full, so a flood of distinct headers costs memory O(max) only.
-_header_cache: dict[str, str] = {}
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """A tenant key opened for verifying: its name, its algorithm, and the HMAC secret
+    (``HS256``) or the public key (the key pairs)."""
+
+    name: str
+    alg: str
+    material: bytes | keypairs.PublicKey
+
+
+# Header segment -> (tenant id, key name, alg) for headers that already parsed cleanly.
+# Parsing is a pure function of the segment, so caching cannot change a verdict; it only skips
+# base64 + JSON work on the hot path. Bounded: cleared when full, so a flood of distinct
+# headers costs memory O(max) only.
+_header_cache: dict[str, tuple[str, str, str]] = {}
 
 
 def parse_compact(token: str) -> CompactToken:
     """Check the shape and header of a compact JWS and return its parts.
 
     Raises ``InvalidTokenError`` for anything but ``header.payload.signature`` in canonical
-    unpadded base64url with a header of exactly ``alg=HS256``, ``typ=JWT`` and a tenant-id
-    ``kid`` (VERIFIER-CHECKLIST #1, #3, #4, #5).
+    unpadded base64url with a header of exactly ``alg`` (one of ``ALGORITHMS``), ``typ=JWT``
+    and a ``kid`` naming a tenant and optionally its key (VERIFIER-CHECKLIST #1, #3, #4, #5).
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise InvalidTokenError("token too long")
@@ -71,23 +104,41 @@ def parse_compact(token: str) -> CompactToken:
     if match is None:
         raise InvalidTokenError("not a compact JWS")
     header_seg, payload_seg, sig_seg = match.groups()
-    kid = _header_cache.get(header_seg)
-    if kid is None:
-        kid = _parse_header(header_seg)
+    header = _header_cache.get(header_seg)
+    if header is None:
+        header = _parse_header(header_seg)
         if len(_header_cache) >= _HEADER_CACHE_MAX:
             _header_cache.clear()
-        _header_cache[header_seg] = kid
+        _header_cache[header_seg] = header
+    tenant_id, key_name, alg = header
     signing_input = token[: match.end(2)].encode("ascii")
-    return CompactToken(kid, signing_input, b64url_decode(sig_seg), payload_seg)
+    return CompactToken(
+        tenant_id, key_name, alg, signing_input, b64url_decode(sig_seg), payload_seg
+    )
 
 
-def check_signature(token: CompactToken, key: bytes) -> None:
-    """Check the HMAC-SHA256 signature in constant time (RFC 7518 §3.2).
+def check_signature(token: CompactToken, key: VerificationKey) -> None:
+    """Check the token's signature with ``key``, the tenant's key its header names.
 
-    Raises ``InvalidTokenError`` if it does not match.
+    The key decides the algorithm (RFC 8725 §3.1): a header whose ``alg`` differs is
+    refused before any signature work, so an HS256 token "signed" with a public key's bytes
+    never meets an HMAC. HS256 compares in constant time (RFC 7518 §3.2).
+    Raises ``InvalidTokenError`` if the key's name or algorithm differs, or the signature
+    does not match.
     """
-    expected = hmac.digest(key, token.signing_input, "sha256")  # one-shot, in C
-    if not hmac.compare_digest(expected, token.signature):
+    if token.key_name != key.name and (token.key_name or key.alg != ALGORITHM):
+        # A bare tenant id names the tenant's HS256 key, whatever its name; a key name must
+        # be the key's own (a key pair's token always names its key).
+        raise InvalidTokenError("signed by a key the tenant no longer holds", RejectReason.ROTATED)
+    if token.alg != key.alg:
+        raise InvalidTokenError("alg differs from the key's", RejectReason.SIGNATURE)
+    material = key.material
+    if isinstance(material, bytes):
+        expected = hmac.digest(material, token.signing_input, "sha256")  # one-shot, in C
+        valid = hmac.compare_digest(expected, token.signature)
+    else:
+        valid = keypairs.verify(key.alg, material, token.signing_input, token.signature)
+    if not valid:
         raise InvalidTokenError("bad signature", RejectReason.SIGNATURE)
 
 
@@ -100,9 +151,35 @@ def payload_of(token: CompactToken) -> dict[str, Any]:
     return _json_object(b64url_decode(token.payload_segment), "payload")
 
 
-def encode(claims: dict[str, Any], tenant_id: str, key: bytes) -> str:
-    """Sign ``claims`` as an HS256 JWT whose header names the tenant (``kid``)."""
-    return pyjwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": tenant_id})
+def encode(
+    claims: dict[str, Any],
+    tenant_id: str,
+    key: bytes,
+    *,
+    alg: str = ALGORITHM,
+    key_name: str = LEGACY_KEY_NAME,
+) -> str:
+    """Sign ``claims`` as a JWT whose header names the tenant, and a key pair's key (``kid``,
+    ``header_kid``). ``key`` is the HS256 secret, or a key pair's private key as PKCS#8 DER.
+    """
+    kid = header_kid(tenant_id, key_name, alg)
+    if alg == ALGORITHM:
+        return pyjwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
+    header = {"alg": alg, "kid": kid, "typ": TOKEN_TYPE}  # PyJWT's order and spelling
+    signing_input = f"{_segment(header)}.{_segment(claims)}"
+    private = keypairs.load_private_cached(alg, key)
+    signature = keypairs.sign(alg, private, signing_input.encode("ascii"))
+    return f"{signing_input}.{keypairs.b64url(signature)}"
+
+
+def header_kid(tenant_id: str, key_name: str, alg: str) -> str:
+    """The ``kid`` of a tenant's tokens: ``<tenant id>.<key name>`` for a key pair, the bare
+    tenant id for an HS256 key (as every token before key pairs)."""
+    return tenant_id if alg == ALGORITHM else f"{tenant_id}.{key_name}"
+
+
+def _segment(value: dict[str, Any]) -> str:
+    return keypairs.b64url(json.dumps(value, separators=(",", ":")).encode("utf-8"))
 
 
 def b64url_decode(segment: str) -> bytes:
@@ -129,18 +206,20 @@ def b64url_decode(segment: str) -> bytes:
         raise InvalidTokenError("bad base64url") from exc
 
 
-def _parse_header(segment: str) -> str:
+def _parse_header(segment: str) -> tuple[str, str, str]:
     header = _json_object(b64url_decode(segment), "header")
     if header.keys() != _HEADER_NAMES:
         raise InvalidTokenError("header must hold exactly alg, typ and kid")
-    if header["alg"] != ALGORITHM:
+    alg = header["alg"]
+    if not isinstance(alg, str) or alg not in ALGORITHMS:  # never "none" (RFC 8725 §3.1)
         raise InvalidTokenError("algorithm not allowed")
     if header["typ"] != TOKEN_TYPE:
         raise InvalidTokenError("wrong typ")
     kid = header["kid"]
-    if not isinstance(kid, str) or not TENANT_ID_RE.fullmatch(kid):
-        raise InvalidTokenError("kid is not a tenant id")
-    return kid
+    match = _KID_RE.fullmatch(kid) if isinstance(kid, str) else None
+    if match is None:
+        raise InvalidTokenError("kid does not name a tenant and key")
+    return match[1], match[2] or "", alg
 
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:

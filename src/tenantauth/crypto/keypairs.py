@@ -1,8 +1,7 @@
 """Tenant key pairs (issue 15): generation, import, the public JWK, signing and verifying.
 
-Groundwork for docs/design.md, "Key lifecycle (issue 15)": nothing else uses this module yet
-(the key table, the verification set and the JWKS endpoint are still to be built). It holds
-every rule about key material in one place, each with its reason:
+docs/design.md, "Key lifecycle (issue 15)". It holds every rule about key material in one
+place, each with its reason:
 
 - ``EdDSA`` (Ed25519, RFC 8037), ``ES256`` (P-256 with SHA-256, RFC 7518 §3.4) and ``RS256``
   (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3, modulus of 2048 bits or more). All key
@@ -55,6 +54,8 @@ _B64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+_LOADED_MAX: Final = 1024
+_loaded: dict[tuple[str, bytes], PrivateKey] = {}
 
 
 def new_key_id() -> str:
@@ -97,9 +98,13 @@ def import_private_key(alg: str, text: str) -> bytes:
 
 
 def public_jwk(alg: str, private_der: bytes, kid: str) -> dict[str, str]:
-    """Return the public JWK of a private key (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2), with
-    ``kid``, ``alg`` and ``use: sig``: what the JWKS publishes. Never holds private members."""
-    public = load_private(alg, private_der).public_key()
+    """Return the public JWK of a private key (``public_key_jwk`` of its public key)."""
+    return public_key_jwk(alg, load_private(alg, private_der).public_key(), kid)
+
+
+def public_key_jwk(alg: str, public: PublicKey, kid: str) -> dict[str, str]:
+    """Return the JWK of a public key (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2), with ``kid``,
+    ``alg`` and ``use: sig``: what the JWKS publishes. Never holds private members."""
     members: dict[str, str]
     if isinstance(public, ed25519.Ed25519PublicKey):
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -130,6 +135,26 @@ def load_private(alg: str, private_der: bytes) -> PrivateKey:
     if not _fits(alg, key):
         raise ValueError(f"stored key material is not an {alg} key")
     return cast(PrivateKey, key)  # _fits checked the type
+
+
+def load_private_cached(alg: str, private_der: bytes) -> PrivateKey:
+    """``load_private``, memoised per process by the DER bytes: loading checks the key
+    (an RSA private key takes milliseconds), and an issuer signs with one key many times.
+    Bounded: cleared when it holds ``_LOADED_MAX`` keys."""
+    memo_key = (alg, private_der)
+    key = _loaded.get(memo_key)
+    if key is None:
+        key = load_private(alg, private_der)
+        if len(_loaded) >= _LOADED_MAX:
+            _loaded.clear()
+        _loaded[memo_key] = key
+    return key
+
+
+def public_key(alg: str, private_der: bytes) -> PublicKey:
+    """The public key of PKCS#8 DER made for ``alg``: what a verifier holds.
+    Raises ``ValueError`` as ``load_private`` does."""
+    return load_private_cached(alg, private_der).public_key()
 
 
 def sign(alg: str, key: PrivateKey, signing_input: bytes) -> bytes:

@@ -7,8 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tenantauth.crypto.envelope import SealedSecret
-from tenantauth.crypto.jwt import TENANT_ID_RE
+from tenantauth.crypto.envelope import SealedSecret, key_binding
+from tenantauth.crypto.jwt import (
+    ALGORITHM,
+    LEGACY_KEY_NAME,
+    TENANT_ID_RE,
+    VerificationKey,
+    header_kid,
+)
 
 __all__ = [
     "CacheRead",
@@ -56,7 +62,8 @@ class Tenant:
 
     ``key_version`` counts secret rotations (what operators see); ``generation`` is the cache
     generation, bumped by every rotate, suspend, resume, delete and re-create, and is what the
-    cache protocol compares (docs/design.md).
+    cache protocol compares (docs/design.md). ``alg`` and ``key_name`` describe the signing
+    key ``sealed_secret`` holds: an HS256 secret, or a key pair's private key (PKCS#8 DER).
     """
 
     id: str
@@ -70,6 +77,18 @@ class Tenant:
     updated_at: datetime
     rotated_at: datetime
     sealed_secret: SealedSecret | None = field(default=None, repr=False)
+    alg: str = ALGORITHM
+    key_name: str = LEGACY_KEY_NAME
+
+    @property
+    def key_binding(self) -> str:
+        """What the signing key is sealed to (``envelope.key_binding``)."""
+        return key_binding(self.id, self.key_name, self.alg)
+
+    @property
+    def kid(self) -> str:
+        """The ``kid`` the tenant's tokens carry now (``jwt.header_kid``)."""
+        return header_kid(self.id, self.key_name, self.alg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +106,8 @@ class KeyRecord:
     status: TenantStatus
     sealed_secret: SealedSecret | None = field(default=None, repr=False)
     key_version: int = 1
+    alg: str = ALGORITHM
+    key_name: str = LEGACY_KEY_NAME
 
     @classmethod
     def absent(cls, tenant_id: str) -> KeyRecord:
@@ -97,8 +118,19 @@ class KeyRecord:
     def of(cls, tenant: Tenant) -> KeyRecord:
         """Return the key record of a stored tenant (tombstones included)."""
         return cls(
-            tenant.id, tenant.generation, tenant.status, tenant.sealed_secret, tenant.key_version
+            tenant.id,
+            tenant.generation,
+            tenant.status,
+            tenant.sealed_secret,
+            tenant.key_version,
+            tenant.alg,
+            tenant.key_name,
         )
+
+    @property
+    def key_binding(self) -> str:
+        """What the signing key is sealed to (``envelope.key_binding``)."""
+        return key_binding(self.tenant_id, self.key_name, self.alg)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +191,7 @@ class TenantSnapshot:
     revoked_jtis: frozenset[str] = frozenset()
     #: The record's key, opened, when the snapshot is held in a worker's memory (so that an
     #: answer from memory never decrypts); None otherwise, or when the tenant is not active.
-    key: bytes | None = field(default=None, repr=False)
+    key: VerificationKey | None = field(default=None, repr=False)
 
     def state_for(self, subject: str, jti: str) -> VerificationState:
         """Return the verification state of one token of this tenant."""

@@ -9,17 +9,17 @@ seal fails is committed but answered with 503 until a repeat confirms it.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from tenantauth.crypto.secrets import decode_imported_secret, generate_secret
+from tenantauth.crypto.jwt import ALGORITHM
 from tenantauth.domain import paging
 from tenantauth.domain.models import Page, Tenant, TenantStatus, is_tenant_id
 from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.ports import Tx
 from tenantauth.domain.services import Services
+from tenantauth.domain.signing_keys import NewKey, new_key
 from tenantauth.domain.tokens import CONTROL_CHARACTERS
 from tenantauth.errors import (
     CacheUnavailableError,
@@ -30,6 +30,9 @@ from tenantauth.errors import (
 )
 
 MAX_NAME_LENGTH = 200
+#: Seconds a verifier may keep a copy of a tenant's JWKS (its ``Cache-Control: max-age``):
+#: the bound on how long an offline verifier may accept a token of a key rotated away.
+JWKS_MAX_AGE = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +53,25 @@ def create_tenant(
     secret: str | None = None,
     access_token_ttl: int | None = None,
     max_token_ttl: int | None = None,
+    alg: str | None = None,
+    private_key: str | None = None,
 ) -> Tenant:
-    """Create a tenant with a fresh (or imported base64url) signing secret.
+    """Create a tenant with a fresh (or imported) signing key of ``alg`` (default HS256):
+    an HS256 ``secret`` in base64url, or a key pair's ``private_key`` (PEM or JWK).
 
     Returns the tenant. Raises ``ConflictError`` if the id exists, ``InvalidRequestError`` for a
-    bad secret or TTLs. A deleted id may be created again; its old tokens stay invalid even if
-    the same secret is imported, because the key version (claim ``kv``) keeps rising.
+    bad alg, key or TTLs. A deleted id may be created again; its old tokens stay invalid even
+    if the same key is imported, because the key version (claim ``kv``) keeps rising.
     """
     if not is_tenant_id(tenant_id):
         raise InvalidRequestError("id must match ^[a-z0-9][a-z0-9-]{1,62}$")
-    raw = decode_imported_secret(secret) if secret is not None else generate_secret()
+    key = new_key(alg, secret=secret, private_key=private_key)
     ttls = _ttls(svc, access_token_ttl, max_token_ttl)
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
         if current is not None and current.status is not TenantStatus.DELETED:
             raise ConflictError(f"tenant {tenant_id!r} already exists")
-        return Tenant(
+        tenant = Tenant(
             id=tenant_id,
             name=_name(name),
             status=TenantStatus.ACTIVE,
@@ -78,8 +84,8 @@ def create_tenant(
             created_at=now,
             updated_at=now,
             rotated_at=now,
-            sealed_secret=svc.keyring.seal(tenant_id, raw),
         )
+        return _with_key(svc, tenant, key)
 
     return _apply(svc, tenant_id, build)
 
@@ -129,30 +135,75 @@ def update_tenant(svc: Services, tenant_id: str, changes: TenantChanges) -> Tena
     return _apply(svc, tenant_id, build)
 
 
-def rotate_tenant(svc: Services, tenant_id: str, secret: str | None = None) -> Tenant:
-    """Replace the tenant's secret: every token signed with the old one is rejected by every
-    verifier once this returns.
+def rotate_tenant(
+    svc: Services,
+    tenant_id: str,
+    secret: str | None = None,
+    *,
+    alg: str | None = None,
+    private_key: str | None = None,
+) -> Tenant:
+    """Replace the tenant's signing key (``rotate_key``) and return the tenant."""
+    return rotate_key(svc, tenant_id, secret, alg=alg, private_key=private_key).tenant
 
-    Raises ``NotFoundError``; ``ConflictError`` if an imported secret equals the current one
-    (that rotation would revoke nothing); ``DependencyUnavailableError`` (nothing changed).
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A rotated tenant, and until when a verifier holding a copy of its JWKS from before the
+    rotation may still accept the old key's tokens (None: the old key was an HS256 secret,
+    which no JWKS publishes)."""
+
+    tenant: Tenant
+    offline_until: datetime | None
+
+
+def rotate_key(
+    svc: Services,
+    tenant_id: str,
+    secret: str | None = None,
+    *,
+    alg: str | None = None,
+    private_key: str | None = None,
+) -> Rotation:
+    """Replace the tenant's signing key with a new one of ``alg`` (default: the current
+    algorithm), generated or imported as in ``create_tenant``: every token signed with the
+    old key is rejected by every verifier of this service once this returns.
+
+    Raises ``NotFoundError``; ``InvalidRequestError`` for a bad alg or key; ``ConflictError``
+    if an imported key equals the current one (that rotation would revoke nothing);
+    ``DependencyUnavailableError`` (nothing changed).
     """
-    raw = decode_imported_secret(secret) if secret is not None else generate_secret()
+    require_tenant_id(tenant_id)
+    with svc.storage.transaction() as tx:  # the default alg and the name to avoid
+        live = require_live(tx.get_tenant(tenant_id), tenant_id)
+    key = new_key(
+        alg, secret=secret, private_key=private_key, default_alg=live.alg, avoid_name=live.key_name
+    )
+    replaced: list[Tenant] = []
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
         tenant = require_live(current, tenant_id)
         assert tenant.sealed_secret is not None  # live tenants always have one  # noqa: S101
-        old = svc.keyring.open(tenant_id, tenant.sealed_secret)
-        if hmac.compare_digest(old, raw):
-            raise ConflictError("the new secret equals the current one; it would revoke nothing")
-        return replace(
-            tenant,
-            key_version=tenant.key_version + 1,
-            sealed_secret=svc.keyring.seal(tenant_id, raw),
-            rotated_at=now,
-            updated_at=now,
+        if key.name == tenant.key_name:  # a rotation raced ours and took this name
+            raise ConflictError("the tenant changed during the rotation; try again")
+        if key.same_material(svc.keyring.open(tenant.key_binding, tenant.sealed_secret)):
+            raise ConflictError("the new key equals the current one; it would revoke nothing")
+        replaced.append(tenant)
+        rotated = replace(
+            tenant, key_version=tenant.key_version + 1, rotated_at=now, updated_at=now
         )
+        return _with_key(svc, rotated, key)
 
-    return _apply(svc, tenant_id, build)
+    tenant = _apply(svc, tenant_id, build)
+    published = replaced[-1].alg != ALGORITHM
+    until = tenant.rotated_at + timedelta(seconds=JWKS_MAX_AGE) if published else None
+    return Rotation(tenant, until)
+
+
+def _with_key(svc: Services, tenant: Tenant, key: NewKey) -> Tenant:
+    """``tenant`` signing with ``key``, sealed to its binding (tenant, key name, alg)."""
+    signing = replace(tenant, alg=key.alg, key_name=key.name)
+    return replace(signing, sealed_secret=svc.keyring.seal(signing.key_binding, key.material))
 
 
 def rewrap_tenant(svc: Services, tenant_id: str) -> bool:
@@ -172,8 +223,9 @@ def rewrap_tenant(svc: Services, tenant_id: str) -> bool:
         if sealed.key_id == svc.keyring.current_id:
             reseal(svc, current)  # a repeat after an unconfirmed re-wrap (503) confirms it
             raise _UnchangedError
-        plain = svc.keyring.open(tenant_id, sealed)
-        return replace(current, sealed_secret=svc.keyring.seal(tenant_id, plain), updated_at=now)
+        plain = svc.keyring.open(current.key_binding, sealed)
+        resealed = svc.keyring.seal(current.key_binding, plain)
+        return replace(current, sealed_secret=resealed, updated_at=now)
 
     try:
         _apply(svc, tenant_id, build)

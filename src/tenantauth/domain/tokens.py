@@ -61,11 +61,16 @@ class TokenVerifier:
         self._policy = policy
         self._clock = clock
         self._dummy_key = secrets.token_bytes(32)
-        # Token -> its parse (shape, header, payload). Parsing is a pure function of the token
-        # string, so a memo cannot change a verdict: every check that depends on the key, the
-        # time or the tenant's state still runs on every call. Only tokens that passed every
-        # check are kept, so forged tokens cannot churn it. Clear when full (bounded memory).
-        self._parsed: dict[str, tuple[jwt.CompactToken, dict[str, Any]]] = {}
+        # Token -> its parse (shape, header, payload) and the key object that accepted its
+        # signature. Parsing is a pure function of the token string, and a signature's
+        # validity a pure function of the token and the key, so a memo cannot change a
+        # verdict: the key is resolved afresh on every call (and a signature checked again
+        # whenever it is another key), and every check that depends on the time or the
+        # tenant's state runs on every call. Only tokens that passed every check are kept,
+        # so forged tokens cannot churn it. Clear when full (bounded memory).
+        self._parsed: dict[
+            str, tuple[jwt.CompactToken, dict[str, Any], jwt.VerificationKey | None]
+        ] = {}
 
     def verify(self, token: str, audience: str | None = None) -> VerifiedToken:
         """Return the verdict for a valid token.
@@ -75,9 +80,9 @@ class TokenVerifier:
         answer cannot be known safely.
         """
         seen = self._parsed.get(token)
-        parsed, claims = seen if seen is not None else _parse(token)
+        parsed, claims, checked_with = seen if seen is not None else (*_parse(token), None)
         subject, jti = claims["sub"], claims["jti"]
-        key, state = self._keys.resolve(parsed.kid, subject, jti)
+        key, state = self._keys.resolve(parsed.tenant_id, subject, jti)
         if key is None:
             # Same work as a wrong signature, so unknown tenants are not distinguishable by
             # status, body or latency (VERIFIER-CHECKLIST #6).
@@ -85,18 +90,23 @@ class TokenVerifier:
                 hmac.digest(self._dummy_key, parsed.signing_input, "sha256"), parsed.signature
             )
             raise InvalidTokenError("unknown or inactive tenant", RejectReason.UNKNOWN_TENANT)
-        jwt.check_signature(parsed, key)
-        self._check_claims(claims, parsed.kid, audience)
+        if key is not checked_with:
+            # A signature's validity is a pure function of the token and the key: one this
+            # very key object accepted before needs no second check (which is what keeps
+            # key-pair tokens as cheap as HS256 ones when answered from memory). Any other
+            # key — a rotation, a re-opened record — is checked in full.
+            jwt.check_signature(parsed, key)
+        self._check_claims(claims, parsed.tenant_id, audience)
         if _version_claim(claims, "kv", absent=1) != state.record.key_version:
             raise InvalidTokenError("minted under an earlier secret", RejectReason.ROTATED)
         if state.jti_revoked:
             raise InvalidTokenError("jti revoked", RejectReason.REVOKED_TOKEN)
         if _version_claim(claims, "uv", absent=0) < state.subject_version:
             raise InvalidTokenError("subject revoked", RejectReason.REVOKED_SUBJECT)
-        if seen is None:
-            memoise(self._parsed, token, (parsed, claims))
+        if key is not checked_with:
+            memoise(self._parsed, token, (parsed, claims, key))
         # A copy: callers get a dict of their own, never the memo's.
-        return VerifiedToken(parsed.kid, subject, claims.get("scope"), dict(claims))
+        return VerifiedToken(parsed.tenant_id, subject, claims.get("scope"), dict(claims))
 
     def _check_claims(self, claims: dict[str, Any], tenant_id: str, audience: str | None) -> None:
         """Apply RFC 7519 §4.1 and VERIFIER-CHECKLIST #7–#8 to verified claims."""
@@ -232,7 +242,8 @@ def mint_token(
     if tenant.key_version != 1:
         claims["kv"] = tenant.key_version  # tokens of earlier secrets are revoked
     claims.update(request.claims)
-    token = jwt.encode(claims, tenant.id, keyring.open(tenant.id, tenant.sealed_secret))
+    key = keyring.open(tenant.key_binding, tenant.sealed_secret)
+    token = jwt.encode(claims, tenant.id, key, alg=tenant.alg, key_name=tenant.key_name)
     if len(token) > jwt.MAX_TOKEN_LENGTH:
         raise InvalidRequestError(f"the token would exceed {jwt.MAX_TOKEN_LENGTH} characters")
     return IssuedToken(token, ttl)

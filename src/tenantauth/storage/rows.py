@@ -17,9 +17,9 @@ from tenantauth.domain.models import (
 
 TENANT_COLUMNS = (
     "id, name, status, key_version, generation, access_token_ttl, max_token_ttl, "
-    "secret_key_id, secret_blob, created_at, updated_at, rotated_at"
+    "secret_key_id, secret_blob, created_at, updated_at, rotated_at, alg, key_name"
 )
-KEY_COLUMNS = "id, generation, status, secret_key_id, secret_blob, key_version"
+KEY_COLUMNS = "id, generation, status, secret_key_id, secret_blob, key_version, alg, key_name"
 _UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
 
 # Statement templates shared by the SQL adapters: "{}" is a placeholder, which each adapter
@@ -31,9 +31,9 @@ LIST_TENANTS = (
     "WHERE status <> 'deleted' AND id > {} ORDER BY id LIMIT {}"
 )
 LIST_TENANT_IDS = "SELECT id FROM tenants WHERE status <> 'deleted' LIMIT {}"
-INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['{}'] * 12)})"  # noqa: S608
+INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['{}'] * 14)})"  # noqa: S608
 UPDATE_TENANT = (
-    f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join(['{}'] * 11)}) WHERE id = {{}}"  # noqa: S608
+    f"UPDATE tenants SET ({_UPDATE_COLUMNS}) = ({', '.join(['{}'] * 13)}) WHERE id = {{}}"  # noqa: S608
 )
 # The verifier's miss path: tenant, subject version and jti mark in one round trip.
 LOAD_STATE = (
@@ -65,7 +65,8 @@ PAGE_JTIS = (
 
 def tenant_from_row(row: tuple[Any, ...]) -> Tenant:
     """Build a Tenant from a row selected with ``TENANT_COLUMNS``."""
-    (tid, name, status, key_version, generation, access_ttl, max_ttl, key_id, blob, *times) = row
+    (tid, name, status, key_version, generation, access_ttl, max_ttl, key_id, blob, *rest) = row
+    *times, alg, key_name = rest
     created, updated, rotated = (_dt(t) for t in times)
     return Tenant(
         id=tid,
@@ -79,14 +80,16 @@ def tenant_from_row(row: tuple[Any, ...]) -> Tenant:
         updated_at=updated,
         rotated_at=rotated,
         sealed_secret=SealedSecret(key_id, bytes(blob)) if blob is not None else None,
+        alg=alg,
+        key_name=key_name,
     )
 
 
 def key_record_from_row(row: tuple[Any, ...]) -> KeyRecord:
     """Build a KeyRecord from a row selected with ``KEY_COLUMNS``."""
-    tid, generation, status, key_id, blob, key_version = row
+    tid, generation, status, key_id, blob, key_version, alg, key_name = row
     sealed = SealedSecret(key_id, bytes(blob)) if blob is not None else None
-    return KeyRecord(tid, generation, TenantStatus(status), sealed, key_version)
+    return KeyRecord(tid, generation, TenantStatus(status), sealed, key_version, alg, key_name)
 
 
 def read_snapshot_page(
@@ -146,6 +149,8 @@ def tenant_params(t: Tenant, *, iso_times: bool) -> tuple[Any, ...]:
         sealed.key_id if sealed else None,
         sealed.blob if sealed else None,
         *((x.isoformat() for x in times) if iso_times else times),
+        t.alg,
+        t.key_name,
     )
 
 

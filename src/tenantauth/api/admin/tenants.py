@@ -28,7 +28,9 @@ bp.after_request(record_outcome)
 @errors_doc(bp, 400, 401, 403, 409, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
 def create(body: dict[str, Any]) -> Tenant:
-    """Create a tenant with a new (or imported) signing secret. The secret is never returned."""
+    """Create a tenant with a new (or imported) signing key: an HS256 secret by default, or
+    an EdDSA, ES256 or RS256 key pair (``alg``) whose public key its JWKS publishes. The secret
+    or private key is never returned."""
     note(tenant_id=body["id"], target=body["id"])
     return use.create_tenant(
         services(),
@@ -37,6 +39,8 @@ def create(body: dict[str, Any]) -> Tenant:
         secret=body.get("secret"),
         access_token_ttl=body.get("access_token_ttl"),
         max_token_ttl=body.get("max_token_ttl"),
+        alg=body.get("alg"),
+        private_key=body.get("private_key"),
     )
 
 
@@ -99,7 +103,25 @@ def delete(tenant_id: str) -> Response:
 @bp.response(200, schemas.RotateResponseSchema)
 @errors_doc(bp, 400, 401, 403, 404, 409, 413, 415, 422, 503)
 @bp.doc(security=ADMIN_SECURITY)
-def rotate(body: dict[str, Any], tenant_id: str) -> Tenant:
-    """Rotate the signing secret. When this returns, every token signed with the old secret is
-    rejected by every verifier process and replica."""
-    return use.rotate_tenant(services(), tenant_id, (body or {}).get("secret"))
+def rotate(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Rotate the signing key (optionally to another ``alg``). When this returns, every token
+    signed with the old key is rejected by every verifier process and replica of this service;
+    a verifier holding a copy of the JWKS may accept them until
+    ``offline_verifiers_may_accept_until``."""
+    body = body or {}
+    rotation = use.rotate_key(
+        services(),
+        tenant_id,
+        body.get("secret"),
+        alg=body.get("alg"),
+        private_key=body.get("private_key"),
+    )
+    tenant = rotation.tenant
+    return {
+        "id": tenant.id,
+        "key_version": tenant.key_version,
+        "alg": tenant.alg,
+        "kid": tenant.kid,
+        "rotated_at": tenant.rotated_at,
+        "offline_verifiers_may_accept_until": rotation.offline_until,
+    }

@@ -150,7 +150,7 @@ def revoked_token_ref(token: str) -> tuple[str, str] | None:
         jti = payload_of(parsed).get("jti")
     except InvalidTokenError:
         return None
-    return (parsed.kid, jti) if isinstance(jti, str) else None
+    return (parsed.tenant_id, jti) if isinstance(jti, str) else None
 
 
 def list_entries(

@@ -149,6 +149,7 @@ def metadata(svc: Services, tenant_id: str, grant_types: Sequence[str]) -> dict[
         "token_endpoint": f"{issuer}/token",
         "revocation_endpoint": f"{issuer}/revoke",
         "introspection_endpoint": f"{issuer}/introspect",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",  # RFC 8414 §2
         "grant_types_supported": list(grant_types),
         "response_types_supported": [],  # no authorization endpoint (RFC 8414 §2)
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),

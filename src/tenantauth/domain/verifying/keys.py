@@ -22,7 +22,9 @@ import os
 import random
 import time
 
+from tenantauth.crypto import keypairs
 from tenantauth.crypto.envelope import MasterKeyring, SecretDecryptionError
+from tenantauth.crypto.jwt import ALGORITHM, VerificationKey
 from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.models import (
     KeyRecord,
@@ -79,7 +81,7 @@ class KeyResolver:
         self._policy = policy
         self._clock = clock or SteadyWallClock()
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
-        self._memo: dict[tuple[str, str, bytes], bytes] = {}
+        self._memo: dict[tuple[str, str, bytes], VerificationKey] = {}
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
         self._telemetry = telemetry
         self._directory = TenantDirectory(storage, cache, policy, telemetry)
@@ -104,8 +106,8 @@ class KeyResolver:
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
-    ) -> tuple[bytes | None, VerificationState]:
-        """Return the tenant's HMAC key (None unless the tenant is active) and the state.
+    ) -> tuple[VerificationKey | None, VerificationState]:
+        """Return the tenant's key, opened (None unless the tenant is active), and the state.
 
         Raises ``StorageUnavailableError`` when the cache cannot answer and storage is down
         (fail closed), ``SecretDecryptionError`` if the master key does not fit.
@@ -125,7 +127,7 @@ class KeyResolver:
 
     def _resolve_shared(
         self, tenant_id: str, subject: str, jti: str
-    ) -> tuple[bytes | None, VerificationState]:
+    ) -> tuple[VerificationKey | None, VerificationState]:
         """The exact path: the shared cache, storage on a miss or an outage."""
         try:
             read = self._cache.get_state(tenant_id, subject, jti)
@@ -207,11 +209,11 @@ class KeyResolver:
         memo is for the shared path, and would churn with every tenant memory holds). A key
         that does not open is left closed: the verification that needs it raises as the
         shared path does."""
-        sealed = snapshot.record.sealed_secret
-        if snapshot.record.status is not TenantStatus.ACTIVE or sealed is None:
+        record = snapshot.record
+        if record.status is not TenantStatus.ACTIVE or record.sealed_secret is None:
             return snapshot
         try:
-            key = self._keyring.open(snapshot.record.tenant_id, sealed)
+            key = _opened(record, self._keyring.open(record.key_binding, record.sealed_secret))
         except SecretDecryptionError:
             return snapshot
         return dataclasses.replace(snapshot, key=key)
@@ -221,8 +223,8 @@ class KeyResolver:
         tests check that what they measure is that path)."""
         return self._memory is not None and self._memory.get(tenant_id) is not None
 
-    def signing_key(self, tenant_id: str) -> bytes | None:
-        """Return the current HMAC key of an active tenant, or None for any other tenant.
+    def verification_key(self, tenant_id: str) -> VerificationKey | None:
+        """Return the current key of an active tenant, opened, or None for any other tenant.
 
         The same single lookup path as verification (``resolve``), for callers that need no
         revocation state (benchmarks, tests).
@@ -231,7 +233,7 @@ class KeyResolver:
 
     def _resolve_again(
         self, tenant_id: str, subject: str, jti: str
-    ) -> tuple[bytes | None, VerificationState]:
+    ) -> tuple[VerificationKey | None, VerificationState]:
         """A second cache read for a request whose shared read found the cache refilled;
         should the entry be gone again, storage answers this one request directly."""
         try:
@@ -310,18 +312,31 @@ class KeyResolver:
         state = self._storage.load_verification_state(tenant_id, subject, jti)
         return state or VerificationState(KeyRecord.absent(tenant_id))
 
-    def _key_of(self, state: VerificationState) -> tuple[bytes | None, VerificationState]:
+    def _key_of(self, state: VerificationState) -> tuple[VerificationKey | None, VerificationState]:
         return self._open(state.record), state
 
-    def _open(self, record: KeyRecord) -> bytes | None:
+    def _open(self, record: KeyRecord) -> VerificationKey | None:
         sealed = record.sealed_secret
         if record.status is not TenantStatus.ACTIVE or sealed is None:
             return None
-        memo_key = (record.tenant_id, sealed.key_id, sealed.blob)
+        memo_key = (record.key_binding, sealed.key_id, sealed.blob)
         key = self._memo.get(memo_key)
         if key is None:
-            key = self._keyring.open(record.tenant_id, sealed)
+            key = _opened(record, self._keyring.open(record.key_binding, sealed))
             if len(self._memo) >= _MEMO_MAX:
                 self._memo.clear()
             self._memo[memo_key] = key
         return key
+
+
+def _opened(record: KeyRecord, plain: bytes) -> VerificationKey:
+    """The verification key of ``record`` from its opened material: the HS256 secret itself,
+    or a key pair's public key (the private key is not kept where verification runs).
+    Raises ``SecretDecryptionError`` if the material is not a key of the record's ``alg``
+    (a corrupted row: the fault is ours, so 503 and fail closed, as a tampered blob)."""
+    if record.alg == ALGORITHM:
+        return VerificationKey(record.key_name, record.alg, plain)
+    try:
+        return VerificationKey(record.key_name, record.alg, keypairs.public_key(record.alg, plain))
+    except ValueError as exc:
+        raise SecretDecryptionError(f"stored key is not an {record.alg} key") from exc

@@ -1,0 +1,77 @@
+"""A tenant's JWK Set: GET /v1/tenants/{id}/.well-known/jwks.json (RFC 7517 §5).
+
+For verifiers that check tokens offline (PyJWT's ``PyJWKClient``, jose's
+``createRemoteJWKSet``, a gateway's JWT plugin): they find it through ``jwks_uri`` in the
+tenant's RFC 8414 metadata. Cacheable, unlike the rest of the API: ``Cache-Control: public,
+max-age`` (the bound an offline verifier's revocation lag is stated in) and a strong ``ETag``
+(RFC 9110 §8.8.3) so a refresh of an unchanged set costs a 304 without a body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import marshmallow as ma
+from flask import Response, request
+from marshmallow import fields
+
+from tenantauth.api.bodies import Blueprint
+from tenantauth.api.context import services
+from tenantauth.api.docs import errors_doc
+from tenantauth.domain.jwks import JWKS_MAX_AGE, tenant_jwks
+
+#: RFC 7517 §8.5.1.
+JWK_SET_JSON = "application/jwk-set+json"
+bp = Blueprint(
+    "jwks", __name__, url_prefix="/v1/tenants", description="Public keys for offline verifiers."
+)
+
+
+class JwkSchema(ma.Schema):
+    """One public JWK (RFC 7517 §4; members per key type: RFC 7518 §6, RFC 8037 §2)."""
+
+    kty = fields.String(required=True, metadata={"enum": ["OKP", "EC", "RSA"]})
+    kid = fields.String(required=True, metadata={"description": "`<tenant id>.<key name>`."})
+    alg = fields.String(required=True, metadata={"enum": ["EdDSA", "ES256", "RS256"]})
+    use = fields.String(required=True, metadata={"enum": ["sig"]})
+    crv = fields.String(metadata={"enum": ["Ed25519", "P-256"]})
+    x = fields.String()
+    y = fields.String()
+    n = fields.String()
+    e = fields.String()
+
+
+class JwkSetSchema(ma.Schema):
+    """RFC 7517 §5."""
+
+    keys = fields.List(fields.Nested(JwkSchema), required=True)
+
+
+@bp.get("/<tenant_id>/.well-known/jwks.json")
+@bp.response(
+    200,
+    JwkSetSchema,
+    content_type=JWK_SET_JSON,
+    description="The tenant's public keys: none for an HS256 or a suspended tenant.",
+    headers={
+        "ETag": {"schema": {"type": "string"}, "description": "Strong validator of the set."},
+        "Cache-Control": {"schema": {"type": "string"}, "description": "public, max-age=…"},
+    },
+)
+@bp.alt_response(304, description="The set still has the ETag of `If-None-Match`.")
+@errors_doc(bp, 404, 503)
+def jwks(tenant_id: str) -> Response:
+    """The tenant's JWK Set (RFC 7517 §5), read from the state verification reads: a key
+    rotated away, or a tenant suspended or deleted, leaves it when that change returns.
+    Verifiers holding a copy may keep using it for its max-age."""
+    body = json.dumps(tenant_jwks(services(), tenant_id), separators=(",", ":")).encode()
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    response = Response(body, status=200, content_type=JWK_SET_JSON)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+    if request.if_none_match.contains_weak(etag):  # RFC 9110 §13.1.2: weak comparison
+        response.status_code = 304
+        response.set_data(b"")
+        del response.headers["Content-Type"]
+    return response
