@@ -129,11 +129,12 @@ class Admin:
         self.port = port
         self.token = token
 
-    def create_tenant(self, tenant_id: str, name: str | None = None) -> dict[str, Any]:
-        """Create a tenant; return its JSON."""
-        reply = self._call(
-            "POST", "/v1/admin/tenants", {"id": tenant_id, "name": name or tenant_id}
-        )
+    def create_tenant(
+        self, tenant_id: str, name: str | None = None, alg: str | None = None
+    ) -> dict[str, Any]:
+        """Create a tenant (signing with ``alg``, HS256 by default); return its JSON."""
+        body = {"id": tenant_id, "name": name or tenant_id} | ({"alg": alg} if alg else {})
+        reply = self._call("POST", "/v1/admin/tenants", body)
         assert reply.status == 201, reply
         return reply.json()  # type: ignore[no-any-return]
 
@@ -143,9 +144,11 @@ class Admin:
         assert reply.status == 201, reply
         return str(reply.json()["access_token"])
 
-    def rotate(self, tenant_id: str) -> tuple[dict[str, Any], int, int]:
-        """Rotate; return the JSON, and monotonic_ns before sending and after the reply."""
-        return self._timed("POST", f"/v1/admin/tenants/{tenant_id}/rotate", {}, 200)
+    def rotate(self, tenant_id: str, alg: str | None = None) -> tuple[dict[str, Any], int, int]:
+        """Rotate (to a key of ``alg``; default: the tenant's); return the JSON, and
+        monotonic_ns before sending and after the reply."""
+        body = {"alg": alg} if alg else {}
+        return self._timed("POST", f"/v1/admin/tenants/{tenant_id}/rotate", body, 200)
 
     def set_status(self, tenant_id: str, status: str) -> tuple[dict[str, Any], int, int]:
         """PATCH the status; return the JSON and the call's start/return times."""

@@ -145,13 +145,14 @@ def _bystander_unharmed(records: list[Record]) -> None:
     assert set(seen) == {200}, f"another tenant's changes hurt the bystander: {seen}"
 
 
-def _rotation_race(servers: list[Server], tmp_path: Path) -> None:
-    """Rotate tenant acme while CLIENTS processes verify its current token: ROTATIONS careful
-    cycles (every worker accepted the token before, every worker refused it after), then
-    RAPID_ROTATIONS quick ones, each another chance for a stale cache fill to slip through."""
+def _rotation_race(servers: list[Server], tmp_path: Path, alg: str | None = None) -> None:
+    """Rotate tenant acme (signing with ``alg``, HS256 by default) while CLIENTS processes
+    verify its current token: ROTATIONS careful cycles (every worker accepted the token before,
+    every worker refused it after), then RAPID_ROTATIONS quick ones, each another chance for a
+    stale cache fill to slip through."""
     begun = time.monotonic()
     admins = [Admin(s.port) for s in servers]
-    admins[0].create_tenant("acme")
+    admins[0].create_tenant("acme", alg=alg)
     admins[-1].create_tenant("bystander")
     bystander = admins[0].issue("bystander")
     old = admins[-1].issue("acme")
@@ -225,6 +226,16 @@ def test_rotation_revokes_old_token_on_every_replica(
 ) -> None:
     """Rotating through one replica revokes the old token on every worker of both replicas."""
     _rotation_race(replicas, tmp_path)
+
+
+@pytest.mark.parametrize("variant", [(None, True)], ids=["memory"], indirect=True)
+def test_rotation_revokes_a_key_pair_token_on_every_replica(
+    replicas: list[Server], tmp_path: Path
+) -> None:
+    """The same race for a key-pair tenant (issue 15: ES256 here; EdDSA in the fault
+    suite's S1-S4): its tokens are held in memory and memoised with the key object that
+    checked them, and rotation must still revoke them on every worker of both replicas."""
+    _rotation_race(replicas, tmp_path, alg="ES256")
 
 
 def test_suspend_and_delete_revoke_at_once(server: Server, tmp_path: Path) -> None:

@@ -60,10 +60,12 @@ Record_ = Callable[[ScenarioMetrics], None]
 
 
 def _rotated_tenant(admin: Admin, tenant_id: str) -> tuple[str, str]:
-    """Create a tenant, mint a token, rotate; return (revoked token, valid token)."""
+    """Create an HS256 tenant, mint a token, rotate to an EdDSA key pair (issue 15: the
+    scenarios run with key-pair tenants too, and across an algorithm change); return
+    (revoked HS256 token, valid EdDSA token)."""
     admin.create_tenant(tenant_id)
     old = admin.issue(tenant_id)
-    admin.rotate(tenant_id)
+    admin.rotate(tenant_id, alg="EdDSA")
     return old, admin.issue(tenant_id)
 
 
