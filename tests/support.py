@@ -31,6 +31,14 @@ MASTER_KEY = bytes(range(32))
 MASTER_KEY_B64 = base64.b64encode(MASTER_KEY).decode()
 ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
 ISSUER = "https://auth.test"
+
+
+def tenant_issuer(tenant_id: str) -> str:
+    """The tenant's issuer identifier under ``ISSUER`` (its tokens' ``iss``, issue 15)."""
+    return f"{ISSUER}/v1/tenants/{tenant_id}"
+
+
+ACME_ISSUER = tenant_issuer("acme")
 NOW = 1_800_000_000.0
 #: The server the e2e and fault suites run `tenantauth serve` under, unless a test names one:
 #: ``TEST_HTTP_SERVER`` (``TEST_HTTP_SERVER=gunicorn make test-faults``), else the default.

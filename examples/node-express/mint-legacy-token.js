@@ -14,9 +14,18 @@ const crypto = require('node:crypto');
 const jwt = require('jsonwebtoken');
 
 /**
+ * The tenant's issuer identifier: tenantauth's TENANTAUTH_ISSUER + /v1/tenants/<tenant>, which
+ * its tokens carry as `iss` and its metadata names as `issuer` (RFC 8414 §3.3).
+ */
+function tenantIssuer(issuer, tenant) {
+  return `${issuer.replace(/\/+$/, '')}/v1/tenants/${tenant}`;
+}
+
+/**
  * Return an HS256 JWT for `tenant`/`subject` signed with `secret` (string or Buffer), carrying
- * what tenantauth requires: header {alg: HS256, typ: JWT, kid: tenant}; claims iss, sub, aud,
- * exp, iat, jti, tid (= kid) and, if given, scope. Lifetime `ttl` seconds (≤ 86400 by default).
+ * what tenantauth requires: header {alg: HS256, typ: JWT, kid: tenant}; claims iss (the
+ * tenant's issuer under `issuer`, tenantauth's TENANTAUTH_ISSUER), sub, aud, exp, iat, jti,
+ * tid (= kid) and, if given, scope. Lifetime `ttl` seconds (≤ 86400 by default).
  */
 function mintLegacyToken(
   secret,
@@ -26,7 +35,7 @@ function mintLegacyToken(
   return jwt.sign(claims, secret, {
     algorithm: 'HS256', // header alg; jsonwebtoken adds typ: "JWT" itself
     keyid: tenant, // header kid: tenantauth looks the secret up by it
-    issuer, // iss: exactly tenantauth's TENANTAUTH_ISSUER
+    issuer: tenantIssuer(issuer, tenant), // iss: exactly the tenant's issuer
     audience, // aud: required; "tenantauth" is TENANTAUTH_DEFAULT_AUDIENCE
     subject, // sub
     jwtid: crypto.randomUUID(), // jti: required (the handle for revoking one token)
@@ -46,4 +55,4 @@ if (require.main === module) {
   console.log(mintLegacyToken(secret, { tenant, subject, scope, issuer }));
 }
 
-module.exports = { mintLegacyToken };
+module.exports = { mintLegacyToken, tenantIssuer };

@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tenantauth import __version__
-from tenantauth.api import health, introspection, jwks, oauth, problems, verify
+from tenantauth.api import discovery, health, introspection, oauth, problems, verify
 from tenantauth.api.admin import (
     admin_keys,
     audit,
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         revocations.bp,
         verify.bp,
         oauth.bp,
-        jwks.bp,
+        discovery.bp,
         introspection.bp,
         admin_keys.bp,
         resource_servers.bp,

@@ -11,7 +11,7 @@ import secrets
 import time
 from typing import Any
 
-from tests.support import ISSUER
+from tests.support import tenant_issuer
 
 
 def _segment(value: dict[str, Any]) -> str:
@@ -24,7 +24,7 @@ def forge(tenant_id: str, secret: bytes, *, expires_in: int = 600, **changes: An
     them (key version 1), expiring ``expires_in`` seconds from now, ``changes`` applied."""
     now = int(time.time())
     claims = {
-        "iss": ISSUER,
+        "iss": tenant_issuer(tenant_id),
         "sub": "forged-user",
         "aud": "tenantauth",
         "exp": now + expires_in,

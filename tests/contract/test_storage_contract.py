@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -148,6 +148,23 @@ def test_migrate_is_idempotent(storage: MigratableStorage) -> None:
     """A second migrate applies nothing and nothing is pending."""
     assert storage.migrate() == []
     assert storage.pending_migrations() == []
+
+
+def test_legacy_issuer_cutoff_only_where_tenants_predate_it(
+    storage: MigratableStorage,
+) -> None:
+    """Migration 0008 (tenants become issuers) records a cut-off for the service-wide ``iss``
+    only if tenants existed then: a day after it ran. Migrated empty, there is none."""
+    assert storage.legacy_issuer_until() is None
+    with storage.transaction() as tx:
+        tx.insert_tenant(tenant())
+        # As if the tenant had been there before 0008 ran: undo it, then migrate again.
+        tx._conn.execute("DROP TABLE legacy_issuer")  # type: ignore[attr-defined]
+        tx._conn.execute("DELETE FROM schema_migrations WHERE version = 8")  # type: ignore[attr-defined]
+    assert storage.migrate() == [8]
+    until = storage.legacy_issuer_until()
+    assert until is not None
+    assert abs(until - (datetime.now(UTC) + timedelta(days=1))) < timedelta(minutes=5)
 
 
 def test_ping_answers(storage: MigratableStorage) -> None:

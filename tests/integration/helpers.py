@@ -10,7 +10,7 @@ import jwt
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.support import ISSUER, admin_headers
+from tests.support import ISSUER, admin_headers, tenant_issuer
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "instance", "code", "request_id"}
@@ -80,7 +80,7 @@ def claims_for(tenant_id: str, now: float, **overrides: Any) -> dict[str, Any]:
     """Return the claims tenantauth itself would put in a 900 s token issued at ``now``."""
     t = int(now)
     claims: dict[str, Any] = {
-        "iss": ISSUER,
+        "iss": tenant_issuer(tenant_id),
         "sub": "user-42",
         "aud": "tenantauth",
         "exp": t + 900,

@@ -25,7 +25,7 @@ from tests.integration.helpers import (
     sign,
     verify_status,
 )
-from tests.support import ADMIN_TOKEN, ISSUER, NOW, FixedClock
+from tests.support import ADMIN_TOKEN, NOW, FixedClock, tenant_issuer
 
 ACME = f"{TENANTS}/acme"
 #: Every admin route with a body that passes validation when the tenant "acme" exists.
@@ -275,11 +275,16 @@ def test_issued_tokens_are_signed_with_the_imported_secret(
     token = body["access_token"]
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT", "kid": "legacy"}
     claims = jwt.decode(
-        token, raw, algorithms=["HS256"], audience="billing", issuer=ISSUER, leeway=10**9
+        token,
+        raw,
+        algorithms=["HS256"],
+        audience="billing",
+        issuer=tenant_issuer("legacy"),
+        leeway=10**9,
     )
     now = int(clock.now())
     assert claims == {
-        "iss": ISSUER,
+        "iss": tenant_issuer("legacy"),
         "sub": "user-7",
         "aud": ["orders", "billing"],
         "exp": now + 120,

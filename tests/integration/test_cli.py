@@ -17,7 +17,7 @@ from tenantauth.cli import main
 from tenantauth.embedded import ensure_state
 from tenantauth.settings import PREFIX, SETTINGS
 from tests.integration.helpers import new_secret
-from tests.support import ADMIN_TOKEN, ISSUER, MASTER_KEY_B64
+from tests.support import ADMIN_TOKEN, ISSUER, MASTER_KEY_B64, tenant_issuer
 
 REQUIRED_IN_PRODUCTION = ("TENANTAUTH_MASTER_KEY", "TENANTAUTH_ADMIN_TOKEN", "TENANTAUTH_ISSUER")
 
@@ -124,13 +124,15 @@ def test_human_output_is_an_aligned_table() -> None:
     assert lines[0].split() == ["field", "value"]
     column = lines[0].index("value")
     assert all(line[column - 2 : column] == "  " for line in lines[1:])
-    assert {line.split()[0] for line in lines[1:]} >= {"id", "name", "status", "key_version"}
-    assert result.stderr.strip() == "created tenant acme"
+    assert {line.split()[0] for line in lines[1:]} >= {"id", "name", "status", "alg", "kid"}
+    assert result.stderr.strip() == "created tenant acme (HS256, kid acme)"
     listing = ok("tenant", "list")
     assert listing.stdout.splitlines()[0].split() == [
         "id",
         "name",
         "status",
+        "alg",
+        "kid",
         "key_version",
         "rotated_at",
     ]
@@ -291,7 +293,7 @@ def test_production_create_issue_verify_rotate() -> None:
     created = ok_json("tenant", "create", "acme", "--name", "Acme")
     assert created["key_version"] == 1
     token = ok("token", "issue", "acme", "--sub", "user-9").stdout.strip()
-    assert jwt.decode(token, options={"verify_signature": False})["iss"] == ISSUER
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == tenant_issuer("acme")
     assert ok("token", "verify", token).stdout.startswith("VALID: tenant acme, subject user-9")
     assert ok_json("tenant", "rotate", "acme")["key_version"] == 2
     rejected = run("token", "verify", token)

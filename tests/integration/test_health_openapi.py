@@ -609,8 +609,9 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 14 + 6 + 11 + 5 + 1 + 6
-    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata, JWKS
+    assert len(routed) == 14 + 8 + 11 + 5 + 1 + 6
+    # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata, JWKS, and
+    #   the metadata at RFC 8414 §3.1's and OpenID Discovery's places
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
     # + admin keys (create, list, show, revoke) and the audit listing
     # + GET /v1/verify/{forwarded} (gateways that append the protected request's path)

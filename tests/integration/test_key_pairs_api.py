@@ -50,7 +50,8 @@ KEY_TYPES = {"EdDSA": ("OKP", "Ed25519"), "ES256": ("EC", "P-256"), "RS256": ("R
 #: Made once for the module: an RSA key takes tens of milliseconds to generate.
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_OTHER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-RSA_1024 = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+#: Too small on purpose: the import must refuse it (RFC 7518 §3.3).
+RSA_1024 = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
 EC_OTHER = ec.generate_private_key(ec.SECP256R1())
 EC_P384 = ec.generate_private_key(ec.SECP384R1())
@@ -97,7 +98,7 @@ def public_pem(key: Any) -> str:
 
 def private_jwk(alg: str, key: Any) -> dict[str, Any]:
     """The private JWK of ``key`` as PyJWT writes it (RSA with its CRT members)."""
-    return jwt.algorithms.get_default_algorithms()[alg].to_jwk(key, as_dict=True)  # type: ignore[no-any-return]
+    return jwt.algorithms.get_default_algorithms()[alg].to_jwk(key, as_dict=True)
 
 
 def public_jwk(alg: str, key: Any) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def published(client: FlaskClient, tenant_id: str) -> list[dict[str, Any]]:
     assert body.keys() == {"keys"}
     for jwk in body["keys"]:
         assert not jwk.keys() & PRIVATE_MEMBERS, jwk
-    return body["keys"]  # type: ignore[no-any-return]
+    return body["keys"]
 
 
 def only_key(client: FlaskClient, tenant_id: str, alg: str, kid: str) -> dict[str, Any]:
@@ -178,17 +179,27 @@ def verify(client: FlaskClient, token: str, audience: str | None = None) -> Test
     return client.post(VERIFY, json=body)
 
 
-def offline_decode(token: str, jwk: dict[str, Any], audience: str = "tenantauth") -> Any:
-    """Verify ``token`` as an offline verifier would: PyJWT with the JWK from the JWKS."""
+def offline_decode(
+    token: str, jwk: dict[str, Any], issuer: str | None, audience: str = "tenantauth"
+) -> Any:
+    """Verify ``token`` as an offline verifier would: PyJWT with the JWK from the JWKS, the
+    issuer from the tenant's metadata (None: not checked)."""
     key = jwt.PyJWK(jwk)
     return jwt.decode(
         token,
         key.key,
         algorithms=[jwk["alg"]],
         audience=audience,
-        issuer=ISSUER,
-        options=NO_TIME_CHECKS,  # type: ignore[arg-type]
+        issuer=issuer,
+        options=NO_TIME_CHECKS,
     )
+
+
+def metadata_issuer(client: FlaskClient, tenant_id: str) -> str:
+    """The ``issuer`` of the tenant's RFC 8414 metadata: what an offline verifier expects
+    in ``iss`` (it discovers ``jwks_uri`` in the same document)."""
+    r = client.get(f"/v1/tenants/{tenant_id}/.well-known/oauth-authorization-server")
+    return assert_json(r, 200)["issuer"]
 
 
 def show(client: FlaskClient, tenant_id: str) -> Any:
@@ -241,6 +252,27 @@ def test_create_imports_a_private_key(client: FlaskClient, alg: str, form: str) 
         token, key.public_key(), algorithms=[alg], audience="tenantauth", options=NO_TIME_CHECKS
     )
     assert (claims["tid"], claims["sub"]) == ("imported", "user-42")
+
+
+#: PEM as tools hand it to operators: Windows line ends, the preamble of a PKCS#12 export
+#: (`openssl pkcs12 -nocerts -nodes`), the parameters block of `openssl ecparam -genkey`.
+OPENSSL_SHAPES = {
+    "crlf": pem(EC_KEY).replace("\n", "\r\n"),
+    "bag-attributes": "Bag Attributes\n    localKeyID: 01 00 00 00\n" + pem(EC_KEY),
+    "ec-parameters": "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n"
+    "-----END EC PARAMETERS-----\n" + pem(EC_KEY, "traditional"),
+}
+
+
+@pytest.mark.parametrize("text", list(OPENSSL_SHAPES.values()), ids=list(OPENSSL_SHAPES))
+def test_create_accepts_pem_as_tools_write_it(client: FlaskClient, text: str) -> None:
+    """A PEM with CRLF line ends, a Bag Attributes preamble or an EC PARAMETERS block before
+    the key imports that key."""
+    created = create_tenant(client, "acme", alg="ES256", private_key=text)
+    jwk = only_key(client, "acme", "ES256", created["kid"])
+    assert {name: jwk[name] for name in ("x", "y")} == {
+        name: public_jwk("ES256", EC_KEY)[name] for name in ("x", "y")
+    }
 
 
 def test_hs256_tenants_publish_no_keys(client: FlaskClient) -> None:
@@ -351,7 +383,7 @@ def test_key_pair_token_verifies_here_and_offline(
     claims = verdict["claims"]
     now = int(clock.now())
     assert claims == {
-        "iss": ISSUER,
+        "iss": metadata_issuer(client, "acme"),
         "sub": "user-7",
         "aud": "orders",
         "exp": now + 900,
@@ -363,7 +395,7 @@ def test_key_pair_token_verifies_here_and_offline(
         "role": "admin",
     }
     jwk = only_key(client, "acme", alg, kid)
-    assert offline_decode(token, jwk, audience="orders") == claims
+    assert offline_decode(token, jwk, claims["iss"], audience="orders") == claims
 
 
 # --------------------------------------------------------------------------- rotation
@@ -377,6 +409,7 @@ def test_rotate_replaces_the_published_key(
     at once, the JWKS holds only the new kid (which no longer verifies the old token), and
     offline verifiers may accept the old token until rotated_at + max-age."""
     old_kid = create_tenant(client, "acme", alg=alg)["kid"]
+    issuer = metadata_issuer(client, "acme")
     old_jwk = only_key(client, "acme", alg, old_kid)
     old = issue(client, "acme")
     assert verify(client, old).status_code == 200
@@ -398,13 +431,13 @@ def test_rotate_replaces_the_published_key(
     assert until - datetime.fromisoformat(body["rotated_at"]) == timedelta(seconds=JWKS_MAX_AGE)
     assert_problem(verify(client, old), 401, "invalid_token")
     new_jwk = only_key(client, "acme", alg, new_kid)
-    assert offline_decode(old, old_jwk)["tid"] == "acme"  # why the offline bound exists
+    assert offline_decode(old, old_jwk, issuer)["tid"] == "acme"  # why the offline bound exists
     with pytest.raises(jwt.InvalidSignatureError):
-        offline_decode(old, new_jwk)
+        offline_decode(old, new_jwk, issuer)
     fresh = issue(client, "acme")
     assert jwt.get_unverified_header(fresh)["kid"] == new_kid
     assert verify(client, fresh).status_code == 200
-    assert offline_decode(fresh, new_jwk)["tid"] == "acme"
+    assert offline_decode(fresh, new_jwk, issuer)["tid"] == "acme"
     assert (show(client, "acme")["kid"], show(client, "acme")["key_version"]) == (new_kid, 2)
 
 
@@ -429,6 +462,7 @@ def test_rotate_hs256_to_es256_and_back(client: FlaskClient, clock: FixedClock) 
     ES256 -> HS256 empties the JWKS (offline bound rotated_at + max-age); each rotation
     rejects the previous tokens, and a rotation without alg keeps HS256."""
     create_tenant(client, "acme")
+    issuer = metadata_issuer(client, "acme")
     hs_token = issue(client, "acme")
     assert published(client, "acme") == []
     clock.advance(10)
@@ -440,7 +474,7 @@ def test_rotate_hs256_to_es256_and_back(client: FlaskClient, clock: FixedClock) 
     assert verify(client, hs_token).status_code == 401
     es_token = issue(client, "acme")
     assert jwt.get_unverified_header(es_token)["alg"] == "ES256"
-    assert offline_decode(es_token, jwk)["tid"] == "acme"
+    assert offline_decode(es_token, jwk, issuer)["tid"] == "acme"
     clock.advance(10)
     to_hs = assert_json(rotate(client, "acme", alg="HS256", secret=SECRET), 200)
     assert (to_hs["alg"], to_hs["kid"], to_hs["key_version"]) == ("HS256", "acme", 3)
@@ -463,6 +497,7 @@ def test_rotate_between_key_pair_algs(client: FlaskClient, clock: FixedClock) ->
     the new type, each rotation is bounded for offline verifiers and rejects older tokens."""
     tokens = []
     kid = create_tenant(client, "acme", alg="EdDSA")["kid"]
+    issuer = metadata_issuer(client, "acme")
     tokens.append(issue(client, "acme"))
     for alg, body in (("RS256", {"private_key": pem(RSA_OTHER)}), ("ES256", {})):
         clock.advance(5)
@@ -474,7 +509,7 @@ def test_rotate_between_key_pair_algs(client: FlaskClient, clock: FixedClock) ->
         jwk = only_key(client, "acme", alg, kid)
         assert all(verify(client, t).status_code == 401 for t in tokens)
         tokens.append(issue(client, "acme"))
-        assert offline_decode(tokens[-1], jwk)["tid"] == "acme"
+        assert offline_decode(tokens[-1], jwk, issuer)["tid"] == "acme"
         assert verify(client, tokens[-1]).status_code == 200
 
 
@@ -551,7 +586,9 @@ _OVERSIZED_RSA_JWK = {
     "d": _RSA_JWK["d"],
 }
 _GARBAGE_PEM = "-----BEGIN PRIVATE KEY-----\nAAAAAAAA\n-----END PRIVATE KEY-----\n"
-_NON_ASCII_PEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\u00e9\n-----END PRIVATE KEY-----\n"
+_NON_ASCII_PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\u00e9\n-----END PRIVATE KEY-----\n"
+)
 #: (case, body of create and rotate, a fragment the problem must hold).
 REFUSALS: list[tuple[str, dict[str, Any], str]] = [
     ("alg-unknown", {"alg": "HS512"}, "alg"),
@@ -729,3 +766,24 @@ def test_rotating_a_key_pair_tenant_refuses_the_wrong_material(client: FlaskClie
         assert fragment in problem["detail"], problem
     assert show(client, "acme")["key_version"] == 1
     only_key(client, "acme", "ES256", kid)
+
+
+#: A private_key text of valid JSON nested 5,000 levels deep (10 kB, under the 16,384-character
+#: bound): the request body itself is only two levels deep.
+DEEP_JWK = '{"kty": "EC", "crv": "P-256", "d": ' + "[" * 5000 + "]" * 5000 + "}"
+
+
+def test_a_deeply_nested_jwk_is_a_422_about_the_key(client: FlaskClient) -> None:
+    """A private_key that is JSON nested thousands of levels deep is refused like any other
+    unreadable JWK: a 422 problem about the key, on creation and on rotation."""
+    create_tenant(client, "acme", alg="ES256")
+    for r in (
+        client.post(
+            TENANTS,
+            json={"id": "newco", "name": "N", "alg": "ES256", "private_key": DEEP_JWK},
+            headers=ADMIN,
+        ),
+        rotate(client, "acme", private_key=DEEP_JWK),
+    ):
+        assert "JWK" in assert_problem(r, 422, "invalid_request")["detail"]
+    assert_problem(client.get(f"{TENANTS}/newco", headers=ADMIN), 404, "not_found")

@@ -14,7 +14,7 @@ from werkzeug.test import TestResponse
 from tenantauth.domain.services import Services
 from tests.integration.helpers import ADMIN, TENANTS, bearer, create_tenant, issue
 from tests.oauth_accounts import CLIENT_ID, CLIENT_SECRET, PASSWORD, USERNAME, add_client, add_user
-from tests.support import ISSUER, FixedClock
+from tests.support import ISSUER, FixedClock, tenant_issuer
 
 BASE = "/v1/tenants/acme"
 TOKEN, REVOKE, INTROSPECT = f"{BASE}/token", f"{BASE}/revoke", f"{BASE}/introspect"
@@ -326,7 +326,11 @@ def test_introspect_access_token(client: FlaskClient, clock: FixedClock) -> None
     assert body["active"] is True
     assert body["token_type"] == "Bearer"
     assert (body["sub"], body["tid"], body["client_id"]) == (USERNAME, "acme", CLIENT_ID)
-    assert (body["scope"], body["iss"], body["aud"]) == ("read write", ISSUER, "tenantauth")
+    assert (body["scope"], body["iss"], body["aud"]) == (
+        "read write",
+        tenant_issuer("acme"),
+        "tenantauth",
+    )
     assert body["exp"] == body["iat"] + 900
     assert body["jti"]
     clock.advance(900 + 30)

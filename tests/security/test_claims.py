@@ -23,7 +23,7 @@ from tests.security.forge import (
     raw_json,
 )
 from tests.security.probe import World, assert_accepted, assert_rejected
-from tests.support import ISSUER, NOW
+from tests.support import ACME_ISSUER, ISSUER, NOW, tenant_issuer
 
 T = int(NOW)
 LEEWAY = 30  # tests.support.make_settings keeps the default clock_leeway
@@ -77,18 +77,22 @@ def _time_cases() -> list[Case]:
 def _issuer_cases() -> list[Case]:
     values: dict[str, Any] = {
         "missing": DROP,
-        "prefix": ISSUER[:-1],
-        "suffix-slash": ISSUER + "/",
-        "suffix-domain": ISSUER + ".evil.example",
+        "prefix": ACME_ISSUER[:-1],
+        "suffix-slash": ACME_ISSUER + "/",
+        "suffix-domain": ACME_ISSUER + ".evil.example",
         "substring": "auth.test",
-        "superstring": "https://evil.example/" + ISSUER,
-        "uppercase": ISSUER.upper(),
-        "scheme-http": ISSUER.replace("https", "http"),
-        "trailing-space": ISSUER + " ",
-        "list": [ISSUER],
+        "superstring": "https://evil.example/" + ACME_ISSUER,
+        "uppercase": ACME_ISSUER.upper(),
+        "scheme-http": ACME_ISSUER.replace("https", "http"),
+        "trailing-space": ACME_ISSUER + " ",
+        "list": [ACME_ISSUER],
         "null": None,
         "empty": "",
-        "fullwidth-dot": ISSUER.replace(".", "\uff0e"),
+        "fullwidth-dot": ACME_ISSUER.replace(".", "\uff0e"),
+        "another-tenant": tenant_issuer("other"),
+        # The service-wide form every token had before tenants became issuers: accepted only
+        # for tokens issued before a migrated database's cut-off, and this one has none.
+        "service-wide": ISSUER,
     }
     return [
         Case(f"iss-{k}", forge(payload=claims(iss=v)), "CVE-2024-53861") for k, v in values.items()

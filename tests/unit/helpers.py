@@ -24,7 +24,7 @@ from tenantauth.domain.policy import CachePolicy, TokenPolicy
 from tenantauth.domain.ports import Clock
 from tenantauth.domain.services import Services
 from tenantauth.storage.sqlite import SqliteStorage
-from tests.support import ADMIN_TOKEN, ISSUER, MASTER_KEY, NOW
+from tests.support import ADMIN_TOKEN, ISSUER, MASTER_KEY, NOW, tenant_issuer
 
 #: Known tenant secrets, imported on creation so tests can sign with them.
 ACME_SECRET = bytes(range(100, 132))
@@ -103,10 +103,12 @@ def header(**changes: Any) -> dict[str, Any]:
 
 
 def claims(now: float = NOW, **changes: Any) -> dict[str, Any]:
-    """Return valid claims for tenant acme at ``now`` with ``changes`` applied (DROP removes)."""
+    """Return valid claims for tenant acme at ``now`` with ``changes`` applied (DROP removes);
+    ``iss`` is the issuer of the ``tid`` given (acme's by default) unless changed itself."""
     t = int(now)
+    tid = changes.get("tid", "acme")
     base = {
-        "iss": ISSUER,
+        "iss": tenant_issuer(tid) if isinstance(tid, str) else tenant_issuer("acme"),
         "sub": "user-1",
         "aud": AUDIENCE,
         "exp": t + 900,

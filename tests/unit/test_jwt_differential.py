@@ -24,7 +24,7 @@ from tenantauth.domain.services import Services, SystemClock
 from tenantauth.domain.tenants import create_tenant
 from tenantauth.domain.tokens import TokenRequest, issue_token
 from tenantauth.errors import InvalidTokenError
-from tests.support import ISSUER
+from tests.support import ACME_ISSUER, ISSUER, tenant_issuer
 from tests.unit.helpers import (
     ACME_SECRET,
     AUDIENCE,
@@ -62,7 +62,7 @@ def pyjwt_decode(token: str, key: bytes, audience: str) -> dict[str, Any]:
         key,
         algorithms=["HS256"],
         audience=audience,
-        issuer=ISSUER,
+        issuer=[ACME_ISSUER, tenant_issuer("other")],  # the two tenants' own issuers
         leeway=LEEWAY,
         options={"require": ["exp", "iat", "iss", "aud", "sub"], "strict_aud": False},
     )
@@ -91,7 +91,7 @@ JSON_VALUES = st.recursive(
 GOOD_OFFSETS = {"exp": [900, 60, 15, -15, 3600], "iat": [0, -10, -600, 20], "nbf": [0, -10, 20]}
 BAD_OFFSETS = {"exp": [-45, -3600], "iat": [45, 3600], "nbf": [45, 3600]}
 BAD_CLAIMS: dict[str, list[Any]] = {
-    "iss": [ISSUER + "/", ISSUER.upper(), "auth.test", "", [ISSUER]],
+    "iss": [ACME_ISSUER + "/", ACME_ISSUER.upper(), "auth.test", "", [ACME_ISSUER], ISSUER],
     "sub": ["", 1, None, ["user"]],
     "aud": ["", [], [1], [AUDIENCE, ""], "nobody"],
     "jti": ["", 7, None],
@@ -144,7 +144,7 @@ def hand_built(draw: st.DrawFn, now: int) -> tuple[str, str, bytes]:
         head[name] = draw(JSON_VALUES)
     aud = draw(st.sampled_from([AUDIENCE, [AUDIENCE, "api"], ["api"], "web", ["web", "api"]]))
     payload: dict[str, Any] = {
-        "iss": ISSUER,
+        "iss": tenant_issuer(tenant),
         "sub": draw(st.text(min_size=1, max_size=10)),
         "aud": aud,
         "jti": draw(st.text(min_size=1, max_size=10)),

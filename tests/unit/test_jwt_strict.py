@@ -31,7 +31,7 @@ from tenantauth.domain.tenants import (
 )
 from tenantauth.domain.tokens import TokenRequest, issue_token
 from tenantauth.errors import InvalidTokenError
-from tests.support import ISSUER, NOW, FixedClock
+from tests.support import ACME_ISSUER, ISSUER, NOW, FixedClock, tenant_issuer
 from tests.unit.helpers import (
     ACME_SECRET,
     AUDIENCE,
@@ -102,7 +102,7 @@ def test_issued_token_verifies_with_right_fields(svc: Services) -> None:
     assert (verdict.tenant_id, verdict.subject, verdict.scope) == ("acme", "user-42", "read")
     got = verdict.claims
     assert {k: got[k] for k in ("iss", "sub", "aud", "exp", "iat", "nbf", "tid", "role")} == {
-        "iss": ISSUER,
+        "iss": ACME_ISSUER,
         "sub": "user-42",
         "aud": ["api", "web"],
         "exp": T + 600,
@@ -717,18 +717,20 @@ def test_future_time_beyond_leeway_rejected(svc: Services, name: str) -> None:
         DROP,
         None,
         "",
-        ISSUER[:-1],
-        ISSUER + "/",
-        ISSUER + ".evil.example",
-        "https://evil.example/" + ISSUER,
-        ISSUER.removeprefix("https://"),
+        ACME_ISSUER[:-1],
+        ACME_ISSUER + "/",
+        ACME_ISSUER + ".evil.example",
+        "https://evil.example/" + ACME_ISSUER,
+        ACME_ISSUER.removeprefix("https://"),
         "auth",
-        ISSUER.upper(),
-        ISSUER.replace("auth", "AUTH"),
-        " " + ISSUER,
-        ISSUER + " ",
-        [ISSUER],
-        {"iss": ISSUER},
+        ACME_ISSUER.upper(),
+        ACME_ISSUER.replace("auth", "AUTH"),
+        " " + ACME_ISSUER,
+        ACME_ISSUER + " ",
+        [ACME_ISSUER],
+        {"iss": ACME_ISSUER},
+        tenant_issuer("other"),
+        ISSUER,
     ],
     ids=[
         "missing",
@@ -746,10 +748,13 @@ def test_future_time_beyond_leeway_rejected(svc: Services, name: str) -> None:
         "trailing-space",
         "list",
         "object",
+        "another-tenant",
+        "service-wide-unmigrated",
     ],
 )
 def test_issuer_not_exact_rejected(svc: Services, iss: Any) -> None:
-    """iss must equal the configured issuer exactly (no prefix, substring or case folding)."""
+    """iss must equal the tenant's issuer exactly (no prefix, substring or case folding; not
+    another tenant's; the service-wide form only where a migrated database says so)."""
     rejected(svc, forge(payload=claims(iss=iss)))
 
 

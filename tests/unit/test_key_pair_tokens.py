@@ -8,6 +8,7 @@ tests/security/test_key_pairs.py.
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt as pyjwt
@@ -23,8 +24,14 @@ from tenantauth.domain.services import Services
 from tenantauth.domain.signing_keys import new_key
 from tenantauth.domain.tenants import create_tenant, rotate_key, rotate_tenant
 from tenantauth.domain.tokens import TokenRequest, TokenVerifier, issue_token
-from tenantauth.errors import ConflictError, InvalidRequestError, InvalidTokenError, RejectReason
-from tests.support import ISSUER, NOW, FixedClock
+from tenantauth.errors import (
+    ConflictError,
+    InvalidRequestError,
+    InvalidTokenError,
+    RejectReason,
+    StorageUnavailableError,
+)
+from tests.support import ISSUER, NOW, FixedClock, tenant_issuer
 from tests.unit.helpers import AUDIENCE, b64url, claims, json_bytes
 
 ALGS = ("EdDSA", "ES256", "RS256")
@@ -136,7 +143,7 @@ def test_a_key_pair_tenant_issues_tokens_that_verify(svc: Services, alg: str) ->
         pyjwt.PyJWK(jwk).key,
         algorithms=[alg],
         audience=AUDIENCE,
-        issuer=ISSUER,
+        issuer=tenant_issuer("pairs"),
         options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
     )
     assert decoded["sub"] == "u1"
@@ -269,3 +276,49 @@ def test_cache_entries_of_the_earlier_release_decode_as_hs256_k0() -> None:
         record, alg="HS256", key_name="k0"
     )
     assert decode_entry("acme", legacy + b"|EdDSA", "inc") is None
+
+
+def _legacy_verifier(
+    until: datetime | Exception | None,
+) -> tuple[TokenVerifier, jwt.VerificationKey]:
+    """A verifier of acme's HS256 key whose storage says ``until`` (or raises it)."""
+    key = jwt.VerificationKey("k0", "HS256", b"s" * 32)
+
+    def read() -> datetime | None:
+        if isinstance(until, Exception):
+            raise until
+        return until
+
+    policy = TokenPolicy(issuer=ISSUER, default_audience=AUDIENCE, leeway=30)
+    return TokenVerifier(_Keys(key), policy, FixedClock(NOW), read), key  # type: ignore[arg-type]
+
+
+def test_the_service_wide_issuer_is_accepted_only_before_the_cutoff() -> None:
+    """Tokens minted before tenants became issuers carry iss = TENANTAUTH_ISSUER: accepted
+    only when issued (iat) before the migrated database's cut-off; never without one."""
+    cutoff = datetime.fromtimestamp(NOW, UTC)
+    verifier, key = _legacy_verifier(cutoff)
+    before = jwt.encode(
+        claims(iss=ISSUER, iat=int(NOW) - 1, nbf=int(NOW) - 1), "acme", key.material
+    )  # type: ignore[arg-type]
+    at = jwt.encode(claims(iss=ISSUER), "acme", key.material)  # type: ignore[arg-type]
+    assert verifier.verify(before).tenant_id == "acme"
+    with pytest.raises(InvalidTokenError) as info:
+        verifier.verify(at)
+    assert info.value.kind is RejectReason.ISSUER
+    unmigrated, _ = _legacy_verifier(None)
+    with pytest.raises(InvalidTokenError):
+        unmigrated.verify(before)
+    own = jwt.encode(claims(), "acme", key.material)  # type: ignore[arg-type]
+    assert unmigrated.verify(own).tenant_id == "acme"  # the tenant's issuer needs no cut-off
+
+
+def test_the_cutoff_unreadable_fails_closed_for_legacy_tokens_only() -> None:
+    """Storage down while the cut-off is unknown: a legacy-issuer token is a 503 (never an
+    acceptance), a token with the tenant's own issuer verifies without asking."""
+    verifier, key = _legacy_verifier(StorageUnavailableError("down"))
+    own = jwt.encode(claims(), "acme", key.material)  # type: ignore[arg-type]
+    assert verifier.verify(own).tenant_id == "acme"
+    legacy = jwt.encode(claims(iss=ISSUER, iat=int(NOW) - 1), "acme", key.material)  # type: ignore[arg-type]
+    with pytest.raises(StorageUnavailableError):
+        verifier.verify(legacy)

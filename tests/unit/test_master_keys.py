@@ -237,7 +237,9 @@ def test_rotate_keeps_a_cached_tenant_verifiable_without_the_old_key(old: Servic
     """After rotate, a process configured with only the new key opens the tenant's secret,
     even though the shared cache held the old blob before (the re-wrap fences it)."""
     create(old, "acme")
-    assert old.keys.verification_key("acme").material == ACME_SECRET  # the shared cache now holds the old blob
+    assert (
+        old.keys.verification_key("acme").material == ACME_SECRET
+    )  # the shared cache now holds the old blob
     only_new = rekeyed(old, NEW)
     with pytest.raises(SecretDecryptionError):  # fail closed before the re-wrap
         only_new.keys.verification_key("acme")

@@ -7,7 +7,7 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const jwt = require('jsonwebtoken');
-const { mintLegacyToken } = require('../mint-legacy-token');
+const { mintLegacyToken, tenantIssuer } = require('../mint-legacy-token');
 const { env, startApp, request, bearer, admin } = require('./support');
 
 const ISSUER = env('TENANTAUTH_ISSUER');
@@ -26,7 +26,7 @@ class OldStack {
     const merged = {
       algorithm: 'HS256',
       keyid: tenant,
-      issuer: ISSUER,
+      issuer: tenantIssuer(ISSUER, tenant),
       audience: 'tenantauth',
       subject,
       jwtid: crypto.randomUUID(),
@@ -136,6 +136,8 @@ test('an old-stack token passes only with every claim and header tenantauth requ
     'lifetime over TENANTAUTH_MAX_TOKEN_TTL': { expiresIn: 86_401 },
     'no aud': { audience: undefined },
     'another issuer': { issuer: 'https://old-stack.example' },
+    "the service's base URL as issuer": { issuer: ISSUER },
+    "another tenant's issuer": { issuer: tenantIssuer(ISSUER, 'someone-else') },
     'no sub': { subject: undefined },
   };
   assert.equal((await whoami(oldStack.sign(tenant, 'frank', 'read'))).status, 200);

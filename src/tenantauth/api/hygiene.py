@@ -182,11 +182,15 @@ class RequestGuard:
 def add_security_headers(response: Response) -> Response:
     """``after_request`` hook: add the request id and ``SECURITY_HEADERS``; return ``response``.
 
-    Views that set their own ``Cache-Control`` keep it (none do yet: all say no-store).
+    Views that set their own ``Cache-Control`` keep it; one that makes its response
+    cacheable (the public JWKS and discovery documents) is not sent ``Pragma: no-cache``
+    beside it, which would contradict it for HTTP/1.0 caches.
     """
     response.headers["X-Request-Id"] = request_id()
+    cacheable = response.headers.get("Cache-Control", "no-store") != "no-store"
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        if not (cacheable and name == "Pragma"):
+            response.headers.setdefault(name, value)
     return response
 
 

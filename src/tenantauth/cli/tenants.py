@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from tenantauth.cli.auditing import Action, run_audited
-from tenantauth.cli.common import fmt, json_option, read_secret, run, services, table
+from tenantauth.cli.common import fail, fmt, json_option, read_secret, run, services, table
 from tenantauth.cli.groups import tenant
 from tenantauth.crypto.jwt import ALGORITHMS
 from tenantauth.crypto.keypairs import MAX_IMPORT_CHARS
@@ -35,9 +35,15 @@ PRIVATE_KEY_OPTION = click.option(
 
 
 def _read_key(source: Any) -> str | None:
-    """The text of --private-key-file (at most one byte more than the API's bound, so that
-    an oversized file is refused with the API's message rather than read whole)."""
-    return None if source is None else str(source.read(MAX_IMPORT_CHARS + 1))
+    """The text of --private-key-file (at most one character more than the API's bound, so
+    that an oversized file is refused with the API's message rather than read whole). A file
+    that is not UTF-8 text (a DER key, say) is a clean error, never a traceback."""
+    if source is None:
+        return None
+    try:
+        return str(source.read(MAX_IMPORT_CHARS + 1))
+    except UnicodeDecodeError:
+        fail(f"{source.name} is not text: give the key as PEM or as a JWK (JSON)")
 
 
 @tenant.command("create")

@@ -262,8 +262,8 @@ def _from_jwk(text: str) -> object:
     must match the private ones."""
     try:
         jwk = json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequestError("the JWK is not JSON") from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the stack
+        raise InvalidRequestError("the JWK is not JSON (or nests too deeply)") from exc
     if not isinstance(jwk, dict):
         raise InvalidRequestError("the JWK must be a JSON object")
     if "d" not in jwk:
@@ -305,6 +305,8 @@ def _ec(jwk: dict[str, Any]) -> ec.EllipticCurvePrivateKey:
 
 
 def _rsa(jwk: dict[str, Any]) -> rsa.RSAPrivateKey:
+    """The key of ``n``, ``e`` and ``d``; the CRT members (``p``, ``q``, ``dp``, ``dq``,
+    ``qi``) are recomputed from them, so wrong ones in the JWK cannot make another key."""
     n, e, d = (int.from_bytes(_member(jwk, name), "big") for name in ("n", "e", "d"))
     if n.bit_length() > MAX_RSA_BITS:  # before any arithmetic on it
         raise ValueError(f"the modulus has more than {MAX_RSA_BITS} bits")

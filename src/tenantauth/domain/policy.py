@@ -7,13 +7,22 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class TokenPolicy:
-    """What every token must satisfy (RFC 7519 §4.1, RFC 8725 §3.8–3.10)."""
+    """What every token must satisfy (RFC 7519 §4.1, RFC 8725 §3.8–3.10).
+
+    ``issuer`` is the service's base URL (``TENANTAUTH_ISSUER``); each tenant is an issuer of
+    its own under it (``issuer_for``).
+    """
 
     issuer: str
     default_audience: str
     default_ttl: int = 900
     max_lifetime: int = 86_400
     leeway: int = 30
+
+    def issuer_for(self, tenant_id: str) -> str:
+        """The tenant's issuer identifier: its tokens' ``iss`` and its RFC 8414 metadata's
+        ``issuer`` (which §3.3 requires to be the same), ``<issuer>/v1/tenants/<id>``."""
+        return f"{self.issuer.rstrip('/')}/v1/tenants/{tenant_id}"
 
 
 @dataclass(frozen=True, slots=True)

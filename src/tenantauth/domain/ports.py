@@ -8,6 +8,7 @@ errors: ``StorageUnavailableError`` / ``CacheUnavailableError`` for outages,
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Protocol
 
 from tenantauth.domain.admin.admin_ports import AdminKeyRepo, AuditRepo, ResourceServerRepo
@@ -267,6 +268,12 @@ class Storage(Protocol):
         """Record, committed when this returns, that a worker verifies from memory.
 
         Raises ``StorageUnavailableError``."""
+        ...
+
+    def legacy_issuer_until(self) -> datetime | None:
+        """Until when tokens carrying the service-wide legacy ``iss`` were issued (docs/
+        design.md, "One issuer per tenant"), or None if this database never had them.
+        Fixed once migrated. Raises ``StorageUnavailableError``."""
         ...
 
     def ping(self) -> None:

@@ -85,7 +85,7 @@ class Services:
             telemetry=telemetry,
             memory=held,
         )
-        verifier = TokenVerifier(keys, tokens, clock)
+        verifier = TokenVerifier(keys, tokens, clock, storage.legacy_issuer_until)
         secrets_key, older_secrets = keyring.derive(b"tenantauth/client-secret/v1")
         refresh_key, older_refresh = keyring.derive(b"tenantauth/refresh-token/v1")
         return cls(

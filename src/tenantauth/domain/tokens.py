@@ -6,6 +6,8 @@ import hmac
 import json
 import re
 import secrets
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeGuard, TypeVar
 
 from tenantauth.crypto import jwt
@@ -55,11 +57,22 @@ T = TypeVar("T")
 class TokenVerifier:
     """Verifies tenantauth access tokens strictly (VERIFIER-CHECKLIST, RFC 8725)."""
 
-    def __init__(self, keys: KeyResolver, policy: TokenPolicy, clock: Clock) -> None:
-        """Wire the verifier. A random dummy key stands in for unknown tenants."""
+    def __init__(
+        self,
+        keys: KeyResolver,
+        policy: TokenPolicy,
+        clock: Clock,
+        legacy_issuer_until: Callable[[], datetime | None] = lambda: None,
+    ) -> None:
+        """Wire the verifier. A random dummy key stands in for unknown tenants.
+        ``legacy_issuer_until`` reads ``Storage.legacy_issuer_until`` (once it answers)."""
         self._keys = keys
         self._policy = policy
         self._clock = clock
+        self._issuer_prefix = policy.issuer_for("")  # + the tenant id: its issuer
+        self._read_legacy_until = legacy_issuer_until
+        self._legacy_until: float | None = None
+        self._legacy_known = False
         self._dummy_key = secrets.token_bytes(32)
         # Token -> its parse (shape, header, payload) and the key object that accepted its
         # signature. Parsing is a pure function of the token string, and a signature's
@@ -122,8 +135,9 @@ class TokenVerifier:
             raise InvalidTokenError("iat in the future", RejectReason.NOT_YET_VALID)
         if exp - iat > self._policy.max_lifetime or exp <= iat:
             raise InvalidTokenError("lifetime out of bounds", RejectReason.LIFETIME)
-        if claims.get("iss") != self._policy.issuer:  # exact, RFC 7519 §4.1.1
-            raise InvalidTokenError("wrong issuer", RejectReason.ISSUER)
+        iss = claims.get("iss")
+        if iss != self._issuer_prefix + tenant_id and not self._legacy(iss, iat):
+            raise InvalidTokenError("wrong issuer", RejectReason.ISSUER)  # exact, §4.1.1
         if claims.get("tid") != tenant_id:
             raise InvalidTokenError("tid differs from kid", RejectReason.CLAIMS)
         for name in ("sub", "jti"):
@@ -134,6 +148,19 @@ class TokenVerifier:
         audiences = _audiences(claims.get("aud"))
         if audience is not None and audience not in audiences:  # RFC 7519 §4.1.3
             raise InvalidTokenError("audience mismatch", RejectReason.AUDIENCE)
+
+    def _legacy(self, iss: object, iat: int) -> bool:
+        """Whether ``iss`` is the service-wide issuer every token carried before tenants
+        became issuers, on a token issued before that form ended (docs/design.md, "One issuer
+        per tenant"). The cut-off is read from storage once; a storage outage raises
+        ``StorageUnavailableError`` (fail closed, and only for such tokens)."""
+        if iss != self._policy.issuer:
+            return False
+        if not self._legacy_known:
+            until = self._read_legacy_until()
+            self._legacy_until = None if until is None else until.timestamp()
+            self._legacy_known = True
+        return self._legacy_until is not None and iat < self._legacy_until
 
 
 def memoise(memo: dict[str, T], token: str, value: T) -> None:
@@ -226,7 +253,7 @@ def mint_token(
         raise InvalidRequestError(f"ttl must be between 1 and {limit} seconds for this tenant")
     now = int(clock.now())
     claims: dict[str, Any] = {
-        "iss": policy.issuer,
+        "iss": policy.issuer_for(tenant.id),
         "sub": request.subject,
         "aud": request.audience or policy.default_audience,
         "exp": now + ttl,

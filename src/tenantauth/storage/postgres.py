@@ -304,6 +304,12 @@ class PostgresStorage:
         with self.transaction() as tx:
             tx._conn.execute(DECLARE_MEMORY, (datetime.now(UTC),))
 
+    def legacy_issuer_until(self) -> datetime | None:
+        """See ``Storage.legacy_issuer_until``."""
+        with self._guard(), self._connection() as conn:
+            row = conn.execute(rows.LEGACY_ISSUER_UNTIL).fetchone()
+        return None if row is None else row[0]
+
     def migrate(self) -> list[int]:
         """Apply pending migrations under an advisory lock; return the versions applied."""
         applied = []

@@ -163,3 +163,7 @@ MEMORY_DECLARED = "SELECT 1 FROM verify_memory WHERE id = 1"
 DECLARE_MEMORY = (
     "INSERT INTO verify_memory (id, declared_at) VALUES (1, {}) ON CONFLICT (id) DO NOTHING"
 )
+
+#: Tenant issuers (issue 15): until when a token with the service-wide legacy ``iss`` may
+#: have been issued (no row: never).
+LEGACY_ISSUER_UNTIL = "SELECT legacy_until FROM legacy_issuer WHERE id = 1"

@@ -216,6 +216,14 @@ class SqliteStorage:
         with self.transaction() as tx:
             tx._conn.execute(DECLARE_MEMORY, (datetime.now(UTC).isoformat(),))
 
+    def legacy_issuer_until(self) -> datetime | None:
+        """See ``Storage.legacy_issuer_until``."""
+        try:
+            row = self._conn().execute(rows.LEGACY_ISSUER_UNTIL).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageUnavailableError(f"SQLite is unavailable: {exc}") from exc
+        return None if row is None else datetime.fromisoformat(row[0])
+
     def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied."""
         conn = self._conn()

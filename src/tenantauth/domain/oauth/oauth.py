@@ -143,7 +143,7 @@ def metadata(svc: Services, tenant_id: str, grant_types: Sequence[str]) -> dict[
     request's Host header. Raises ``NotFoundError`` for unknown or deleted tenants.
     """
     get_tenant(svc, tenant_id)
-    issuer = f"{svc.tokens.issuer.rstrip('/')}/v1/tenants/{tenant_id}"
+    issuer = svc.tokens.issuer_for(tenant_id)
     return {
         "issuer": issuer,
         "token_endpoint": f"{issuer}/token",

@@ -1,10 +1,17 @@
-"""A tenant's JWK Set: GET /v1/tenants/{id}/.well-known/jwks.json (RFC 7517 §5).
+"""Discovery for verifiers that work offline: each tenant's JWK Set and its metadata where
+libraries look for it.
 
-For verifiers that check tokens offline (PyJWT's ``PyJWKClient``, jose's
-``createRemoteJWKSet``, a gateway's JWT plugin): they find it through ``jwks_uri`` in the
-tenant's RFC 8414 metadata. Cacheable, unlike the rest of the API: ``Cache-Control: public,
-max-age`` (the bound an offline verifier's revocation lag is stated in) and a strong ``ETag``
-(RFC 9110 §8.8.3) so a refresh of an unchanged set costs a 304 without a body.
+- ``GET /v1/tenants/{id}/.well-known/jwks.json`` (RFC 7517 §5): the tenant's public keys.
+  Cacheable, unlike the rest of the API: ``Cache-Control: public, max-age`` (the bound an
+  offline verifier's revocation lag is stated in) and a strong ``ETag`` (RFC 9110 §8.8.3), so
+  a refresh of an unchanged set costs a 304 without a body.
+- The tenant's RFC 8414 metadata (``jwks_uri`` among it), besides
+  ``/v1/tenants/{id}/.well-known/oauth-authorization-server`` (api/oauth.py), at the two
+  places libraries derive from an issuer URL: RFC 8414 §3.1's
+  ``/.well-known/oauth-authorization-server/v1/tenants/{id}`` (the well-known segment inserted
+  before the issuer's path) and OpenID Connect Discovery's ``{issuer}/.well-known/
+  openid-configuration``, which PyJWT's users and jose's examples start from. It is the same
+  OAuth document: we issue no ID tokens and claim no OpenID Provider conformance.
 """
 
 from __future__ import annotations
@@ -19,12 +26,17 @@ from marshmallow import fields
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import errors_doc
+from tenantauth.api.oauth import MetadataResponseSchema
 from tenantauth.domain.jwks import JWKS_MAX_AGE, tenant_jwks
+from tenantauth.domain.oauth import oauth
+from tenantauth.domain.oauth.grants import GRANT_TYPES
 
 #: RFC 7517 §8.5.1.
 JWK_SET_JSON = "application/jwk-set+json"
 bp = Blueprint(
-    "jwks", __name__, url_prefix="/v1/tenants", description="Public keys for offline verifiers."
+    "discovery",
+    __name__,
+    description="Public keys and metadata for verifiers that work offline.",
 )
 
 
@@ -48,7 +60,7 @@ class JwkSetSchema(ma.Schema):
     keys = fields.List(fields.Nested(JwkSchema), required=True)
 
 
-@bp.get("/<tenant_id>/.well-known/jwks.json")
+@bp.get("/v1/tenants/<tenant_id>/.well-known/jwks.json")
 @bp.response(
     200,
     JwkSetSchema,
@@ -74,4 +86,29 @@ def jwks(tenant_id: str) -> Response:
         response.status_code = 304
         response.set_data(b"")
         del response.headers["Content-Type"]
+    return response
+
+
+@bp.get("/.well-known/oauth-authorization-server/v1/tenants/<tenant_id>")
+@bp.response(200, MetadataResponseSchema)
+@errors_doc(bp, 404, 503)
+def rfc8414_metadata(tenant_id: str) -> Response:
+    """The tenant's authorization server metadata where RFC 8414 §3.1 puts it for an issuer
+    with a path (the same document as ``{issuer}/.well-known/oauth-authorization-server``)."""
+    return _metadata(tenant_id)
+
+
+@bp.get("/v1/tenants/<tenant_id>/.well-known/openid-configuration")
+@bp.response(200, MetadataResponseSchema)
+@errors_doc(bp, 404, 503)
+def openid_configuration(tenant_id: str) -> Response:
+    """The same metadata where OpenID Connect Discovery §4 looks (many JWT libraries start
+    there); an OAuth document: no ID tokens are issued."""
+    return _metadata(tenant_id)
+
+
+def _metadata(tenant_id: str) -> Response:
+    body = json.dumps(oauth.metadata(services(), tenant_id, GRANT_TYPES), separators=(",", ":"))
+    response = Response(body, status=200, content_type="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
     return response
