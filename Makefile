@@ -22,7 +22,7 @@ LINT_PATHS := $(wildcard src tests bench clients/python/src)
 # The Python client: its own distribution (clients/python), installed editable beside the server.
 CLIENT := clients/python
 
-.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability bench-leases bench-scale fmt clean
+.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability bench-leases bench-scale bench-algorithms fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -118,6 +118,12 @@ bench-leases: venv services ## Change latency, Redis load vs live listeners (ben
 # docs/performance-scale.md. ~15 min at 100,000 (seeding is most of it); ARGS='--tenants 2000 --quick'.
 bench-scale: venv services gateways ## Many tenants, unknown-id flood, changes under load (bench/scale.py $(ARGS))
 	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/scale.py $(ARGS)
+
+# Issue 15: each signing algorithm's verify beside HS256, in process (µs: warm, first sight,
+# the signature alone) and over HTTP (tenantauth serve, one token and 10,000 per algorithm).
+# Writes docs/performance-algorithms.md. ~4 min; ARGS='--runs 5 --duration 10', ARGS=--quick.
+bench-algorithms: venv services gateways ## Verify cost per signing algorithm vs HS256 (bench/algorithms.py $(ARGS))
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/algorithms.py $(ARGS)
 
 fmt: venv ## Format and auto-fix: ruff format, ruff check --fix
 	$(BIN)/ruff format $(LINT_PATHS)

@@ -125,16 +125,19 @@ def parse_wrk(out: str) -> dict[str, float]:
     }
 
 
-def rotating_script(path: Path, tokens: Sequence[str], route: str = "/v1/verify") -> Path:
-    """Write a wrk Lua script sending GET ``route`` with each of ``tokens`` in turn (each wrk
-    thread starts at its own offset); return ``path``."""
+def rotating_script(
+    path: Path, tokens: Sequence[str], route: str = "/v1/verify", *, stride: int = 37
+) -> Path:
+    """Write a wrk Lua script sending GET ``route`` with each of ``tokens`` in turn (wrk
+    thread n starts at offset n * ``stride``: with ``len(tokens) // threads``, the threads
+    send a token far apart, not 37 requests apart); return ``path``."""
     quoted = ",\n".join(f'  "{token}"' for token in tokens)
     path.write_text(
         f"local tokens = {{\n{quoted}\n}}\n"
         "local i = 0\n"
         "function setup(thread)\n"
         "  i = i + 1\n"
-        "  thread:set('offset', i * 37)\n"
+        f"  thread:set('offset', i * {stride})\n"
         "end\n"
         "function init(args)\n"
         "  i = offset or 0\n"

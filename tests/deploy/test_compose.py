@@ -19,6 +19,8 @@ from tests.deploy.tools import ROOT, TIMEOUT, run, tool
 COMPOSE_FILES = ("docker-compose.yml", ".env.example", "Dockerfile")
 #: Compose resolves ${VAR} from the shell first: a clean environment stands for a new user's.
 CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+#: The one-shot services: they exit when done, so they have no healthcheck and never restart.
+ONE_SHOTS = {"migrate", "key-rollover"}
 
 
 def fresh_copy(tmp_path: Path, with_env: bool) -> Path:
@@ -37,10 +39,12 @@ def env_example() -> dict[str, str]:
     return dict(pairs)
 
 
-def compose_model(tmp_path: Path) -> dict[str, Any]:
-    """Return the resolved compose model (`docker-compose config --format json`)."""
+def compose_model(tmp_path: Path, profile: str | None = None) -> dict[str, Any]:
+    """Return the resolved compose model (`docker-compose config --format json`), of the
+    services `docker compose up` starts, or with ``profile`` enabled too ("*": every one)."""
     cwd = fresh_copy(tmp_path, with_env=True)
-    out = run([tool("docker-compose"), "config", "--format", "json"], cwd, CLEAN_ENV)
+    profiles = ["--profile", profile] if profile else []
+    out = run([tool("docker-compose"), *profiles, "config", "--format", "json"], cwd, CLEAN_ENV)
     model: dict[str, Any] = json.loads(out)
     return model
 
@@ -115,10 +119,14 @@ def test_api_waits_for_a_successful_migration(tmp_path: Path) -> None:
 
 
 def test_every_long_running_service_has_a_healthcheck(tmp_path: Path) -> None:
-    """Every service but the one-shot migrate has a healthcheck that is not disabled."""
-    services = compose_model(tmp_path)["services"]
+    """Every service of every profile but the one-shots has a healthcheck that is not disabled;
+    the one-shots never restart."""
+    services = compose_model(tmp_path, "*")["services"]
+    assert set(services) >= ONE_SHOTS
     for name, service in services.items():
-        if name != "migrate":
+        if name in ONE_SHOTS:
+            assert service["restart"] == "no", f"{name} restarts"
+        else:
             assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
             assert not service["healthcheck"].get("disable"), f"{name} disables its healthcheck"
 
@@ -131,3 +139,39 @@ def test_metrics_port_is_published_on_the_host_loopback_only(tmp_path: Path) -> 
     assert set(by_target) == {8000, 9464}
     assert by_target[9464]["host_ip"] == "127.0.0.1"
     assert by_target[9464]["published"] == "9464"
+
+
+def test_key_rollover_is_a_one_shot_like_migrate(tmp_path: Path) -> None:
+    """The key-rollover service runs exactly `tenantauth keys roll-due` with migrate's image,
+    build and environment, once migrate exited 0 and PostgreSQL and Redis are healthy, and
+    never restarts."""
+    services = compose_model(tmp_path, "cron")["services"]
+    rollover, migrate = services["key-rollover"], services["migrate"]
+    assert rollover["command"] == ["tenantauth", "keys", "roll-due"]
+    assert rollover["restart"] == "no"
+    for key in ("image", "build", "environment", "entrypoint"):
+        assert rollover.get(key) == migrate.get(key), f"{key} differs from migrate's"
+    waits = rollover["depends_on"]
+    assert waits["migrate"]["condition"] == "service_completed_successfully"
+    assert waits["postgres"]["condition"] == "service_healthy"
+    assert waits["redis"]["condition"] == "service_healthy"
+    assert not rollover.get("ports"), "a one-shot publishes no port"
+
+
+def test_compose_up_leaves_key_rollover_out(tmp_path: Path) -> None:
+    """`docker compose up` does not start key-rollover (profile `cron`: a crontab runs it with
+    `docker compose run --rm`, which enables it by naming it); the API does not wait for it."""
+    default = compose_model(tmp_path)["services"]
+    assert "key-rollover" not in default
+    assert {"postgres", "redis", "migrate", "tenantauth"} <= set(default)
+    assert "key-rollover" not in default["tenantauth"]["depends_on"]
+    assert compose_model(tmp_path, "cron")["services"]["key-rollover"]["profiles"] == ["cron"]
+
+
+def test_documented_rollover_command_names_the_service() -> None:
+    """docker-compose.yml and README.md tell operators to run `docker compose run --rm
+    [-T] key-rollover` from cron; the service that names must be the one-shot above."""
+    command = re.compile(r"docker compose run --rm (?:-T )?([\w-]+)")
+    for document in ("docker-compose.yml", "README.md"):
+        named = set(command.findall((ROOT / document).read_text(encoding="utf-8")))
+        assert named == {"key-rollover"}, f"{document} names {named or 'no service'}"

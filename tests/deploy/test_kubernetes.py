@@ -36,7 +36,7 @@ UNCHECKED_CRDS = frozenset(
     }
 )
 KUSTOMIZATIONS = sorted(p.parent for p in (ROOT / "k8s").rglob("kustomization.yaml"))
-POD_KINDS = {"Deployment", "Job", "StatefulSet", "DaemonSet"}
+POD_KINDS = {"Deployment", "Job", "StatefulSet", "DaemonSet", "CronJob"}
 #: A pinned image: a digest, or a tag other than `latest`.
 PINNED = re.compile(r"@sha256:[0-9a-f]{64}$|:(?!latest$)[\w][\w.-]{0,127}$")
 
@@ -52,9 +52,16 @@ def name_of(directory: Path) -> str:
     return str(directory.relative_to(ROOT / "k8s"))
 
 
+def pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """Return a workload document's pod template (a CronJob's is inside its jobTemplate)."""
+    spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+    template: dict[str, Any] = spec["template"]
+    return template
+
+
 def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Return every container (init containers too) of a workload document."""
-    spec = doc["spec"]["template"]["spec"]
+    spec = pod_template(doc)["spec"]
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
@@ -97,30 +104,29 @@ def test_gke_overlay_sets_its_registry_image() -> None:
         for doc in render(ROOT / "k8s" / "overlays" / "gke")
         if doc["kind"] in POD_KINDS
         for c in containers(doc)
-        if c["name"] in {"tenantauth", "migrate"}
+        if c["name"] in {"tenantauth", "migrate", "key-rollover"}
     }
-    assert len(images) == 1, f"the API and the migration must run one build: {images}"
+    assert len(images) == 1, f"the API, migration and key rollover must run one build: {images}"
     assert images.pop().startswith("REGION-docker.pkg.dev/PROJECT/tenantauth/tenantauth")
 
 
 def _gke_workloads() -> dict[str, dict[str, Any]]:
-    """Return the GKE overlay's Deployment and Job pod specs by workload name."""
+    """Return the GKE overlay's Deployment, Job and CronJob pod specs by workload name."""
     docs = render(ROOT / "k8s" / "overlays" / "gke")
-    return {
-        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in POD_KINDS
-    }
+    return {d["metadata"]["name"]: pod_template(d)["spec"] for d in docs if d["kind"] in POD_KINDS}
 
 
 def test_gke_pods_run_the_cloud_sql_proxy_as_a_native_sidecar() -> None:
-    """GKE: the API and the migration run as the Workload Identity service account, without a
-    mounted API token, with the Cloud SQL Auth Proxy as a native sidecar (restartPolicy Always)
-    on 127.0.0.1:5432 over private IP, probed on its admin port, non-root, read-only root."""
+    """GKE: the API, the migration and the key rollover run as the Workload Identity service
+    account, without a mounted API token, with the Cloud SQL Auth Proxy as a native sidecar
+    (restartPolicy Always) on 127.0.0.1:5432 over private IP, probed on its admin port,
+    non-root, read-only root."""
     docs = render(ROOT / "k8s" / "overlays" / "gke")
     (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     annotation = account["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
     assert annotation == "tenantauth@PROJECT.iam.gserviceaccount.com"
     workloads = _gke_workloads()
-    assert set(workloads) == {"tenantauth", "tenantauth-migrate"}
+    assert set(workloads) == {"tenantauth", "tenantauth-migrate", "tenantauth-key-rollover"}
     for spec in workloads.values():
         assert spec["serviceAccountName"] == account["metadata"]["name"]
         assert spec["automountServiceAccountToken"] is False
@@ -133,3 +139,80 @@ def test_gke_pods_run_the_cloud_sql_proxy_as_a_native_sidecar() -> None:
         assert proxy["securityContext"]["readOnlyRootFilesystem"] is True
         assert proxy["securityContext"]["runAsNonRoot"] is True
         assert proxy["resources"]["limits"]["memory"]
+
+
+def _workload(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    """Return the one rendered document of ``kind`` named ``name``."""
+    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    return doc
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/gke"])
+def test_key_rollover_cronjob_runs_like_the_migration_job(overlay: str) -> None:
+    """Base and GKE: the CronJob runs exactly `tenantauth keys roll-due` every 15 minutes, one
+    run at a time, each ended before the next is due, never restarted in place; its pod is the
+    migration Job's but for the command: image, Secret and ConfigMap, security contexts,
+    resources, volumes, service account and (on GKE) the proxy sidecar."""
+    docs = render(ROOT / "k8s" / overlay)
+    cron = _workload(docs, "CronJob", "tenantauth-key-rollover")
+    migrate = pod_template(_workload(docs, "Job", "tenantauth-migrate"))["spec"]
+    spec, job = cron["spec"], cron["spec"]["jobTemplate"]["spec"]
+    assert spec["schedule"] == "*/15 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] < 15 * 60
+    assert spec["successfulJobsHistoryLimit"] >= 1
+    assert spec["failedJobsHistoryLimit"] >= 1
+    assert job["backoffLimit"] >= 0
+    assert 0 < job["activeDeadlineSeconds"] < 15 * 60
+    pod = pod_template(cron)["spec"]
+    assert pod["restartPolicy"] == "Never"
+    (rollover,) = pod["containers"]
+    (migration,) = migrate["containers"]
+    assert rollover["args"] == ["tenantauth", "keys", "roll-due"]
+    assert "command" not in rollover  # the image's entrypoint, as for `tenantauth migrate`
+    same = ("image", "imagePullPolicy", "envFrom", "securityContext", "resources", "volumeMounts")
+    for key in same:
+        assert rollover[key] == migration[key], f"container {key} differs from the migration's"
+    for key in ("automountServiceAccountToken", "securityContext", "volumes"):
+        assert pod[key] == migrate[key], f"pod {key} differs from the migration's"
+    assert pod.get("serviceAccountName") == migrate.get("serviceAccountName")
+    assert pod.get("initContainers") == migrate.get("initContainers")
+    assert rollover["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/gke"])
+def test_key_rollover_jobs_and_pods_carry_its_labels(overlay: str) -> None:
+    """The CronJob, the Jobs it creates and their pods are labelled component key-rollover, so
+    `kubectl get cronjob,jobs -l app.kubernetes.io/component=key-rollover` lists its runs."""
+    cron = _workload(render(ROOT / "k8s" / overlay), "CronJob", "tenantauth-key-rollover")
+    labelled = {
+        "app.kubernetes.io/name": "tenantauth",
+        "app.kubernetes.io/component": "key-rollover",
+    }
+    for metadata in (
+        cron["metadata"],
+        cron["spec"]["jobTemplate"]["metadata"],
+        pod_template(cron)["metadata"],
+    ):
+        assert labelled.items() <= metadata["labels"].items()
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/gke"])
+def test_api_selectors_pick_the_api_pods_only(overlay: str) -> None:
+    """The Service, PodDisruptionBudget and PodMonitoring select the API pods, never the
+    migration's or the key rollover's (never an endpoint, a disruption count or a scrape)."""
+    docs = render(ROOT / "k8s" / overlay)
+    selectors = [d["spec"]["selector"] for d in docs if d["kind"] == "Service"]
+    selectors += [
+        d["spec"]["selector"]["matchLabels"]
+        for d in docs
+        if d["kind"] in {"PodDisruptionBudget", "PodMonitoring"}
+    ]
+    assert len(selectors) >= 2
+    api = pod_template(_workload(docs, "Deployment", "tenantauth"))["metadata"]["labels"]
+    assert all(selector.items() <= api.items() for selector in selectors)
+    for kind, name in (("Job", "tenantauth-migrate"), ("CronJob", "tenantauth-key-rollover")):
+        labels = pod_template(_workload(docs, kind, name))["metadata"]["labels"]
+        for selector in selectors:
+            assert not selector.items() <= labels.items(), f"{selector} selects {name}'s pods"

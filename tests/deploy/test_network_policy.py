@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.deploy.test_kubernetes import render
+from tests.deploy.test_kubernetes import POD_KINDS, pod_template, render
 from tests.deploy.tools import ROOT
 
 SELECTED = {"app.kubernetes.io/name": "tenantauth"}
@@ -90,3 +90,26 @@ def test_gke_egress_is_dns_cloud_sql_redis_and_google_auth_only() -> None:
     assert by_port[80] == ["169.254.169.254/32"]
     assert by_port[443] == ["199.36.153.8/30"]
     assert "tenantauth-egress" not in _policies("base")  # addresses differ per platform
+
+
+def test_every_workload_pod_is_selected_by_every_policy() -> None:
+    """Base and GKE: every policy selects the pods of every workload (API, migration Job,
+    key-rollover CronJob), so on GKE the egress rules are what lets the one-shot pods reach
+    PostgreSQL and Redis, and the ingress rules keep the same bounds on them."""
+    for overlay, expected in (
+        ("base", {"tenantauth-ingress"}),
+        ("overlays/gke", {"tenantauth-ingress", "tenantauth-egress"}),
+    ):
+        docs = render(ROOT / "k8s" / overlay)
+        policies = _policies(overlay)
+        assert set(policies) == expected
+        workloads = {
+            d["metadata"]["name"]: pod_template(d)["metadata"]["labels"]
+            for d in docs
+            if d["kind"] in POD_KINDS
+        }
+        assert set(workloads) == {"tenantauth", "tenantauth-migrate", "tenantauth-key-rollover"}
+        for name, labels in workloads.items():
+            for policy, spec in policies.items():
+                selector = spec["podSelector"]["matchLabels"]
+                assert selector.items() <= labels.items(), f"{policy} does not select {name}"

@@ -22,17 +22,22 @@ MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)")
 MAKE_TARGET = re.compile(r"(?:^|`)make ([a-z][\w-]*)", re.M)
 SECTION_REF = re.compile(r"([\w./-]+\.md), \"([^\"]+)\"")
 #: `kubectl ... kind/name` and `kubectl <verb> kind [generic] name`.
-SLASHED = re.compile(r"\b(deployment|job|hpa|ingress|managedcertificate|secret)/([a-z][\w-]*)")
+SLASHED = re.compile(
+    r"\b(deployment|job|cronjob|hpa|ingress|managedcertificate|secret)/([a-z][\w-]*)"
+)
 SPACED = re.compile(
     r"\b(?:get|describe|patch|delete|create) "
-    r"(deployment|job|hpa|ingress|managedcertificate|secret)(?: generic)? ([a-z][\w-]*)"
+    r"(deployment|job|cronjob|hpa|ingress|managedcertificate|secret)(?: generic)? ([a-z][\w-]*)"
 )
+#: `kubectl create job NAME --from=cronjob/CRONJOB`: a Job the runbook makes from a CronJob.
+JOB_FROM_CRONJOB = re.compile(r"\bcreate job ([a-z][\w-]*) --from=cronjob/([a-z][\w-]*)")
 NAMESPACE = re.compile(r"(?:-n |namespace )`?([a-z][\w-]*)")
 CONTAINER = re.compile(r" -c ([a-z][\w-]*)")
 WORKLOAD_IDENTITY = re.compile(r"\.svc\.id\.goog\[([\w-]+)/([\w-]+)\]")
 KINDS = {
     "deployment": "Deployment",
     "job": "Job",
+    "cronjob": "CronJob",
     "hpa": "HorizontalPodAutoscaler",
     "ingress": "Ingress",
     "managedcertificate": "ManagedCertificate",
@@ -96,11 +101,21 @@ def test_every_make_target_and_section_exists() -> None:
 
 def test_every_kubernetes_object_named_is_rendered() -> None:
     """Every workload, HPA, Ingress, certificate, container, namespace and Workload Identity
-    subject the runbook names is in the rendered GKE overlay; every Secret is one it reads."""
+    subject the runbook names is in the rendered GKE overlay, or a Job it creates from a
+    rendered CronJob; every Secret is one it reads."""
     text, docs = runbook_text(), rendered()
     objects = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    made = set(JOB_FROM_CRONJOB.findall(text))
+    assert made, "no `kubectl create job NAME --from=cronjob/...` in the runbook"
+    for job, cronjob in made:
+        assert ("CronJob", cronjob) in objects, f"cronjob/{cronjob} is not rendered"
+        objects.add(("Job", job))
     named = named_objects(text)
-    assert {("deployment", "tenantauth"), ("job", "tenantauth-migrate")} <= named
+    assert {
+        ("deployment", "tenantauth"),
+        ("job", "tenantauth-migrate"),
+        ("cronjob", "tenantauth-key-rollover"),
+    } <= named
     for word, name in named:
         if word == "secret":
             assert name in secret_names(docs), f"no workload reads Secret {name}"

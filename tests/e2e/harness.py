@@ -150,6 +150,12 @@ class Admin:
         body = {"alg": alg} if alg else {}
         return self._timed("POST", f"/v1/admin/tenants/{tenant_id}/rotate", body, 200)
 
+    def rollover(self, tenant_id: str, grace: int) -> tuple[dict[str, Any], int, int]:
+        """Roll the tenant's key over (issue 15) with ``grace`` seconds for the previous key;
+        return the JSON and the call's start/return times."""
+        path = f"/v1/admin/tenants/{tenant_id}/rollover"
+        return self._timed("POST", path, {"grace": grace}, 200)
+
     def set_status(self, tenant_id: str, status: str) -> tuple[dict[str, Any], int, int]:
         """PATCH the status; return the JSON and the call's start/return times."""
         return self._timed("PATCH", f"/v1/admin/tenants/{tenant_id}", {"status": status}, 200)

@@ -7,24 +7,19 @@ skipped. `npm ci` runs once per package-lock.json (a stamp in node_modules recor
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import HOST, Admin, Server, call, scrubbed_environ
+from tests.e2e.nodejs import check_node_version, install_dependencies, tool
 from tests.support import ADMIN_TOKEN, ISSUER
 
 pytestmark = pytest.mark.e2e
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "node-express"
-STAMP = EXAMPLE / "node_modules" / ".tenantauth-npm-ci"
-MIN_NODE_MAJOR = 20
-NPM_CI_SECONDS = 300
 NODE_TEST_SECONDS = 180
 #: The behaviours the issue asks the node suite to show; each must be an `ok` test line.
 REQUIRED = (
@@ -41,48 +36,6 @@ REQUIRED = (
     "an old-stack token passes only with every claim and header tenantauth requires",
     "the middleware never logs a token, and logs why it refused",
 )
-FIX = "install Node.js >= 20 with npm (Debian/Ubuntu: apt-get install -y nodejs npm)"
-
-
-def tool(name: str) -> str:
-    """Return the path of ``name`` on PATH; fail the test (never skip) when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` not found on PATH: {FIX}", pytrace=False)
-    return path
-
-
-def check_node_version(node: str) -> None:
-    """Fail unless ``node`` is at least MIN_NODE_MAJOR (the test runner and APIs we use)."""
-    version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout.strip()
-    if int(version.lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
-        pytest.fail(f"node {version} is too old: {FIX}", pytrace=False)
-
-
-def install_dependencies(npm: str) -> None:
-    """Run `npm ci` unless node_modules already matches package-lock.json.
-
-    Holds a lock on package-lock.json meanwhile, so two runs in one checkout install one at a
-    time. Fails with npm's output if it fails; raises TimeoutExpired after NPM_CI_SECONDS.
-    """
-    lock = EXAMPLE / "package-lock.json"
-    with lock.open("rb") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        digest = hashlib.sha256(handle.read()).hexdigest()
-        if STAMP.is_file() and STAMP.read_text() == digest:
-            return
-        result = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=EXAMPLE,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_SECONDS,
-            check=False,  # a failure is asserted below, with npm's output
-        )
-        assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
-        STAMP.write_text(digest)
 
 
 def issue(port: int, tenant: str, sub: str, scope: str, aud: str | None = None) -> str:
@@ -112,7 +65,7 @@ def test_node_express_example(server: Server) -> None:
     """The Express middleware's node suite passes against a real production-mode tenantauth."""
     node, npm = tool("node"), tool("npm")
     check_node_version(node)
-    install_dependencies(npm)
+    install_dependencies(npm, EXAMPLE)
     tokens = seed(server.port)
     env = scrubbed_environ(
         TENANTAUTH_URL=f"http://{HOST}:{server.port}",

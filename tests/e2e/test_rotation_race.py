@@ -238,6 +238,47 @@ def test_rotation_revokes_a_key_pair_token_on_every_replica(
     _rotation_race(replicas, tmp_path, alg="ES256")
 
 
+#: A rollover's grace in the race below: long enough to see the old token keep verifying
+#: through the call, short enough to see the clock retire it within the test.
+ROLLOVER_GRACE = 3
+
+
+@pytest.mark.parametrize("variant", [(None, True)], ids=["memory"], indirect=True)
+@pytest.mark.parametrize("alg", ["HS256", "EdDSA"])
+def test_rollover_keeps_the_old_key_until_grace_and_the_new_one_works_at_once(
+    replicas: list[Server], tmp_path: Path, alg: str
+) -> None:
+    """Issue 15, rollover across both replicas while clients verify the old key's token:
+    it is never refused during the grace window (a rollover revokes nothing); a token of
+    the new key verifies on every worker as soon as the call returns; once the grace has
+    passed every worker refuses the old token (the clock retires the key, no message)."""
+    admins = [Admin(s.port) for s in replicas]
+    admins[0].create_tenant("acme", alg=alg)
+    old = admins[1].issue("acme")
+    problems: list[str] = []
+    with Fleet(tmp_path, [s.port for s in replicas], CLIENTS) as fleet:
+        fleet.token("old", old)
+        problems += wait_served(replicas, "old", 200)  # every worker holds the first key
+        _, _, returned = admins[0].rollover("acme", ROLLOVER_GRACE)
+        fresh = _fresh_token_everywhere(replicas, admins[1].issue("acme"), "new", problems)
+        retired_at = returned + int(ROLLOVER_GRACE * 1e9)
+        _sleep_until(retired_at - int(0.5e9))
+        problems += wait_served(replicas, "old", 200, timeout=0.5)  # still: within grace
+        _sleep_until(retired_at + int(1.2e9))  # the retiring key's second has passed
+        problems += wait_served(replicas, "old", 401, timeout=3.0)
+        records = fleet.stop()
+    early = Counter(r.status for r in records if r.label == "old" and r.done < retired_at)
+    late = Counter(
+        r.status for r in records if r.label == "old" and r.start > retired_at + int(1e9)
+    )
+    print(f"{alg}: old token within grace {dict(early)}, after it {dict(late)}; new {dict(fresh)}")
+    assert set(early) == {200}, f"the old key's token was refused within the grace: {early}"
+    assert set(late) == {401} and late[401] > 0, f"the old key outlived its grace: {late}"
+    assert set(fresh) == {200}, f"a token of the new key was refused after the call: {fresh}"
+    assert not problems, "\n".join(problems)
+    assert not server_errors(replicas), f"5xx answers: {server_errors(replicas)}"
+
+
 def test_suspend_and_delete_revoke_at_once(server: Server, tmp_path: Path) -> None:
     """After suspend or delete returns, no worker accepts the tenant's tokens; resume and
     re-create take effect at once; another tenant is untouched throughout."""

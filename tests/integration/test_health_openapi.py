@@ -609,7 +609,8 @@ def test_every_route_is_documented_and_nothing_else(app: Flask, spec: dict[str, 
         if method != "parameters"
     }
     assert routed == documented
-    assert len(routed) == 14 + 8 + 11 + 5 + 1 + 6
+    assert len(routed) == 14 + 6 + 8 + 11 + 5 + 1 + 6
+    # + a tenant's keys: list, rollover, publish next, the rollover policy (get, put, delete)
     # + OAuth: token, revoke, introspect (per tenant and tenant-less), metadata, JWKS, and
     #   the metadata at RFC 8414 §3.1's and OpenID Discovery's places
     # + users (create, list, show, patch, delete) and clients (the same, and rotate-secret)
@@ -696,7 +697,8 @@ def test_request_bodies_refuse_unknown_fields(spec: dict[str, Any]) -> None:
     # + users and clients: create and patch each; + admin key create
     # + the actions without parameters: user revoke, rotate-secret, admin key revoke
     # + resource servers: create, patch and rotate-secret (without parameters)
-    assert bodies == 7 + 4 + 1 + 3 + 3
+    # + a tenant's keys: rollover, publish next, put the rollover policy
+    assert bodies == 7 + 4 + 1 + 3 + 3 + 3
     assert forms == 4  # OAuth token, revoke, introspect (per tenant and tenant-less)
 
 

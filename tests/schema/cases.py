@@ -34,12 +34,13 @@ def keep_to_the_words(case: Any) -> None:
     - a tenant's key (create, rotate): ``secret`` only with HS256, ``private_key`` only with
       the key-pair alg of its type, not both. A ``private_key`` sets ``alg`` to its type and
       drops ``secret``; a ``secret`` makes ``alg`` HS256 (a rotation without alg keeps the
-      tenant's *stored* one, which no document can know).
+      tenant's *stored* one, which no document can know);
+    - a rollover policy's ``publish_ahead`` is less than its ``every``: set to ``every − 1``.
     """
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return
     if isinstance(case.body, dict):
-        case.body = _one_key(_ttls_in_order(case.method, dict(case.body)))
+        case.body = _ahead_of_every(_one_key(_ttls_in_order(case.method, dict(case.body))))
         if "ttl" in case.body and str(case.path).endswith("/tokens"):
             case.body["ttl"] = 1
         username = case.body.get("username") or (case.path_parameters or {}).get("username")
@@ -71,6 +72,13 @@ def _ttls_in_order(method: str, body: dict[str, Any]) -> dict[str, Any]:
     elif method.upper() == "PATCH" and (access is None) != (maximum is None):
         body.pop("access_token_ttl", None)
         body.pop("max_token_ttl", None)
+    return body
+
+
+def _ahead_of_every(body: dict[str, Any]) -> dict[str, Any]:
+    every, ahead = body.get("every"), body.get("publish_ahead")
+    if isinstance(every, int) and isinstance(ahead, int) and ahead >= every:
+        body["publish_ahead"] = every - 1
     return body
 
 

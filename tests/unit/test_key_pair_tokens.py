@@ -18,7 +18,13 @@ from cryptography.hazmat.primitives import serialization
 from tenantauth.cache.redis import decode_entry, encode_entry
 from tenantauth.crypto import jwt, keypairs
 from tenantauth.crypto.envelope import MasterKeyring, SecretDecryptionError, key_binding
-from tenantauth.domain.models import KeyRecord, TenantStatus, VerificationState
+from tenantauth.domain.models import (
+    KeyRecord,
+    KeyState,
+    TenantKey,
+    TenantStatus,
+    VerificationState,
+)
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.services import Services
 from tenantauth.domain.signing_keys import new_key
@@ -222,7 +228,7 @@ class _Keys:
 
     def resolve(self, tenant_id: str, subject: str, jti: str) -> Any:
         record = KeyRecord(tenant_id, 1, TenantStatus.ACTIVE, alg=self.key.alg)
-        return self.key, VerificationState(record)
+        return jwt.KeySet(self.key), VerificationState(record)
 
 
 def test_the_memo_rechecks_the_signature_for_any_other_key_object() -> None:
@@ -268,14 +274,21 @@ def test_cache_entries_of_the_earlier_release_decode_as_hs256_k0() -> None:
     """An entry written before key pairs (six fields) reads as the tenant's k0 HS256 key; the
     new spelling round-trips; anything in between is a miss."""
     ring = MasterKeyring(b"m" * 32)
-    record = KeyRecord("acme", 3, TenantStatus.ACTIVE, ring.seal("x", b"k"), 2, "EdDSA", "abcdefgh")
+    others = (
+        TenantKey("bbbbbbbb", "ES256", ring.seal("y", b"n"), KeyState.NEXT, 1_900_000_000),
+        TenantKey("k0", "HS256", ring.seal("z", b"r"), KeyState.RETIRING, 1_800_000_600),
+    )
+    record = KeyRecord(
+        "acme", 3, TenantStatus.ACTIVE, ring.seal("x", b"k"), 2, "EdDSA", "abcdefgh", others
+    )
     raw = encode_entry(record, "inc").encode()
     assert decode_entry("acme", raw, "inc") == record
     legacy = b"|".join(raw.split(b"|")[:6])
     assert decode_entry("acme", legacy, "inc") == dataclasses.replace(
-        record, alg="HS256", key_name="k0"
+        record, alg="HS256", key_name="k0", others=()
     )
     assert decode_entry("acme", legacy + b"|EdDSA", "inc") is None
+    assert decode_entry("acme", legacy + b"|EdDSA|abcdefgh", "inc") is None
 
 
 def _legacy_verifier(

@@ -208,6 +208,97 @@ class RotateResponseSchema(ma.Schema):
     )
 
 
+WINDOW = validate.Range(min=0, max=366 * 86_400)
+
+
+class RolloverRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/rollover."""
+
+    grace = StrictInt(
+        validate=WINDOW,
+        metadata={
+            "description": "Seconds the previous key keeps verifying (and stays in the JWKS); "
+            "default: the tenant's max_token_ttl plus the clock leeway, so every token it "
+            "signed lives out its lifetime."
+        },
+    )
+    secret = fields.String(**SECRET)
+    alg = fields.String(**ALG)
+    private_key = fields.String(**PRIVATE_KEY)
+
+
+class PublishNextRequestSchema(StrictSchema):
+    """POST /v1/admin/tenants/{id}/keys/next."""
+
+    ahead = StrictInt(
+        required=True,
+        validate=WINDOW,
+        metadata={
+            "description": "Seconds from now before a rollover may promote the key (it is in "
+            "the JWKS at once): at least the JWKS max-age (300) so verifiers caching it hold "
+            "the key before it signs."
+        },
+    )
+    secret = fields.String(**SECRET)
+    alg = fields.String(**ALG)
+    private_key = fields.String(**PRIVATE_KEY)
+
+
+class TenantKeySchema(ma.Schema):
+    """One of a tenant's keys, never its material."""
+
+    kid = fields.String(required=True, metadata={"description": "The `kid` its tokens carry."})
+    alg = fields.String(required=True)
+    state = fields.String(required=True, metadata={"enum": ["current", "next", "retiring"]})
+    signs_from = fields.DateTime(
+        allow_none=True,
+        required=True,
+        metadata={"description": "A next key: when a rollover may promote it."},
+    )
+    verifies_until = fields.DateTime(
+        allow_none=True,
+        required=True,
+        metadata={"description": "A retiring key: when it stops verifying."},
+    )
+    published = fields.Boolean(
+        required=True, metadata={"description": "In the JWKS (key pairs only: never a secret)."}
+    )
+
+
+class TenantKeysResponseSchema(ma.Schema):
+    """GET /v1/admin/tenants/{id}/keys, and the answer of rollover and keys/next."""
+
+    id = fields.String(required=True)
+    key_version = fields.Integer(required=True)
+    keys = fields.List(fields.Nested(TenantKeySchema), required=True)
+
+
+class KeyPolicySchema(StrictSchema):
+    """PUT /v1/admin/tenants/{id}/keys/policy, and its answer."""
+
+    every = StrictInt(
+        required=True,
+        validate=validate.Range(min=86_400, max=10 * 366 * 86_400),
+        metadata={"description": "Roll the signing key over when it is this many seconds old."},
+    )
+    publish_ahead = StrictInt(
+        required=True,
+        validate=validate.Range(min=0, max=10 * 366 * 86_400),
+        metadata={
+            "description": "Publish the next key this many seconds before it signs; less "
+            "than every (at least the JWKS max-age, 300, is advised)."
+        },
+    )
+    grace = StrictInt(
+        allow_none=True,
+        validate=WINDOW,
+        metadata={
+            "description": "Seconds the previous key keeps verifying; null or absent: the "
+            "tenant's max_token_ttl plus the clock leeway."
+        },
+    )
+
+
 class TokenIssueRequestSchema(StrictSchema):
     """POST /v1/admin/tenants/{id}/tokens."""
 

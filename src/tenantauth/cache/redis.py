@@ -34,6 +34,8 @@ from tenantauth.domain.models import (
     SealedSecret,
     TenantStatus,
     VerificationState,
+    decode_keys,
+    encode_keys,
 )
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.errors import CacheUnavailableError
@@ -304,15 +306,16 @@ def _digest(text: str) -> str:
 
 def encode_entry(record: KeyRecord, stamp: str) -> str:
     """Encode a record as ``generation|status|key_version|master key id|base64(sealed
-    blob)|stamp|alg|key name``: the first six fields as before key pairs, so an entry
-    written by an earlier release still decodes (as an HS256 ``k0`` key)."""
+    blob)|stamp|alg|key name|other keys`` (``models.encode_keys``): the first six fields as
+    before key pairs, so an entry written by an earlier release still decodes (as an HS256
+    ``k0`` key without others)."""
     sealed = record.sealed_secret
     key_id = sealed.key_id if sealed else ""
     blob = base64.b64encode(sealed.blob).decode() if sealed else ""
     version = record.key_version
     return (
         f"{record.generation}|{record.status.value}|{version}|{key_id}|{blob}|{stamp}"
-        f"|{record.alg}|{record.key_name}"
+        f"|{record.alg}|{record.key_name}|{encode_keys(record.others)}"
     )
 
 
@@ -323,10 +326,17 @@ def decode_entry(tenant_id: str, raw: bytes, incarnation: str) -> KeyRecord | No
         generation, status, version, key_id, blob, stamp, *key = raw.decode().split("|")
         if stamp != incarnation:
             return None
-        alg, key_name = key or (ALGORITHM, LEGACY_KEY_NAME)
+        alg, key_name, others = key or (ALGORITHM, LEGACY_KEY_NAME, "")
         sealed = SealedSecret(key_id, base64.b64decode(blob, validate=True)) if blob else None
         return KeyRecord(
-            tenant_id, int(generation), TenantStatus(status), sealed, int(version), alg, key_name
+            tenant_id,
+            int(generation),
+            TenantStatus(status),
+            sealed,
+            int(version),
+            alg,
+            key_name,
+            decode_keys(others),
         )
     except ValueError:
         log.warning("malformed cache entry for tenant %s; treating as a miss", tenant_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tenantauth.cli import (  # noqa: F401
     admin,
     clients,
+    keys,
     master_key,
     resource_servers,
     serve,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -11,11 +12,12 @@ import click
 from tenantauth.cli.auditing import Action, run_audited
 from tenantauth.cli.common import fail, fmt, json_option, read_secret, run, services, table
 from tenantauth.cli.groups import tenant
-from tenantauth.crypto.jwt import ALGORITHMS
+from tenantauth.crypto.jwt import ALGORITHMS, header_kid
 from tenantauth.crypto.keypairs import MAX_IMPORT_CHARS
+from tenantauth.domain import key_rollover as keys_use
 from tenantauth.domain import paging
 from tenantauth.domain import tenants as use
-from tenantauth.domain.jwks import tenant_jwks
+from tenantauth.domain.jwks import JWKS_MAX_AGE, tenant_jwks
 from tenantauth.domain.models import Page, Tenant, TenantStatus
 
 TENANT_COLUMNS = ("id", "name", "status", "alg", "kid", "key_version", "rotated_at")
@@ -163,6 +165,107 @@ def tenant_rotate(
             f"{rotation.offline_until.isoformat()}"
         )
     _show_tenant(rotated, as_json, summary)
+
+
+@tenant.command("keys")
+@click.argument("tenant_id")
+@json_option
+def tenant_keys(tenant_id: str, as_json: bool) -> None:
+    """List TENANT_ID's keys that verify now: the signing key (current), a published next
+    key and retiring keys in their grace window, with when each starts or stops. Never their
+    material."""
+    with services() as svc:
+        found, views = run(lambda: keys_use.list_keys(svc, tenant_id))
+    _show_keys(found, views, as_json)
+
+
+@tenant.command("rollover")
+@click.argument("tenant_id")
+@click.option(
+    "--grace",
+    type=click.IntRange(0, keys_use.MAX_WINDOW),
+    help="Seconds the previous key keeps verifying (default: the tenant's max token TTL "
+    "plus the clock leeway, so every token it signed lives out its lifetime).",
+)
+@ALG_OPTION
+@PRIVATE_KEY_OPTION
+@json_option
+def tenant_rollover(
+    tenant_id: str, grace: int | None, alg: str | None, private_key_file: Any, as_json: bool
+) -> None:
+    """Planned key change: sign with a new key from now on (the published next key, or a new
+    one); tokens of the previous key keep verifying until the grace ends. Revokes nothing
+    (`tenant rotate` does)."""
+    private_key = _read_key(private_key_file)
+    with services() as svc:
+        change = run_audited(
+            svc,
+            Action("tenant.rollover", tenant_id),
+            lambda: keys_use.rollover(
+                svc, tenant_id, grace=grace, alg=alg, private_key=private_key
+            ),
+        )
+        views = keys_use.key_views(change.tenant, svc.clock.now())
+    until = datetime.fromtimestamp(change.key.at, UTC).isoformat()
+    summary = (
+        f"rolled {tenant_id} over to kid {change.tenant.kid}; tokens of kid "
+        f"{header_kid(tenant_id, change.key.name, change.key.alg)} verify until {until}"
+    )
+    _show_keys(change.tenant, views, as_json, summary)
+
+
+@tenant.command("publish-next")
+@click.argument("tenant_id")
+@click.option(
+    "--ahead",
+    type=click.IntRange(0, keys_use.MAX_WINDOW),
+    required=True,
+    help="Seconds before a rollover may promote it (it is in the JWKS at once): at least the "
+    f"JWKS max-age ({JWKS_MAX_AGE}) so verifiers caching the JWKS hold it before it signs.",
+)
+@ALG_OPTION
+@PRIVATE_KEY_OPTION
+@json_option
+def tenant_publish_next(
+    tenant_id: str, ahead: int, alg: str | None, private_key_file: Any, as_json: bool
+) -> None:
+    """Publish TENANT_ID's next key: offline verifiers can fetch it now; `tenant rollover`
+    promotes it once AHEAD seconds have passed."""
+    private_key = _read_key(private_key_file)
+    with services() as svc:
+        change = run_audited(
+            svc,
+            Action("tenant.publish_next", tenant_id),
+            lambda: keys_use.publish_next(
+                svc, tenant_id, ahead=ahead, alg=alg, private_key=private_key
+            ),
+        )
+        views = keys_use.key_views(change.tenant, svc.clock.now())
+    kid = header_kid(tenant_id, change.key.name, change.key.alg)
+    when = datetime.fromtimestamp(change.key.at, UTC).isoformat()
+    _show_keys(change.tenant, views, as_json, f"published kid {kid}; it may sign from {when}")
+
+
+def _show_keys(
+    t: Tenant, views: list[keys_use.KeyView], as_json: bool, summary: str | None = None
+) -> None:
+    rows = [
+        {
+            "kid": v.kid,
+            "alg": v.alg,
+            "state": v.state,
+            "signs_from": v.signs_from.isoformat() if v.signs_from else None,
+            "verifies_until": v.verifies_until.isoformat() if v.verifies_until else None,
+            "published": v.published,
+        }
+        for v in views
+    ]
+    if as_json:
+        click.echo(json.dumps({"id": t.id, "key_version": t.key_version, "keys": rows}))
+        return
+    columns = ("kid", "alg", "state", "signs_from", "verifies_until", "published")
+    table(columns, [tuple(fmt(r[c]) for c in columns) for r in rows])
+    click.echo(summary or f"{len(rows)} key(s) of {t.id}", err=True)
 
 
 @tenant.command("jwks")

@@ -84,6 +84,36 @@ class VerificationKey:
     material: bytes | keypairs.PublicKey
 
 
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """The keys a tenant's tokens may name: its signing key (``current``), and its other keys
+    with the epoch second each stops verifying (None: a next key, which does not stop)."""
+
+    current: VerificationKey
+    others: tuple[tuple[VerificationKey, int | None], ...] = ()
+
+    def candidates(self, key_name: str, now: float) -> tuple[VerificationKey, ...]:
+        """The keys a token naming ``key_name`` ("" for a bare tenant id) may be checked
+        with at ``now``: the named key while it verifies; for a bare tenant id, the tenant's
+        HS256 keys that verify, signing key first (HS256 tokens name the tenant alone, so
+        during a rollover's grace the previous secret is tried after the current one)."""
+        if key_name:
+            if key_name == self.current.name:
+                return (self.current,)
+            for key, until in self.others:
+                if key.name == key_name:
+                    return (key,) if until is None or now < until else ()
+            return ()
+        live = (key for key, until in self.others if until is None or now < until)
+        return tuple(k for k in (self.current, *live) if k.alg == ALGORITHM)
+
+    def published(self, now: float) -> tuple[VerificationKey, ...]:
+        """The key-pair keys that verify at ``now`` (what the JWKS lists): HS256 secrets are
+        never published."""
+        live = (key for key, until in self.others if until is None or now < until)
+        return tuple(k for k in (self.current, *live) if k.alg != ALGORITHM)
+
+
 # Header segment -> (tenant id, key name, alg) for headers that already parsed cleanly.
 # Parsing is a pure function of the segment, so caching cannot change a verdict; it only skips
 # base64 + JSON work on the hot path. Bounded: cleared when full, so a flood of distinct

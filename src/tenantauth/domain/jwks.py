@@ -21,17 +21,22 @@ __all__ = ["JWKS_MAX_AGE", "tenant_jwks"]
 
 
 def tenant_jwks(svc: Services, tenant_id: str) -> dict[str, list[dict[str, Any]]]:
-    """Return the JWK Set of ``tenant_id``: its key pair's public key while it is active,
-    no key for an HS256 or suspended tenant (a secret is never published).
+    """Return the JWK Set of ``tenant_id``: while it is active, the public keys of its
+    key-pair keys that verify now (the signing key, a published next key, retiring keys in
+    their grace window); none for a suspended tenant, and never an HS256 secret.
 
     Raises ``NotFoundError`` for an unknown or deleted tenant, ``DependencyUnavailableError``
     when neither the cache nor storage can answer.
     """
     require_tenant_id(tenant_id)
-    key, state = svc.keys.resolve(tenant_id, "", "")
+    keys, state = svc.keys.resolve(tenant_id, "", "")
     if state.record.status in (TenantStatus.ABSENT, TenantStatus.DELETED):
         raise NotFoundError(f"tenant {tenant_id!r} does not exist")
-    if key is None or isinstance(key.material, bytes):
-        return {"keys": []}
-    kid = header_kid(tenant_id, key.name, key.alg)
-    return {"keys": [keypairs.public_key_jwk(key.alg, key.material, kid)]}
+    published = keys.published(svc.clock.now()) if keys is not None else ()
+    return {
+        "keys": [
+            keypairs.public_key_jwk(key.alg, key.material, header_kid(tenant_id, key.name, key.alg))
+            for key in published
+            if not isinstance(key.material, bytes)
+        ]
+    }

@@ -12,7 +12,7 @@ from tenantauth.crypto.jwt import (
     ALGORITHM,
     LEGACY_KEY_NAME,
     TENANT_ID_RE,
-    VerificationKey,
+    KeySet,
     header_kid,
 )
 
@@ -21,13 +21,16 @@ __all__ = [
     "Client",
     "ClientState",
     "IssuedToken",
+    "KeyPolicy",
     "KeyRecord",
+    "KeyState",
     "Page",
     "RefreshToken",
     "Revocations",
     "SealedSecret",
     "SubjectRevocation",
     "Tenant",
+    "TenantKey",
     "TenantSnapshot",
     "TenantStatus",
     "User",
@@ -56,6 +59,67 @@ class TenantStatus(StrEnum):
     ABSENT = "absent"
 
 
+class KeyState(StrEnum):
+    """The state of a tenant key other than the one it signs with (docs/design.md, "The
+    states of a key")."""
+
+    NEXT = "next"  # published; signs from ``at`` on, once a rollover promotes it
+    RETIRING = "retiring"  # signs no more; verifies until ``at`` (no leeway)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKey:
+    """A tenant key other than its signing key: ``at`` is epoch seconds (see ``KeyState``).
+    ``sealed`` is sealed to ``key_binding(tenant id, name, alg)``, like the signing key."""
+
+    name: str
+    alg: str
+    sealed: SealedSecret = field(repr=False)
+    state: KeyState
+    at: int
+
+    def binding(self, tenant_id: str) -> str:
+        """What the key is sealed to (``envelope.key_binding``)."""
+        return key_binding(tenant_id, self.name, self.alg)
+
+    def verifies_at(self, now: float) -> bool:
+        """Whether a token naming this key may verify at ``now``: a next key always (it is
+        ours and published), a retiring one only before ``at``."""
+        return self.state is KeyState.NEXT or now < self.at
+
+
+def encode_keys(keys: tuple[TenantKey, ...]) -> str:
+    """``name:alg:master key id:hex(sealed blob):state:at`` per key, joined by ``,``: what
+    the storage adapters' SQL aggregates produce and the cache entry carries ("" for none)."""
+    return ",".join(
+        f"{k.name}:{k.alg}:{k.sealed.key_id}:{k.sealed.blob.hex()}:{k.state.value}:{k.at}"
+        for k in keys
+    )
+
+
+def decode_keys(text: str | None) -> tuple[TenantKey, ...]:
+    """The keys of ``encode_keys`` text (hex in either case), ordered by name. Raises
+    ``ValueError`` for text it did not make."""
+    keys = []
+    for item in text.split(",") if text else ():
+        name, alg, key_id, blob, state, at = item.split(":")
+        sealed = SealedSecret(key_id, bytes.fromhex(blob))
+        keys.append(TenantKey(name, alg, sealed, KeyState(state), int(at)))
+    return tuple(sorted(keys, key=lambda k: k.name))
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPolicy:
+    """A tenant's scheduled rollover (seconds): a next key is published ``publish_ahead``
+    before the signing key turns ``every`` old, and promoted then; the previous key verifies
+    for ``grace`` (None: the tenant's max token TTL plus the clock leeway)."""
+
+    tenant_id: str
+    every: int
+    publish_ahead: int
+    grace: int | None = None
+
+
 @dataclass(frozen=True)
 class Tenant:
     """A tenant as stored. ``generation`` orders every change that affects verification.
@@ -79,6 +143,8 @@ class Tenant:
     sealed_secret: SealedSecret | None = field(default=None, repr=False)
     alg: str = ALGORITHM
     key_name: str = LEGACY_KEY_NAME
+    #: Its other keys (next, retiring), ordered by name: ``tenant_keys`` rows.
+    others: tuple[TenantKey, ...] = ()
 
     @property
     def key_binding(self) -> str:
@@ -108,6 +174,8 @@ class KeyRecord:
     key_version: int = 1
     alg: str = ALGORITHM
     key_name: str = LEGACY_KEY_NAME
+    #: The tenant's other keys (next, retiring), ordered by name.
+    others: tuple[TenantKey, ...] = ()
 
     @classmethod
     def absent(cls, tenant_id: str) -> KeyRecord:
@@ -125,6 +193,7 @@ class KeyRecord:
             tenant.key_version,
             tenant.alg,
             tenant.key_name,
+            tenant.others,
         )
 
     @property
@@ -191,7 +260,7 @@ class TenantSnapshot:
     revoked_jtis: frozenset[str] = frozenset()
     #: The record's key, opened, when the snapshot is held in a worker's memory (so that an
     #: answer from memory never decrypts); None otherwise, or when the tenant is not active.
-    key: VerificationKey | None = field(default=None, repr=False)
+    key: KeySet | None = field(default=None, repr=False)
 
     def state_for(self, subject: str, jti: str) -> VerificationState:
         """Return the verification state of one token of this tenant."""

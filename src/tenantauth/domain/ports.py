@@ -18,6 +18,7 @@ from tenantauth.domain.models import (
     Client,
     ClientState,
     Invalidation,
+    KeyPolicy,
     KeyRecord,
     Publication,
     RefreshToken,
@@ -25,6 +26,7 @@ from tenantauth.domain.models import (
     Revocations,
     StoredTenant,
     Tenant,
+    TenantKey,
     User,
     VerificationState,
 )
@@ -147,6 +149,26 @@ class RevocationRepo(Protocol):
         ...
 
 
+class KeyPolicyRepo(Protocol):
+    """Scheduled rollover policies (``tx.key_policies``)."""
+
+    def get(self, tenant_id: str) -> KeyPolicy | None:
+        """The tenant's policy, or None."""
+        ...
+
+    def put(self, policy: KeyPolicy, updated_at: datetime) -> None:
+        """Set the tenant's policy, replacing any."""
+        ...
+
+    def delete_all(self, tenant_id: str) -> int:
+        """Remove the tenant's policy; return how many rows went (0 or 1)."""
+        ...
+
+    def page(self, after: str, limit: int) -> list[KeyPolicy]:
+        """Up to ``limit`` policies of tenants with ids above ``after``, in id order."""
+        ...
+
+
 class Tx(Protocol):
     """One database transaction. Tenant rows include tombstones (status ``deleted``).
 
@@ -167,6 +189,11 @@ class Tx(Protocol):
     @property
     def refresh_tokens(self) -> RefreshTokenRepo:
         """The refresh tokens of this transaction."""
+        ...
+
+    @property
+    def key_policies(self) -> KeyPolicyRepo:
+        """The scheduled rollover policies of this transaction."""
         ...
 
     @property
@@ -204,6 +231,13 @@ class Tx(Protocol):
 
     def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
         """Return up to ``limit`` non-deleted tenants with id > ``after``, ordered by id."""
+        ...
+
+    def replace_keys(
+        self, tenant_id: str, keys: tuple[TenantKey, ...], created_at: datetime
+    ) -> None:
+        """Make ``keys`` the tenant's other keys (``Tenant.others``), replacing those stored.
+        Raises ``StorageUnavailableError``."""
         ...
 
 

@@ -11,6 +11,7 @@ Every new key gets a fresh name, so a token names the exact key that signed it
 from __future__ import annotations
 
 import hmac
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from tenantauth.crypto import keypairs
@@ -46,14 +47,14 @@ def new_key(
     secret: str | None = None,
     private_key: str | None = None,
     default_alg: str = ALGORITHM,
-    avoid_name: str = "",
+    avoid: Collection[str] = (),
 ) -> NewKey:
     """Return the tenant's next signing key.
 
     ``alg`` (default ``default_alg``: HS256 for a new tenant, the current one for a rotation)
     is one of ``ALGORITHMS``. ``secret`` (base64url) imports an HS256 key and ``private_key``
     (PEM or private JWK) a key pair; with neither, a key is generated. The name is fresh and
-    differs from ``avoid_name`` (the key it replaces).
+    is none of ``avoid`` (the names of the tenant's keys).
 
     Raises ``InvalidRequestError`` for an unknown algorithm, material of the wrong kind for
     it, or material the rules refuse (``decode_imported_secret``,
@@ -77,6 +78,6 @@ def new_key(
             else keypairs.generate(alg)
         )
     name = keypairs.new_key_id()
-    while name == avoid_name:  # 1 in 2^40: the replaced key's name must never come back
+    while name in avoid:  # 1 in 2^40 each: a key's name must never name another of its keys
         name = keypairs.new_key_id()
     return NewKey(name, alg, material)

@@ -1,6 +1,6 @@
 """Tenant use cases: create, list, show, update, rotate, delete.
 
-Every change that affects verification goes through ``_apply``, which runs the fence protocol
+Every change that affects verification goes through ``apply_change``, which runs the fence protocol
 of docs/design.md: lock the row, fence the cache (obtaining the new generation), write, commit,
 then seal the cache (the fence again, on whatever cache answers now). A change whose fence
 fails is rolled back (503), so no change can commit that the cache might not honour; one whose
@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from tenantauth.crypto.jwt import ALGORITHM
 from tenantauth.domain import paging
-from tenantauth.domain.models import Page, Tenant, TenantStatus, is_tenant_id
+from tenantauth.domain.models import Page, SealedSecret, Tenant, TenantStatus, is_tenant_id
 from tenantauth.domain.paging import DEFAULT_PAGE_SIZE
 from tenantauth.domain.ports import Tx
 from tenantauth.domain.services import Services
@@ -85,9 +85,9 @@ def create_tenant(
             updated_at=now,
             rotated_at=now,
         )
-        return _with_key(svc, tenant, key)
+        return with_key(svc, tenant, key)
 
-    return _apply(svc, tenant_id, build)
+    return apply_change(svc, tenant_id, build)
 
 
 def get_tenant(svc: Services, tenant_id: str) -> Tenant:
@@ -132,7 +132,7 @@ def update_tenant(svc: Services, tenant_id: str, changes: TenantChanges) -> Tena
             updated_at=now,
         )
 
-    return _apply(svc, tenant_id, build)
+    return apply_change(svc, tenant_id, build)
 
 
 def rotate_tenant(
@@ -177,30 +177,37 @@ def rotate_key(
     with svc.storage.transaction() as tx:  # the default alg and the name to avoid
         live = require_live(tx.get_tenant(tenant_id), tenant_id)
     key = new_key(
-        alg, secret=secret, private_key=private_key, default_alg=live.alg, avoid_name=live.key_name
+        alg, secret=secret, private_key=private_key, default_alg=live.alg, avoid=key_names(live)
     )
     replaced: list[Tenant] = []
 
     def build(current: Tenant | None, now: datetime) -> Tenant:
         tenant = require_live(current, tenant_id)
         assert tenant.sealed_secret is not None  # live tenants always have one  # noqa: S101
-        if key.name == tenant.key_name:  # a rotation raced ours and took this name
+        if key.name in key_names(tenant):  # a change raced ours and took this name
             raise ConflictError("the tenant changed during the rotation; try again")
         if key.same_material(svc.keyring.open(tenant.key_binding, tenant.sealed_secret)):
             raise ConflictError("the new key equals the current one; it would revoke nothing")
         replaced.append(tenant)
+        # Every other key goes too (a published next key, retiring ones in their grace):
+        # a rotation revokes every token of the tenant, whichever key signed it.
         rotated = replace(
-            tenant, key_version=tenant.key_version + 1, rotated_at=now, updated_at=now
+            tenant, key_version=tenant.key_version + 1, rotated_at=now, updated_at=now, others=()
         )
-        return _with_key(svc, rotated, key)
+        return with_key(svc, rotated, key)
 
-    tenant = _apply(svc, tenant_id, build)
+    tenant = apply_change(svc, tenant_id, build)
     published = replaced[-1].alg != ALGORITHM
     until = tenant.rotated_at + timedelta(seconds=JWKS_MAX_AGE) if published else None
     return Rotation(tenant, until)
 
 
-def _with_key(svc: Services, tenant: Tenant, key: NewKey) -> Tenant:
+def key_names(tenant: Tenant) -> set[str]:
+    """The names of every key the tenant holds (signing, next, retiring)."""
+    return {tenant.key_name, *(k.name for k in tenant.others)}
+
+
+def with_key(svc: Services, tenant: Tenant, key: NewKey) -> Tenant:
     """``tenant`` signing with ``key``, sealed to its binding (tenant, key name, alg)."""
     signing = replace(tenant, alg=key.alg, key_name=key.name)
     return replace(signing, sealed_secret=svc.keyring.seal(signing.key_binding, key.material))
@@ -220,18 +227,27 @@ def rewrap_tenant(svc: Services, tenant_id: str) -> bool:
         sealed = current.sealed_secret if current is not None else None
         if current is None or sealed is None:
             raise _UnchangedError
-        if sealed.key_id == svc.keyring.current_id:
+        ring = svc.keyring
+        if {sealed.key_id, *(k.sealed.key_id for k in current.others)} == {ring.current_id}:
             reseal(svc, current)  # a repeat after an unconfirmed re-wrap (503) confirms it
             raise _UnchangedError
-        plain = svc.keyring.open(current.key_binding, sealed)
-        resealed = svc.keyring.seal(current.key_binding, plain)
-        return replace(current, sealed_secret=resealed, updated_at=now)
+        resealed = _resealed(svc, current.key_binding, sealed)
+        others = tuple(
+            replace(k, sealed=_resealed(svc, k.binding(tenant_id), k.sealed))
+            for k in current.others
+        )
+        return replace(current, sealed_secret=resealed, others=others, updated_at=now)
 
     try:
-        _apply(svc, tenant_id, build)
+        apply_change(svc, tenant_id, build)
     except _UnchangedError:
         return False
     return True
+
+
+def _resealed(svc: Services, binding: str, sealed: SealedSecret) -> SealedSecret:
+    """``sealed`` opened and sealed again under the current master key, to ``binding``."""
+    return svc.keyring.seal(binding, svc.keyring.open(binding, sealed))
 
 
 class _UnchangedError(Exception):
@@ -251,19 +267,22 @@ def delete_tenant(svc: Services, tenant_id: str) -> None:
         if current is not None and current.status is TenantStatus.DELETED:
             reseal(svc, current)  # a repeat after an unconfirmed delete (503) confirms it
         tenant = require_live(current, tenant_id)
-        return replace(tenant, status=TenantStatus.DELETED, sealed_secret=None, updated_at=now)
+        return replace(
+            tenant, status=TenantStatus.DELETED, sealed_secret=None, others=(), updated_at=now
+        )
 
     def erase_accounts(tx: Tx) -> None:
         tx.refresh_tokens.delete_all(tenant_id)
         tx.clients.delete_all(tenant_id)
         tx.users.delete_all(tenant_id)
+        tx.key_policies.delete_all(tenant_id)  # a re-created tenant starts unscheduled
         # No resource server keeps a tenant that is gone: a re-created one starts unlisted.
         tx.resource_servers.delete_all(tenant_id)
 
-    _apply(svc, tenant_id, build, erase_accounts)
+    apply_change(svc, tenant_id, build, erase_accounts)
 
 
-def _apply(
+def apply_change(
     svc: Services,
     tenant_id: str,
     build: Callable[[Tenant | None, datetime], Tenant],
@@ -284,6 +303,8 @@ def _apply(
             tx.insert_tenant(tenant)
         else:
             tx.update_tenant(tenant)
+        if tenant.others != (current.others if current is not None else ()):
+            tx.replace_keys(tenant_id, tenant.others, now)
         if also is not None:
             also(tx)
     # Seal after commit: had the cache restarted since the fence, a filler could have read

@@ -95,21 +95,24 @@ class TokenVerifier:
         seen = self._parsed.get(token)
         parsed, claims, checked_with = seen if seen is not None else (*_parse(token), None)
         subject, jti = claims["sub"], claims["jti"]
-        key, state = self._keys.resolve(parsed.tenant_id, subject, jti)
-        if key is None:
+        keys, state = self._keys.resolve(parsed.tenant_id, subject, jti)
+        if keys is None:
             # Same work as a wrong signature, so unknown tenants are not distinguishable by
             # status, body or latency (VERIFIER-CHECKLIST #6).
             hmac.compare_digest(
                 hmac.digest(self._dummy_key, parsed.signing_input, "sha256"), parsed.signature
             )
             raise InvalidTokenError("unknown or inactive tenant", RejectReason.UNKNOWN_TENANT)
-        if key is not checked_with:
+        now = self._clock.now()
+        candidates = keys.candidates(parsed.key_name, now)
+        key = checked_with
+        if not any(k is checked_with for k in candidates):
             # A signature's validity is a pure function of the token and the key: one this
-            # very key object accepted before needs no second check (which is what keeps
-            # key-pair tokens as cheap as HS256 ones when answered from memory). Any other
-            # key — a rotation, a re-opened record — is checked in full.
-            jwt.check_signature(parsed, key)
-        self._check_claims(claims, parsed.tenant_id, audience)
+            # very key object accepted before, still among the keys the token may name now,
+            # needs no second check (which keeps key-pair tokens as cheap as HS256 ones when
+            # answered from memory). Any other key is checked in full.
+            key = _signer(parsed, candidates)
+        self._check_claims(claims, parsed.tenant_id, audience, int(now))
         if _version_claim(claims, "kv", absent=1) != state.record.key_version:
             raise InvalidTokenError("minted under an earlier secret", RejectReason.ROTATED)
         if state.jti_revoked:
@@ -121,9 +124,10 @@ class TokenVerifier:
         # A copy: callers get a dict of their own, never the memo's.
         return VerifiedToken(parsed.tenant_id, subject, claims.get("scope"), dict(claims))
 
-    def _check_claims(self, claims: dict[str, Any], tenant_id: str, audience: str | None) -> None:
-        """Apply RFC 7519 §4.1 and VERIFIER-CHECKLIST #7–#8 to verified claims."""
-        now = int(self._clock.now())
+    def _check_claims(
+        self, claims: dict[str, Any], tenant_id: str, audience: str | None, now: int
+    ) -> None:
+        """Apply RFC 7519 §4.1 and VERIFIER-CHECKLIST #7–#8 to verified claims at ``now``."""
         leeway = self._policy.leeway
         exp, iat = _int_claim(claims, "exp"), _int_claim(claims, "iat")
         nbf = _int_claim(claims, "nbf") if "nbf" in claims else None
@@ -161,6 +165,24 @@ class TokenVerifier:
             self._legacy_until = None if until is None else until.timestamp()
             self._legacy_known = True
         return self._legacy_until is not None and iat < self._legacy_until
+
+
+def _signer(
+    parsed: jwt.CompactToken, candidates: tuple[jwt.VerificationKey, ...]
+) -> jwt.VerificationKey:
+    """The key among ``candidates`` whose signature the token carries (at most a few: a
+    bare tenant id during an HS256 rollover's grace). Raises ``InvalidTokenError``: the
+    token names no key the tenant holds now, or no candidate's signature matches."""
+    if not candidates:
+        raise InvalidTokenError("signed by a key the tenant no longer holds", RejectReason.ROTATED)
+    for key in candidates[:-1]:
+        try:
+            jwt.check_signature(parsed, key)
+        except InvalidTokenError:
+            continue
+        return key
+    jwt.check_signature(parsed, candidates[-1])  # the last one's refusal is the answer
+    return candidates[-1]
 
 
 def memoise(memo: dict[str, T], token: str, value: T) -> None:

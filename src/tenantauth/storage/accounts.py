@@ -30,10 +30,14 @@ class Dialect:
     #: Appended to a SELECT that must lock its row until the transaction ends ("" where the
     #: adapter's transactions are serialised anyway, as SQLite's BEGIN IMMEDIATE are).
     row_lock: str = ""
+    #: The expression for ``rows.OTHER_KEYS``: a tenant's ``tenant_keys`` rows aggregated
+    #: into ``models.encode_keys`` text (NULL for none), for a query on ``tenants t``.
+    other_keys: str = "NULL"
 
     def sql(self, text: str) -> str:
-        """Return ``text`` with ``{}`` placeholders in this dialect's style."""
-        return text.replace("{}", self.placeholder)
+        """Return ``text`` with ``{}`` placeholders in this dialect's style (and
+        ``rows.OTHER_KEYS`` as this dialect aggregates it)."""
+        return text.replace("{}", self.placeholder).replace("<<OTHER_KEYS>>", self.other_keys)
 
 
 USER_COLUMNS = "tenant_id, username, password_hash, status, claims, created_at, updated_at"

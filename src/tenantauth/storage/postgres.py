@@ -24,6 +24,7 @@ from tenantauth.domain.models import (
     KeyRecord,
     StoredTenant,
     Tenant,
+    TenantKey,
     VerificationState,
 )
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
@@ -41,14 +42,16 @@ from tenantauth.storage.client_state import (
     client_state_from_row,
     client_state_params,
 )
+from tenantauth.storage.key_policy_rows import KeyPolicyRows
 from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
+    key_params,
     key_record_from_row,
     read_snapshot_page,
     state_from_row,
-    tenant_from_row,
     tenant_params,
+    tenant_with_keys_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ DIALECT = Dialect(
     lambda conn: conn.transaction(),
     iso_times=False,
     row_lock=" FOR UPDATE",
+    other_keys=rows.other_keys_sql("string_agg", "encode(k.secret_blob, 'hex')"),
 )
 SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
@@ -71,6 +75,8 @@ DECLARE_MEMORY = DIALECT.sql(rows.DECLARE_MEMORY)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
+DELETE_KEYS = DIALECT.sql(rows.DELETE_KEYS)
+INSERT_KEY = DIALECT.sql(rows.INSERT_KEY)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
 PAGE_STATEMENTS = (
@@ -102,6 +108,7 @@ class PostgresTx:
         self.clients = ClientRows(conn, DIALECT)
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
         self.revocations = RevocationRows(conn, DIALECT)
+        self.key_policies = KeyPolicyRows(conn, DIALECT)
         self.admin_keys = AdminKeyRows(conn, DIALECT)
         self.resource_servers = ResourceServerRows(conn, DIALECT)
         self.audit = AuditRows(conn, DIALECT, AUDIT_LOCK_SQL)
@@ -110,7 +117,7 @@ class PostgresTx:
         """See ``Tx.get_tenant``; ``for_update`` takes the row lock (SELECT ... FOR UPDATE)."""
         sql = SELECT_TENANT_FOR_UPDATE if for_update else SELECT_TENANT
         row = self._conn.execute(sql, (tenant_id,)).fetchone()
-        return tenant_from_row(row) if row else None
+        return tenant_with_keys_from_row(row) if row else None
 
     def insert_tenant(self, tenant: Tenant) -> None:
         """See ``Tx.insert_tenant``."""
@@ -130,7 +137,16 @@ class PostgresTx:
     def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
         """See ``Tx.list_tenants``."""
         rows = self._conn.execute(LIST_TENANTS, (after or "", limit)).fetchall()
-        return [tenant_from_row(r) for r in rows]
+        return [tenant_with_keys_from_row(r) for r in rows]
+
+    def replace_keys(
+        self, tenant_id: str, keys: tuple[TenantKey, ...], created_at: datetime
+    ) -> None:
+        """See ``Tx.replace_keys``."""
+        self._conn.execute(DELETE_KEYS, (tenant_id,))
+        written = created_at.isoformat() if DIALECT.iso_times else created_at
+        for key in keys:
+            self._conn.execute(INSERT_KEY, key_params(tenant_id, key, written))
 
 
 #: The psycopg exception of a wait that ran out of time (``Connection.wait``'s ``timeout``).

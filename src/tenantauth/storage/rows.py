@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -11,24 +12,45 @@ from tenantauth.domain.models import (
     SealedSecret,
     StoredTenant,
     Tenant,
+    TenantKey,
     TenantStatus,
     VerificationState,
+    decode_keys,
 )
 
 TENANT_COLUMNS = (
     "id, name, status, key_version, generation, access_token_ttl, max_token_ttl, "
     "secret_key_id, secret_blob, created_at, updated_at, rotated_at, alg, key_name"
 )
-KEY_COLUMNS = "id, generation, status, secret_key_id, secret_blob, key_version, alg, key_name"
+KEY_COLUMNS = (
+    "t.id, t.generation, t.status, t.secret_key_id, t.secret_blob, t.key_version, t.alg, t.key_name"
+)
 _UPDATE_COLUMNS = TENANT_COLUMNS.split(", ", 1)[1]
+#: A tenant's other keys (``tenant_keys``) as one column of a query on ``tenants t``: each
+#: adapter's ``Dialect.other_keys`` aggregate, so a tenant and all its keys are one row of
+#: one statement (one snapshot: docs/design.md, "Key lifecycle").
+OTHER_KEYS = "<<OTHER_KEYS>>"
+#: The parts of one key in ``models.encode_keys`` order, to be joined by ':' (each dialect
+#: spells the blob's hex, the joining and the aggregate).
+OTHER_KEY_PARTS = ("k.key_name", "k.alg", "k.secret_key_id", "{hex}", "k.state", "k.at")
+
+
+def other_keys_sql(aggregate: str, hex_blob: str) -> str:
+    """``Dialect.other_keys`` of a dialect whose ``aggregate(text, ',')`` concatenates rows
+    and whose ``hex_blob`` spells the blob in hex (``||`` joins text in both dialects)."""
+    key = " || ':' || ".join(OTHER_KEY_PARTS).replace("{hex}", hex_blob)
+    return f"(SELECT {aggregate}({key}, ',') FROM tenant_keys k WHERE k.tenant_id = t.id)"  # noqa: S608 - constants only
+
+
+_TENANT_SELECT = ", ".join(f"t.{c}" for c in TENANT_COLUMNS.split(", ")) + f", {OTHER_KEYS}"
 
 # Statement templates shared by the SQL adapters: "{}" is a placeholder, which each adapter
 # renders in its own style with ``Dialect.sql`` (the only difference between them).
-SELECT_TENANT = f"SELECT {TENANT_COLUMNS} FROM tenants WHERE id = {{}}"  # noqa: S608 - constants only
-SELECT_KEY = f"SELECT {KEY_COLUMNS} FROM tenants WHERE id = {{}}"  # noqa: S608
+SELECT_TENANT = f"SELECT {_TENANT_SELECT} FROM tenants t WHERE t.id = {{}}"  # noqa: S608 - constants only
+SELECT_KEY = f"SELECT {KEY_COLUMNS}, {OTHER_KEYS} FROM tenants t WHERE t.id = {{}}"  # noqa: S608
 LIST_TENANTS = (
-    f"SELECT {TENANT_COLUMNS} FROM tenants "  # noqa: S608
-    "WHERE status <> 'deleted' AND id > {} ORDER BY id LIMIT {}"
+    f"SELECT {_TENANT_SELECT} FROM tenants t "  # noqa: S608
+    "WHERE t.status <> 'deleted' AND t.id > {} ORDER BY t.id LIMIT {}"
 )
 LIST_TENANT_IDS = "SELECT id FROM tenants WHERE status <> 'deleted' LIMIT {}"
 INSERT_TENANT = f"INSERT INTO tenants ({TENANT_COLUMNS}) VALUES ({', '.join(['{}'] * 14)})"  # noqa: S608
@@ -37,7 +59,7 @@ UPDATE_TENANT = (
 )
 # The verifier's miss path: tenant, subject version and jti mark in one round trip.
 LOAD_STATE = (
-    f"SELECT {KEY_COLUMNS}, "  # noqa: S608
+    f"SELECT {KEY_COLUMNS}, {OTHER_KEYS}, "  # noqa: S608
     "(SELECT version FROM subject_revocations s WHERE s.tenant_id = t.id AND s.subject = {}), "
     "EXISTS (SELECT 1 FROM revoked_jtis j WHERE j.tenant_id = t.id AND j.jti = {}) "
     "FROM tenants t WHERE t.id = {}"
@@ -50,8 +72,8 @@ LOAD_JTIS = "SELECT jti, expires_at FROM revoked_jtis WHERE tenant_id = {} AND e
 # Warming a worker's memory: tenants in id order a page at a time (keyset pagination), then
 # the live revocations of exactly that id range (tenant_id > after AND tenant_id <= last).
 PAGE_KEYS = (
-    f"SELECT {KEY_COLUMNS} FROM tenants "  # noqa: S608
-    "WHERE status <> 'deleted' AND id > {} ORDER BY id LIMIT {}"
+    f"SELECT {KEY_COLUMNS}, {OTHER_KEYS} FROM tenants t "  # noqa: S608
+    "WHERE t.status <> 'deleted' AND t.id > {} ORDER BY t.id LIMIT {}"
 )
 PAGE_SUBJECTS = (
     "SELECT tenant_id, subject, version, revoked_at FROM subject_revocations "
@@ -85,11 +107,42 @@ def tenant_from_row(row: tuple[Any, ...]) -> Tenant:
     )
 
 
+def tenant_with_keys_from_row(row: tuple[Any, ...]) -> Tenant:
+    """Build a Tenant, its other keys included, from a row of ``SELECT_TENANT`` or
+    ``LIST_TENANTS`` (``TENANT_COLUMNS`` then ``OTHER_KEYS``)."""
+    *columns, others = row
+    return replace(tenant_from_row(tuple(columns)), others=decode_keys(others))
+
+
 def key_record_from_row(row: tuple[Any, ...]) -> KeyRecord:
-    """Build a KeyRecord from a row selected with ``KEY_COLUMNS``."""
-    tid, generation, status, key_id, blob, key_version, alg, key_name = row
+    """Build a KeyRecord from a row selected with ``KEY_COLUMNS`` then ``OTHER_KEYS``."""
+    tid, generation, status, key_id, blob, key_version, alg, key_name, others = row
     sealed = SealedSecret(key_id, bytes(blob)) if blob is not None else None
-    return KeyRecord(tid, generation, TenantStatus(status), sealed, key_version, alg, key_name)
+    return KeyRecord(
+        tid,
+        generation,
+        TenantStatus(status),
+        sealed,
+        key_version,
+        alg,
+        key_name,
+        decode_keys(others),
+    )
+
+
+def key_params(tenant_id: str, key: TenantKey, created_at: Any) -> tuple[Any, ...]:
+    """The values of ``INSERT_KEY`` for ``key`` of ``tenant_id``."""
+    sealed = key.sealed
+    return (
+        tenant_id,
+        key.name,
+        key.alg,
+        sealed.key_id,
+        sealed.blob,
+        key.state.value,
+        key.at,
+        created_at,
+    )
 
 
 def read_snapshot_page(
@@ -167,3 +220,11 @@ DECLARE_MEMORY = (
 #: Tenant issuers (issue 15): until when a token with the service-wide legacy ``iss`` may
 #: have been issued (no row: never).
 LEGACY_ISSUER_UNTIL = "SELECT legacy_until FROM legacy_issuer WHERE id = 1"
+
+#: A tenant's other keys inside a change's transaction (``Tx.replace_keys``).
+DELETE_KEYS = "DELETE FROM tenant_keys WHERE tenant_id = {}"
+INSERT_KEY = (
+    "INSERT INTO tenant_keys "
+    "(tenant_id, key_name, alg, secret_key_id, secret_blob, state, at, created_at) "
+    "VALUES ({}, {}, {}, {}, {}, {}, {}, {})"
+)

@@ -18,6 +18,7 @@ from tenantauth.domain.models import (
     KeyRecord,
     StoredTenant,
     Tenant,
+    TenantKey,
     VerificationState,
 )
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
@@ -29,18 +30,26 @@ from tenantauth.storage.client_state import (
     client_state_from_row,
     client_state_params,
 )
+from tenantauth.storage.key_policy_rows import KeyPolicyRows
 from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
+    key_params,
     key_record_from_row,
     read_snapshot_page,
     state_from_row,
-    tenant_from_row,
     tenant_params,
+    tenant_with_keys_from_row,
 )
 
 # SQLite keeps a transaction usable after a constraint error, so no savepoint is needed.
-DIALECT = Dialect("?", (sqlite3.IntegrityError,), lambda conn: nullcontext(), iso_times=True)
+DIALECT = Dialect(
+    "?",
+    (sqlite3.IntegrityError,),
+    lambda conn: nullcontext(),
+    iso_times=True,
+    other_keys=rows.other_keys_sql("group_concat", "hex(k.secret_blob)"),
+)
 SELECT_TENANT = DIALECT.sql(rows.SELECT_TENANT)
 SELECT_KEY = DIALECT.sql(rows.SELECT_KEY)
 LIST_TENANTS = DIALECT.sql(rows.LIST_TENANTS)
@@ -50,6 +59,8 @@ DECLARE_MEMORY = DIALECT.sql(rows.DECLARE_MEMORY)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
+DELETE_KEYS = DIALECT.sql(rows.DELETE_KEYS)
+INSERT_KEY = DIALECT.sql(rows.INSERT_KEY)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
 PAGE_STATEMENTS = (
@@ -74,6 +85,7 @@ class SqliteTx:
         self.clients = ClientRows(conn, DIALECT)
         self.refresh_tokens = RefreshTokenRows(conn, DIALECT)
         self.revocations = RevocationRows(conn, DIALECT)
+        self.key_policies = KeyPolicyRows(conn, DIALECT)
         self.admin_keys = AdminKeyRows(conn, DIALECT)
         self.resource_servers = ResourceServerRows(conn, DIALECT)
         # BEGIN IMMEDIATE already serialises writers, audit appends included.
@@ -82,7 +94,7 @@ class SqliteTx:
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         """See ``Tx.get_tenant``; BEGIN IMMEDIATE already holds the write lock."""
         row = self._conn.execute(SELECT_TENANT, (tenant_id,)).fetchone()
-        return tenant_from_row(row) if row else None
+        return tenant_with_keys_from_row(row) if row else None
 
     def insert_tenant(self, tenant: Tenant) -> None:
         """See ``Tx.insert_tenant``."""
@@ -100,7 +112,16 @@ class SqliteTx:
     def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
         """See ``Tx.list_tenants``."""
         rows = self._conn.execute(LIST_TENANTS, (after or "", limit)).fetchall()
-        return [tenant_from_row(r) for r in rows]
+        return [tenant_with_keys_from_row(r) for r in rows]
+
+    def replace_keys(
+        self, tenant_id: str, keys: tuple[TenantKey, ...], created_at: datetime
+    ) -> None:
+        """See ``Tx.replace_keys``."""
+        self._conn.execute(DELETE_KEYS, (tenant_id,))
+        written = created_at.isoformat() if DIALECT.iso_times else created_at
+        for key in keys:
+            self._conn.execute(INSERT_KEY, key_params(tenant_id, key, written))
 
 
 class SqliteStorage:

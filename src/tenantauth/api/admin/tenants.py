@@ -12,8 +12,11 @@ from tenantauth.api.auth import GLOBAL, admin_scope, require_admin
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import ADMIN_SECURITY, errors_doc
+from tenantauth.domain import key_rollover as keys_use
+from tenantauth.domain import key_schedule as schedule
 from tenantauth.domain import tenants as use
-from tenantauth.domain.models import Page, Tenant, TenantStatus
+from tenantauth.domain.models import KeyPolicy, Page, Tenant, TenantStatus
+from tenantauth.errors import NotFoundError
 
 bp = Blueprint("tenants", __name__, url_prefix="/v1/admin/tenants", description="Manage tenants.")
 bp.before_request(require_admin)
@@ -125,3 +128,101 @@ def rotate(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
         "rotated_at": tenant.rotated_at,
         "offline_verifiers_may_accept_until": rotation.offline_until,
     }
+
+
+def _keys_answer(tenant: Tenant) -> dict[str, Any]:
+    """The body of the key routes: the tenant's keys as they verify now."""
+    views = keys_use.key_views(tenant, services().clock.now())
+    return {"id": tenant.id, "key_version": tenant.key_version, "keys": views}
+
+
+@bp.get("/<tenant_id>/keys")
+@bp.response(200, schemas.TenantKeysResponseSchema)
+@errors_doc(bp, 400, 401, 403, 404, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def keys(tenant_id: str) -> dict[str, Any]:
+    """The tenant's keys that verify now: the signing key, a published next key, retiring
+    keys in their grace window (never their material)."""
+    return _keys_answer(keys_use.list_keys(services(), tenant_id)[0])
+
+
+@bp.post("/<tenant_id>/rollover")
+@audited("tenant.rollover")
+@bp.arguments(schemas.RolloverRequestSchema, required=False)
+@bp.response(200, schemas.TenantKeysResponseSchema)
+@errors_doc(bp, 400, 401, 403, 404, 409, 413, 415, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def rollover(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Planned key change: the tenant signs with a new key from now on (its published next
+    key, or a new one); tokens of the previous key keep verifying until `grace` ends, here and
+    in the JWKS. Revokes nothing: `rotate` is the call that revokes."""
+    body = body or {}
+    change = keys_use.rollover(
+        services(),
+        tenant_id,
+        grace=body.get("grace"),
+        alg=body.get("alg"),
+        secret=body.get("secret"),
+        private_key=body.get("private_key"),
+    )
+    return _keys_answer(change.tenant)
+
+
+@bp.post("/<tenant_id>/keys/next")
+@audited("tenant.publish_next")
+@bp.arguments(schemas.PublishNextRequestSchema)
+@bp.response(201, schemas.TenantKeysResponseSchema)
+@errors_doc(bp, 400, 401, 403, 404, 409, 413, 415, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def publish_next(body: dict[str, Any], tenant_id: str) -> dict[str, Any]:
+    """Publish a next key: in the JWKS at once, promoted by a rollover once `ahead` seconds
+    have passed, so verifiers caching the JWKS already hold it when it starts signing."""
+    change = keys_use.publish_next(
+        services(),
+        tenant_id,
+        ahead=body["ahead"],
+        alg=body.get("alg"),
+        secret=body.get("secret"),
+        private_key=body.get("private_key"),
+    )
+    return _keys_answer(change.tenant)
+
+
+@bp.get("/<tenant_id>/keys/policy")
+@bp.response(200, schemas.KeyPolicySchema)
+@errors_doc(bp, 400, 401, 403, 404, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def key_policy(tenant_id: str) -> KeyPolicy:
+    """The tenant's scheduled rollover (404 when it has none)."""
+    policy = schedule.get_policy(services(), tenant_id)
+    if policy is None:
+        raise NotFoundError(f"tenant {tenant_id!r} has no rollover policy")
+    return policy
+
+
+@bp.put("/<tenant_id>/keys/policy")
+@audited("tenant.key_policy")
+@bp.arguments(schemas.KeyPolicySchema)
+@bp.response(200, schemas.KeyPolicySchema)
+@errors_doc(bp, 400, 401, 403, 404, 413, 415, 422, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def put_key_policy(body: dict[str, Any], tenant_id: str) -> KeyPolicy:
+    """Schedule the tenant's rollovers: `tenantauth keys roll-due` (a CronJob) publishes its
+    next key `publish_ahead` seconds before the signing key turns `every` seconds old, then
+    rolls over to it."""
+    policy = KeyPolicy(tenant_id, body["every"], body["publish_ahead"], body.get("grace"))
+    return schedule.set_policy(services(), policy)
+
+
+@bp.delete("/<tenant_id>/keys/policy")
+@audited("tenant.key_policy")
+@bp.response(204)
+@errors_doc(bp, 400, 401, 403, 404, 503)
+@bp.doc(security=ADMIN_SECURITY)
+def delete_key_policy(tenant_id: str) -> Response:
+    """Stop the tenant's scheduled rollovers (keys then change only when asked); 204 also
+    when it had none."""
+    schedule.clear_policy(services(), tenant_id)
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response

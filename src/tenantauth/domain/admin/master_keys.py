@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tenantauth.domain import tenants
+from tenantauth.domain.models import Tenant
 from tenantauth.domain.services import Services
 from tenantauth.errors import TenantAuthError
 
@@ -104,8 +105,7 @@ def rotate(
         with svc.storage.transaction() as tx:
             page = tx.list_tenants(after, batch)
         for tenant in page:
-            sealed = tenant.sealed_secret
-            if sealed is None or sealed.key_id == report.current_id:
+            if set(_sealed_ids(tenant)) <= {report.current_id}:
                 report.already_current += 1
             else:
                 _rewrap(svc, tenant.id, report)
@@ -126,11 +126,18 @@ def status(svc: Services, *, batch: int = DEFAULT_BATCH) -> KeyStatus:
     while True:
         with svc.storage.transaction() as tx:
             page = tx.list_tenants(after, batch)
-        counts.update(t.sealed_secret.key_id for t in page if t.sealed_secret is not None)
+        for tenant in page:
+            counts.update(_sealed_ids(tenant))
         if len(page) < batch:
             break
         after = page[-1].id
     return KeyStatus(svc.keyring.current_id, svc.keyring.older_ids, dict(counts))
+
+
+def _sealed_ids(tenant: Tenant) -> list[str]:
+    """The master key id each of the tenant's keys is sealed under (its signing key's, then
+    its other keys')."""
+    return [k.key_id for k in (tenant.sealed_secret, *(o.sealed for o in tenant.others)) if k]
 
 
 def _rewrap(svc: Services, tenant_id: str, report: RotationReport) -> None:

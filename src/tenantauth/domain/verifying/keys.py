@@ -23,11 +23,12 @@ import random
 import time
 
 from tenantauth.crypto import keypairs
-from tenantauth.crypto.envelope import MasterKeyring, SecretDecryptionError
-from tenantauth.crypto.jwt import ALGORITHM, VerificationKey
+from tenantauth.crypto.envelope import MasterKeyring, SealedSecret, SecretDecryptionError
+from tenantauth.crypto.jwt import ALGORITHM, KeySet, VerificationKey
 from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.models import (
     KeyRecord,
+    KeyState,
     Revocations,
     TenantSnapshot,
     TenantStatus,
@@ -82,6 +83,7 @@ class KeyResolver:
         self._clock = clock or SteadyWallClock()
         self._tokens = tokens or TokenPolicy(issuer="", default_audience="", leeway=60)
         self._memo: dict[tuple[str, str, bytes], VerificationKey] = {}
+        self._sets: dict[tuple[object, ...], KeySet] = {}
         self._flights: SingleFlight[TenantSnapshot | None] = SingleFlight(policy.load_wait)
         self._telemetry = telemetry
         self._directory = TenantDirectory(storage, cache, policy, telemetry)
@@ -106,8 +108,8 @@ class KeyResolver:
 
     def resolve(
         self, tenant_id: str, subject: str, jti: str
-    ) -> tuple[VerificationKey | None, VerificationState]:
-        """Return the tenant's key, opened (None unless the tenant is active), and the state.
+    ) -> tuple[KeySet | None, VerificationState]:
+        """Return the tenant's keys, opened (None unless the tenant is active), and the state.
 
         Raises ``StorageUnavailableError`` when the cache cannot answer and storage is down
         (fail closed), ``SecretDecryptionError`` if the master key does not fit.
@@ -127,7 +129,7 @@ class KeyResolver:
 
     def _resolve_shared(
         self, tenant_id: str, subject: str, jti: str
-    ) -> tuple[VerificationKey | None, VerificationState]:
+    ) -> tuple[KeySet | None, VerificationState]:
         """The exact path: the shared cache, storage on a miss or an outage."""
         try:
             read = self._cache.get_state(tenant_id, subject, jti)
@@ -209,14 +211,11 @@ class KeyResolver:
         memo is for the shared path, and would churn with every tenant memory holds). A key
         that does not open is left closed: the verification that needs it raises as the
         shared path does."""
-        record = snapshot.record
-        if record.status is not TenantStatus.ACTIVE or record.sealed_secret is None:
-            return snapshot
         try:
-            key = _opened(record, self._keyring.open(record.key_binding, record.sealed_secret))
+            keys = self._open(snapshot.record)
         except SecretDecryptionError:
             return snapshot
-        return dataclasses.replace(snapshot, key=key)
+        return dataclasses.replace(snapshot, key=keys)
 
     def held(self, tenant_id: str) -> bool:
         """Whether this process would answer ``tenant_id`` from memory now (benchmarks and
@@ -224,16 +223,17 @@ class KeyResolver:
         return self._memory is not None and self._memory.get(tenant_id) is not None
 
     def verification_key(self, tenant_id: str) -> VerificationKey | None:
-        """Return the current key of an active tenant, opened, or None for any other tenant.
+        """Return the signing key of an active tenant, opened, or None for any other tenant.
 
         The same single lookup path as verification (``resolve``), for callers that need no
         revocation state (benchmarks, tests).
         """
-        return self.resolve(tenant_id, "", "")[0]
+        keys = self.resolve(tenant_id, "", "")[0]
+        return keys.current if keys is not None else None
 
     def _resolve_again(
         self, tenant_id: str, subject: str, jti: str
-    ) -> tuple[VerificationKey | None, VerificationState]:
+    ) -> tuple[KeySet | None, VerificationState]:
         """A second cache read for a request whose shared read found the cache refilled;
         should the entry be gone again, storage answers this one request directly."""
         try:
@@ -312,31 +312,52 @@ class KeyResolver:
         state = self._storage.load_verification_state(tenant_id, subject, jti)
         return state or VerificationState(KeyRecord.absent(tenant_id))
 
-    def _key_of(self, state: VerificationState) -> tuple[VerificationKey | None, VerificationState]:
+    def _key_of(self, state: VerificationState) -> tuple[KeySet | None, VerificationState]:
         return self._open(state.record), state
 
-    def _open(self, record: KeyRecord) -> VerificationKey | None:
+    def _open(self, record: KeyRecord) -> KeySet | None:
+        """The record's keys opened, or None unless the tenant is active. Each key is
+        opened once per process (memoised by its sealed blob, which never changes: a new key
+        is a new blob), and so is each set."""
         sealed = record.sealed_secret
         if record.status is not TenantStatus.ACTIVE or sealed is None:
             return None
-        memo_key = (record.key_binding, sealed.key_id, sealed.blob)
+        set_key = (record.key_binding, sealed.key_id, sealed.blob, record.others)
+        keys = self._sets.get(set_key)
+        if keys is None:
+            current = self._key(record.key_binding, record.key_name, record.alg, sealed)
+            others = tuple(
+                (
+                    self._key(other.binding(record.tenant_id), other.name, other.alg, other.sealed),
+                    None if other.state is KeyState.NEXT else other.at,
+                )
+                for other in record.others
+            )
+            keys = KeySet(current, others)
+            if len(self._sets) >= _MEMO_MAX:
+                self._sets.clear()
+            self._sets[set_key] = keys
+        return keys
+
+    def _key(self, binding: str, name: str, alg: str, sealed: SealedSecret) -> VerificationKey:
+        memo_key = (binding, sealed.key_id, sealed.blob)
         key = self._memo.get(memo_key)
         if key is None:
-            key = _opened(record, self._keyring.open(record.key_binding, sealed))
+            key = _opened(name, alg, self._keyring.open(binding, sealed))
             if len(self._memo) >= _MEMO_MAX:
                 self._memo.clear()
             self._memo[memo_key] = key
         return key
 
 
-def _opened(record: KeyRecord, plain: bytes) -> VerificationKey:
-    """The verification key of ``record`` from its opened material: the HS256 secret itself,
-    or a key pair's public key (the private key is not kept where verification runs).
-    Raises ``SecretDecryptionError`` if the material is not a key of the record's ``alg``
-    (a corrupted row: the fault is ours, so 503 and fail closed, as a tampered blob)."""
-    if record.alg == ALGORITHM:
-        return VerificationKey(record.key_name, record.alg, plain)
+def _opened(name: str, alg: str, plain: bytes) -> VerificationKey:
+    """The verification key from opened material: the HS256 secret itself, or a key pair's
+    public key (the private key is not kept where verification runs). Raises
+    ``SecretDecryptionError`` if the material is not a key of ``alg`` (a corrupted row: the
+    fault is ours, so 503 and fail closed, as a tampered blob)."""
+    if alg == ALGORITHM:
+        return VerificationKey(name, alg, plain)
     try:
-        return VerificationKey(record.key_name, record.alg, keypairs.public_key(record.alg, plain))
+        return VerificationKey(name, alg, keypairs.public_key(alg, plain))
     except ValueError as exc:
-        raise SecretDecryptionError(f"stored key is not an {record.alg} key") from exc
+        raise SecretDecryptionError(f"stored key is not an {alg} key") from exc
