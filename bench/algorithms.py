@@ -1,7 +1,8 @@
 """Issue 15: what each signing algorithm's verify costs beside HS256, in process and over HTTP.
 
 Usage: ``make bench-algorithms [ARGS=...]`` or ``.venv/bin/python bench/algorithms.py [--runs N]
-[--duration S] [--in-process-runs N] [--distinct N] [--quick] [--no-write] [--out file.json]``
+[--duration S] [--in-process-runs N] [--distinct N] [--quick] [--no-write] [--out file.json]
+[--report file.json]``
 with ``TENANTAUTH_TEST_DATABASE_URL`` / ``TENANTAUTH_TEST_REDIS_URL`` set (``make
 bench-algorithms`` sets them) and ``wrk``. Writes docs/performance-algorithms.md
 (bench/algorithms_report.py); ``make bench`` does not touch it. ~4 minutes on 2 cores.
@@ -329,6 +330,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="short runs (a check, no result)")
     parser.add_argument("--no-write", action="store_true", help="do not write the doc")
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("--report", type=Path, help="only write the doc from an --out file")
     args = parser.parse_args(argv)
     defaults = (1, 3.0, 3, 10_000) if args.quick else (3, 8.0, 7, 10_000)
     names = ("runs", "duration", "in_process_runs", "distinct")
@@ -341,7 +343,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Measure; print the doc; write docs/performance-algorithms.md (unless --no-write)."""
     args = parse_args(argv)
-    meta = algorithms_report.meta_start(" ".join(sys.argv[1:] if argv is None else argv))
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        write(algorithms_report.document(saved, saved["meta"]), args.no_write)
+        return
+    meta = algorithms_report.meta_start(shown(sys.argv[1:] if argv is None else argv))
     with (
         tempfile.TemporaryDirectory() as tmp,
         postgres_database() as pg_url,
@@ -354,11 +360,31 @@ def main(argv: list[str] | None = None) -> None:
     meta = algorithms_report.meta_end(meta, {k: v for k, v in vars(cfg).items() if k != "tmp"})
     if args.out:
         args.out.write_text(json.dumps({"meta": meta, **results}, indent=2, default=str))
-    text = algorithms_report.document(results, meta)
-    print("\n" + text)
     if sum(row["non_2xx"] for row in results["http"]):
+        print("\n" + algorithms_report.document(results, meta))
         raise SystemExit("non-2xx responses: the figures are void, not written")
-    if not args.no_write:
+    write(algorithms_report.document(results, meta), args.no_write)
+
+
+def shown(argv: Sequence[str]) -> str:
+    """The arguments that shaped the figures (not where the output went), for the doc."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg == "--no-write":
+            skip = False
+            continue
+        if arg in ("--out", "--report"):
+            skip = True
+            continue
+        if not arg.startswith(("--out=", "--report=")):
+            kept.append(arg)
+    return " ".join(kept)
+
+
+def write(text: str, dry: bool) -> None:
+    """Print the doc; write it to docs/performance-algorithms.md unless ``dry``."""
+    print("\n" + text)
+    if not dry:
         (DOCS / "performance-algorithms.md").write_text(text, encoding="utf-8")
         print(f"wrote {DOCS / 'performance-algorithms.md'}")
 

@@ -131,7 +131,7 @@ def in_process(seconds: float, runs: int, redis_url: str) -> list[tuple[str, flo
         svc = build_services(make_settings(embedded, state))
         svc.storage.migrate()  # type: ignore[attr-defined]
         token, key = prepared(svc)
-        aud, iss = svc.tokens.default_audience, svc.tokens.issuer
+        aud, iss = svc.tokens.default_audience, svc.tokens.issuer_for("bench")
 
         def baseline() -> object:
             return pyjwt.decode(token, key, algorithms=["HS256"], audience=aud, issuer=iss)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tenantauth.domain.models import KeyRecord, TenantStatus
+from tenantauth.domain.models import KeyRecord, KeyState, SealedSecret, TenantKey, TenantStatus
 from tenantauth.errors import ConflictError, NotFoundError, StorageUnavailableError
 from tenantauth.storage import MigratableStorage, open_storage
 from tests.contract.factories import KEYRING, WHEN, tenant
@@ -189,3 +189,25 @@ def test_unreachable_database_raises_storage_unavailable(url: str, tmp_path: Pat
             tx.get_tenant("acme")
     finally:
         adapter.close()
+
+
+def test_other_keys_round_trip_with_the_tenant(storage: MigratableStorage) -> None:
+    """replace_keys stores a tenant's other keys; every read of the tenant (admin row, key
+    record, verification state, warming page) carries them, decoded as written."""
+    others = (
+        TenantKey("bbbbbbbb", "ES256", SealedSecret("abc", b"\x00\xffnext"), KeyState.NEXT, 10),
+        TenantKey("k0", "HS256", SealedSecret("abc", bytes(range(40))), KeyState.RETIRING, 7),
+    )
+    with storage.transaction() as tx:
+        tx.insert_tenant(tenant())
+        tx.replace_keys("acme", others, WHEN)
+    with storage.transaction() as tx:
+        assert tx.get_tenant("acme").others == others  # type: ignore[union-attr]
+        assert tx.list_tenants(None, 10)[0].others == others
+    assert storage.load_key_record("acme").others == others  # type: ignore[union-attr]
+    assert storage.load_verification_state("acme", "s", "j").record.others == others  # type: ignore[union-attr]
+    page = storage.load_snapshot_page("", 10, revoked_since=0, expiring_after=0)
+    assert page[0][0].others == others
+    with storage.transaction() as tx:
+        tx.replace_keys("acme", others[:1], WHEN)
+    assert storage.load_key_record("acme").others == others[:1]  # type: ignore[union-attr]

@@ -48,11 +48,12 @@ def verify() -> object:
     header = request.headers.get("Authorization", "")
     token = header.removeprefix("Bearer ") if header.startswith("Bearer ") else ""
     try:  # an empty token fails as a DecodeError, an InvalidTokenError
+        kid = jwt.get_unverified_header(token).get("kid")
         claims = jwt.decode(
             token,
             _secret(token),
             algorithms=["HS256"],
-            issuer=os.environ["BENCH_ISSUER"],
+            issuer=f"{os.environ['BENCH_ISSUER']}/v1/tenants/{kid}",  # the tenant's issuer
             audience=os.environ.get("BENCH_AUDIENCE", "tenantauth"),
             options={"require": ["exp", "iss", "aud"]},
         )

@@ -48,7 +48,7 @@ if (cluster.isPrimary) {
 
 function serve() {
   const redis = createClient({ url: REDIS_URL });
-  const options = { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE };
+  const options = { algorithms: ['HS256'], audience: AUDIENCE };
   const asKey = SECRET_FORM === 'string' ? (s) => s : (s) => crypto.createSecretKey(Buffer.from(s));
   const unauthorized = (res) => res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'invalid_token' });
 
@@ -68,7 +68,9 @@ function serve() {
     }
     if (secret === null) return unauthorized(res);
     try {
-      const claims = jwt.verify(match[1], asKey(secret), options);
+      // the tenant's issuer, as tenantauth's tokens carry it
+      const issuer = `${ISSUER}/v1/tenants/${kid}`;
+      const claims = jwt.verify(match[1], asKey(secret), { ...options, issuer });
       return res.json({ tenant: kid, sub: claims.sub, scope: claims.scope });
     } catch {
       return unauthorized(res);
