@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from tenantauth.app import create_app
 from tests.integration.helpers import ADMIN, TENANTS, assert_json, assert_problem
-from tests.support import FixedClock
+from tests.support import FixedClock, make_settings
 
 
 def _create(client: FlaskClient, alg: str) -> None:
@@ -71,9 +72,6 @@ def test_publish_next_then_policy(client: FlaskClient, clock: FixedClock) -> Non
 @pytest.fixture
 def memory_client(postgres_backend: Any, tmp_path: Any, clock: FixedClock) -> Any:
     """An app on PostgreSQL + Redis that verifies from memory (the production default)."""
-    from tenantauth.app import create_app
-    from tests.support import make_settings
-
     app = create_app(make_settings(postgres_backend, tmp_path, verify_memory=True), clock=clock)
     yield app.test_client()
     app.extensions["tenantauth"]["services"].close()

@@ -29,7 +29,11 @@ GRACE = 600
 
 def _issue(svc: Services, tenant_id: str = "acme") -> str:
     return issue_token(
-        svc.storage, svc.keyring, svc.tokens, svc.clock, TokenRequest(tenant_id, "u1", ttl=2 * GRACE)
+        svc.storage,
+        svc.keyring,
+        svc.tokens,
+        svc.clock,
+        TokenRequest(tenant_id, "u1", ttl=2 * GRACE),
     ).access_token
 
 

@@ -25,7 +25,7 @@ import hmac
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt as pyjwt
@@ -91,12 +91,23 @@ class KeySet:
 
     current: VerificationKey
     others: tuple[tuple[VerificationKey, int | None], ...] = ()
+    #: ``(current,)``, made once: the answer for nearly every token (no other keys).
+    alone: tuple[VerificationKey, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Make ``alone`` (a frozen dataclass sets it the only way it can)."""
+        object.__setattr__(self, "alone", (self.current,))
 
     def candidates(self, key_name: str, now: float) -> tuple[VerificationKey, ...]:
         """The keys a token naming ``key_name`` ("" for a bare tenant id) may be checked
         with at ``now``: the named key while it verifies; for a bare tenant id, the tenant's
         HS256 keys that verify, signing key first (HS256 tokens name the tenant alone, so
         during a rollover's grace the previous secret is tried after the current one)."""
+        if not self.others:  # the common case, without allocating
+            current = self.current
+            if key_name == current.name or (not key_name and current.alg == ALGORITHM):
+                return self.alone
+            return ()
         if key_name:
             if key_name == self.current.name:
                 return (self.current,)

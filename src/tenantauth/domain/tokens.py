@@ -106,7 +106,7 @@ class TokenVerifier:
         now = self._clock.now()
         candidates = keys.candidates(parsed.key_name, now)
         key = checked_with
-        if not any(k is checked_with for k in candidates):
+        if checked_with is None or not _among(checked_with, candidates):
             # A signature's validity is a pure function of the token and the key: one this
             # very key object accepted before, still among the keys the token may name now,
             # needs no second check (which keeps key-pair tokens as cheap as HS256 ones when
@@ -165,6 +165,11 @@ class TokenVerifier:
             self._legacy_until = None if until is None else until.timestamp()
             self._legacy_known = True
         return self._legacy_until is not None and iat < self._legacy_until
+
+
+def _among(key: jwt.VerificationKey, candidates: tuple[jwt.VerificationKey, ...]) -> bool:
+    """Whether this very key object is one of ``candidates`` (identity, not equality)."""
+    return any(k is key for k in candidates)
 
 
 def _signer(
