@@ -3,12 +3,17 @@ previous key verifying for its grace (HS256 and key pairs), publish-next and the
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
 from tenantauth.app import create_app
+from tenantauth.domain.key_rollover import list_keys
+from tenantauth.domain.key_schedule import roll_due, set_policy
+from tenantauth.domain.models import KeyPolicy
+from tenantauth.domain.tenants import create_tenant
 from tests.integration.helpers import ADMIN, TENANTS, assert_json, assert_problem
 from tests.support import FixedClock, make_settings
 
@@ -88,3 +93,45 @@ def test_rollover_from_memory(memory_client: FlaskClient, clock: FixedClock) -> 
     new = _issue(client)
     for _ in range(3):
         assert (_verify(client, old), _verify(client, new)) == (200, 200)
+
+
+def test_two_roll_due_runs_at_once_on_postgres(
+    postgres_backend: Any, tmp_path: Any, clock: FixedClock
+) -> None:
+    """Two roll-due runs at once on PostgreSQL (two replicas' CronJobs): each due tenant is
+    published once and rolled over once — the row lock, not luck, decides (each run uses
+    its own services and so its own connection pool, as separate processes would)."""
+    apps = [
+        create_app(make_settings(postgres_backend, tmp_path / str(n)), clock=clock)
+        for n in range(2)
+    ]
+    services = [app.extensions["tenantauth"]["services"] for app in apps]
+    try:
+        for n in range(8):
+            create_tenant(services[0], f"t{n}", "T")
+            set_policy(services[0], KeyPolicy(f"t{n}", 86_400, 3_600))
+        clock.advance(86_400 - 3_600)
+        for expected in ("published", "rolled"):
+            found: list[tuple[str, str]] = []
+            threads = [
+                threading.Thread(
+                    target=lambda svc=svc, into=found: into.extend(
+                        (s.tenant_id, s.action) for s in roll_due(svc).steps
+                    )
+                )
+                for svc in services
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            done = sorted(t for t, action in found if action == expected)
+            assert done == [f"t{n}" for n in range(8)], found
+            assert {a for _, a in found} <= {expected, "done-elsewhere"}
+            clock.advance(3_600)
+        for n in range(8):
+            states = [v.state for v in list_keys(services[0], f"t{n}")[1]]
+            assert states == ["current", "retiring"]  # exactly one rollover each
+    finally:
+        for svc in services:
+            svc.close()

@@ -85,7 +85,8 @@ PAGE_STATEMENTS = (
     DIALECT.sql(rows.PAGE_JTIS),
 )
 CLIENT_STATE = DIALECT.sql(LOAD_CLIENT_STATE)
-SELECT_TENANT_FOR_UPDATE = SELECT_TENANT + " FOR UPDATE"
+# Locks the tenant row before it is read: see ``PostgresTx.get_tenant``.
+LOCK_TENANT = "SELECT 1 FROM tenants WHERE id = %s FOR UPDATE"
 CREATE_MIGRATIONS = (
     "CREATE TABLE IF NOT EXISTS schema_migrations "
     "(version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
@@ -114,9 +115,19 @@ class PostgresTx:
         self.audit = AuditRows(conn, DIALECT, AUDIT_LOCK_SQL)
 
     def get_tenant(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
-        """See ``Tx.get_tenant``; ``for_update`` takes the row lock (SELECT ... FOR UPDATE)."""
-        sql = SELECT_TENANT_FOR_UPDATE if for_update else SELECT_TENANT
-        row = self._conn.execute(sql, (tenant_id,)).fetchone()
+        """See ``Tx.get_tenant``; ``for_update`` takes the row lock first (SELECT ... FOR
+        UPDATE), then reads the tenant with its other keys in a statement of its own.
+
+        Why two statements: under READ COMMITTED, a ``SELECT … FOR UPDATE`` that waited for
+        another change's lock returns the row's new version but evaluates the rest of its
+        select list — the ``tenant_keys`` aggregate — in its own, older snapshot; a change
+        decided on that would lose the other change's keys (two schedule runs both publishing
+        a next key: tests/integration/test_rollover_api.py). Every write of ``tenant_keys``
+        holds this lock, so the read after it is the state the change starts from.
+        """
+        if for_update and self._conn.execute(LOCK_TENANT, (tenant_id,)).fetchone() is None:
+            return None
+        row = self._conn.execute(SELECT_TENANT, (tenant_id,)).fetchone()
         return tenant_with_keys_from_row(row) if row else None
 
     def insert_tenant(self, tenant: Tenant) -> None:
