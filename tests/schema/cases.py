@@ -77,8 +77,9 @@ def _ttls_in_order(method: str, body: dict[str, Any]) -> dict[str, Any]:
 
 def _ahead_of_every(body: dict[str, Any]) -> dict[str, Any]:
     every, ahead = body.get("every"), body.get("publish_ahead")
-    if isinstance(every, int) and isinstance(ahead, int) and ahead >= every:
-        body["publish_ahead"] = every - 1
+    numbers = (int, float)  # JSON does not tell 60 from 60.0, nor does the document
+    if isinstance(every, numbers) and isinstance(ahead, numbers) and ahead >= every:
+        body["publish_ahead"] = int(every) - 1
     return body
 
 

@@ -86,14 +86,19 @@ ALG: dict[str, Any] = {
         "generated). A rotation without alg keeps the tenant's algorithm."
     },
 }
+# The bound is the domain's (keypairs.import_private_key, a 422 naming it) and in the
+# description, not a maxLength: a schema-violating string of 16,385 characters or more, in
+# JSON's escapes, may pass the 64 KiB body limit and be a 413 instead of the 422 a client
+# reading maxLength would expect.
 PRIVATE_KEY: dict[str, Any] = {
-    "validate": validate.Length(1, keypairs.MAX_IMPORT_CHARS),
+    "validate": validate.Length(min=1),
     "metadata": {
         "format": rules.PRIVATE_KEY_FORMAT,
         "description": "Import this private key instead of generating one: unencrypted PEM "
         "(PKCS#8 or the traditional form) or a private JWK as JSON text, of the type alg "
-        "names (Ed25519; EC P-256; RSA of 2048 to 8192 bits). Needs a key-pair alg; with "
-        "alg absent on creation, give alg too. Never returned.",
+        f"names (Ed25519; EC P-256; RSA of 2048 to 8192 bits), at most "
+        f"{keypairs.MAX_IMPORT_CHARS:,} characters. Needs a key-pair alg; with alg absent "
+        "on creation, give alg too. Never returned.",
     },
 }
 NAME = rules.text(
