@@ -46,9 +46,9 @@ from tenantauth.storage.key_policy_rows import KeyPolicyRows
 from tenantauth.storage.resource_server_rows import ResourceServerRows
 from tenantauth.storage.revocation_rows import RevocationRows
 from tenantauth.storage.rows import (
-    key_params,
     key_record_from_row,
     read_snapshot_page,
+    replace_keys,
     state_from_row,
     tenant_params,
     tenant_with_keys_from_row,
@@ -75,8 +75,6 @@ DECLARE_MEMORY = DIALECT.sql(rows.DECLARE_MEMORY)
 INSERT_TENANT = DIALECT.sql(rows.INSERT_TENANT)
 UPDATE_TENANT = DIALECT.sql(rows.UPDATE_TENANT)
 LOAD_STATE = DIALECT.sql(rows.LOAD_STATE)
-DELETE_KEYS = DIALECT.sql(rows.DELETE_KEYS)
-INSERT_KEY = DIALECT.sql(rows.INSERT_KEY)
 LOAD_SUBJECTS = DIALECT.sql(rows.LOAD_SUBJECTS)
 LOAD_JTIS = DIALECT.sql(rows.LOAD_JTIS)
 PAGE_STATEMENTS = (
@@ -154,10 +152,7 @@ class PostgresTx:
         self, tenant_id: str, keys: tuple[TenantKey, ...], created_at: datetime
     ) -> None:
         """See ``Tx.replace_keys``."""
-        self._conn.execute(DELETE_KEYS, (tenant_id,))
-        written = created_at.isoformat() if DIALECT.iso_times else created_at
-        for key in keys:
-            self._conn.execute(INSERT_KEY, key_params(tenant_id, key, written))
+        replace_keys(self._conn.execute, DIALECT, tenant_id, keys, created_at)
 
 
 #: The psycopg exception of a wait that ran out of time (``Connection.wait``'s ``timeout``).

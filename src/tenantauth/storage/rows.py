@@ -17,6 +17,7 @@ from tenantauth.domain.models import (
     VerificationState,
     decode_keys,
 )
+from tenantauth.storage.accounts import Dialect
 
 TENANT_COLUMNS = (
     "id, name, status, key_version, generation, access_token_ttl, max_token_ttl, "
@@ -228,3 +229,18 @@ INSERT_KEY = (
     "(tenant_id, key_name, alg, secret_key_id, secret_blob, state, at, created_at) "
     "VALUES ({}, {}, {}, {}, {}, {}, {}, {})"
 )
+
+
+def replace_keys(
+    execute: Callable[[str, tuple[Any, ...]], Any],
+    dialect: Dialect,
+    tenant_id: str,
+    keys: tuple[TenantKey, ...],
+    created_at: datetime,
+) -> None:
+    """``Tx.replace_keys`` on an adapter's ``execute``: delete the tenant's other keys, then
+    insert ``keys`` (the caller holds the tenant's row lock, ``apply_change``)."""
+    execute(dialect.sql(DELETE_KEYS), (tenant_id,))
+    written = created_at.isoformat() if dialect.iso_times else created_at
+    for key in keys:
+        execute(dialect.sql(INSERT_KEY), key_params(tenant_id, key, written))
