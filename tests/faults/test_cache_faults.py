@@ -134,7 +134,8 @@ def test_s5_redis_restarts_empty_under_load(
         private_redis.stop()
         private_redis.start()
         up = time.monotonic()
-        recovered = _s5_recovered(server, private_redis, tenants, warmings)
+        refilled = _all_cached(private_redis, tenants)
+        recovered = _recovered(server, private_redis, refilled, warmings, "s5")
         m.recover_s = None if recovered is None else time.monotonic() - up
         time.sleep(2.0)
         records = load.stop()
@@ -155,18 +156,21 @@ def test_s5_redis_restarts_empty_under_load(
     assert _same_workers(server)
 
 
-def _s5_recovered(
-    server: Server, redis: PrivateRedis, tenants: list[str], warmings: float
-) -> float | None:
-    """Seconds until the servers recovered from the restart (None: not in RECOVER_SECONDS):
-    every tenant's entry is back in Redis, or — when the workers answer from memory, which
-    they warmed again after the registration the restart forced, so that the load's tenants
-    may never miss again — every worker warmed again and a tenant created after that is
-    written to Redis by its first verifications."""
-    began = time.monotonic()
+def _all_cached(redis: PrivateRedis, tenants: list[str]) -> Callable[[], bool]:
+    """A check: every one of ``tenants`` has an entry in ``redis``."""
+    return lambda: all(redis.exists(_entry(t)) for t in tenants)
 
-    def refilled() -> bool:
-        return all(redis.exists(_entry(t)) for t in tenants)
+
+def _recovered(
+    server: Server, redis: PrivateRedis, refilled: Callable[[], bool], warmings: float, tag: str
+) -> float | None:
+    """Seconds until the servers recovered from a restart or restore of Redis (None: not in
+    RECOVER_SECONDS): ``refilled`` (the load's tenants have current entries in Redis again), or
+    — when the workers answer from memory, which they warmed again from PostgreSQL after the
+    registration the restart forced, so that the load's tenants may never miss again — every
+    worker warmed again and a tenant created after that (``<tag>probe``) is verified and
+    written to the new Redis by its first verifications."""
+    began = time.monotonic()
 
     def rewarmed() -> bool:
         return metric(server, WARMINGS) - warmings >= len(server.pids)
@@ -175,9 +179,10 @@ def _s5_recovered(
         return None
     if not refilled():
         admin = Admin(server.port)
-        admin.create_tenant("s5probe")
-        probe = Shot("probe", admin.issue("s5probe"))
-        if wait_for(lambda: _probe(server, probe) and redis.exists(_entry("s5probe")), 10) is None:
+        probe_id = f"{tag}probe"
+        admin.create_tenant(probe_id)
+        probe = Shot("probe", admin.issue(probe_id))
+        if wait_for(lambda: _probe(server, probe) and redis.exists(_entry(probe_id)), 10) is None:
             return None
     return time.monotonic() - began
 
@@ -216,12 +221,16 @@ class _Snapshot6:
         redis.start(rdb=self.rdb)
         return time.monotonic()
 
-    def refilled(self, redis: PrivateRedis) -> bool:
-        """Both tenants' entries were rewritten since the restore (the servers refilled them
-        from PostgreSQL instead of trusting the snapshot's)."""
-        with redis.client() as client:
-            now = {t: client.get(_entry(t)) for t in (self.a, self.b)}
-        return all(now[t] is not None and now[t] != self.stale[t] for t in now)
+    def refilled_check(self, redis: PrivateRedis) -> Callable[[], bool]:
+        """A check: both tenants' entries were rewritten since the restore (the servers
+        refilled them from PostgreSQL instead of trusting the snapshot's)."""
+
+        def refilled() -> bool:
+            with redis.client() as client:
+                now = {t: client.get(_entry(t)) for t in (self.a, self.b)}
+            return all(now[t] is not None and now[t] != self.stale[t] for t in now)
+
+        return refilled
 
 
 def _snapshot_holds_stale_entries(rdb: Path, tmp_path: Path, tenants: dict[str, bytes]) -> bool:
@@ -263,7 +272,8 @@ def _check_s6(server: Server, snap: _Snapshot6, m: ScenarioMetrics, restored: bo
     assert m.wrong_rejects == 0 and m.errors_5xx == 0 and m.conn_errors == 0, answers
     for shot in snap.shots:
         assert set(answers[shot.label]) >= set(server.pids), f"{shot.label}: not every worker"
-    assert m.recover_s is not None, "the servers never replaced the snapshot's entries"
+    recovered = m.recover_s is not None
+    assert recovered, "the servers neither replaced the snapshot's entries nor warmed again"
     assert _same_workers(server)
 
 
@@ -277,10 +287,12 @@ def test_s6_redis_restored_from_pre_rotation_snapshot(
     snap = _Snapshot6(server, private_redis, tmp_path, "q")
     m = ScenarioMetrics("S6 redis restored from pre-rotation snapshot")
     restored = _snapshot_holds_stale_entries(snap.rdb, tmp_path, snap.stale)
+    warmings = metric(server, WARMINGS)
     up = snap.restore(private_redis)
     records = _probe_every_worker(server, snap, seconds=2.5)
-    m.recover_s = wait_for(lambda: snap.refilled(private_redis), RECOVER_SECONDS)
-    m.recover_s = None if m.recover_s is None else time.monotonic() - up
+    check = snap.refilled_check(private_redis)
+    refilled = _recovered(server, private_redis, check, warmings, "s6q")
+    m.recover_s = None if refilled is None else time.monotonic() - up
     m.add(records, valid={s.label for s in snap.accepted}, revoked={s.label for s in snap.rejected})
     fault_metrics(m)
     _check_s6(server, snap, m, restored)
@@ -298,8 +310,10 @@ def test_s6_redis_restored_from_pre_rotation_snapshot_under_load(
     shots = snap.shots
     with Load(server.port, lambda rng: rng.choice(shots), connections=12, rate=400) as load:
         time.sleep(1.0)
+        warmings = metric(server, WARMINGS)
         up = snap.restore(private_redis)
-        refilled = wait_for(lambda: snap.refilled(private_redis), RECOVER_SECONDS)
+        check = snap.refilled_check(private_redis)
+        refilled = _recovered(server, private_redis, check, warmings, "s6l")
         m.recover_s = None if refilled is None else time.monotonic() - up
         time.sleep(2.5)  # past the 1 s circuit breaker: the servers read the restored Redis
         records = load.stop()
