@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -482,10 +484,41 @@ def dead_storage_app(backend: Backend, tmp_path: Path, clock: FixedClock) -> Ite
     app.extensions["tenantauth"]["services"].close()
 
 
-@pytest.fixture
-def spec(client: FlaskClient) -> dict[str, Any]:
-    """The served OpenAPI document."""
-    return assert_json(client.get("/openapi.json"), 200)  # type: ignore[no-any-return]
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The served OpenAPI document, read once per module: it depends on the settings, which
+    every app here shares, not on the backend or the data (test_document_is_the_same_on_
+    every_backend). Building it is most of an app's start-up (api/docs.py, ``spec``)."""
+    yield from _served_spec(tmp_path_factory.mktemp("spec"), None)
+
+
+def _served_spec(state: Path, redis_url: str | None) -> Iterator[dict[str, Any]]:
+    """The document an app on SQLite (with Redis at ``redis_url``, if any) serves."""
+    backend = Backend("sqlite", f"sqlite:///{state / 'tenantauth.db'}", redis_url)
+    app = create_app(make_settings(backend, state))
+    try:
+        yield assert_json(app.test_client().get("/openapi.json"), 200)
+    finally:
+        app.extensions["tenantauth"]["services"].close()
+
+
+def test_document_is_the_same_on_every_backend(client: FlaskClient, spec: dict[str, Any]) -> None:
+    """Each backend's app serves the document the module's ``spec`` holds."""
+    assert assert_json(client.get("/openapi.json"), 200) == spec
+
+
+def test_concurrent_first_reads_get_the_whole_document(app: Flask, spec: dict[str, Any]) -> None:
+    """The document is built on first read (api/docs.py): eight threads reading it at once
+    on a fresh app each get all of it, once (no operation missing, none registered twice)."""
+    barrier = threading.Barrier(8)
+
+    def read() -> Any:
+        barrier.wait()
+        return assert_json(app.test_client().get("/openapi.json"), 200)
+
+    with ThreadPoolExecutor(8) as pool:
+        documents = list(pool.map(lambda _: read(), range(8)))
+    assert all(document == spec for document in documents)
 
 
 def _documented(spec: dict[str, Any], method: str, path: str) -> set[int]:
