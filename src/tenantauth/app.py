@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import redis
@@ -223,6 +224,9 @@ def build_services(
             else None
         ),
         memory=MemoryPolicy() if verify_memory and settings.redis_url else None,
+        # The tenants warmed into memory live as long as the worker: out of the collector's
+        # full passes, which otherwise stalled a worker 150-280 ms at 100,000 tenants.
+        retain=gc.freeze,
     )
 
 

@@ -115,6 +115,7 @@ class Worker:
         memory_class: type[VerifyMemory] = VerifyMemory,
         max_revocations: int = 10_000,
         warm: bool = False,
+        retain: Any = None,
         **policy_fields: Any,
     ) -> None:
         """Build it; the listener starts at the first verification. Memory is filled one
@@ -136,6 +137,7 @@ class Worker:
             svc.caching,
             tokens=svc.tokens,
             memory=(self.memory, self.listener, policy),
+            retain=retain,
         )
         self.verifier = TokenVerifier(keys, svc.tokens, svc.clock)
 

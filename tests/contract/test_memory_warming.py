@@ -70,8 +70,9 @@ def test_a_registered_worker_holds_every_tenant_and_their_revocations(
     pg_services: Services, leases: Any
 ) -> None:
     """Five tenants, pages of two: the active and suspended ones are held, the deleted one
-    is not; what memory answers matches the exact path (a revoked subject, a revoked jti, a
-    suspended tenant are all refused from memory, with no read of storage)."""
+    is not, and ``retain`` (gc.freeze in a server) runs after each page; what memory
+    answers matches the exact path (a revoked subject, a revoked jti, a suspended tenant are
+    all refused from memory, with no read of storage)."""
     svc = writer(pg_services, leases, frozenset())
     for name in ("t1", "t2", "t3", "t4", "t5"):
         tenants.create_tenant(svc, name, name.upper())
@@ -82,12 +83,18 @@ def test_a_registered_worker_holds_every_tenant_and_their_revocations(
     tenants.update_tenant(svc, "t4", TenantChanges(status=TenantStatus.SUSPENDED))
     tenants.delete_tenant(svc, "t5")
     pages = PausingPages(svc.storage)
-    worker = Worker(svc, leases, frozenset(), storage=pages, warm=True, warm_page=2)
+    retained: list[int] = []  # memory's size at each call of ``retain``
+
+    def retain() -> None:
+        retained.append(worker.memory.size())
+
+    worker = Worker(svc, leases, frozenset(), storage=pages, warm=True, warm_page=2, retain=retain)
     try:
         _start(worker, tokens["t1"])
         _join_warming()
         assert worker.memory.size() == 4
         assert pages.pages == 3  # two full pages, then the one that ends the scan
+        assert retained == [2, 4], "retain is called after each page is in memory"
         assert worker.memory.get("t5") is None
         read_before = pages.pages
         assert worker.accepts(tokens["t1"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenantauth.crypto.client_secrets import ClientSecretHasher
@@ -58,13 +59,15 @@ class Services:
         telemetry: Telemetry = NULL_TELEMETRY,
         leases: LeaseRegistry | None = None,
         memory: MemoryPolicy | None = None,
+        retain: Callable[[], None] | None = None,
     ) -> Services:
         """Wire the resolver and verifier around the given adapters and policies.
 
         Client secrets and refresh tokens are hashed with subkeys of the master key, so they
         survive restarts and replicas; the defaults of the optional parts suit tests.
         ``leases`` (production mode) makes every change wait for the workers that verify
-        from memory, if any ever did; ``memory`` makes this process's workers do so.
+        from memory, if any ever did; ``memory`` makes this process's workers do so;
+        ``retain`` is called after each page of tenants warmed into memory (``MemoryWarmer``).
         """
         policy = memory or MemoryPolicy()
         listener = None
@@ -84,6 +87,7 @@ class Services:
             tokens=tokens,
             telemetry=telemetry,
             memory=held,
+            retain=retain,
         )
         verifier = TokenVerifier(keys, tokens, clock, storage.legacy_issuer_until)
         secrets_key, older_secrets = keyring.derive(b"tenantauth/client-secret/v1")

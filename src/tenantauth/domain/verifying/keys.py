@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 
 from tenantauth.crypto import keypairs
 from tenantauth.crypto.envelope import MasterKeyring, SealedSecret, SecretDecryptionError
@@ -69,12 +70,14 @@ class KeyResolver:
         tokens: TokenPolicy | None = None,
         telemetry: Telemetry = NULL_TELEMETRY,
         memory: tuple[VerifyMemory, LeaseListener, MemoryPolicy] | None = None,
+        retain: Callable[[], None] | None = None,
     ) -> None:
         """Wire the resolver; it owns a per-process memo of decrypted keys.
 
         ``tokens`` gives the horizon of revocations worth caching (max lifetime + leeway);
         ``telemetry`` is told how each lookup went; ``memory``, if given, is this worker's
-        memory, the listener that keeps its lease, and their policy.
+        memory, the listener that keeps its lease, and their policy; ``retain`` is the
+        warmer's (``MemoryWarmer``).
         """
         self._storage = storage
         self._cache = cache
@@ -101,6 +104,7 @@ class KeyResolver:
                 self._horizons,
                 self._with_key,
                 telemetry=telemetry,
+                retain=retain,
             )
             if memory and memory[2].warm
             else None

@@ -53,7 +53,10 @@ class MemoryWarmer:
 
     ``horizons`` returns the (revoked_since, expiring_after) bounds of the revocations worth
     holding now; ``prepare`` turns a snapshot into what memory holds (the resolver opens the
-    tenant's key there, so that verifying from memory never decrypts).
+    tenant's key there, so that verifying from memory never decrypts); ``retain`` is called
+    after each page is in memory: what warming made will live about as long as the worker,
+    and the composition root passes ``gc.freeze`` so that the collector's full passes never
+    scan it again (docs/design.md, "Garbage collection").
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class MemoryWarmer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         telemetry: Telemetry = NULL_TELEMETRY,
+        retain: Callable[[], None] | None = None,
     ) -> None:
         """Wire the warmer; nothing runs until ``ensure``; ``telemetry`` is told of each
         warming that finished."""
@@ -76,6 +80,7 @@ class MemoryWarmer:
         self._prepare = prepare
         self._sleep = sleep
         self._telemetry = telemetry
+        self._retain = retain
         self._lock = threading.Lock()
         self._epoch = -1  # the registration epoch last warmed, or being warmed
 
@@ -118,6 +123,8 @@ class MemoryWarmer:
                 if snapshot is not None and self._memory.offer(ticket, self._prepare(snapshot)):
                     inserted += 1
             after, pages = page[-1][0].tenant_id, pages + 1
+            if self._retain is not None:
+                self._retain()
             self._sleep(self._policy.warm_pause)  # leave the cores to verification meanwhile
         seconds = time.monotonic() - started
         log.info("memory warmed: %d tenants in %.1f s (%d pages)", inserted, seconds, pages)
