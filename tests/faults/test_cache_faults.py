@@ -533,10 +533,11 @@ def test_s11_flood_of_unknown_tenant_ids(
 
     The legitimate p99 is measured quiet, under the flood and under a *control* flood of the
     same rate of bad-signature tokens of the real tenant (the cheapest request that still
-    fails), and reported, not asserted: speed is the benchmark's to judge (``make bench``'s
-    flood row holds issue 14's bound, p99 under the flood at most 2x the quiet one). On this
-    2-core machine the load generators and 3 workers share the CPU, and a busy host moved
-    these few-millisecond figures past the bound while every answer stayed right."""
+    fails), and reported, not asserted: speed is the benchmark's to judge (``make
+    bench-scale``'s flood row holds issue 14's bound, p99 under the flood at most 2x the
+    quiet one). On this 2-core machine the load generators and 3 workers share the CPU, and
+    a busy host moved these few-millisecond figures past the bound while every answer
+    stayed right."""
     server = start_fault_server(**COUNT_LOADS)
     (token,) = _tenant(Admin(server.port), "s11real", "alice")
     forged = token.rsplit(".", 1)[0] + "." + base64.urlsafe_b64encode(bytes(32)).decode()[:43]
