@@ -136,7 +136,7 @@ def test_s5_redis_restarts_empty_under_load(
         up = time.monotonic()
         refilled = _all_cached(private_redis, tenants)
         recovered = _recovered(server, private_redis, refilled, warmings, "s5")
-        m.recover_s = None if recovered is None else time.monotonic() - up
+        m.recover_s = time.monotonic() - up if recovered else None
         time.sleep(2.0)
         records = load.stop()
     rewarmed = metric(server, WARMED_TENANTS) - warmed
@@ -163,28 +163,28 @@ def _all_cached(redis: PrivateRedis, tenants: list[str]) -> Callable[[], bool]:
 
 def _recovered(
     server: Server, redis: PrivateRedis, refilled: Callable[[], bool], warmings: float, tag: str
-) -> float | None:
-    """Seconds until the servers recovered from a restart or restore of Redis (None: not in
-    RECOVER_SECONDS): ``refilled`` (the load's tenants have current entries in Redis again), or
-    — when the workers answer from memory, which they warmed again from PostgreSQL after the
-    registration the restart forced, so that the load's tenants may never miss again — every
-    worker warmed again and a tenant created after that (``<tag>probe``) is verified and
-    written to the new Redis by its first verifications."""
-    began = time.monotonic()
+) -> bool:
+    """Wait until the servers recovered from a restart or restore of Redis; return whether
+    they did within RECOVER_SECONDS (the caller times it). Recovered: ``refilled`` (the load's
+    tenants have current entries in Redis again), or — when the workers answer from memory,
+    which they warmed again from PostgreSQL after the registration the restart forced, so
+    that the load's tenants may never miss again — every worker warmed again and a tenant
+    created after that (``<tag>probe``) is verified and written to the new Redis by its
+    first verifications."""
 
     def rewarmed() -> bool:
         return metric(server, WARMINGS) - warmings >= len(server.pids)
 
     if wait_for(lambda: refilled() or rewarmed(), RECOVER_SECONDS) is None:
-        return None
-    if not refilled():
-        admin = Admin(server.port)
-        probe_id = f"{tag}probe"
-        admin.create_tenant(probe_id)
-        probe = Shot("probe", admin.issue(probe_id))
-        if wait_for(lambda: _probe(server, probe) and redis.exists(_entry(probe_id)), 10) is None:
-            return None
-    return time.monotonic() - began
+        return False
+    if refilled():
+        return True
+    admin = Admin(server.port)
+    probe_id = f"{tag}probe"
+    admin.create_tenant(probe_id)
+    probe = Shot("probe", admin.issue(probe_id))
+    cached = wait_for(lambda: _probe(server, probe) and redis.exists(_entry(probe_id)), 10)
+    return cached is not None
 
 
 # --------------------------------------------------------------------------- scenario 6
@@ -272,8 +272,9 @@ def _check_s6(server: Server, snap: _Snapshot6, m: ScenarioMetrics, restored: bo
     assert m.wrong_rejects == 0 and m.errors_5xx == 0 and m.conn_errors == 0, answers
     for shot in snap.shots:
         assert set(answers[shot.label]) >= set(server.pids), f"{shot.label}: not every worker"
-    recovered = m.recover_s is not None
-    assert recovered, "the servers neither replaced the snapshot's entries nor warmed again"
+    assert m.recover_s is not None, (
+        "the servers neither replaced the snapshot's entries nor warmed again"
+    )
     assert _same_workers(server)
 
 
@@ -291,8 +292,8 @@ def test_s6_redis_restored_from_pre_rotation_snapshot(
     up = snap.restore(private_redis)
     records = _probe_every_worker(server, snap, seconds=2.5)
     check = snap.refilled_check(private_redis)
-    refilled = _recovered(server, private_redis, check, warmings, "s6q")
-    m.recover_s = None if refilled is None else time.monotonic() - up
+    recovered = _recovered(server, private_redis, check, warmings, "s6q")
+    m.recover_s = time.monotonic() - up if recovered else None
     m.add(records, valid={s.label for s in snap.accepted}, revoked={s.label for s in snap.rejected})
     fault_metrics(m)
     _check_s6(server, snap, m, restored)
@@ -313,8 +314,8 @@ def test_s6_redis_restored_from_pre_rotation_snapshot_under_load(
         warmings = metric(server, WARMINGS)
         up = snap.restore(private_redis)
         check = snap.refilled_check(private_redis)
-        refilled = _recovered(server, private_redis, check, warmings, "s6l")
-        m.recover_s = None if refilled is None else time.monotonic() - up
+        recovered = _recovered(server, private_redis, check, warmings, "s6l")
+        m.recover_s = time.monotonic() - up if recovered else None
         time.sleep(2.5)  # past the 1 s circuit breaker: the servers read the restored Redis
         records = load.stop()
     records += _probe_every_worker(server, snap, seconds=0.0)

@@ -489,12 +489,8 @@ def spec(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The served OpenAPI document, read once per module: it depends on the settings, which
     every app here shares, not on the backend or the data (test_document_is_the_same_on_
     every_backend). Building it is most of an app's start-up (api/docs.py, ``spec``)."""
-    yield from _served_spec(tmp_path_factory.mktemp("spec"), None)
-
-
-def _served_spec(state: Path, redis_url: str | None) -> Iterator[dict[str, Any]]:
-    """The document an app on SQLite (with Redis at ``redis_url``, if any) serves."""
-    backend = Backend("sqlite", f"sqlite:///{state / 'tenantauth.db'}", redis_url)
+    state = tmp_path_factory.mktemp("spec")
+    backend = Backend("sqlite", f"sqlite:///{state / 'tenantauth.db'}", None)
     app = create_app(make_settings(backend, state))
     try:
         yield assert_json(app.test_client().get("/openapi.json"), 200)
