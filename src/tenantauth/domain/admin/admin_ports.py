@@ -81,7 +81,8 @@ class AuditRepo(Protocol):
         ...
 
     def append(self, entry: AuditEntry) -> None:
-        """Insert the next entry. Raises ``ConflictError`` if its ``seq`` is taken."""
+        """Insert the next entry. Raises ``ConflictError`` if its ``seq`` is taken; the
+        transaction cannot go on after that (call it last: appenders commit right after)."""
         ...
 
     def search(self, query: AuditQuery, before: int | None, limit: int) -> list[AuditEntry]:
