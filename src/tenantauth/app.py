@@ -21,7 +21,7 @@ from tenantauth.api.admin import (
     tenants,
     users,
 )
-from tenantauth.api.bodies import StrictJSONProvider
+from tenantauth.api.bodies import Blueprint, StrictJSONProvider
 from tenantauth.api.context import EXTENSION
 from tenantauth.api.docs import ProblemApi
 from tenantauth.api.hygiene import RequestGuard
@@ -53,6 +53,36 @@ from tenantauth.storage import MigratableStorage, open_storage
 
 #: Redis key prefix of the admin request counters (the login limiter has its own).
 ADMIN_RATE_PREFIX = "tenantauth:admin-rate:"
+#: ``TENANTAUTH_ROLE`` values that leave out part of the API (``all`` serves everything).
+PUBLIC_ROLE, ADMIN_ROLE = "public", "admin"
+#: Every blueprint, in the order the OpenAPI document lists them.
+_BLUEPRINTS = (
+    health.bp,
+    tenants.bp,
+    users.bp,
+    clients.bp,
+    issue.bp,
+    revocations.bp,
+    verify.bp,
+    oauth.bp,
+    discovery.bp,
+    introspection.bp,
+    admin_keys.bp,
+    resource_servers.bp,
+    audit.bp,
+)
+#: What verifying services and OAuth clients call; everything else but the probes is admin.
+_PUBLIC_BLUEPRINTS = frozenset({verify.bp, oauth.bp, discovery.bp, introspection.bp})
+
+
+def served_blueprints(role: str) -> list[Blueprint]:
+    """Return the blueprints a server of ``role`` (``all``, ``public`` or ``admin``)
+    registers, in the document's order. The probes (``health``) are in every role."""
+    if role == PUBLIC_ROLE:
+        return [bp for bp in _BLUEPRINTS if bp in _PUBLIC_BLUEPRINTS or bp is health.bp]
+    if role == ADMIN_ROLE:
+        return [bp for bp in _BLUEPRINTS if bp not in _PUBLIC_BLUEPRINTS]
+    return list(_BLUEPRINTS)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Flask:
@@ -70,7 +100,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         settings,
         clock=clock,
         telemetry=metrics or NULL_TELEMETRY,
-        verify_memory=settings.verify_memory,
+        # An admin server verifies only the tokens it is asked to revoke: the exact path serves
+        # those, and its workers then hold no lease that every change would wait for.
+        verify_memory=settings.verify_memory and settings.role != ADMIN_ROLE,
     )
     if settings.auto_migrate:
         services.storage.migrate()  # type: ignore[attr-defined]
@@ -96,26 +128,36 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.extensions[EXTENSION] = {"services": services, "settings": settings}
     api = ProblemApi(app)
-    for blueprint in (
-        health.bp,
-        tenants.bp,
-        users.bp,
-        clients.bp,
-        issue.bp,
-        revocations.bp,
-        verify.bp,
-        oauth.bp,
-        discovery.bp,
-        introspection.bp,
-        admin_keys.bp,
-        resource_servers.bp,
-        audit.bp,
-    ):
+    for blueprint in served_blueprints(settings.role):
         api.register_blueprint(blueprint)
     problems.register(app)  # after Api(): ours replace flask-smorest's error handler
     # First of the request hooks: its clock starts before every check, its line is last.
     telemetry = RequestTelemetry(metrics, writer, settings.log_sample_accepted)
     telemetry.install(app)
+    if settings.role != ADMIN_ROLE:
+        _install_lean_paths(app, settings, telemetry)
+    if settings.proxy_hops:
+        # Trust exactly this many proxies: remote_addr (login limits) then names the client,
+        # not the load balancer; more hops than real proxies would let clients spoof it.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.proxy_hops,
+            x_proto=settings.proxy_hops,
+            x_host=settings.proxy_hops,
+        )
+    RequestGuard(
+        admin_limiter=_admin_limiter(settings),
+        max_json_depth=settings.max_json_depth,
+        max_header_fields=MAX_HEADER_FIELDS,
+        max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
+        max_request_line=MAX_REQUEST_LINE_BYTES,
+        gateway_path=verify.GATEWAY_PATH,
+    ).install(app)
+    return app
+
+
+def _install_lean_paths(app: Flask, settings: Settings, telemetry: RequestTelemetry) -> None:
+    """Put the verify and token endpoints' lean paths in front of ``app.wsgi_app``."""
     # The gateway endpoint's and the token endpoint's common requests skip the framework
     # (issue 14): same bytes out, same metrics and log line; inside ProxyFix, so they see the
     # client address too (the token endpoint's failure limiter counts per address).
@@ -138,24 +180,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
         max_request_line=MAX_REQUEST_LINE_BYTES,
     )
-    if settings.proxy_hops:
-        # Trust exactly this many proxies: remote_addr (login limits) then names the client,
-        # not the load balancer; more hops than real proxies would let clients spoof it.
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app,
-            x_for=settings.proxy_hops,
-            x_proto=settings.proxy_hops,
-            x_host=settings.proxy_hops,
-        )
-    RequestGuard(
-        admin_limiter=_admin_limiter(settings),
-        max_json_depth=settings.max_json_depth,
-        max_header_fields=MAX_HEADER_FIELDS,
-        max_header_field_bytes=MAX_HEADER_FIELD_BYTES,
-        max_request_line=MAX_REQUEST_LINE_BYTES,
-        gateway_path=verify.GATEWAY_PATH,
-    ).install(app)
-    return app
 
 
 def build_services(

@@ -358,6 +358,16 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "ROLE",
+        "all",
+        "Which API this server answers: `all`; `public` (verification, the token, JWKS and "
+        "introspection endpoints: what verifying services and OAuth clients call); or `admin` "
+        "(`/v1/admin/*`). Other paths are 404. An `admin` deployment beside `public` ones keeps "
+        "the admin API off the public network, and its changes off the verifying workers' "
+        'interpreters (docs/design.md, "Changes under load wait for the GIL").',
+        _choice("all", "public", "admin"),
+    ),
+    Setting(
         "METRICS_PORT",
         "9464",
         "Port of the Prometheus /metrics endpoint (separate from the API port; 0 turns "
@@ -426,6 +436,7 @@ class Settings:
     log_sample_accepted: float = 1.0
     metrics_port: int = 9464
     verify_memory: bool = True
+    role: str = "all"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -501,6 +512,7 @@ class Settings:
             log_sample_accepted=values["LOG_SAMPLE_ACCEPTED"],
             metrics_port=values["METRICS_PORT"],
             verify_memory=values["VERIFY_MEMORY"] and not embedded,
+            role=values["ROLE"],
         )
 
 

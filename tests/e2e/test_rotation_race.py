@@ -23,18 +23,21 @@ import pytest
 from tests.e2e.harness import (
     Admin,
     Fleet,
+    Launch,
     Record,
     Server,
     Window,
     call,
     combined,
+    production_environ,
     served_by,
     server_errors,
     statuses,
+    wait_ready,
     wait_served,
     window,
 )
-from tests.support import HTTP_SERVER
+from tests.support import ADMIN_TOKEN, HTTP_SERVER
 
 pytestmark = pytest.mark.e2e
 
@@ -146,13 +149,21 @@ def _bystander_unharmed(records: list[Record]) -> None:
     assert set(seen) == {200}, f"another tenant's changes hurt the bystander: {seen}"
 
 
-def _rotation_race(servers: list[Server], tmp_path: Path, alg: str | None = None) -> None:
+def _rotation_race(
+    servers: list[Server],
+    tmp_path: Path,
+    alg: str | None = None,
+    *,
+    through: list[Server] | None = None,
+) -> None:
     """Rotate tenant acme (signing with ``alg``, HS256 by default) while CLIENTS processes
-    verify its current token: ROTATIONS careful cycles (every worker accepted the token before,
-    every worker refused it after), then RAPID_ROTATIONS quick ones, each another chance for a
-    stale cache fill to slip through."""
+    verify its current token on ``servers``: ROTATIONS careful cycles (every worker accepted
+    the token before, every worker refused it after), then RAPID_ROTATIONS quick ones, each
+    another chance for a stale cache fill to slip through. The admin calls go to ``through``
+    (default: ``servers`` themselves), round-robin."""
     begun = time.monotonic()
-    admins = [Admin(s.port) for s in servers]
+    changers = through or servers
+    admins = [Admin(s.port) for s in changers]
     admins[0].create_tenant("acme", alg=alg)
     admins[-1].create_tenant("bystander")
     bystander = admins[0].issue("bystander")
@@ -168,10 +179,10 @@ def _rotation_race(servers: list[Server], tmp_path: Path, alg: str | None = None
             label = f"acme-v{cycle}"  # a token signed with key version `cycle`
             fleet.token(label, old)
             problems += wait_served(servers, label, 200, everywhere=careful)  # warm
-            via = cycle % len(servers)
+            via = cycle % len(changers)
             _, sent, returned = admins[via].rotate("acme")
             took.append((returned - sent) / 1e6)
-            events.append((label, f"rotate #{cycle} via {servers[via].name}", returned))
+            events.append((label, f"rotate #{cycle} via {changers[via].name}", returned))
             old = admins[(via + 1) % len(admins)].issue("acme")
             probe = f"acme-v{cycle + 1}-fresh"
             if careful:
@@ -237,6 +248,28 @@ def test_rotation_revokes_a_key_pair_token_on_every_replica(
     suite's S1-S4): its tokens are held in memory and memoised with the key object that
     checked them, and rotation must still revoke them on every worker of both replicas."""
     _rotation_race(replicas, tmp_path, alg="ES256")
+
+
+@pytest.mark.parametrize("variant", [(None, True)], ids=["memory"], indirect=True)
+def test_rotation_through_an_admin_server_revokes_on_every_public_worker(
+    launch: Launch, tmp_path: Path, pg_url: str, redis_url: str
+) -> None:
+    """TENANTAUTH_ROLE: two public replicas verify from memory; every admin call goes to
+    an admin server beside them, which the public replicas never hear from but through the
+    database and Redis. Once its rotate returns, no public worker accepts the old token."""
+
+    def environ(name: str, role: str) -> dict[str, str]:
+        env = production_environ(pg_url, redis_url, tmp_path / f"{name}.access.log")
+        return {**env, "TENANTAUTH_ROLE": role, "TENANTAUTH_VERIFY_MEMORY": "true"}
+
+    public = [launch(n, environ(n, "public"), ready=False) for n in ("public0", "public1")]
+    admin = launch("admin", environ("admin", "admin"), workers=1, ready=False)
+    for server in [*public, admin]:
+        wait_ready(server)
+    assert call(public[0].port, "GET", "/v1/admin/tenants", token=ADMIN_TOKEN).status == 404
+    assert "public API only" in public[0].stdout.read_text()  # the start-up line says so
+    assert "admin API only" in admin.stdout.read_text()
+    _rotation_race(public, tmp_path, through=[admin])
 
 
 #: A rollover's grace in the race below: long enough to see the old token keep verifying

@@ -238,3 +238,20 @@ def test_ensure_state_writes_only_the_missing_one(tmp_path: Path) -> None:
     made = embedded.ensure_state(tmp_path, admin_token_given=True, master_key_given=False)
     assert made == ["master.key"]
     assert not (tmp_path / "admin.token").exists()
+
+
+# --- the role ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["all", "public", "admin", "ADMIN"])
+def test_role_is_read_case_insensitively(role: str) -> None:
+    """TENANTAUTH_ROLE takes all, public or admin (any case); ``all`` when unset."""
+    assert Settings.from_env(production(ROLE=role)).role == role.lower()
+    assert Settings.from_env(production()).role == "all"
+
+
+def test_an_unknown_role_is_refused_naming_the_choices() -> None:
+    """A misspelt role is a configuration problem that lists what it may be."""
+    (problem,) = problems_of(production(ROLE="verify"))
+    assert "TENANTAUTH_ROLE" in problem
+    assert "all, public, admin" in problem

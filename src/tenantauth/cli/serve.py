@@ -48,7 +48,18 @@ from tenantauth.settings import PREFIX, SETTINGS
     "`make bench` "
     '(docs/design.md, "The HTTP server").',
 )
-def serve(host: str, port: int, workers: int, server_name: str) -> None:
+@click.option(
+    "--role",
+    type=click.Choice(["all", "public", "admin"]),
+    default="all",
+    show_default=True,
+    envvar="TENANTAUTH_ROLE",
+    show_envvar=True,
+    help="Which API to answer: all; public (verify, token, JWKS, introspection); or admin "
+    "(/v1/admin/*). Run admin servers beside public ones to keep the admin API off the "
+    "public network and admin changes off the verifying workers.",
+)
+def serve(host: str, port: int, workers: int, server_name: str, role: str) -> None:
     """Start the HTTP service under granian (or gunicorn, with --server gunicorn).
 
     Embedded mode prints the generated admin token once, on first start. Production mode
@@ -56,6 +67,7 @@ def serve(host: str, port: int, workers: int, server_name: str) -> None:
     """
     if server_name == "granian":
         check_blocking_threads()
+    os.environ[f"{PREFIX}ROLE"] = role  # the workers read their settings from the environment
     settings = load_settings(serving=f"http://{host}:{port}")
     with services(settings) as svc:  # applies migrations first when auto_migrate is on
         pending = svc.storage.pending_migrations()  # type: ignore[attr-defined]
@@ -67,7 +79,8 @@ def serve(host: str, port: int, workers: int, server_name: str) -> None:
     metrics = _metrics_url(metrics_host, settings.metrics_port, api_port=port)
     click.echo(
         f"tenantauth {__version__}: {describe_mode(settings)}; "
-        f"http://{host}:{port} ({workers} {server_name} workers); metrics: {metrics}"
+        f"http://{host}:{port} ({workers} {server_name} workers{_role_note(role)}); "
+        f"metrics: {metrics}"
     )
     argv = server_argv(server_name, host, port, workers)
     # Migrations are applied (or none were pending): the workers must not run them again at
@@ -76,6 +89,11 @@ def serve(host: str, port: int, workers: int, server_name: str) -> None:
     os.environ["TENANTAUTH_AUTO_MIGRATE"] = "false"
     sys.stdout.flush()
     os.execv(sys.executable, argv)  # noqa: S606 - argv is ours; no shell
+
+
+def _role_note(role: str) -> str:
+    """Return what the start-up line says of ``role`` (nothing for ``all``)."""
+    return "" if role == "all" else f", {role} API only"
 
 
 def check_blocking_threads() -> None:
