@@ -73,14 +73,18 @@ class Config:
 
 
 @contextmanager
-def server(cfg: Config, pg_url: str, redis_url: str, mode: str) -> Iterator[Server]:
+def server(
+    cfg: Config, pg_url: str, redis_url: str, mode: str, role: str = "all"
+) -> Iterator[Server]:
     """``tenantauth serve`` in production mode, verifying from memory ``mode`` ("on"/"off"),
-    admin rate limits raised; ready when yielded, stopped after."""
+    answering ``role`` (``TENANTAUTH_ROLE``), admin rate limits raised; ready when yielded,
+    stopped after."""
     env = tenantauth_environ(pg_url, redis_url)
     env["TENANTAUTH_VERIFY_MEMORY"] = MODES[mode]
     env["TENANTAUTH_ADMIN_RATE_LIMIT"] = ADMIN_RATE_LIMIT
     env["TENANTAUTH_ADMIN_IP_RATE_LIMIT"] = ADMIN_RATE_LIMIT
-    started = start_server(cfg.tmp, f"scale-{mode}", env, workers=cfg.workers)
+    env["TENANTAUTH_ROLE"] = role
+    started = start_server(cfg.tmp, f"scale-{mode}-{role}", env, workers=cfg.workers)
     try:
         wait_ready(started, timeout=60)
         yield started
@@ -122,10 +126,35 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
                     result["alternate"] = scale_load.alternate(cfg, srv, scripts)
                 result["flood"] = scale_load.flood(cfg, srv, valid, unknown)
                 result["changes"] = scale_load.changes(cfg, srv, valid, seeded, sent)
+                if mode == "on":  # the production default: changes through an admin server too
+                    urls = (pg_url, redis_url)
+                    result["changes_admin"] = changes_through_admin(
+                        cfg, urls, srv, valid, seeded=seeded, sent=sent
+                    )
                 print(scale_report.one_line(result), flush=True)
                 results.append(result)
             seeded.renew(result["changes"]["touched"])
     return results
+
+
+def changes_through_admin(
+    cfg: Config,
+    urls: tuple[str, str],
+    srv: Server,
+    valid: Path,
+    *,
+    seeded: scale_load.Seeded,
+    sent: list[int],
+) -> dict[str, Any]:
+    """The changes phase again, its admin calls through a ``TENANTAUTH_ROLE=admin`` server
+    (as many workers, the same database and Redis: ``urls``) started beside ``srv``
+    (docs/design.md, "Changes under load wait for the GIL"). The first phase's tokens are
+    renewed first, and wrk's script rewritten, so that every change again revokes a token
+    wrk is sending."""
+    seeded.renew(sent[: 2 * cfg.changes])
+    scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
+    with server(cfg, *urls, "on", role="admin") as admin:
+        return scale_load.changes(cfg, srv, valid, seeded, sent, through=admin)
 
 
 def alternating_scripts(

@@ -333,31 +333,40 @@ def flood(cfg: Config, server: Server, valid: Path, unknown: Path) -> dict[str, 
 
 
 def changes(
-    cfg: Config, server: Server, script: Path, seeded: Seeded, sent: list[int]
+    cfg: Config,
+    server: Server,
+    script: Path,
+    seeded: Seeded,
+    sent: list[int],
+    *,
+    through: Server | None = None,
 ) -> dict[str, Any]:
-    """While ``wrk -t2 -c32`` verifies, ``cfg.changes`` rounds of: suspend, resume and jti
-    revoke tenant a; user revoke, then rotate tenant b (a, b: among ``sent``, the tenants
-    whose tokens wrk is sending). Returns each call's latency (ms) by kind, the admin calls
-    that failed, the verify run's report (its 401s are expected: those tokens were revoked),
-    the load average and the tenants changed (``touched``: their tokens need renewing)."""
+    """While ``wrk -t2 -c32`` verifies on ``server``, ``cfg.changes`` rounds of: suspend,
+    resume and jti revoke tenant a; user revoke, then rotate tenant b (a, b: among ``sent``,
+    the tenants whose tokens wrk is sending), over the admin API of ``through`` (default:
+    ``server`` itself; an admin-role server beside it otherwise). Returns each call's latency
+    (ms) by kind, the admin calls that failed, the verify run's report (its 401s are
+    expected: those tokens were revoked), the changing server's metrics over the calls, the
+    load average and the tenants changed (``touched``: their tokens need renewing)."""
     picks = [sent[i % len(sent)] for i in range(2 * cfg.changes)]
     timings: dict[str, list[float]] = {kind: [] for kind in KINDS}
     failed: list[str] = []
+    changer = through or server
     load = start_wrk(server.port, script, 600)
     time.sleep(1.0)  # wrk's connections open and busy before the first change
-    before = metrics(server)
+    before = metrics(changer)
     try:
         for i in range(cfg.changes):
             a, b = picks[i], picks[cfg.changes + i]
             for kind, method, path, body in _round(seeded, a, b):
-                ms, ok = _admin(server.port, method, path, body)
+                ms, ok = _admin(changer.port, method, path, body)
                 timings[kind].append(ms)
                 if not ok:
                     failed.append(f"{kind} {path}")
             if load.poll() is not None:
                 break
         still_loaded = load.poll() is None
-        moved = delta(before, metrics(server))
+        moved = delta(before, metrics(changer))
     finally:
         verify_run = finish_wrk(load, interrupt=load.poll() is None)
     return {

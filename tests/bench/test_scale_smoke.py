@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 def test_scale_phases_run_and_report(tmp_path: Path) -> None:
     """With memory off and on, verify answers every random token, the flood is ruled out
-    without database reads, every change succeeds, and the doc has a row of each."""
+    without database reads, every change succeeds (memory on, through an admin-role server
+    too), and the doc has a row of each."""
     if shutil.which("wrk") is None:
         pytest.fail("`wrk` not found: `make gateways` installs it (Debian)", pytrace=False)
     cfg = scale.Config(tmp_path, (4,), seconds=1, warm_seconds=1, changes=1, unknown=1_000)
@@ -35,7 +36,11 @@ def test_scale_phases_run_and_report(tmp_path: Path) -> None:
         assert len(r["verify"]["rss_mib"]) == cfg.workers
         assert r["flood"]["metrics"].get("ruled_out", 0) > 0
         assert r["changes"]["admin_failed"] == []
+    admin = results[1]["changes_admin"]  # memory on: the changes again, through an admin server
+    assert admin["admin_failed"] == []
+    assert sum(map(len, admin["timings_ms"].values())) == len(admin["timings_ms"])
     meta = {"date": "today", "machine": scale.machine(), "args": "", "config": vars(cfg)}
     doc = scale_report.document(results, {**meta, "loadavg_end": (0.0, 0.0, 0.0)})
     assert "| 4 | off |" in doc
-    assert "| 4 | on | rotate |" in doc
+    assert "| 4 | on | same server | rotate |" in doc
+    assert "| 4 | on | admin server | rotate |" in doc
