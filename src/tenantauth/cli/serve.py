@@ -50,7 +50,7 @@ from tenantauth.settings import PREFIX, SETTINGS
 )
 @click.option(
     "--role",
-    type=click.Choice(["all", "public", "admin"]),
+    type=click.Choice(["all", "public", "admin"], case_sensitive=False),
     default="all",
     show_default=True,
     envvar="TENANTAUTH_ROLE",
