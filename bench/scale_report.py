@@ -293,7 +293,11 @@ compare memory off and on side by side, not absolutes across runs.
   of, one after another from this process over HTTP (a new connection each, as `call` in
   tests/e2e/harness.py does): suspend, resume and jti revoke (`POST …/tokens/revoke` of the
   token wrk sends) of tenant a; user revoke (`POST …/users/<sub>/revoke` of that token's
-  subject) and rotate of tenant b; a and b tenants wrk is verifying. The verify run's 401s
+  subject) and rotate of tenant b; a and b tenants wrk is verifying. Before them, under the
+  same load, 2 untimed rounds per worker of the changing server (bench/scale_load.py
+  `warm_up`: a fresh process's first admin calls pay one-time costs, as its first
+  verifications do before wrk's warm-up; until session 14 they were timed), the tokens they
+  revoked renewed after. The verify run's 401s
   are expected (tokens revoked on purpose) and not errors; "admin non-2xx" counts the changes
   that failed. With {cfg["changes"]} calls, p99 is close to the maximum. The latencies are
   the client's (this process: connect, queue behind wrk's 32 connections, answer); beside
