@@ -115,7 +115,7 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
         # database, after which every change publishes an invalidation.
         for mode in MODES:
             # The previous mode's changes revoked some tokens: every mode starts with all valid.
-            scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
+            all_valid(cfg, seeded, sent, valid)
             warmed = scale_load.prefill(seeded, sent) if cfg.prefill else None
             with server(cfg, pg_url, redis_url, mode) as srv:
                 result: dict[str, Any] = {"tenants": size, "memory": mode, "seeding": seeded.how}
@@ -127,34 +127,23 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
                 result["flood"] = scale_load.flood(cfg, srv, valid, unknown)
                 result["changes"] = scale_load.changes(cfg, srv, valid, seeded, sent)
                 if mode == "on":  # the production default: changes through an admin server too
-                    urls = (pg_url, redis_url)
-                    result["changes_admin"] = changes_through_admin(
-                        cfg, urls, srv, valid, seeded=seeded, sent=sent
-                    )
+                    seeded.renew(result["changes"]["touched"])
+                    all_valid(cfg, seeded, sent, valid)
+                    with server(cfg, pg_url, redis_url, mode, role="admin") as admin:
+                        result["changes_admin"] = scale_load.changes(
+                            cfg, srv, valid, seeded, sent, through=admin
+                        )
                 print(scale_report.one_line(result), flush=True)
                 results.append(result)
             seeded.renew(result["changes"]["touched"])
     return results
 
 
-def changes_through_admin(
-    cfg: Config,
-    urls: tuple[str, str],
-    srv: Server,
-    valid: Path,
-    *,
-    seeded: scale_load.Seeded,
-    sent: list[int],
-) -> dict[str, Any]:
-    """The changes phase again, its admin calls through a ``TENANTAUTH_ROLE=admin`` server
-    (as many workers, the same database and Redis: ``urls``) started beside ``srv``
-    (docs/design.md, "Changes under load wait for the GIL"). The first phase's tokens are
-    renewed first, and wrk's script rewritten, so that every change again revokes a token
-    wrk is sending."""
-    seeded.renew(sent[: 2 * cfg.changes])
+def all_valid(cfg: Config, seeded: scale_load.Seeded, sent: list[int], valid: Path) -> None:
+    """(Re)write ``valid``, wrk's script, with the current token of every tenant in ``sent``:
+    before each mode, and before the changes through an admin server (docs/design.md,
+    "Changes under load wait for the GIL"), after a phase of changes revoked some."""
     scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
-    with server(cfg, *urls, "on", role="admin") as admin:
-        return scale_load.changes(cfg, srv, valid, seeded, sent, through=admin)
 
 
 def alternating_scripts(

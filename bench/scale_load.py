@@ -344,8 +344,8 @@ def changes(
     """While ``wrk -t2 -c32`` verifies on ``server``, after ``warm_up``, ``cfg.changes``
     rounds of: suspend, resume and jti revoke tenant a; user revoke, then rotate tenant b
     (a, b: among ``sent``, the tenants whose tokens wrk is sending), over the admin API of
-    ``through`` (default:
-    ``server`` itself; an admin-role server beside it otherwise). Returns each call's latency
+    ``through`` (default: ``server`` itself; an admin-role server beside it otherwise).
+    Returns each call's latency
     (ms) by kind, the admin calls that failed, the verify run's report (its 401s are
     expected: those tokens were revoked), the changing server's metrics over the calls, the
     load average and the tenants changed (``touched``: their tokens need renewing)."""

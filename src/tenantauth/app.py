@@ -47,6 +47,7 @@ from tenantauth.settings import (
     MAX_HEADER_FIELD_BYTES,
     MAX_HEADER_FIELDS,
     MAX_REQUEST_LINE_BYTES,
+    ROLES,
     Settings,
 )
 from tenantauth.storage import MigratableStorage, open_storage
@@ -54,7 +55,7 @@ from tenantauth.storage import MigratableStorage, open_storage
 #: Redis key prefix of the admin request counters (the login limiter has its own).
 ADMIN_RATE_PREFIX = "tenantauth:admin-rate:"
 #: ``TENANTAUTH_ROLE`` values that leave out part of the API (``all`` serves everything).
-PUBLIC_ROLE, ADMIN_ROLE = "public", "admin"
+_, PUBLIC_ROLE, ADMIN_ROLE = ROLES
 #: Every blueprint, in the order the OpenAPI document lists them.
 _BLUEPRINTS = (
     health.bp,

@@ -137,6 +137,9 @@ def _seconds_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+#: ``TENANTAUTH_ROLE``'s values: the whole API, what verifiers call, ``/v1/admin/*``.
+ROLES = ("all", "public", "admin")
+
 #: The one table of settings: parsing, defaults and the README all come from here.
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -365,7 +368,7 @@ SETTINGS: tuple[Setting, ...] = (
         "(`/v1/admin/*`). Other paths are 404. An `admin` deployment beside `public` ones keeps "
         "the admin API off the public network, and its changes off the verifying workers' "
         'interpreters (docs/design.md, "Changes under load wait for the GIL").',
-        _choice("all", "public", "admin"),
+        _choice(*ROLES),
     ),
     Setting(
         "METRICS_PORT",

@@ -15,7 +15,7 @@ from tenantauth.cli.groups import main
 from tenantauth.domain.ports import Cache
 from tenantauth.domain.readiness import REQUIRED_EVICTION_POLICY, eviction_policy_problem
 from tenantauth.errors import CacheUnavailableError
-from tenantauth.settings import PREFIX, SETTINGS
+from tenantauth.settings import PREFIX, ROLES, SETTINGS
 
 
 @main.command()
@@ -50,7 +50,7 @@ from tenantauth.settings import PREFIX, SETTINGS
 )
 @click.option(
     "--role",
-    type=click.Choice(["all", "public", "admin"], case_sensitive=False),
+    type=click.Choice(ROLES, case_sensitive=False),
     default="all",
     show_default=True,
     envvar="TENANTAUTH_ROLE",

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tenantauth.domain.admin.admin_models import AdminKey, AuditEntry, AuditEvent, AuditQuery
-from tenantauth.errors import ConflictError
 from tenantauth.storage.accounts import Dialect, Rows
 
 KEY_COLUMNS = "id, name, tenant_id, key_hash, created_at, expires_at, revoked_at, last_used_at"
@@ -133,10 +132,7 @@ class AuditRows(Rows):
             entry.entry_hash,
         )
         text = f"INSERT INTO audit_log ({AUDIT_COLUMNS}) VALUES ({', '.join(['{}'] * 10)})"  # noqa: S608
-        try:
-            self._conn.execute(self._d.sql(text), params)
-        except self._d.conflict as exc:
-            raise ConflictError(f"audit entry {entry.seq} already exists") from exc
+        self._insert(text, params, f"audit entry {entry.seq}", savepoint=False)
 
     def search(self, query: AuditQuery, before: int | None, limit: int) -> list[AuditEntry]:
         """Return up to ``limit`` entries matching ``query`` with seq < ``before``, newest
