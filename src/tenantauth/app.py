@@ -41,7 +41,7 @@ from tenantauth.domain.ports import Cache, Clock
 from tenantauth.domain.services import Services
 from tenantauth.domain.telemetry import NULL_TELEMETRY, Telemetry
 from tenantauth.observability import logs
-from tenantauth.observability.http import RequestTelemetry
+from tenantauth.observability.http import RequestTelemetry, request_json
 from tenantauth.observability.metrics import PrometheusTelemetry
 from tenantauth.settings import (
     MAX_HEADER_FIELD_BYTES,
@@ -93,7 +93,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     when ``settings.auto_migrate``. Raises ``ConfigurationError`` listing every bad setting.
     """
     settings = settings or Settings.from_env()
-    writer = logs.configure(settings.log_level, log_format(settings))
+    writer = logs.configure(
+        settings.log_level, log_format(settings), fast_json={"request": request_json}
+    )
     metrics = PrometheusTelemetry() if settings.metrics_port else None
     if metrics is not None:
         writer.on_drop = metrics.log_dropped

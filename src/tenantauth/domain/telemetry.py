@@ -128,7 +128,9 @@ class NullTelemetry:
 NULL_TELEMETRY: Telemetry = NullTelemetry()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each of these 12 fields through
+# object.__setattr__, 1-2 µs more per request; nothing changes one after it is built.
+@dataclass(slots=True)
 class RequestFacts:
     """What one answered HTTP request was, for its metrics and its log line.
 
