@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from tenantauth import errors
 from tenantauth.api.context import EXTENSION
+from tenantauth.crypto.random_ids import REQUEST_IDS
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -152,7 +152,7 @@ def problem_type_uri(issuer: str, code: str) -> str:
 
 
 def request_id() -> str:
-    """Return this request's id: a sane incoming ``X-Request-Id`` or a fresh UUID."""
+    """Return this request's id: a sane incoming ``X-Request-Id`` or a fresh random id."""
     rid: str | None = g.get("request_id")
     if rid is None:
         rid = g.request_id = request_id_from(request.headers.get("X-Request-Id", ""))
@@ -161,8 +161,9 @@ def request_id() -> str:
 
 def request_id_from(incoming: str) -> str:
     """Return the request id for an ``X-Request-Id`` value ("" when absent): the value when it
-    is sane (``REQUEST_ID_RE``), else a fresh UUID (hex). For the Flask and the lean paths."""
-    return incoming if REQUEST_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+    is sane (``REQUEST_ID_RE``), else a fresh random id (32 hex digits, ``RandomIds``). For
+    the Flask and the lean paths."""
+    return incoming if REQUEST_ID_RE.fullmatch(incoming) else REQUEST_IDS.new()
 
 
 def register(app: Flask) -> None:

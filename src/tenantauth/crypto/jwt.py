@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import math
@@ -56,6 +57,18 @@ _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 #: values are multiples of 16 (4 spare bits) or of 4 (2 spare bits).
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
 _HEADER_CACHE_MAX = 4096
+#: A header exactly as we issue it (PyJWT's member order and spelling, no white space): one
+#: match of the decoded bytes gives what ``_parse_header``'s JSON parse and checks give for
+#: them (tests/unit/test_jwt_strict.py), at a third of the cost; any other spelling is parsed.
+_ISSUED_HEADER_RE = re.compile(
+    rb'\{"alg":"('
+    + "|".join(ALGORITHMS).encode("ascii")
+    + rb')","kid":"('
+    + TENANT_ID_RE.pattern.encode("ascii")
+    + rb")(?:\.("
+    + KEY_NAME_RE.pattern.encode("ascii")
+    + rb'))?","typ":"JWT"\}'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +94,32 @@ class VerificationKey:
 
     name: str
     alg: str
-    material: bytes | keypairs.PublicKey
+    material: bytes | keypairs.PublicKey = field(repr=False)
+    #: HS256: an HMAC keyed with ``material`` that has read nothing, copied for each token.
+    _keyed: hmac.HMAC | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        """Key the HMAC once (a frozen dataclass sets it the only way it can)."""
+        material = self.material
+        keyed = None
+        if isinstance(material, bytes):
+            keyed = hmac.new(material, digestmod=hashlib.sha256)
+        object.__setattr__(self, "_keyed", keyed)
+
+    def hs256(self, signing_input: bytes) -> bytes:
+        """Return the HMAC-SHA256 of ``signing_input`` under this HS256 key (RFC 7518 §3.2).
+
+        A copy of the keyed HMAC, not ``hmac.digest``: the one-shot keys a new HMAC on every
+        call and releases the GIL around it, and in a server whose threads queue for the GIL
+        that release hands it to another thread, which the caller then waits out
+        (docs/design.md, "Hot-path calls that release the GIL"). ``update`` releases it only
+        from 2,048 bytes on; our signing inputs are a few hundred. The keyed HMAC is never
+        updated, so threads may copy it at once. Raises ``TypeError`` for a key pair's key."""
+        if self._keyed is None:
+            raise TypeError(f"{self.alg} is not an HMAC key")
+        mac = self._keyed.copy()
+        mac.update(signing_input)
+        return mac.digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +213,7 @@ def check_signature(token: CompactToken, key: VerificationKey) -> None:
         raise InvalidTokenError("alg differs from the key's", RejectReason.SIGNATURE)
     material = key.material
     if isinstance(material, bytes):
-        expected = hmac.digest(material, token.signing_input, "sha256")  # one-shot, in C
-        valid = hmac.compare_digest(expected, token.signature)
+        valid = hmac.compare_digest(key.hs256(token.signing_input), token.signature)
     else:
         valid = keypairs.verify(key.alg, material, token.signing_input, token.signature)
     if not valid:
@@ -248,7 +285,16 @@ def b64url_decode(segment: str) -> bytes:
 
 
 def _parse_header(segment: str) -> tuple[str, str, str]:
-    header = _json_object(b64url_decode(segment), "header")
+    raw = b64url_decode(segment)
+    issued = _ISSUED_HEADER_RE.fullmatch(raw)
+    if issued is not None:
+        tenant_id, key_name, alg = issued.group(2, 3, 1)
+        return tenant_id.decode(), (key_name or b"").decode(), alg.decode()
+    return _parse_header_json(raw)
+
+
+def _parse_header_json(raw: bytes) -> tuple[str, str, str]:
+    header = _json_object(raw, "header")
     if header.keys() != _HEADER_NAMES:
         raise InvalidTokenError("header must hold exactly alg, typ and kid")
     alg = header["alg"]
