@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tenantauth.crypto import jwt as jwt_module
 from tenantauth.crypto.jwt import MAX_TOKEN_LENGTH, b64url_decode
 from tenantauth.domain.models import Tenant, TenantStatus
 from tenantauth.domain.services import Services
@@ -946,3 +947,64 @@ def _rejects(segment: str) -> bool:
     except InvalidTokenError:
         return True
     return False
+
+
+# --------------------------------------------------------------------------- issued headers
+
+
+def _raw_header(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@given(
+    alg=st.sampled_from((*jwt_module.ALGORITHMS, "none", "HS512", "hs256")),
+    tenant=st.from_regex(r"[a-z0-9][a-z0-9-]{0,63}", fullmatch=True),
+    key=st.one_of(st.none(), st.from_regex(r"k0|[a-z2-7]{7,9}", fullmatch=True)),
+    typ=st.sampled_from(("JWT", "jwt", "JOSE")),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_header_as_issued_parses_as_the_json_parser_parses_it(
+    alg: str, tenant: str, key: str | None, typ: str
+) -> None:
+    """The match of a header spelled exactly as we issue it gives the JSON parser's answer:
+    the same parts, or a refusal for the same inputs (a bad alg, tenant id, key name or typ
+    falls through to the parser, which refuses it)."""
+    kid = tenant if key is None else f"{tenant}.{key}"
+    raw = json.dumps({"alg": alg, "kid": kid, "typ": typ}, separators=(",", ":")).encode()
+    segment = _raw_header(raw.decode())
+    try:
+        expected: Any = jwt_module._parse_header_json(raw)
+    except InvalidTokenError:
+        expected = InvalidTokenError
+    try:
+        got: Any = jwt_module._parse_header(segment)
+    except InvalidTokenError:
+        got = InvalidTokenError
+    assert got == expected
+    if expected is not InvalidTokenError:
+        assert jwt_module._ISSUED_HEADER_RE.fullmatch(raw) is not None  # the fast path ran
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"alg": "HS256", "kid": "acme", "typ": "JWT"}',  # spaces
+        '{"kid":"acme","alg":"HS256","typ":"JWT"}',  # another order
+        '{"alg":"HS256","kid":"a\\u0063me","typ":"JWT"}',  # an escape
+        '{"alg":"HS256","kid":"acme","typ":"JWT","x":1}',  # a member more
+        '{"alg":"HS256","kid":"acme","kid":"evil","typ":"JWT"}',  # a duplicate
+    ],
+)
+def test_other_spellings_of_a_header_take_the_json_parser(text: str) -> None:
+    """Anything not spelled as issued is not matched; the parser decides it."""
+    raw = text.encode()
+    assert jwt_module._ISSUED_HEADER_RE.fullmatch(raw) is None
+    try:
+        expected: Any = jwt_module._parse_header_json(raw)
+    except InvalidTokenError:
+        expected = InvalidTokenError
+    try:
+        got: Any = jwt_module._parse_header(_raw_header(text))
+    except InvalidTokenError:
+        got = InvalidTokenError
+    assert got == expected

@@ -3,18 +3,28 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
 import pkgutil
 import sys
+import uuid
 from typing import Any
 from urllib.parse import unquote
 
 import flask_smorest
 import pytest
+from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 import tenantauth.api
-from tenantauth.api.bodies import MAX_NUMBER_LENGTH, Blueprint, BodyParser, strict_loads
+from tenantauth.api.bodies import (
+    MAX_NUMBER_LENGTH,
+    Blueprint,
+    BodyParser,
+    StrictJSONProvider,
+    strict_loads,
+)
 from tenantauth.domain.admin.audit_input import escape
 
 
@@ -95,3 +105,21 @@ def test_every_blueprint_parses_bodies_with_the_strict_parser() -> None:
     assert len(blueprints) >= 10
     assert all(isinstance(bp, Blueprint) for bp in blueprints.values()), blueprints
     assert all(isinstance(bp.ARGUMENTS_PARSER, BodyParser) for bp in blueprints.values())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"active": True, "claims": {"sub": "ünï ☃", "z": 1, "a": [1.5, None, 'x\n"y']}},
+        {"b": {"d": 1, "c": 2}, "a": datetime.datetime(2026, 12, 7, tzinfo=datetime.UTC)},
+        [uuid.UUID(int=1), datetime.date(2026, 12, 7)],
+        "text",
+    ],
+)
+def test_the_providers_dumps_writes_what_flasks_writes(value: Any) -> None:
+    """``StrictJSONProvider.dumps`` (its encoder built once) writes the bytes of Flask's own
+    ``DefaultJSONProvider.dumps``, with or without arguments."""
+    app = Flask(__name__)
+    ours, flasks = StrictJSONProvider(app), DefaultJSONProvider(app)
+    assert ours.dumps(value) == flasks.dumps(value)
+    assert ours.dumps(value, indent=2) == flasks.dumps(value, indent=2)
