@@ -10,7 +10,8 @@ stands in for them here (docs/performance-servers.md, "What ``--server granian``
   hook (after bind, before the workers fork); each worker closes its inherited copy of that
   socket in the app loader (``post_fork``);
 - ``gc.freeze()`` once the app is loaded (``post_worker_init``): in the app loader;
-- leave the lease registry and write the queued log lines at worker exit (``worker_exit``):
+- leave the lease registry, fold the gathered counts into the metrics and write the queued
+  log lines at worker exit (``worker_exit``):
   a multiprocessing finalizer, since granian's workers are ``multiprocessing`` children that
   leave through ``os._exit`` and never run ``atexit``;
 - a dead worker's live gauges (``child_exit``): granian has no such hook; the /metrics server
@@ -48,7 +49,7 @@ from granian.server.mp import MPServer
 from tenantauth import granian_watchdog, settings, worker_boot
 from tenantauth.domain.verifying import leases
 from tenantauth.granian_balance import ConnectionBalancer
-from tenantauth.observability import exposition, logs
+from tenantauth.observability import exposition, logs, tally
 
 APP = "tenantauth.wsgi:app"
 #: gunicorn_conf's graceful_timeout: what a worker gets to finish its requests after SIGTERM
@@ -153,6 +154,7 @@ def stop_on_signal_while_booting() -> None:
 def worker_exit() -> None:
     """In a worker, exiting: what ``gunicorn_conf.worker_exit`` does."""
     leases.stop_all()
+    tally.fold_all()
     logs.flush()
 
 

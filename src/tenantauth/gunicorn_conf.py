@@ -13,7 +13,7 @@ from typing import Any
 
 from tenantauth import settings, worker_boot
 from tenantauth.domain.verifying import leases
-from tenantauth.observability import exposition, logs
+from tenantauth.observability import exposition, logs, tally
 
 worker_class = "gthread"
 # Threads let a worker keep serving while one request waits on a slow dependency.
@@ -133,8 +133,9 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Worker, exiting: leave the lease registry (no change waits out this worker's lease),
-    then write out the request log lines still queued."""
+    then add the counts still gathered to the metrics and write out the queued log lines."""
     leases.stop_all()
+    tally.fold_all()
     logs.flush()
 
 

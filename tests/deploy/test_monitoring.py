@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -324,16 +325,21 @@ def test_every_metric_used_is_served(live: tuple[Server, int]) -> None:
     workers), and the counted verifications are there."""
     server, metrics_port = live
     exercise(server.port)
-    families = scrape(metrics_port)
+    deadline = time.monotonic() + 5  # counts reach /metrics within 0.1 s (tally.py)
+    while True:
+        families = scrape(metrics_port)
+        outcomes = {
+            sample.labels["outcome"]
+            for sample in families["tenantauth_verify"].samples
+            if sample.name == "tenantauth_verify_total" and sample.value > 0
+        }
+        if {"accepted", "rejected"} <= outcomes or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {"accepted", "rejected"} <= outcomes, outcomes
     served = exposed_names({name: family.type for name, family in families.items()})
     missing = {where: names - served for where, names in used_metrics().items() if names - served}
     assert not missing, f"not served by /metrics: {missing}\n{server.output()}"
-    outcomes = {
-        sample.labels["outcome"]
-        for sample in families["tenantauth_verify"].samples
-        if sample.name == "tenantauth_verify_total" and sample.value > 0
-    }
-    assert {"accepted", "rejected"} <= outcomes, outcomes
 
 
 @pytest.mark.postgres

@@ -9,10 +9,10 @@ to a plain dict under one lock instead (well under 1 µs), and a daemon thread f
 gathered into the real values every ``FOLD_INTERVAL``: one update per series, not per request.
 
 What this costs in exactness: a scrape sees a worker's counts up to ``FOLD_INTERVAL`` late;
-the counts of a worker killed with SIGKILL since its last fold are lost (those of a worker
-that exits are folded at exit, ``atexit``). In one process (tests, ``/metrics`` of a
-registry read in process) nothing is late: ``FoldFirst``, registered ahead of every metric,
-folds before the registry is read.
+the counts of a worker killed with SIGKILL since its last fold are lost (a worker that exits
+folds them first: ``fold_all`` in the servers' worker-exit hooks, and at exit). Read in one
+process (tests) nothing is late: ``FoldFirst``, registered ahead of every metric, folds
+before the registry is read.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Tally:
         self._reset()
         ref = weakref.ref(self)  # a process that builds many apps (tests) keeps none alive
         os.register_at_fork(after_in_child=lambda: _reset_if_alive(ref))
-        atexit.register(_fold_if_alive, ref)
+        _LIVE.add(self)
 
     def count(self, child: Any, amount: float = 1.0) -> None:
         """Add ``amount`` to a counter child (``Counter.labels(...)``), folded later."""
@@ -137,7 +137,14 @@ def _reset_if_alive(ref: weakref.ref[Tally]) -> None:
         tally._reset()
 
 
-def _fold_if_alive(ref: weakref.ref[Tally]) -> None:
-    tally = ref()
-    if tally is not None:
+_LIVE: weakref.WeakSet[Tally] = weakref.WeakSet()
+
+
+def fold_all() -> None:
+    """Fold every tally of this process now (a worker exiting: gunicorn's ``worker_exit``,
+    granian's exit finalizer, which runs where ``atexit`` does not; and at exit)."""
+    for tally in list(_LIVE):
         tally.fold()
+
+
+atexit.register(fold_all)
