@@ -50,8 +50,10 @@ def runbook_text() -> str:
 
 
 def rendered() -> list[dict[str, Any]]:
-    """Return the documents the GKE overlay renders."""
-    return render(ROOT / "k8s" / "overlays" / "gke")
+    """Return the documents the GKE overlay's admin-plane variant renders: everything
+    k8s/overlays/gke renders (it builds on it), and the admin Deployment the runbook's
+    variant names."""
+    return render(ROOT / "k8s" / "overlays" / "gke-admin-plane")
 
 
 def secret_names(docs: list[dict[str, Any]]) -> set[str]:
@@ -101,7 +103,7 @@ def test_every_make_target_and_section_exists() -> None:
 
 def test_every_kubernetes_object_named_is_rendered() -> None:
     """Every workload, HPA, Ingress, certificate, container, namespace and Workload Identity
-    subject the runbook names is in the rendered GKE overlay, or a Job it creates from a
+    subject the runbook names is in the rendered GKE overlay (or its admin-plane variant), or a Job it creates from a
     rendered CronJob; every Secret is one it reads."""
     text, docs = runbook_text(), rendered()
     objects = {(d["kind"], d["metadata"]["name"]) for d in docs}
