@@ -130,3 +130,19 @@ def test_fold_all_folds_every_tally_of_the_process() -> None:
         tally.count(child, 2)
     fold_all()
     assert registry.get_sample_value("c_total") == 4
+
+
+def test_both_servers_fold_at_worker_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """granian's exit finalizer and gunicorn's worker_exit fold what is gathered: granian's
+    workers leave through os._exit, where atexit never runs."""
+    from tenantauth import granian_conf, gunicorn_conf  # noqa: PLC0415 - server modules
+
+    for module in (granian_conf, gunicorn_conf):
+        monkeypatch.setattr(module.leases, "stop_all", lambda: None)
+        monkeypatch.setattr(module.logs, "flush", lambda: None)
+    for exit_hook in (granian_conf.worker_exit, lambda: gunicorn_conf.worker_exit(None, None)):
+        registry = CollectorRegistry()
+        tally = Tally(interval=3600)
+        tally.count(Counter("c", "count", registry=registry), 3)
+        exit_hook()
+        assert registry.get_sample_value("c_total") == 3
