@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from bisect import bisect_left
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -48,15 +48,12 @@ def test_counts_from_many_threads_are_all_folded() -> None:
     tally = Tally()
     child = Counter("c", "count", ("k",), registry=registry).labels("x")
 
-    def add() -> None:
+    def add(_: int) -> None:
         for _ in range(5_000):
             tally.count(child)
 
-    threads = [threading.Thread(target=add) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add, range(8)))
     tally.fold()
     assert registry.get_sample_value("c_total", {"k": "x"}) == 40_000
 
