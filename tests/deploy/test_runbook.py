@@ -103,8 +103,8 @@ def test_every_make_target_and_section_exists() -> None:
 
 def test_every_kubernetes_object_named_is_rendered() -> None:
     """Every workload, HPA, Ingress, certificate, container, namespace and Workload Identity
-    subject the runbook names is in the rendered GKE overlay (or its admin-plane variant), or a Job it creates from a
-    rendered CronJob; every Secret is one it reads."""
+    subject the runbook names is in the rendered GKE overlay (or its admin-plane variant),
+    or a Job it creates from a rendered CronJob; every Secret is one it reads."""
     text, docs = runbook_text(), rendered()
     objects = {(d["kind"], d["metadata"]["name"]) for d in docs}
     made = set(JOB_FROM_CRONJOB.findall(text))
