@@ -93,9 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     when ``settings.auto_migrate``. Raises ``ConfigurationError`` listing every bad setting.
     """
     settings = settings or Settings.from_env()
-    writer = logs.configure(
-        settings.log_level, log_format(settings), fast_json={"request": request_json}
-    )
+    writer = logs.configure(settings.log_level, log_format(settings), fast_json=request_json)
     metrics = PrometheusTelemetry() if settings.metrics_port else None
     if metrics is not None:
         writer.on_drop = metrics.log_dropped

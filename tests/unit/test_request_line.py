@@ -101,7 +101,7 @@ def test_other_shapes_are_left_to_the_generic_encoder(event: dict[str, Any]) -> 
 def test_the_json_renderer_uses_it_and_writes_the_same_line() -> None:
     """Through ``logs.renderer``: with the fast path and without, the same line; a standard
     logging record named "request" still takes the generic path."""
-    fast = logs.renderer("json", colors=False, fast_json={"request": http.request_json})
+    fast = logs.renderer("json", colors=False, fast_json=http.request_json)
     plain = logs.renderer("json", colors=False)
     for facts in _facts()[:200]:
         event = http._line(facts)

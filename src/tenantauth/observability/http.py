@@ -173,7 +173,8 @@ def request_json(timestamp: str, event: dict[str, Any]) -> str | None:
     (2.3 µs of ~7 per request on the 2-core machine; docs/design.md, "The cost of metrics
     and request logs (measured)"). Returns None for an event of any other shape or type,
     which the generic encoder then writes."""
-    if tuple(event) not in _SHAPES or event["event"] != "request":
+    keys = tuple(event)
+    if keys not in _SHAPES or event["event"] != "request":
         return None
     status, duration = event["status"], event["duration_ms"]
     if type(status) is not int or type(duration) is not float or not math.isfinite(duration):
@@ -186,7 +187,7 @@ def request_json(timestamp: str, event: dict[str, Any]) -> str | None:
             f'"status": {status}, "duration_ms": {float.__repr__(duration)}, '
             f'"client": {_text(event["client"])}'
         ]
-        parts += [f', "{key}": {_text(event[key])}' for key in tuple(event)[len(_HEAD) :]]
+        parts += [f', "{key}": {_text(event[key])}' for key in keys[len(_HEAD) :]]
     except TypeError:  # a value neither a string nor None
         return None
     parts.append("}")
