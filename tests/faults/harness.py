@@ -178,6 +178,8 @@ class TcpProxy:
     refused/closed connection quickly); ``blackhole()`` accepts and keeps connections but
     forwards nothing in either direction; ``delay(ms)`` sleeps before relaying each chunk;
     ``restore()`` goes back to plain relaying (connections black-holed so far are closed).
+    ``turns`` counts the round trips relayed: each time the target answers after the client
+    last sent (for one client at a time; a request-reply client's waits for its server).
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -196,6 +198,8 @@ class TcpProxy:
         self._threads: list[threading.Thread] = []
         self._closed = threading.Event()
         self.accepted = 0
+        self.turns = 0
+        self._client_spoke = False
 
     def start(self) -> TcpProxy:
         """Start the accept thread."""
@@ -260,8 +264,8 @@ class TcpProxy:
                 _reset(client)
                 continue
             self._track(client, upstream)
-            self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
+            self._spawn(self._pump, client, upstream, False)
+            self._spawn(self._pump, upstream, client, True)
 
     def _track(self, *socks: socket.socket) -> None:
         with self._lock:
@@ -273,7 +277,15 @@ class TcpProxy:
         for sock in socks:
             _reset(sock)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _count_turn(self, answer: bool) -> None:
+        """Note who spoke; an answer after the client spoke ends one round trip. Noted
+        before the bytes are relayed, so an answer cannot overtake the request it answers."""
+        with self._lock:
+            if answer and self._client_spoke:
+                self.turns += 1
+            self._client_spoke = not answer
+
+    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
         try:
             while not self._closed.is_set():
                 if self.mode == CUT:
@@ -289,6 +301,7 @@ class TcpProxy:
                     break
                 if self.delay_ms:
                     time.sleep(self.delay_ms / 1000)
+                self._count_turn(answers)
                 dst.sendall(data)
         except (OSError, ValueError):
             pass

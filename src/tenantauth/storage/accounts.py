@@ -33,6 +33,9 @@ class Dialect:
     #: The expression for ``rows.OTHER_KEYS``: a tenant's ``tenant_keys`` rows aggregated
     #: into ``models.encode_keys`` text (NULL for none), for a query on ``tenants t``.
     other_keys: str = "NULL"
+    #: The rows a cursor's last statement touched (PostgreSQL's pipelined transactions know it
+    #: only once the server has answered: ``postgres.settled_rowcount``).
+    rowcount: Callable[[Any], int] = lambda cur: int(cur.rowcount)
 
     def sql(self, text: str) -> str:
         """Return ``text`` with ``{}`` placeholders in this dialect's style (and
@@ -79,7 +82,7 @@ class Rows:
         return list(self._conn.execute(self._d.sql(text), params).fetchall())
 
     def _count(self, text: str, params: tuple[Any, ...]) -> int:
-        return int(self._conn.execute(self._d.sql(text), params).rowcount)
+        return self._d.rowcount(self._conn.execute(self._d.sql(text), params))
 
     def _insert(
         self, text: str, params: tuple[Any, ...], what: str, *, savepoint: bool = True

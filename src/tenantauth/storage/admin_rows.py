@@ -112,7 +112,8 @@ class AuditRows(Rows):
 
     def append(self, entry: AuditEntry) -> None:
         """Insert the next link. Raises ``ConflictError`` if its ``seq`` is taken (an appender
-        that did not hold the lock); on PostgreSQL the transaction is then aborted.
+        that did not hold the lock); on PostgreSQL the transaction is then aborted, and the
+        error comes when it ends (the insert is pipelined with the COMMIT).
 
         No savepoint, unlike ``_insert``: every appender commits right after this, so a
         transaction that survives the conflict is of no use, and the savepoint's two round

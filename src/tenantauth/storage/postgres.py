@@ -2,7 +2,8 @@
 
 The pool is created closed and opened on first use in each process, so gunicorn workers never
 share sockets inherited across ``fork``. Connections run in autocommit; ``transaction()`` opens
-an explicit transaction, and the hot-path read is a single statement with no BEGIN/COMMIT.
+an explicit transaction in pipeline mode (``pipelined_transaction``), and the hot-path read is
+a single statement with no BEGIN/COMMIT.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import psycopg
 import psycopg.errors
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from tenantauth.domain.models import (
@@ -56,12 +58,24 @@ from tenantauth.storage.rows import (
 
 log = logging.getLogger(__name__)
 
+
+def settled_rowcount(cur: psycopg.Cursor[Any]) -> int:
+    """The rows ``cur``'s last statement touched. In pipeline mode a statement's result comes
+    back only when the pipeline is synced, so this syncs first (one round trip; the statements
+    queued before it run, in order, and the transaction stays open)."""
+    pipeline: psycopg.Pipeline | None = getattr(cur.connection, "open_pipeline", None)
+    if pipeline is not None:
+        pipeline.sync()
+    return cur.rowcount
+
+
 # A failed statement aborts a PostgreSQL transaction: inserts that may conflict run in a
 # savepoint (conn.transaction() nested) so the outer transaction survives the ConflictError.
 DIALECT = Dialect(
     "%s",
     (psycopg.errors.UniqueViolation,),
     lambda conn: conn.transaction(),
+    rowcount=settled_rowcount,
     iso_times=False,
     row_lock=" FOR UPDATE",
     other_keys=rows.other_keys_sql("string_agg", "encode(k.secret_blob, 'hex')"),
@@ -97,11 +111,50 @@ _AUDIT_LOCK = 0x7E7A4A0D
 AUDIT_LOCK_SQL = f"SELECT pg_advisory_xact_lock({_AUDIT_LOCK})"
 
 
+@contextmanager
+def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Run the block as one transaction in pipeline mode (PostgreSQL, libpq "Pipeline Mode").
+
+    A statement is sent when it is executed, but the server is waited for only when a result
+    is read (``fetch*``, ``settled_rowcount``) or at the end. So BEGIN goes out with the first
+    statement whose result is read, and COMMIT with the writes after the last read: a
+    read-then-write transaction waits for the server twice instead of once per statement.
+    Under load each wait is also a wait for the GIL (docs/design.md, "Changes under load").
+    Statements still run one at a time in the order sent, and a read still waits for its own
+    result, so every step that must happen before something outside the transaction (the
+    fence in Redis after the row lock) still does.
+
+    Commits when the block returns; the COMMIT's answer is awaited before this returns.
+    When the block raises, or a queued statement failed (the server then skips the rest,
+    COMMIT included, and its error is raised here), the transaction is rolled back.
+    """
+    try:
+        with conn.pipeline() as pipeline:
+            conn.open_pipeline = pipeline  # type: ignore[attr-defined]  # settled_rowcount's
+            conn.execute(b"BEGIN")
+            yield
+            conn.execute(b"COMMIT")
+    finally:
+        conn.open_pipeline = None  # type: ignore[attr-defined]
+        _roll_back_unless_idle(conn)
+
+
+def _roll_back_unless_idle(conn: psycopg.Connection[Any]) -> None:
+    """Roll back an open (or failed) transaction so the pool gets the connection back clean.
+    A connection too broken for that is left to the pool, which discards it."""
+    if conn.closed or conn.info.transaction_status == pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute(b"ROLLBACK")
+    except psycopg.Error:
+        log.debug("rollback failed; the pool discards the connection", exc_info=True)
+
+
 class PostgresTx:
     """A transaction on one pooled connection."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        """Wrap a connection that is inside ``conn.transaction()``."""
+        """Wrap a connection that is inside ``pipelined_transaction``."""
         self._conn = conn
         self.users = UserRows(conn, DIALECT)
         self.clients = ClientRows(conn, DIALECT)
@@ -121,11 +174,14 @@ class PostgresTx:
         select list — the ``tenant_keys`` aggregate — in its own, older snapshot; a change
         decided on that would lose the other change's keys (two schedule runs both publishing
         a next key: tests/integration/test_rollover_api.py). Every write of ``tenant_keys``
-        holds this lock, so the read after it is the state the change starts from.
+        holds this lock, so the read after it is the state the change starts from. Both go
+        out together (pipeline mode); the server runs the read once it holds the lock.
         """
-        if for_update and self._conn.execute(LOCK_TENANT, (tenant_id,)).fetchone() is None:
+        lock = self._conn.execute(LOCK_TENANT, (tenant_id,)) if for_update else None
+        read = self._conn.execute(SELECT_TENANT, (tenant_id,))
+        if lock is not None and lock.fetchone() is None:
             return None
-        row = self._conn.execute(SELECT_TENANT, (tenant_id,)).fetchone()
+        row = read.fetchone()
         return tenant_with_keys_from_row(row) if row else None
 
     def insert_tenant(self, tenant: Tenant) -> None:
@@ -140,7 +196,7 @@ class PostgresTx:
         """See ``Tx.update_tenant``."""
         params = tenant_params(tenant, iso_times=False)
         cur = self._conn.execute(UPDATE_TENANT, (*params[1:], params[0]))
-        if cur.rowcount != 1:
+        if settled_rowcount(cur) != 1:
             raise NotFoundError(f"tenant {tenant.id!r} does not exist")
 
     def list_tenants(self, after: str | None, limit: int) -> list[Tenant]:
@@ -188,6 +244,8 @@ class BoundedConnection(psycopg.Connection[Any]):
     op_timeout: float = 6.0
     #: When the storage last handed this connection back to the pool (``time.monotonic``).
     returned_at: float | None = None
+    #: The pipeline of the ``pipelined_transaction`` running on this connection, if any.
+    open_pipeline: psycopg.Pipeline | None = None
 
     def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
         """See ``psycopg.Connection.wait``; bounded by ``op_timeout`` when no timeout is given."""
@@ -254,7 +312,7 @@ class PostgresStorage:
     @contextmanager
     def transaction(self) -> Iterator[PostgresTx]:
         """See ``Storage.transaction``."""
-        with self._guard(), self._connection() as conn, conn.transaction():
+        with self._guard(), self._connection() as conn, pipelined_transaction(conn):
             yield PostgresTx(conn)
 
     def load_key_record(self, tenant_id: str) -> KeyRecord | None:
@@ -335,8 +393,9 @@ class PostgresStorage:
     def migrate(self) -> list[int]:
         """Apply pending migrations under an advisory lock; return the versions applied."""
         applied = []
-        with self.transaction() as tx:
-            conn = tx._conn
+        # Not pipelined: a migration file holds several statements, which only the simple
+        # query protocol takes.
+        with self._guard(), self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             conn.execute(CREATE_MIGRATIONS)
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
