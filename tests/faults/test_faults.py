@@ -47,8 +47,8 @@ BASELINE_SECONDS = 1.0
 FAULT_SECONDS = 3.0
 AFTER_SECONDS = 1.5
 RECOVER_SECONDS = 15.0
-#: Tenants verified one by one after a Redis outage heals, one per PROBE_INTERVAL, until one of
-#: them is back in Redis (the cache breaker stays open 1 s after the last error).
+#: Tenants created and verified one by one after a Redis outage heals, one per PROBE_INTERVAL,
+#: until one of them is back in Redis (the cache breaker stays open 1 s after the last error).
 PROBES = 40
 PROBE_INTERVAL = 0.25
 #: Upper bound on any single answer while a dependency misbehaves (reported, loosely checked).
@@ -104,10 +104,25 @@ def _max_gap_ms(records: list[Record], start: int, end: int) -> float:
     return max((b - a) / 1e6 for a, b in itertools.pairwise(marks))
 
 
-def _probe_tenant(admin: Admin, tenant_id: str) -> str:
-    """Create ``tenant_id`` and return a token of it, never verified yet."""
-    admin.create_tenant(tenant_id)
-    return admin.issue(tenant_id)
+def _fresh_probe(port: int, tenant_id: str) -> str | None:
+    """Create ``tenant_id`` now and return a token of it, never verified yet (None if the
+    server could not issue one: the outage may not be over for it yet).
+
+    Created after the heal on purpose: a worker that verifies from memory loads every tenant
+    when it registers again after the outage, and then answers a tenant created before it
+    from memory, never writing to Redis (a probe created before the fault once left S1 with
+    nothing to observe for 15 s). A tenant created after that registration is held by no
+    worker, so its first verification takes the exact path, which fills Redis."""
+    body = {"id": tenant_id, "name": tenant_id}
+    call(port, "POST", "/v1/admin/tenants", token=ADMIN_TOKEN, body=body)
+    reply = call(
+        port,
+        "POST",
+        f"/v1/admin/tenants/{tenant_id}/tokens",
+        token=ADMIN_TOKEN,
+        body={"sub": "probe"},
+    )
+    return str(reply.json()["access_token"]) if reply.status == 201 else None
 
 
 def _redis_outage(
@@ -125,11 +140,12 @@ def _redis_outage(
     from ``heal`` until the servers refill the tenant's entry in Redis (deleted at heal)."""
     admin = Admin(server.port)
     old, new = _rotated_tenant(admin, tenant_id)
-    # Tenants no worker has seen yet: after the heal, each first verification of one takes the
-    # exact path and must write to Redis again, even where workers answer ``tenant_id`` from
-    # memory (its own refill may land before the delete below, and then never again).
-    probes = [f"{tenant_id}-probe-{i}" for i in range(PROBES)]
-    probe_tokens = iter([_probe_tenant(admin, probe) for probe in probes])
+    # Tenants no worker has seen, created after the heal (``_fresh_probe``): each first
+    # verification of one takes the exact path and must write to Redis again, even where
+    # workers answer ``tenant_id`` from memory (its own refill may land before the delete
+    # below, and then never again).
+    probes = iter([f"{tenant_id}-probe-{i}" for i in range(PROBES)])
+    created: list[str] = []
     with Fleet(tmp_path, [server.port], CLIENTS, max_seconds=FLEET_SECONDS, extra_every=2) as f:
         f.token("valid", new)
         f.bystander("revoked", old)
@@ -143,10 +159,13 @@ def _redis_outage(
             client.delete(_entry(tenant_id))
 
         def refilled() -> bool:
-            token = next(probe_tokens, None)
+            probe = next(probes, None)
+            token = _fresh_probe(server.port, probe) if probe is not None else None
+            if probe is not None:
+                created.append(probe)
             if token is not None:
                 call(server.port, "GET", "/v1/verify", token=token, probe="refill")
-            return redis.exists(_entry(tenant_id)) or any(redis.exists(_entry(p)) for p in probes)
+            return redis.exists(_entry(tenant_id)) or any(redis.exists(_entry(p)) for p in created)
 
         metrics.recover_s = wait_for(refilled, RECOVER_SECONDS, interval=PROBE_INTERVAL)
         time.sleep(AFTER_SECONDS)
