@@ -118,8 +118,9 @@ def pipelined_transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
     A statement is sent when it is executed, but the server is waited for only when a result
     is read (``fetch*``, ``settled_rowcount``) or at the end. So BEGIN goes out with the first
     statement whose result is read, and COMMIT with the writes after the last read: a
-    read-then-write transaction waits for the server twice instead of once per statement.
-    Under load each wait is also a wait for the GIL (docs/design.md, "Changes under load").
+    read-then-write transaction waits for the server twice instead of once per statement,
+    which matters where the database is a network hop away (docs/design.md, "Changes under
+    load": what this saves, and why a CPU-saturated worker's changes did not get faster).
     Statements still run one at a time in the order sent, and a read still waits for its own
     result, so every step that must happen before something outside the transaction (the
     fence in Redis after the row lock) still does.
