@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.redis import RedisCache
 from tenantauth.storage import MigratableStorage, open_storage
+from tests.faults.harness import TcpProxy
 
 #: The lease of the memory protocol's contract tests (test_memory_race, test_memory_warming):
 #: short, so that a test waiting one out stays quick.
@@ -27,6 +29,16 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Migratab
     adapter.migrate()
     yield adapter
     adapter.close()
+
+
+@pytest.fixture
+def proxy(pg_url: str) -> Iterator[TcpProxy]:
+    """The fault suite's relay in front of the run's own database (the shared server itself
+    is never touched): it can cut, black-hole or delay the path, and counts round trips."""
+    parts = urlsplit(pg_url)
+    running = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
+    yield running
+    running.close()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,14 +22,6 @@ from tests.faults.harness import TcpProxy
 #: Far beyond the bound under test (1 s statement timeout + 1 s), far below "forever".
 GIVE_UP = 30.0
 RECOVER = 20.0
-
-
-@pytest.fixture
-def proxy(pg_url: str) -> Iterator[TcpProxy]:
-    parts = urlsplit(pg_url)
-    running = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    yield running
-    running.close()
 
 
 def outcome_of(call: object) -> list[object]:

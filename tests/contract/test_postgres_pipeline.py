@@ -11,10 +11,9 @@ idle.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -30,18 +29,14 @@ from tests.faults.harness import TcpProxy
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture
-def proxy(pg_url: str) -> Iterator[TcpProxy]:
-    """The run's database, migrated and holding tenant ``acme``, behind a counting relay."""
+@pytest.fixture(autouse=True)
+def acme(pg_url: str) -> None:
+    """The run's database, migrated and holding tenant ``acme``."""
     storage = PostgresStorage(pg_url)
     storage.migrate()
     with storage.transaction() as tx:
         tx.insert_tenant(tenant("acme"))
     storage.close()
-    parts = urlsplit(pg_url)
-    running = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432).start()
-    yield running
-    running.close()
 
 
 @pytest.fixture
@@ -52,10 +47,10 @@ def conn(proxy: TcpProxy, pg_url: str) -> Iterator[psycopg.Connection[object]]:
         yield connection
 
 
-def round_trips(proxy: TcpProxy, work: object) -> int:
-    """Run ``work()`` (a callable); return how many times it waited for the server."""
+def round_trips(proxy: TcpProxy, work: Callable[[], None]) -> int:
+    """Run ``work``; return how many times it waited for the server."""
     before = proxy.turns
-    work()  # type: ignore[operator]
+    work()
     return proxy.turns - before
 
 

@@ -144,7 +144,6 @@ def _redis_outage(
     # verification of one takes the exact path and must write to Redis again, even where
     # workers answer ``tenant_id`` from memory (its own refill may land before the delete
     # below, and then never again).
-    probes = iter([f"{tenant_id}-probe-{i}" for i in range(PROBES)])
     created: list[str] = []
     with Fleet(tmp_path, [server.port], CLIENTS, max_seconds=FLEET_SECONDS, extra_every=2) as f:
         f.token("valid", new)
@@ -159,12 +158,11 @@ def _redis_outage(
             client.delete(_entry(tenant_id))
 
         def refilled() -> bool:
-            probe = next(probes, None)
-            token = _fresh_probe(server.port, probe) if probe is not None else None
-            if probe is not None:
-                created.append(probe)
-            if token is not None:
-                call(server.port, "GET", "/v1/verify", token=token, probe="refill")
+            if len(created) < PROBES:
+                created.append(f"{tenant_id}-probe-{len(created)}")
+                token = _fresh_probe(server.port, created[-1])
+                if token is not None:
+                    call(server.port, "GET", "/v1/verify", token=token, probe="refill")
             return redis.exists(_entry(tenant_id)) or any(redis.exists(_entry(p)) for p in created)
 
         metrics.recover_s = wait_for(refilled, RECOVER_SECONDS, interval=PROBE_INTERVAL)

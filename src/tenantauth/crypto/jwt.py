@@ -188,11 +188,17 @@ def check_signature(token: CompactToken, key: VerificationKey) -> None:
         raise InvalidTokenError("alg differs from the key's", RejectReason.SIGNATURE)
     material = key.material
     if isinstance(material, bytes):
-        valid = hmac.compare_digest(hs256(material, token.signing_input), token.signature)
+        valid = hs256_matches(material, token)
     else:
         valid = keypairs.verify(key.alg, material, token.signing_input, token.signature)
     if not valid:
         raise InvalidTokenError("bad signature", RejectReason.SIGNATURE)
+
+
+def hs256_matches(key: bytes, token: CompactToken) -> bool:
+    """Return whether ``token``'s signature is the HS256 of its signing input under ``key``,
+    compared in constant time (RFC 7518 §3.2)."""
+    return hmac.compare_digest(hs256(key, token.signing_input), token.signature)
 
 
 def hs256(key: bytes, signing_input: bytes) -> bytes:
