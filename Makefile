@@ -22,7 +22,7 @@ LINT_PATHS := $(wildcard src tests bench clients/python/src)
 # The Python client: its own distribution (clients/python), installed editable beside the server.
 CLIENT := clients/python
 
-.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability bench-leases bench-scale bench-algorithms fmt clean
+.PHONY: help venv run lint services gateways promtool spin validate-deploy test test-faults test-soak bench bench-servers bench-protecting bench-observability bench-leases bench-scale bench-changes bench-algorithms fmt clean
 
 help: ## Show this list of targets
 	@echo "Usage: make <target> [ARGS=...] [PYTEST_ARGS=...]"
@@ -112,6 +112,11 @@ bench-observability: venv services ## What the request log line and metrics cost
 # docs/performance-leases.md.
 bench-leases: venv services ## Change latency, Redis load vs live listeners (bench/lease_scaling.py $(ARGS))
 	$(BIN)/python bench/lease_scaling.py --doc docs/performance-leases.md $(ARGS)
+
+# Issue 14: changes (rotate, suspend, revokes) under verify load through the loaded server and
+# an admin server, beside probes doing no tenantauth work. Writes docs/performance-changes.md.
+bench-changes: venv services gateways ## Change latency under verify load vs the floor (bench/changes.py $(ARGS))
+	set -a; . $(SERVICES_ENV); set +a; $(BIN)/python bench/changes.py $(ARGS)
 
 # Issue 14's scale rows: 100 and --tenants (100,000) tenants seeded in process, memory off and
 # on; verify with random tokens, an unknown-id flood, changes under load. Writes

@@ -220,6 +220,10 @@ Each has a file of its own, written by its own target (this file is rewritten wh
 - docs/performance-scale.md (`make bench-scale`): 100,000 tenants (throughput and worker RSS
   against 100), a flood of unknown-tenant tokens mixed 50/50 with valid ones, and rotate,
   suspend, user revoke and jti revoke latency under full verify load, with memory on and off.
+- docs/performance-changes.md (`make bench-changes`, 2 minutes): those changes under full
+  verify load again, through the loaded server and through an admin server beside it, next to
+  probes that do no tenantauth work (a Redis and a PostgreSQL round trip, `/healthz`,
+  `/readyz`) at the same moments: the floor any request meets on the machine at that load.
 - docs/performance-algorithms.md (`make bench-algorithms`): each signing algorithm (EdDSA,
   ES256, RS256) beside HS256: µs per verify in process (a repeated token, a first-seen one, the
   signature check alone) and req/s over HTTP with one token and with 10,000 in turn.
