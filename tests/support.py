@@ -33,6 +33,19 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdefghijklmnop"
 ISSUER = "https://auth.test"
 
 
+def flush_claimed_db(client: redis.Redis) -> None:
+    """FLUSHDB the run's own claimed DB (what a Redis restart without persistence leaves),
+    keeping the run's claim (``RUN_LOCK``, with its expiry) in the same transaction: a bare
+    FLUSHDB dropped it, and another test run on the machine could then claim the DB and
+    empty it under this one."""
+    lock, ttl = client.get(RUN_LOCK), client.pttl(RUN_LOCK)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.flushdb()
+        if lock is not None:
+            pipe.set(RUN_LOCK, lock, px=ttl if ttl > 0 else None)
+        pipe.execute()
+
+
 def tenant_issuer(tenant_id: str) -> str:
     """The tenant's issuer identifier under ``ISSUER`` (its tokens' ``iss``, issue 15)."""
     return f"{ISSUER}/v1/tenants/{tenant_id}"

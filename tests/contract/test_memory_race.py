@@ -33,6 +33,7 @@ from tenantauth.domain.verifying.memory import VerifyMemory
 from tenantauth.errors import InvalidTokenError
 from tests.contract.conftest import MEMORY_LEASE
 from tests.contract.test_fence_race import in_thread
+from tests.support import flush_claimed_db
 
 LEASE = MEMORY_LEASE
 WAIT = 10.0
@@ -365,7 +366,7 @@ def test_a_lost_registry_is_waited_out(
     try:
         worker.hold("acme", old)
         gated.gate.clear()
-        client.flushdb()  # our own DB: the registry, acks, stream and cache are gone
+        flush_claimed_db(client)  # the registry, acks, stream and cache are gone
         tenants.rotate_tenant(svc, "acme")
         check(skip, worker.accepts(old))
     finally:
