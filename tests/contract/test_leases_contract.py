@@ -9,7 +9,9 @@ import pytest
 import redis
 
 from tenantauth.cache.leases import RedisLeases
+from tenantauth.cache.leases_lua import WAITING
 from tenantauth.domain.models import Invalidation
+from tests.support import RUN_LOCK, flush_claimed_db
 
 LEASE = 0.3
 
@@ -76,7 +78,9 @@ def test_a_lost_registry_is_noticed_and_restarted_with_its_age(
     assert leases.acks(published).settle_seconds == 0
     client = redis.Redis.from_url(redis_url)
     try:
-        client.flushdb()
+        claim = client.get(RUN_LOCK)
+        flush_claimed_db(client)
+        assert claim is not None and client.get(RUN_LOCK) == claim  # still this run's DB
     finally:
         client.close()
     assert not leases.renew("w1", me.incarnation, 1)
@@ -92,3 +96,73 @@ def test_a_young_registry_must_settle(leases: RedisLeases) -> None:
     status = leases.acks(leases.publish("acme"))  # the publish began the registry
     assert status.pending == 0
     assert 0 < status.settle_seconds <= LEASE
+
+
+def test_the_last_acknowledgement_wakes_the_writer(leases: RedisLeases) -> None:
+    """A publication counts the live leases; the writer hears nothing until the last of
+    them has acknowledged, then at once (docs/design.md, "Woken acknowledgements")."""
+    me, other = leases.register("w1"), leases.register("w2")
+    published = leases.publish("acme")
+    assert published.awaited == 2
+    assert leases.renew("w1", me.incarnation, published.seq)
+    assert not leases.wait_acknowledged(published, 0.05)  # w2 has not acknowledged
+    assert leases.renew("w2", other.incarnation, published.seq)
+    assert leases.wait_acknowledged(published, 5.0)
+    assert leases.acks(published).pending == 0
+
+
+def test_a_renewal_without_the_ack_does_not_count_down(leases: RedisLeases) -> None:
+    """A listener renewing before it read the entry (ack unchanged) is still awaited."""
+    me = leases.register("w1")
+    published = leases.publish("acme")
+    assert leases.renew("w1", me.incarnation, me.seq)
+    assert not leases.wait_acknowledged(published, 0.05)
+    assert leases.renew("w1", me.incarnation, published.seq)
+    assert leases.wait_acknowledged(published, 5.0)
+
+
+def test_each_writer_hears_of_its_own_publication_only(leases: RedisLeases) -> None:
+    """Two changes in flight: an ack that reaches the first one wakes its writer, not the
+    second one's; one that reaches both wakes both."""
+    me = leases.register("w1")
+    first, second = leases.publish("acme"), leases.publish("globex")
+    assert leases.renew("w1", me.incarnation, first.seq)
+    assert leases.wait_acknowledged(first, 5.0)
+    assert not leases.wait_acknowledged(second, 0.05)
+    assert leases.renew("w1", me.incarnation, second.seq)
+    assert leases.wait_acknowledged(second, 5.0)
+
+
+def test_an_expired_lease_sends_no_word_and_polls_decide(leases: RedisLeases) -> None:
+    """A counted lease that expires instead of acknowledging never wakes the writer: its
+    wait times out, and the poll (the decision) finds nothing pending."""
+    leases.register("w1")
+    published = leases.publish("acme")
+    assert published.awaited == 1
+    assert not leases.wait_acknowledged(published, LEASE + 0.05)
+    assert leases.acks(published).pending == 0
+
+
+def test_no_live_lease_means_nothing_awaited(leases: RedisLeases) -> None:
+    """With no worker registered a publication awaits no one (the writer does not block)."""
+    assert leases.publish("acme").awaited == 0
+
+
+def test_the_waiting_counts_are_bounded(leases: RedisLeases, redis_url: str) -> None:
+    """A publication's count is forgotten once its writer's poll finds nothing pending,
+    and the counts expire three leases after the last publication (a writer that died
+    waiting leaves nothing for ever)."""
+    me = leases.register("w1")
+    published = leases.publish("acme")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.hexists(WAITING, str(published.seq))
+        assert 0 < client.pttl(WAITING) <= 3 * LEASE * 1000
+        assert leases.renew("w1", me.incarnation, published.seq)
+        assert leases.acks(published).pending == 0
+        assert not client.hexists(WAITING, str(published.seq))
+        leases.publish("globex")  # never acknowledged: its count expires
+        time.sleep(3 * LEASE + 0.05)
+        assert not client.exists(WAITING)
+    finally:
+        client.close()

@@ -57,6 +57,10 @@ class Registry:
         """``pending`` live leases, an old registry."""
         return AckStatus(self.pending, 0.0)
 
+    def wait_acknowledged(self, publication: Publication, seconds: float) -> bool:
+        """No word ever comes."""
+        return False
+
 
 class Declared:
     """Storage stand-in: memory is in use."""
@@ -185,3 +189,64 @@ def test_the_writer_gives_up_on_a_registry_unreachable_for_three_leases() -> Non
     with pytest.raises(UnconfirmedChangeError):
         invalidator.invalidate("acme")
     assert clock[0] >= 3 * LEASE
+
+
+class Woken(Registry):
+    """Publishes to two live leases; records the writer's wait and counts its polls."""
+
+    def __init__(self, word: bool | None) -> None:
+        """``word``: what the wait returns (None: it raises, Redis timing out)."""
+        super().__init__(pending=0)
+        self.word = word
+        self.waits: list[float] = []
+        self.polls = 0
+
+    def publish(self, tenant_id: str) -> Publication:
+        """Two live leases to hear from."""
+        self.published.append(tenant_id)
+        return Publication(len(self.published), "inc", awaited=2)
+
+    def wait_acknowledged(self, publication: Publication, seconds: float) -> bool:
+        """Return ``word`` (or raise)."""
+        self.waits.append(seconds)
+        if self.word is None:
+            raise CacheUnavailableError("timeout")
+        return self.word
+
+    def acks(self, publication: Publication) -> AckStatus:
+        """Pending until the third poll."""
+        self.polls += 1
+        return AckStatus(0 if self.word or self.polls >= 3 else 1, 0.0)
+
+
+def test_the_writer_waits_for_word_of_the_last_ack_then_polls_once() -> None:
+    """Leases to hear from: one blocking wait (up to a lease), then the poll that decides;
+    no millisecond polling in between."""
+    registry = Woken(word=True)
+    slept: list[float] = []
+    invalidator = Invalidator(
+        registry,  # type: ignore[arg-type]
+        Declared(),  # type: ignore[arg-type]
+        lease_seconds=LEASE,
+        sleep=slept.append,
+    )
+    invalidator.invalidate("acme")
+    assert registry.waits == [LEASE]
+    assert registry.polls == 1 and slept == []
+
+
+@pytest.mark.parametrize("word", [False, None], ids=["no word", "wait failed"])
+def test_without_word_the_writer_polls_as_before(word: bool | None) -> None:
+    """The wait timed out (a lease expired instead of acknowledging) or failed: the polls
+    decide, every millisecond, until nothing is pending."""
+    registry = Woken(word=word)
+    slept: list[float] = []
+    invalidator = Invalidator(
+        registry,  # type: ignore[arg-type]
+        Declared(),  # type: ignore[arg-type]
+        lease_seconds=LEASE,
+        sleep=slept.append,
+    )
+    invalidator.invalidate("acme")
+    assert registry.waits == [LEASE]
+    assert registry.polls == 3 and len(slept) == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ import redis.exceptions
 from tenantauth.cache.leases_lua import (
     ACKS,
     DEREGISTER,
+    DONE,
     EXPIRIES,
     PENDING,
     PUBLISH,
@@ -27,6 +29,7 @@ from tenantauth.cache.leases_lua import (
     RENEW,
     SEQ,
     STREAM,
+    WAITING,
 )
 from tenantauth.cache.redis import identify, server_of
 from tenantauth.cache.redis_lua import run_on
@@ -42,6 +45,9 @@ STREAM_LENGTH = 100_000
 FORGET_MS = 60_000
 _KEYS3 = [REGISTRY, EXPIRIES, ACKS]
 _KEYS5 = [REGISTRY, EXPIRIES, ACKS, SEQ, STREAM]
+_RENEW_KEYS = [REGISTRY, EXPIRIES, ACKS, WAITING, DONE]
+_PUBLISH_KEYS = [REGISTRY, EXPIRIES, ACKS, SEQ, STREAM, WAITING, DONE]
+_PENDING_KEYS = [REGISTRY, EXPIRIES, ACKS, WAITING]
 
 
 class RedisLeases:
@@ -60,6 +66,9 @@ class RedisLeases:
         self._reader = redis.Redis.from_url(
             url, socket_timeout=lease_seconds / 4 + timeout, **options
         )
+        # Writers wait for their publication's last acknowledgement up to a lease (one
+        # pooled connection per writer waiting at that moment).
+        self._waiter = redis.Redis.from_url(url, socket_timeout=lease_seconds + timeout, **options)
 
     def register(self, worker_id: str) -> Registration:
         """See ``LeaseRegistry.register``."""
@@ -92,7 +101,7 @@ class RedisLeases:
         def renew_on(conn: Any) -> bool:
             prefix, _ = _incarnation(conn)
             args = [incarnation, prefix, worker_id, applied, self._lease_ms]
-            return bool(run_on(conn, RENEW, _KEYS3, args))
+            return bool(run_on(conn, RENEW, _RENEW_KEYS, args))
 
         return self._call(renew_on)
 
@@ -105,11 +114,29 @@ class RedisLeases:
 
         def publish_on(conn: Any) -> Publication:
             prefix, fresh = _incarnation(conn)
-            args = [prefix, fresh, tenant_id, STREAM_LENGTH]
-            seq, incarnation = run_on(conn, PUBLISH, _KEYS5, args)
-            return Publication(int(seq), incarnation.decode())
+            args = [prefix, fresh, tenant_id, STREAM_LENGTH, self._lease_ms]
+            seq, incarnation, awaited, cursor = run_on(conn, PUBLISH, _PUBLISH_KEYS, args)
+            return Publication(int(seq), incarnation.decode(), int(awaited), cursor.decode())
 
         return self._call(publish_on)
+
+    def wait_acknowledged(self, publication: Publication, seconds: float) -> bool:
+        """See ``LeaseRegistry.wait_acknowledged``."""
+        deadline = time.monotonic() + seconds
+        cursor, wanted = publication.done_cursor, str(publication.seq).encode()
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply: Any = self._waiter.xread(
+                    {DONE: cursor}, count=100, block=max(1, int(left * 1000))
+                )
+            except redis.exceptions.RedisError as exc:
+                raise CacheUnavailableError("the lease registry is unavailable") from exc
+            for _stream, entries in reply or ():
+                for entry_id, fields in entries:
+                    if fields.get(b"s") == wanted:
+                        return True
+                    cursor = entry_id.decode()
+        return False
 
     def acks(self, publication: Publication) -> AckStatus:
         """See ``LeaseRegistry.acks``."""
@@ -117,15 +144,16 @@ class RedisLeases:
         def acks_on(conn: Any) -> AckStatus:
             prefix, fresh = _incarnation(conn)
             args = [publication.incarnation, prefix, fresh, publication.seq, self._lease_ms]
-            pending, settle_ms = run_on(conn, PENDING, _KEYS3, args)
+            pending, settle_ms = run_on(conn, PENDING, _PENDING_KEYS, args)
             return AckStatus(int(pending), int(settle_ms) / 1000)
 
         return self._call(acks_on)
 
     def close(self) -> None:
-        """Disconnect both clients."""
+        """Disconnect the clients."""
         self._client.close()
         self._reader.close()
+        self._waiter.close()
 
     def _call(self, work: Callable[[Any], T]) -> T:
         """Run ``work`` on one pooled connection. Raises ``CacheUnavailableError``."""

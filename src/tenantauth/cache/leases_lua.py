@@ -16,6 +16,11 @@ EXPIRIES = "tenantauth:{lease}:exp"
 ACKS = "tenantauth:{lease}:ack"
 SEQ = "tenantauth:{lease}:seq"
 STREAM = "tenantauth:{lease}:stream"
+#: Publications a writer waits on: seq -> live leases counted at publish that have not
+#: acknowledged it yet. A hint for waking the writer, never what it decides by (``PENDING``).
+WAITING = "tenantauth:{lease}:waiting"
+#: Where the acknowledgement that brought a publication's count to 0 says so: {s = seq}.
+DONE = "tenantauth:{lease}:done"
 
 # Shared by every script. KEYS[1..3] are always registry, expiries, acks.
 _PRELUDE = """
@@ -63,10 +68,12 @@ return {seq, reg, cursor}
 """
 )
 
-# KEYS: registry, expiries, acks. ARGV: incarnation registered under, server prefix, worker,
-# applied seq, lease ms. Extends the lease and records the ack, only if the registry is still
-# that incarnation on this server, the worker is a member and its lease has not expired
-# (a stalled listener must not revive a lease a writer stopped waiting for). 1 if renewed.
+# KEYS: registry, expiries, acks, waiting, done. ARGV: incarnation registered under, server
+# prefix, worker, applied seq, lease ms. Extends the lease and records the ack, only if the
+# registry is still that incarnation on this server, the worker is a member and its lease has
+# not expired (a stalled listener must not revive a lease a writer stopped waiting for).
+# An ack that rises past a waited publication counts it down; the one that brings it to 0
+# tells its writer (``done``). 1 if renewed.
 RENEW = (
     _PRELUDE
     + """
@@ -75,8 +82,20 @@ local reg = redis.call('GET', KEYS[1])
 if reg ~= ARGV[1] or not current(reg, ARGV[2]) then return 0 end
 local expiry = redis.call('ZSCORE', KEYS[2], ARGV[3])
 if not expiry or tonumber(expiry) <= now then return 0 end
+local old = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '-1')
+local applied = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
+if applied > old then
+  local waits = redis.call('HGETALL', KEYS[4])
+  for i = 1, #waits, 2 do
+    local s = tonumber(waits[i])
+    if s > old and s <= applied and redis.call('HINCRBY', KEYS[4], waits[i], -1) <= 0 then
+      redis.call('HDEL', KEYS[4], waits[i])
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 's', waits[i])
+    end
+  end
+end
 return 1
 """
 )
@@ -88,8 +107,12 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: registry, expiries, acks, seq, stream. ARGV: server prefix, fresh incarnation, tenant,
-# stream length kept. Appends the invalidation {s = seq, t = tenant}; returns {seq, incarnation}.
+# KEYS: registry, expiries, acks, seq, stream, waiting, done. ARGV: server prefix, fresh
+# incarnation, tenant, stream length kept, lease ms. Appends the invalidation
+# {s = seq, t = tenant}; counts the live leases, none of which can have acknowledged it yet,
+# as waiting on it. Returns {seq, incarnation, live leases counted, done's last entry id}.
+# The waiting counts are bounded: they expire 3 leases after the last publication (when
+# every writer has stopped waiting), and are dropped whole past 1,000 (writers then poll).
 PUBLISH = (
     _PRELUDE
     + """
@@ -97,15 +120,25 @@ local now = now_ms()
 local reg = ensure_registry(ARGV[1], ARGV[2], now)
 local seq = redis.call('INCR', KEYS[4])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 's', seq, 't', ARGV[3])
-return {seq, reg}
+local live = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
+if redis.call('HLEN', KEYS[6]) >= 1000 then redis.call('DEL', KEYS[6]) end
+if live > 0 then
+  redis.call('HSET', KEYS[6], seq, live)
+  redis.call('PEXPIRE', KEYS[6], 3 * tonumber(ARGV[5]))
+end
+local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
+local cursor = '0-0'
+if #last > 0 then cursor = last[1][1] end
+return {seq, reg, live, cursor}
 """
 )
 
-# KEYS: registry, expiries, acks. ARGV: the publication's incarnation, server prefix, fresh
-# incarnation, the publication's seq, lease ms. Returns {pending, settle ms}: the live leases
-# whose ack is below seq (-1 if the registry is no longer the publication's: no ack can
-# reach seq, and the new registry's age is what counts), and how long until the registry in
-# force is one lease old.
+# KEYS: registry, expiries, acks, waiting. ARGV: the publication's incarnation, server
+# prefix, fresh incarnation, the publication's seq, lease ms. Returns {pending, settle ms}:
+# the live leases whose ack is below seq (-1 if the registry is no longer the publication's:
+# no ack can reach seq, and the new registry's age is what counts), and how long until the
+# registry in force is one lease old. Once none is pending, the publication's waiting count
+# is forgotten (its writer is done with it).
 PENDING = (
     _PRELUDE
     + """
@@ -122,6 +155,7 @@ local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
 for _, w in ipairs(live) do
   if tonumber(redis.call('HGET', KEYS[3], w) or '-1') < seq then pending = pending + 1 end
 end
+if pending == 0 then redis.call('HDEL', KEYS[4], ARGV[4]) end
 return {pending, settle_ms(reg, lease, now)}
 """
 )

@@ -405,10 +405,14 @@ class Invalidation:
 
 @dataclass(frozen=True, slots=True)
 class Publication:
-    """A published invalidation: its ``seq`` and the registry incarnation it was made in."""
+    """A published invalidation: its ``seq`` and the registry incarnation it was made in;
+    ``awaited``, the live leases it was published to (0: no acknowledgement to wait for),
+    and ``done_cursor``, where to look for word of the last one (``wait_acknowledged``)."""
 
     seq: int
     incarnation: str
+    awaited: int = 0
+    done_cursor: str = "0-0"
 
 
 @dataclass(frozen=True, slots=True)

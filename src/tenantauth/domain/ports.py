@@ -472,6 +472,12 @@ class LeaseRegistry(Protocol):
         """Count the live leases whose ack is below ``publication.seq``."""
         ...
 
+    def wait_acknowledged(self, publication: Publication, seconds: float) -> bool:
+        """Block until the last of the ``publication.awaited`` leases has acknowledged it
+        (True) or ``seconds`` have passed (False). A wake-up only: a lease that expired
+        instead never says so, and only ``acks`` tells whether the writer may return."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...

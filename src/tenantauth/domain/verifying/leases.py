@@ -10,6 +10,7 @@ acknowledged it or expired, then waits out a registry younger than one lease.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -32,7 +33,8 @@ from tenantauth.errors import (
 log = logging.getLogger(__name__)
 #: How long the listener waits after a failed call before trying again.
 RETRY_SECONDS = 0.05
-#: The writer polls the acks this often (the protocol's "one poll").
+#: The writer polls the acks this often (the protocol's "one poll") once the wake-up
+#: (``LeaseRegistry.wait_acknowledged``) has come or timed out.
 POLL_SECONDS = 0.001
 #: Listeners running in this process, so that a worker leaving stops them (``stop_all``).
 _STARTED: weakref.WeakSet[LeaseListener] = weakref.WeakSet()
@@ -223,12 +225,21 @@ class Invalidator:
             return self._registry.publish(tenant_id)
 
     def _await_acks(self, publication: Publication) -> AckStatus:
-        """Poll until no live lease is pending. A poll that fails (a timeout under load) is
-        only a poll that did not answer: polling goes on, and only a successful one ends the
-        wait. Raises ``UnconfirmedChangeError`` past three leases, ``CacheUnavailableError``
-        if the registry stayed unreachable that long."""
+        """Wait for word of the last acknowledgement (at most one lease), then poll until no
+        live lease is pending. A poll that fails (a timeout under load) is only a poll that
+        did not answer: polling goes on, and only a successful one ends the wait. Raises
+        ``UnconfirmedChangeError`` past three leases, ``CacheUnavailableError`` if the
+        registry stayed unreachable that long."""
         assert self._registry is not None  # noqa: S101 - checked by invalidate
         give_up = self._monotonic() + 3 * self._lease
+        if publication.awaited > 0 and "ack_wait" not in self._skip:  # part of that step
+            # One blocking read instead of a poll every millisecond: under load each poll is
+            # a wake-up that waits for a CPU (docs/design.md, "Woken acknowledgements").
+            # Within one lease every lease counted has acknowledged or expired; a lease
+            # that expired sends no word, so the polls below decide, as before. A failed
+            # wait is only a wake-up that did not come: the polls meet the outage.
+            with contextlib.suppress(CacheUnavailableError):
+                self._registry.wait_acknowledged(publication, self._lease)
         while True:
             try:
                 status = self._registry.acks(publication)
