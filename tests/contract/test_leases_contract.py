@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tenantauth.cache.leases import RedisLeases
-from tenantauth.cache.leases_lua import WAITING
+from tenantauth.cache.leases_lua import WAITING, WAITING_SEQS
 from tenantauth.domain.models import Invalidation
 from tests.support import RUN_LOCK, flush_claimed_db
 
@@ -157,12 +157,32 @@ def test_the_waiting_counts_are_bounded(leases: RedisLeases, redis_url: str) -> 
     client = redis.Redis.from_url(redis_url)
     try:
         assert client.hexists(WAITING, str(published.seq))
-        assert 0 < client.pttl(WAITING) <= 3 * LEASE * 1000
+        assert client.zscore(WAITING_SEQS, str(published.seq)) == published.seq
+        for key in (WAITING, WAITING_SEQS):
+            assert 0 < client.pttl(key) <= 3 * LEASE * 1000
         assert leases.renew("w1", me.incarnation, published.seq)
         assert leases.acks(published).pending == 0
         assert not client.hexists(WAITING, str(published.seq))
+        assert client.zscore(WAITING_SEQS, str(published.seq)) is None
         leases.publish("globex")  # never acknowledged: its count expires
         time.sleep(3 * LEASE + 0.05)
-        assert not client.exists(WAITING)
+        assert not client.exists(WAITING, WAITING_SEQS)
+    finally:
+        client.close()
+
+
+def test_past_a_thousand_waits_the_counts_start_again(leases: RedisLeases, redis_url: str) -> None:
+    """Counts left by writers that never finished are dropped whole at 1,000: later
+    publications are counted afresh, and the writers whose counts went poll as before."""
+    me = leases.register("w1")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for _ in range(1000):
+            leases.publish("acme")
+        assert client.zcard(WAITING_SEQS) == 1000
+        latest = leases.publish("acme")
+        assert client.zcard(WAITING_SEQS) == 1 and client.hlen(WAITING) == 1
+        assert leases.renew("w1", me.incarnation, latest.seq)
+        assert leases.wait_acknowledged(latest, 5.0)
     finally:
         client.close()

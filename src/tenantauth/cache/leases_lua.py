@@ -19,6 +19,9 @@ STREAM = "tenantauth:{lease}:stream"
 #: Publications a writer waits on: seq -> live leases counted at publish that have not
 #: acknowledged it yet. A hint for waking the writer, never what it decides by (``PENDING``).
 WAITING = "tenantauth:{lease}:waiting"
+#: The same publications by seq (a sorted set), so that an ack finds the ones it passes in
+#: O(log n + those), however many a dead writer left behind.
+WAITING_SEQS = "tenantauth:{lease}:waiting-seqs"
 #: Where the acknowledgement that brought a publication's count to 0 says so: {s = seq}.
 DONE = "tenantauth:{lease}:done"
 
@@ -68,12 +71,12 @@ return {seq, reg, cursor}
 """
 )
 
-# KEYS: registry, expiries, acks, waiting, done. ARGV: incarnation registered under, server
-# prefix, worker, applied seq, lease ms. Extends the lease and records the ack, only if the
-# registry is still that incarnation on this server, the worker is a member and its lease has
-# not expired (a stalled listener must not revive a lease a writer stopped waiting for).
-# An ack that rises past a waited publication counts it down; the one that brings it to 0
-# tells its writer (``done``). 1 if renewed.
+# KEYS: registry, expiries, acks, waiting, done, waiting seqs. ARGV: incarnation registered
+# under, server prefix, worker, applied seq, lease ms. Extends the lease and records the
+# ack, only if the registry is still that incarnation on this server, the worker is a member
+# and its lease has not expired (a stalled listener must not revive a lease a writer stopped
+# waiting for). An ack that rises past a waited publication counts it down; the one that
+# brings it to 0 tells its writer (``done``). 1 if renewed.
 RENEW = (
     _PRELUDE
     + """
@@ -87,12 +90,11 @@ local applied = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[3])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[4])
 if applied > old then
-  local waits = redis.call('HGETALL', KEYS[4])
-  for i = 1, #waits, 2 do
-    local s = tonumber(waits[i])
-    if s > old and s <= applied and redis.call('HINCRBY', KEYS[4], waits[i], -1) <= 0 then
-      redis.call('HDEL', KEYS[4], waits[i])
-      redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 's', waits[i])
+  for _, s in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. old, applied)) do
+    if redis.call('HINCRBY', KEYS[4], s, -1) <= 0 then
+      redis.call('HDEL', KEYS[4], s)
+      redis.call('ZREM', KEYS[6], s)
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', 1000, '*', 's', s)
     end
   end
 end
@@ -107,8 +109,8 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: registry, expiries, acks, seq, stream, waiting, done. ARGV: server prefix, fresh
-# incarnation, tenant, stream length kept, lease ms. Appends the invalidation
+# KEYS: registry, expiries, acks, seq, stream, waiting, done, waiting seqs. ARGV: server
+# prefix, fresh incarnation, tenant, stream length kept, lease ms. Appends the invalidation
 # {s = seq, t = tenant}; counts the live leases, none of which can have acknowledged it yet,
 # as waiting on it. Returns {seq, incarnation, live leases counted, done's last entry id}.
 # The waiting counts are bounded: they expire 3 leases after the last publication (when
@@ -121,10 +123,12 @@ local reg = ensure_registry(ARGV[1], ARGV[2], now)
 local seq = redis.call('INCR', KEYS[4])
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 's', seq, 't', ARGV[3])
 local live = redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')
-if redis.call('HLEN', KEYS[6]) >= 1000 then redis.call('DEL', KEYS[6]) end
+if redis.call('ZCARD', KEYS[8]) >= 1000 then redis.call('DEL', KEYS[6], KEYS[8]) end
 if live > 0 then
   redis.call('HSET', KEYS[6], seq, live)
+  redis.call('ZADD', KEYS[8], seq, seq)
   redis.call('PEXPIRE', KEYS[6], 3 * tonumber(ARGV[5]))
+  redis.call('PEXPIRE', KEYS[8], 3 * tonumber(ARGV[5]))
 end
 local last = redis.call('XREVRANGE', KEYS[7], '+', '-', 'COUNT', 1)
 local cursor = '0-0'
@@ -133,12 +137,12 @@ return {seq, reg, live, cursor}
 """
 )
 
-# KEYS: registry, expiries, acks, waiting. ARGV: the publication's incarnation, server
-# prefix, fresh incarnation, the publication's seq, lease ms. Returns {pending, settle ms}:
-# the live leases whose ack is below seq (-1 if the registry is no longer the publication's:
-# no ack can reach seq, and the new registry's age is what counts), and how long until the
-# registry in force is one lease old. Once none is pending, the publication's waiting count
-# is forgotten (its writer is done with it).
+# KEYS: registry, expiries, acks, waiting, waiting seqs. ARGV: the publication's
+# incarnation, server prefix, fresh incarnation, the publication's seq, lease ms. Returns
+# {pending, settle ms}: the live leases whose ack is below seq (-1 if the registry is no
+# longer the publication's: no ack can reach seq, and the new registry's age is what
+# counts), and how long until the registry in force is one lease old. Once none is pending,
+# the publication's waiting count is forgotten (its writer is done with it).
 PENDING = (
     _PRELUDE
     + """
@@ -155,7 +159,10 @@ local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
 for _, w in ipairs(live) do
   if tonumber(redis.call('HGET', KEYS[3], w) or '-1') < seq then pending = pending + 1 end
 end
-if pending == 0 then redis.call('HDEL', KEYS[4], ARGV[4]) end
+if pending == 0 then
+  redis.call('HDEL', KEYS[4], ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[4])
+end
 return {pending, settle_ms(reg, lease, now)}
 """
 )
