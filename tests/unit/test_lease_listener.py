@@ -219,26 +219,9 @@ class Woken(Registry):
         return AckStatus(0 if self.word or self.polls >= 3 else 1, 0.0)
 
 
-def test_the_writer_waits_for_word_of_the_last_ack_then_polls_once() -> None:
-    """Leases to hear from: one blocking wait (up to a lease), then the poll that decides;
-    no millisecond polling in between."""
-    registry = Woken(word=True)
-    slept: list[float] = []
-    invalidator = Invalidator(
-        registry,  # type: ignore[arg-type]
-        Declared(),  # type: ignore[arg-type]
-        lease_seconds=LEASE,
-        sleep=slept.append,
-    )
-    invalidator.invalidate("acme")
-    assert registry.waits == [LEASE]
-    assert registry.polls == 1 and slept == []
-
-
-@pytest.mark.parametrize("word", [False, None], ids=["no word", "wait failed"])
-def test_without_word_the_writer_polls_as_before(word: bool | None) -> None:
-    """The wait timed out (a lease expired instead of acknowledging) or failed: the polls
-    decide, every millisecond, until nothing is pending."""
+def _invalidate(word: bool | None) -> tuple[Woken, list[float]]:
+    """One change through an Invalidator whose registry's wait returns ``word``; return the
+    registry and the sleeps between polls."""
     registry = Woken(word=word)
     slept: list[float] = []
     invalidator = Invalidator(
@@ -248,5 +231,21 @@ def test_without_word_the_writer_polls_as_before(word: bool | None) -> None:
         sleep=slept.append,
     )
     invalidator.invalidate("acme")
+    return registry, slept
+
+
+def test_the_writer_waits_for_word_of_the_last_ack_then_polls_once() -> None:
+    """Leases to hear from: one blocking wait (up to a lease), then the poll that decides;
+    no millisecond polling in between."""
+    registry, slept = _invalidate(word=True)
+    assert registry.waits == [LEASE]
+    assert registry.polls == 1 and slept == []
+
+
+@pytest.mark.parametrize("word", [False, None], ids=["no word", "wait failed"])
+def test_without_word_the_writer_polls_as_before(word: bool | None) -> None:
+    """The wait timed out (a lease expired instead of acknowledging) or failed: the polls
+    decide, every millisecond, until nothing is pending."""
+    registry, slept = _invalidate(word)
     assert registry.waits == [LEASE]
     assert registry.polls == 3 and len(slept) == 2
