@@ -167,16 +167,10 @@ def test_the_server_gets_what_gunicorn_conf_gives_gunicorn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The granian server is built with the threads asked for, gunicorn's per-worker
-    connection bound and drain timeout, and dead workers replaced; the app's modules are
-    preloaded (what that does is tests/unit/test_worker_boot.py's, in a fresh interpreter:
-    here its ``gc.freeze`` would leave this test process's heap frozen, and the garbage of
-    that moment collected at some later test's ``gc.unfreeze``)."""
+    connection bound and drain timeout, and dead workers replaced."""
     monkeypatch.setenv("TENANTAUTH_METRICS_PORT", "0")
     monkeypatch.setenv("TENANTAUTH_WORKER_TIMEOUT", "12")
-    preloads: list[None] = []
-    monkeypatch.setattr(worker_boot, "preload_modules", lambda: preloads.append(None))
     server = granian_conf.build_server("127.0.0.1", 8000, 3, threads=8)
-    assert preloads == [None]
     assert server.blocking_threads == 8
     assert server.backpressure == 1000
     assert server.workers_kill_timeout == 20
