@@ -262,7 +262,6 @@ def build_server(
     if settings.metrics_port(os.environ):
         metrics_dir = exposition.MetricsDirectory.prepare(os.environ)
         server.on_shutdown(metrics_dir.remove)
-    worker_boot.preload_modules()  # after the metrics directory: see its docstring
     return server
 
 

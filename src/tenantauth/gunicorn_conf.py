@@ -58,12 +58,10 @@ _metrics_server: Any = None
 
 def on_starting(server: Any) -> None:
     """Master, before anything is loaded or forked: the multiprocess directory must exist,
-    empty, and be named in the environment before any worker imports prometheus_client;
-    then the app's modules are imported once, for every worker to inherit."""
+    empty, and be named in the environment before any worker imports prometheus_client."""
     global _metrics_dir  # noqa: PLW0603 - one directory per master process
     if METRICS_PORT:
         _metrics_dir = exposition.MetricsDirectory.prepare(os.environ)
-    worker_boot.preload_modules()  # after the metrics directory: see its docstring
 
 
 def when_ready(server: Any) -> None:
