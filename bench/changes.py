@@ -44,6 +44,7 @@ from common import claimed_redis, machine
 from report import today
 from run import postgres_database
 from tests.e2e.harness import Server, call
+from tests.faults.harness import percentile as nearest_rank
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: Tenants whose tokens wrk sends; the changes take others.
@@ -138,8 +139,8 @@ def _rounds(
     for _ in range(rounds):
         for route, server in servers.items():
             a, b = next(spare), next(spare)
-            for kind, method, path, body in scale_load._round(seeded, a, b):
-                ms, ok = scale_load._admin(server.port, method, path, body)
+            for kind, method, path, body in scale_load.change_round(seeded, a, b):
+                ms, ok = scale_load.admin_call(server.port, method, path, body)
                 if not ok:
                     raise RuntimeError(f"{kind} {path} through the {route} failed")
                 timings.setdefault((route, kind), []).append(ms)
@@ -154,9 +155,8 @@ def _rounds(
 
 
 def percentile(values: list[float], pct: float) -> float:
-    """The nearest-rank percentile of ``values`` (ms)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))]
+    """The nearest-rank percentile of ``values`` (ms), as the fault suite computes it."""
+    return nearest_rank(sorted(values), pct)
 
 
 def document(

@@ -360,8 +360,8 @@ def changes(
         before = metrics(changer)
         for i in range(cfg.changes):
             a, b = picks[i], picks[cfg.changes + i]
-            for kind, method, path, body in _round(seeded, a, b):
-                ms, ok = _admin(changer.port, method, path, body)
+            for kind, method, path, body in change_round(seeded, a, b):
+                ms, ok = admin_call(changer.port, method, path, body)
                 timings[kind].append(ms)
                 if not ok:
                     failed.append(f"{kind} {path}")
@@ -394,12 +394,13 @@ def warm_up(changer: Server, seeded: Seeded, picks: list[int]) -> None:
     rounds = WARM_ROUNDS_PER_WORKER * changer.workers
     pairs = [(picks[i % len(picks)], picks[-1 - i % len(picks)]) for i in range(rounds)]
     for a, b in pairs:
-        for _kind, method, path, body in _round(seeded, a, b):
-            _admin(changer.port, method, path, body)
+        for _kind, method, path, body in change_round(seeded, a, b):
+            admin_call(changer.port, method, path, body)
     seeded.renew([i for pair in pairs for i in pair])
 
 
-def _round(seeded: Seeded, a: int, b: int) -> list[tuple[str, str, str, Any]]:
+def change_round(seeded: Seeded, a: int, b: int) -> list[tuple[str, str, str, Any]]:
+    """One round of the five change kinds: (kind, method, path, body) on tenants a and b."""
     base_a, base_b = (f"/v1/admin/tenants/{seeded.tenant_id(i)}" for i in (a, b))
     return [
         ("suspend", "PATCH", base_a, {"status": "suspended"}),
@@ -410,7 +411,7 @@ def _round(seeded: Seeded, a: int, b: int) -> list[tuple[str, str, str, Any]]:
     ]
 
 
-def _admin(port: int, method: str, path: str, body: Any) -> tuple[float, bool]:
+def admin_call(port: int, method: str, path: str, body: Any) -> tuple[float, bool]:
     """One admin call; its latency (ms, connecting included) and whether it answered 2xx
     (and, for a jti revoke, revoked)."""
     started = time.perf_counter()
