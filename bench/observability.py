@@ -368,7 +368,7 @@ def summarise(
 
 def seeded(pg_url: str, redis_url: str, state: Path) -> str:
     """Migrate, create tenant bench, return a valid token for it."""
-    from tenantauth.app import build_services  # noqa: PLC0415
+    from tenantauth.bootstrap import build_services  # noqa: PLC0415
     from tenantauth.domain import tenants  # noqa: PLC0415
     from tenantauth.domain.tokens import TokenRequest, issue_token  # noqa: PLC0415
 

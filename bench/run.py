@@ -47,7 +47,8 @@ import psycopg
 from flask import Flask
 from psycopg import sql
 
-from tenantauth.app import build_services, create_app
+from tenantauth.app import create_app
+from tenantauth.bootstrap import build_services
 from tenantauth.domain import tenants
 from tenantauth.domain.services import Services
 from tenantauth.domain.tokens import PARSED_MEMO_MAX, TokenRequest, issue_token

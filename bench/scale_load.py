@@ -25,7 +25,7 @@ from common import parse_wrk, worker_split
 from tests.e2e.harness import HOST, Server, call, children_of
 from tests.support import ADMIN_TOKEN, Backend, make_settings
 
-from tenantauth.app import build_services
+from tenantauth.bootstrap import build_services
 from tenantauth.domain import tenants
 from tenantauth.domain.models import TenantSnapshot
 from tenantauth.domain.services import Services

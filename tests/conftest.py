@@ -21,7 +21,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from psycopg import sql
 
-from tenantauth.app import build_services, create_app
+from tenantauth.app import create_app
+from tenantauth.bootstrap import build_services
 from tenantauth.domain.services import Services
 from tests.support import (
     DATABASE_URL,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tenantauth.app import build_services
+from tenantauth.bootstrap import build_services
 from tenantauth.domain.oauth.clients import get_client
 from tenantauth.settings import Settings
 from tests.integration.test_cli import (  # noqa: F401 - embedded/production are fixtures

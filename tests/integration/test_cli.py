@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -282,6 +285,31 @@ def test_settings_lists_every_variable() -> None:
 def test_version() -> None:
     """`tenantauth --version` prints the package version."""
     assert ok("--version").stdout.strip() == f"tenantauth, version {__version__}"
+
+
+WEB_LAYER = ("flask", "werkzeug", "flask_smorest", "marshmallow", "tenantauth.app")
+
+
+def test_a_command_never_loads_the_web_layer(tmp_path: Path) -> None:
+    """A command (here `tenant list` in a fresh interpreter, embedded mode) loads no Flask,
+    flask-smorest, marshmallow or ``tenantauth.app``: the modules it imports at run time, which
+    import-linter's static contract cannot see (docs/design.md, "The CLI does not load the web
+    layer")."""
+    script = (
+        "import sys\n"
+        "from tenantauth.cli import main\n"
+        "try:\n"
+        "    main(['tenant', 'list', '--json'])\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code\n"
+        f"print(sorted(m for m in {WEB_LAYER!r} if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(PREFIX)}  # embedded mode
+    env[PREFIX + "STATE_DIR"] = str(tmp_path / "state")
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
 
 
 # --------------------------------------------------------------------------- production mode

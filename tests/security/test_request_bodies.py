@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tenantauth.api.bodies import MAX_NUMBER_LENGTH
+from tenantauth.api.strict_json import MAX_NUMBER_LENGTH
 from tests.integration.admin_support import PASSWORD, audit_items, make_key
 from tests.integration.helpers import (
     ADMIN,

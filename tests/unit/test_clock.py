@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tenantauth.app import build_services
+from tenantauth.bootstrap import build_services
 from tenantauth.domain.clock import SteadyWallClock
 from tenantauth.domain.policy import TokenPolicy
 from tenantauth.domain.ports import Clock

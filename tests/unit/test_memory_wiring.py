@@ -1,11 +1,11 @@
-"""How the composition root wires a server's memory (app.build_services)."""
+"""How the composition root wires a server's memory (bootstrap.build_services)."""
 
 from __future__ import annotations
 
 import gc
 from pathlib import Path
 
-from tenantauth.app import build_services
+from tenantauth.bootstrap import build_services
 from tests.support import Backend, make_settings
 
 #: Nothing listens there: building opens no connection (pools open lazily).

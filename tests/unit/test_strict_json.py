@@ -18,13 +18,8 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 import tenantauth.api
-from tenantauth.api.bodies import (
-    MAX_NUMBER_LENGTH,
-    Blueprint,
-    BodyParser,
-    StrictJSONProvider,
-    strict_loads,
-)
+from tenantauth.api.bodies import Blueprint, BodyParser, StrictJSONProvider
+from tenantauth.api.strict_json import MAX_NUMBER_LENGTH, strict_loads
 from tenantauth.domain.admin.audit_input import escape
 
 

@@ -1,4 +1,5 @@
-"""RFC 9457 problem details: the only table from error class to HTTP status.
+"""RFC 9457 problem details, with the statuses of ``api.statuses`` (the only table from error
+class to HTTP status).
 
 Every error response of the service, ours or werkzeug's, leaves through ``problem_response``.
 """
@@ -15,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from tenantauth import errors
 from tenantauth.api.context import EXTENSION
+from tenantauth.api.statuses import status_for
 from tenantauth.crypto.random_ids import REQUEST_IDS
 
 log = logging.getLogger(__name__)
@@ -25,32 +27,9 @@ OAUTH_BLUEPRINT = "oauth"
 INTROSPECTION_BLUEPRINT = "introspection"
 OAUTH_BLUEPRINTS = frozenset({OAUTH_BLUEPRINT, INTROSPECTION_BLUEPRINT})
 
-#: Error class -> HTTP status, resolved through the MRO (most specific class wins).
-STATUS_BY_ERROR: dict[type[errors.TenantAuthError], int] = {
-    errors.MalformedRequestError: 400,
-    errors.OAuthError: 400,  # RFC 6749 §5.2
-    errors.InvalidClientError: 401,  # RFC 6749 §5.2: always 401, with WWW-Authenticate
-    errors.UnsupportedMediaTypeError: 415,  # RFC 9110 §15.5.16
-    errors.InvalidRequestError: 422,
-    errors.AuthenticationError: 401,
-    errors.PermissionDeniedError: 403,
-    errors.NotFoundError: 404,
-    errors.ConflictError: 409,
-    errors.RateLimitedError: 429,
-    errors.DependencyUnavailableError: 503,
-    errors.TenantAuthError: 500,
-}
 #: The Bearer challenge (RFC 6750 §3) of every 401 that asks for a bearer token.
 BEARER_REALM = 'Bearer realm="tenantauth"'
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def status_for(exc: errors.TenantAuthError) -> int:
-    """Return the HTTP status of an error (first match along its MRO)."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]
-    return 500
 
 
 def problem_response(

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import click
 
-from tenantauth.api.problems import status_for
+from tenantauth.api.statuses import status_for
 from tenantauth.cli.common import fail
 from tenantauth.domain.admin import audit
 from tenantauth.domain.admin.admin_models import CLI_ACTOR, AuditEvent

@@ -15,8 +15,8 @@ from typing import Any, NoReturn
 import click
 
 from tenantauth import embedded
-from tenantauth.api.bodies import strict_loads
-from tenantauth.app import build_services
+from tenantauth.api.strict_json import strict_loads
+from tenantauth.bootstrap import build_services
 from tenantauth.domain import paging
 from tenantauth.domain.services import Services
 from tenantauth.errors import ConfigurationError, TenantAuthError
