@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import marshmallow as ma
 from flask import Response, request
 from marshmallow import fields
 
@@ -27,6 +26,7 @@ from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.docs import errors_doc
 from tenantauth.api.oauth import MetadataResponseSchema
+from tenantauth.api.schemas import Schema
 from tenantauth.domain.jwks import JWKS_MAX_AGE, tenant_jwks
 from tenantauth.domain.oauth import oauth
 from tenantauth.domain.oauth.grants import GRANT_TYPES
@@ -40,7 +40,7 @@ bp = Blueprint(
 )
 
 
-class JwkSchema(ma.Schema):
+class JwkSchema(Schema):
     """One public JWK (RFC 7517 §4; members per key type: RFC 7518 §6, RFC 8037 §2)."""
 
     kty = fields.String(required=True, metadata={"enum": ["OKP", "EC", "RSA"]})
@@ -54,7 +54,7 @@ class JwkSchema(ma.Schema):
     e = fields.String()
 
 
-class JwkSetSchema(ma.Schema):
+class JwkSetSchema(Schema):
     """RFC 7517 §5."""
 
     keys = fields.List(fields.Nested(JwkSchema), required=True)

@@ -29,6 +29,7 @@ from tenantauth.api.oauth import (
     required_credentials,
 )
 from tenantauth.api.problems import INTROSPECTION_BLUEPRINT
+from tenantauth.api.schemas import Schema
 from tenantauth.domain.oauth import introspection
 from tenantauth.domain.tokens import MAX_AUDIENCE_LENGTH
 
@@ -51,7 +52,7 @@ class IntrospectionFormSchema(TokenFormatSchema):
     )
 
 
-class IntrospectionResponseSchema(ma.Schema):
+class IntrospectionResponseSchema(Schema):
     """RFC 7662 §2.2: only ``active`` when the token is not active. An active access token
     carries every claim ``/v1/verify`` returns for it (custom claims and ``kv`` too)."""
 

@@ -24,7 +24,7 @@ from marshmallow import fields
 from tenantauth.api.bodies import Blueprint
 from tenantauth.api.context import services
 from tenantauth.api.problems import OAUTH_BLUEPRINT
-from tenantauth.api.schemas import OAuthErrorSchema
+from tenantauth.api.schemas import OAuthErrorSchema, Schema
 from tenantauth.domain.models import Client
 from tenantauth.domain.oauth import oauth
 from tenantauth.domain.oauth.grants import GRANT_TYPES, GrantRequest, TokenResponse, grant_token
@@ -51,7 +51,7 @@ _ERRORS = {
 }
 
 
-class OAuthFormSchema(ma.Schema):
+class OAuthFormSchema(Schema):
     """Form parameters: unknown ones are ignored, as RFC 6749 §3.2 requires."""
 
     class Meta:
@@ -87,7 +87,7 @@ class TokenFormatSchema(OAuthFormSchema):
     )
 
 
-class OAuthTokenResponseSchema(ma.Schema):
+class OAuthTokenResponseSchema(Schema):
     """RFC 6749 §5.1."""
 
     access_token = fields.String(required=True)
@@ -103,7 +103,7 @@ TOKEN_RESPONSE = OAuthTokenResponseSchema()
 TOKEN_RULE = "/<tenant_id>/token"  # noqa: S105 - a URL rule, not a password
 
 
-class MetadataResponseSchema(ma.Schema):
+class MetadataResponseSchema(Schema):
     """RFC 8414 §2."""
 
     issuer = fields.String(required=True)

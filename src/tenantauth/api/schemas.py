@@ -48,7 +48,23 @@ class Audience(fields.Field):  # type: ignore[type-arg]
         raise ma.ValidationError("must be a string or a list of strings")
 
 
-class StrictSchema(ma.Schema):
+class Schema(ma.Schema):
+    """Base of every schema here: marshmallow's, shared instead of copied by ``deepcopy``.
+
+    flask-smorest keeps a view's OpenAPI notes in a dict that each of its decorators
+    deep-copies before adding to it, so a view documenting eight problem responses copied its
+    schema instances (every field of each) dozens of times: most of the time a worker took to
+    import the app (docs/design.md, "The CLI does not load the web layer"). The copies are
+    only read (by apispec, to write the document) and a schema instance is not changed after
+    it is built, so the copy may be the instance itself: the served document is byte for
+    byte the same (tests/unit/test_schema_copies.py)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Schema:
+        """Return this instance (see the class)."""
+        return self
+
+
+class StrictSchema(Schema):
     """Base for request schemas: unknown fields are an error."""
 
     class Meta:
@@ -142,7 +158,7 @@ class TenantUpdateRequestSchema(StrictSchema):
     max_token_ttl = StrictInt(validate=TTL, metadata=CAPPED)
 
 
-class TenantResponseSchema(ma.Schema):
+class TenantResponseSchema(Schema):
     """A tenant as the API shows it: never its secret."""
 
     id = fields.String(required=True)
@@ -170,7 +186,7 @@ class TenantListQuerySchema(StrictSchema):
     cursor = fields.String(**CURSOR_FIELD)
 
 
-class TenantListResponseSchema(ma.Schema):
+class TenantListResponseSchema(Schema):
     """One page of tenants."""
 
     items = fields.List(fields.Nested(TenantResponseSchema), required=True)
@@ -193,7 +209,7 @@ class RotateRequestSchema(StrictSchema):
     private_key = fields.String(**PRIVATE_KEY)
 
 
-class RotateResponseSchema(ma.Schema):
+class RotateResponseSchema(Schema):
     """The result of a rotation."""
 
     id = fields.String(required=True)
@@ -249,7 +265,7 @@ class PublishNextRequestSchema(StrictSchema):
     private_key = fields.String(**PRIVATE_KEY)
 
 
-class TenantKeySchema(ma.Schema):
+class TenantKeySchema(Schema):
     """One of a tenant's keys, never its material."""
 
     kid = fields.String(required=True, metadata={"description": "The `kid` its tokens carry."})
@@ -270,7 +286,7 @@ class TenantKeySchema(ma.Schema):
     )
 
 
-class TenantKeysResponseSchema(ma.Schema):
+class TenantKeysResponseSchema(Schema):
     """GET /v1/admin/tenants/{id}/keys, and the answer of rollover and keys/next."""
 
     id = fields.String(required=True)
@@ -325,7 +341,7 @@ class TokenIssueRequestSchema(StrictSchema):
     )
 
 
-class TokenResponseSchema(ma.Schema):
+class TokenResponseSchema(Schema):
     """RFC 6749 §5.1 shaped token response."""
 
     access_token = fields.String(required=True)
@@ -348,14 +364,14 @@ class VerifyRequestSchema(StrictSchema):
     audience = fields.String(validate=validate.Length(1, tokens.MAX_AUDIENCE_LENGTH))
 
 
-class VerifyResponseSchema(ma.Schema):
+class VerifyResponseSchema(Schema):
     """A successful verification."""
 
     active = fields.Boolean(required=True)
     claims = fields.Dict(required=True)
 
 
-class SubjectRevocationResponseSchema(ma.Schema):
+class SubjectRevocationResponseSchema(Schema):
     """The result of revoking every token of one subject."""
 
     tenant_id = fields.String(required=True)
@@ -386,13 +402,13 @@ class TokenRevokeRequestSchema(StrictSchema):
     token = fields.String(required=True, validate=validate.Length(min=1))
 
 
-class TokenRevokeResponseSchema(ma.Schema):
+class TokenRevokeResponseSchema(Schema):
     """Whether a token was revoked (False: it was not a valid token of this tenant)."""
 
     revoked = fields.Boolean(required=True)
 
 
-class ProblemSchema(ma.Schema):
+class ProblemSchema(Schema):
     """RFC 9457 problem details, plus ``code`` and ``request_id``."""
 
     type = fields.String(required=True)
@@ -412,13 +428,13 @@ class OAuthErrorSchema(ProblemSchema):
     error_description = fields.String(required=True)
 
 
-class HealthResponseSchema(ma.Schema):
+class HealthResponseSchema(Schema):
     """Liveness/readiness report."""
 
     status = fields.String(required=True)
 
 
-class DependencySchema(ma.Schema):
+class DependencySchema(Schema):
     """One dependency's probe; a dependency that is not configured has only ``configured``."""
 
     configured = fields.Boolean(required=True)
@@ -429,14 +445,14 @@ class DependencySchema(ma.Schema):
     )
 
 
-class DependenciesSchema(ma.Schema):
+class DependenciesSchema(Schema):
     """The state of each dependency."""
 
     database = fields.Nested(DependencySchema, required=True)
     cache = fields.Nested(DependencySchema, required=True)
 
 
-class ReadinessSchema(ma.Schema):
+class ReadinessSchema(Schema):
     """Readiness: "ready", or "degraded" (still in rotation) with the reasons."""
 
     status = fields.String(
@@ -512,7 +528,7 @@ class UserUpdateRequestSchema(StrictSchema):
     )
 
 
-class UserResponseSchema(ma.Schema):
+class UserResponseSchema(Schema):
     """A user as the API shows it: never its password or hash."""
 
     tenant_id = fields.String(required=True)
@@ -530,7 +546,7 @@ class UserListQuerySchema(StrictSchema):
     cursor = fields.String(**CURSOR_FIELD)
 
 
-class UserListResponseSchema(ma.Schema):
+class UserListResponseSchema(Schema):
     """One page of users."""
 
     items = fields.List(fields.Nested(UserResponseSchema), required=True)
@@ -569,7 +585,7 @@ class ClientUpdateRequestSchema(StrictSchema):
     )
 
 
-class ClientResponseSchema(ma.Schema):
+class ClientResponseSchema(Schema):
     """A client as the API shows it: never its secret or the secret's hash."""
 
     tenant_id = fields.String(required=True)
@@ -597,7 +613,7 @@ class ClientListQuerySchema(StrictSchema):
     cursor = fields.String(**CURSOR_FIELD)
 
 
-class ClientListResponseSchema(ma.Schema):
+class ClientListResponseSchema(Schema):
     """One page of clients."""
 
     items = fields.List(fields.Nested(ClientResponseSchema), required=True)

@@ -19,6 +19,7 @@ from tenantauth.api.schemas import (
     PAGE_LIMIT,
     TENANT_ID_PATTERN,
     UNIQUE,
+    Schema,
     StrictInt,
     StrictSchema,
     validate_tenant_id,
@@ -79,7 +80,7 @@ class AdminKeyCreateRequestSchema(StrictSchema):
     )
 
 
-class AdminKeyResponseSchema(ma.Schema):
+class AdminKeyResponseSchema(Schema):
     """An admin key as listed: never the key itself or its hash."""
 
     id = fields.String(required=True)
@@ -108,7 +109,7 @@ class AdminKeyListQuerySchema(StrictSchema):
     cursor = fields.String(**CURSOR_FIELD)
 
 
-class AdminKeyListResponseSchema(ma.Schema):
+class AdminKeyListResponseSchema(Schema):
     """One page of admin keys."""
 
     items = fields.List(fields.Nested(AdminKeyResponseSchema), required=True)
@@ -144,7 +145,7 @@ class ResourceServerUpdateRequestSchema(StrictSchema):
     audience = fields.String(allow_none=True, **_SERVER_AUDIENCE)
 
 
-class ResourceServerResponseSchema(ma.Schema):
+class ResourceServerResponseSchema(Schema):
     """A resource server as listed: never its secret or the secret's hash."""
 
     id = fields.String(
@@ -173,7 +174,7 @@ class ResourceServerListQuerySchema(StrictSchema):
     cursor = fields.String(**CURSOR_FIELD)
 
 
-class ResourceServerListResponseSchema(ma.Schema):
+class ResourceServerListResponseSchema(Schema):
     """One page of resource servers."""
 
     items = fields.List(fields.Nested(ResourceServerResponseSchema), required=True)
@@ -197,7 +198,7 @@ class AuditQuerySchema(StrictSchema):
     )
 
 
-class AuditEntryResponseSchema(ma.Schema):
+class AuditEntryResponseSchema(Schema):
     """One audit entry with its chain link."""
 
     seq = fields.Integer(required=True)
@@ -216,7 +217,7 @@ class AuditEntryResponseSchema(ma.Schema):
     entry_hash = fields.Function(lambda e: e.entry_hash.hex(), required=True, metadata=_HEX)
 
 
-class AuditListResponseSchema(ma.Schema):
+class AuditListResponseSchema(Schema):
     """One page of audit entries, newest first."""
 
     items = fields.List(fields.Nested(AuditEntryResponseSchema), required=True)
