@@ -931,6 +931,20 @@ def test_b64url_decode_gives_the_reference_verdict(segment: str) -> None:
     assert got == expected
 
 
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=_B64URL_ALPHABET, max_size=14))
+def test_a_matched_segment_decodes_to_the_reference_verdict(segment: str) -> None:
+    """``_segment_bytes``, which decodes the segments ``_COMPACT_RE`` matched (so only
+    base64url characters) without checking the alphabet again, gives the reference's verdict
+    and bytes: stray bits and impossible lengths are still refused."""
+    expected = _reference_b64url_decode(segment)
+    try:
+        got: bytes | None = jwt_module._segment_bytes(segment)
+    except InvalidTokenError:
+        got = None
+    assert got == expected
+
+
 @pytest.mark.parametrize("length", range(13))
 def test_b64url_decode_accepts_every_last_character_a_canonical_encoder_writes(
     length: int,

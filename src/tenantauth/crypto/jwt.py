@@ -27,7 +27,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jwt as pyjwt
 
@@ -56,6 +56,8 @@ _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
 #: The characters that may end a canonical segment, by its length modulo 4: their 6-bit
 #: values are multiples of 16 (4 spare bits) or of 4 (2 spare bits).
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_PADDING = {0: "", 2: "==", 3: "="}
+_TO_STANDARD_ALPHABET = bytes.maketrans(b"-_", b"+/")  # RFC 4648 §5 to §4
 _HEADER_CACHE_MAX = 4096
 #: A header exactly as we issue it (PyJWT's member order and spelling, no white space): one
 #: match of the decoded bytes gives what ``_parse_header``'s JSON parse and checks give for
@@ -71,12 +73,13 @@ _ISSUED_HEADER_RE = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CompactToken:
+class CompactToken(NamedTuple):
     """A token whose shape and header passed; the signature is not yet checked.
 
     ``tenant_id`` and ``key_name`` are the header's ``kid`` (``key_name`` is "" for a bare
     tenant id); ``alg`` is the header's, which must equal the key's (``check_signature``).
+    Immutable (a memo shares it between threads); a named tuple rather than a frozen
+    dataclass, whose ``__init__`` costs three times as much on every first-seen token.
     """
 
     tenant_id: str
@@ -167,7 +170,7 @@ def parse_compact(token: str) -> CompactToken:
     tenant_id, key_name, alg = header
     signing_input = token[: match.end(2)].encode("ascii")
     return CompactToken(
-        tenant_id, key_name, alg, signing_input, b64url_decode(sig_seg), payload_seg
+        tenant_id, key_name, alg, signing_input, _segment_bytes(sig_seg), payload_seg
     )
 
 
@@ -220,7 +223,7 @@ def payload_of(token: CompactToken) -> dict[str, Any]:
     Returns the claims object. Raises ``InvalidTokenError`` unless it is a UTF-8 JSON object
     without duplicate names (RFC 7519 §4).
     """
-    return _json_object(b64url_decode(token.payload_segment), "payload")
+    return _json_object(_segment_bytes(token.payload_segment), "payload")
 
 
 def encode(
@@ -278,8 +281,22 @@ def b64url_decode(segment: str) -> bytes:
         raise InvalidTokenError("bad base64url") from exc
 
 
+def _segment_bytes(segment: str) -> bytes:
+    """Decode a segment of a token ``_COMPACT_RE`` matched (so of base64url characters only)
+    as ``b64url_decode`` does, without matching the alphabet again: half the cost, on every
+    first-seen token. Raises ``InvalidTokenError`` for an impossible length or stray trailing
+    bits (VERIFIER-CHECKLIST #3)."""
+    rest = len(segment) % 4
+    if rest == 1:
+        raise InvalidTokenError("impossible base64url length")
+    if rest and segment[-1] not in _CANONICAL_LAST[rest]:
+        raise InvalidTokenError("non-canonical base64url")
+    padded = segment + _PADDING[rest]
+    return binascii.a2b_base64(padded.encode("ascii").translate(_TO_STANDARD_ALPHABET))
+
+
 def _parse_header(segment: str) -> tuple[str, str, str]:
-    raw = b64url_decode(segment)
+    raw = _segment_bytes(segment)
     issued = _ISSUED_HEADER_RE.fullmatch(raw)
     if issued is not None:
         tenant_id, key_name, alg = issued.group(2, 3, 1)

@@ -43,9 +43,6 @@ MAX_AUDIENCE_LENGTH = 255
 _SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*")
 # C0 controls, DEL and C1 controls: never part of an identifier, and unsafe in logs/headers.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-# Lone surrogates: not Unicode text (RFC 8259 §8.2), so not UTF-8 either; no storage can be
-# queried with them, and `sub`/`jti` become lookup parameters before the signature is checked.
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 #: The parsed-token memo (``TokenVerifier``): entries, and the longest token it keeps. At most
 #: ~2048 × (1 KB token + its claims) ≈ 5 MB per process; ordinary tokens are ~350 characters.
 PARSED_MEMO_MAX = 2048
@@ -200,7 +197,8 @@ def memoise(memo: dict[str, T], token: str, value: T) -> None:
 
 def _parse(token: str) -> tuple[jwt.CompactToken, dict[str, Any]]:
     """Return the shape-checked token and its claims, whose ``sub`` and ``jti`` are non-empty
-    strings without lone surrogates. Raises ``InvalidTokenError`` otherwise.
+    strings (without lone surrogates, as every string of a payload ``jwt.payload_of``
+    returns). Raises ``InvalidTokenError`` otherwise.
 
     The payload is decoded before the signature check only to name the cache keys of its
     subject and jti (hashed, fixed prefix), so that one round trip fetches the tenant and both
@@ -212,8 +210,6 @@ def _parse(token: str) -> tuple[jwt.CompactToken, dict[str, Any]]:
     subject, jti = claims.get("sub"), claims.get("jti")
     if not (_nonempty_str(subject) and _nonempty_str(jti)):
         raise InvalidTokenError("sub or jti missing", RejectReason.CLAIMS)
-    if _LONE_SURROGATE.search(subject) or _LONE_SURROGATE.search(jti):
-        raise InvalidTokenError("sub or jti holds a lone surrogate", RejectReason.CLAIMS)
     return parsed, claims
 
 
