@@ -89,7 +89,7 @@ def measure(
         count = sent + 2 * len(ROUTES) * (rounds + idle_rounds + WARM_ROUNDS)
         seeded = stack.enter_context(scale_load.seed(pg_url, redis_url, count, tmp))
         cfg = scale.Config(tmp, (count,))
-        script = scale_load.random_script(tmp / "valid.lua", seeded.tokens[:sent], tmp)
+        script = scale_load.random_script(tmp / "valid.lua", seeded.tokens[:sent])
         loaded = stack.enter_context(scale.server(cfg, pg_url, redis_url, "on"))
         admin = stack.enter_context(scale.server(cfg, pg_url, redis_url, "on", role="admin"))
         servers = {"loaded server": loaded, "admin server": admin}

@@ -108,7 +108,7 @@ def measure_size(cfg: Config, size: int) -> list[dict[str, Any]]:
         random.shuffle(sent)  # the changes take the first ones
         valid = cfg.tmp / f"valid-{size}.lua"
         ghosts = unknown_tenant_tokens(seeded.tokens[0], min(cfg.unknown, max(1_000, size)))
-        unknown = scale_load.random_script(cfg.tmp / f"unknown-{size}.lua", ghosts, cfg.tmp)
+        unknown = scale_load.random_script(cfg.tmp / f"unknown-{size}.lua", ghosts)
         footprint = scale_load.held_footprint(seeded, min(size, MemoryPolicy().capacity))
         scripts = alternating_scripts(cfg, seeded, sent, valid) if size > min(cfg.sizes) else {}
         # Memory off first: the first server verifying from memory declares it in the
@@ -143,7 +143,7 @@ def all_valid(cfg: Config, seeded: scale_load.Seeded, sent: list[int], valid: Pa
     """(Re)write ``valid``, wrk's script, with the current token of every tenant in ``sent``:
     before each mode, and before the changes through an admin server (docs/design.md,
     "Changes under load wait for the GIL"), after a phase of changes revoked some."""
-    scale_load.random_script(valid, [seeded.tokens[i] for i in sent], cfg.tmp)
+    scale_load.random_script(valid, [seeded.tokens[i] for i in sent])
 
 
 def alternating_scripts(
@@ -161,7 +161,7 @@ def alternating_scripts(
         "hot_many": scale_load.mint_many(seeded, indexes, len(sent)),
     }
     scripts = {
-        name: scale_load.random_script(cfg.tmp / f"{name}-{len(sent)}.lua", listed, cfg.tmp)
+        name: scale_load.random_script(cfg.tmp / f"{name}-{len(sent)}.lua", listed)
         for name, listed in tokens.items()
     }
     return {**scripts, "every": valid}

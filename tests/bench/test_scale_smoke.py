@@ -36,6 +36,7 @@ def test_scale_phases_run_and_report(tmp_path: Path) -> None:
         assert len(r["verify"]["rss_mib"]) == cfg.workers
         assert r["flood"]["metrics"].get("ruled_out", 0) > 0
         assert r["changes"]["admin_failed"] == []
+    assert len(results[1]["verify"]["warmed"]) == cfg.workers  # every worker warmed its memory
     admin = results[1]["changes_admin"]  # memory on: the changes again, through an admin server
     assert admin["admin_failed"] == []
     assert sum(map(len, admin["timings_ms"].values())) == len(admin["timings_ms"])
