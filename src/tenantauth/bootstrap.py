@@ -14,7 +14,7 @@ import redis
 
 from tenantauth.cache.leases import RedisLeases
 from tenantauth.cache.limits_memory import MemoryFailureLimiter
-from tenantauth.cache.limits_redis import RedisFailureLimiter
+from tenantauth.cache.limits_redis import DEFAULT_PREFIX, RedisFailureLimiter
 from tenantauth.cache.null import NullCache
 from tenantauth.cache.redis import RedisCache
 from tenantauth.crypto.envelope import MasterKeyring
@@ -112,9 +112,7 @@ def _limiter(settings: Settings) -> FailureLimiter:
         lockout_seconds=settings.login_lockout,
         ip_max_failures=settings.login_ip_max_failures,
     )
-    if settings.redis_url is None:
-        return MemoryFailureLimiter(policy)
-    return RedisFailureLimiter(_redis_client(settings.redis_url, settings.redis_timeout), policy)
+    return _counters(settings, policy)
 
 
 def admin_limiter(settings: Settings) -> FailureLimiter:
@@ -128,10 +126,18 @@ def admin_limiter(settings: Settings) -> FailureLimiter:
         lockout_seconds=settings.admin_rate_window,
         ip_max_failures=settings.admin_ip_rate_limit,
     )
+    return _counters(settings, policy, prefix=ADMIN_RATE_PREFIX)
+
+
+def _counters(
+    settings: Settings, policy: LimitPolicy, prefix: str = DEFAULT_PREFIX
+) -> FailureLimiter:
+    """Counters under ``policy``: in Redis under ``prefix``, or per process without it
+    (embedded)."""
     if settings.redis_url is None:
         return MemoryFailureLimiter(policy)
     client = _redis_client(settings.redis_url, settings.redis_timeout)
-    return RedisFailureLimiter(client, policy, prefix=ADMIN_RATE_PREFIX)
+    return RedisFailureLimiter(client, policy, prefix)
 
 
 def _redis_client(url: str, timeout: float) -> redis.Redis:
